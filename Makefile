@@ -1,0 +1,68 @@
+# The two commands that matter: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# Never phone home, and give Prefect's temporary local server time to start on a small machine.
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
+
+# Prefect server commands honour PREFECT_API_URL when set.
+PREFECT_PORT ?= 4200
+PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
+WORK_POOL ?= allocation-pool
+
+.PHONY: install run test lint typecheck unit bench server deploy worker lock clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+run: install
+	$(BIN)/allocation run --inbox data/sample --warehouse data/warehouse.duckdb --outbox data/outbox
+
+lint: install
+	$(BIN)/ruff check allocation tests
+	$(BIN)/ruff format --check allocation tests
+
+typecheck: install
+	$(BIN)/mypy
+
+test: install lint typecheck
+	$(BIN)/pytest
+
+unit: install
+	$(BIN)/pytest tests/unit
+
+bench: install
+	$(BIN)/python -m benchmarks.run
+
+server: install
+	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) --analytics-off
+
+deploy: install
+	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect work-pool inspect $(WORK_POOL) >/dev/null 2>&1 \
+	  || PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect work-pool create $(WORK_POOL) --type process
+	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect --no-prompt deploy --all
+
+worker: install
+	PREFECT_API_URL=$(PREFECT_API_URL) PATH="$(CURDIR)/$(BIN):$$PATH" \
+	  $(BIN)/prefect worker start --pool $(WORK_POOL) --install-policy never
+
+# Re-resolve the lock from pyproject.toml's pins (needs the package index).
+lock:
+	rm -rf .lockvenv && $(PYTHON) -m venv .lockvenv
+	.lockvenv/bin/pip install --quiet setuptools wheel -e '.[dev]'
+	{ echo '# Locked dependencies (runtime and dev) for `make install`. Regenerate with `make lock`.'; \
+	  .lockvenv/bin/pip freeze --all --exclude-editable | grep -v '^pip=='; } > requirements.lock
+	rm -rf .lockvenv
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,181 @@
+"""The `allocation` command.
+
+    allocation run --inbox DIR --warehouse FILE --outbox DIR [--business-date YYYY-MM-DD] [--dry-run]
+    allocation publish --warehouse FILE
+
+Exit 0 when the night completed (also with rejected rows and out-of-stock lines); otherwise one
+clear line on stderr saying what is wrong and what to do, and a non-zero code:
+2 a parameter or the inbox, 3 the warehouse (cannot be opened, or another run holds it),
+4 the night committed but the analysts' copy could not be published, 1 anything unexpected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from allocation.io.inbox import InboxError
+from allocation.io.publish import PublishError
+from allocation.io.run_lock import RunLockTimeout
+from allocation.io.unit_of_work import WarehouseError
+from allocation.settings import ParameterError, RunParameters, Settings
+
+EXIT_CODES: list[tuple[type[BaseException], int]] = [
+    (ParameterError, 2),
+    (InboxError, 2),
+    (WarehouseError, 3),
+    (RunLockTimeout, 3),
+    (PublishError, 4),
+]
+DUCKDB_MAGIC = b"DUCK"
+
+
+class CommandError(Exception):
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _parser() -> argparse.ArgumentParser:
+    settings = Settings()
+    parser = argparse.ArgumentParser(prog="allocation", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run one night: load, validate, allocate, report")
+    run.add_argument("--inbox", type=Path, default=settings.inbox, help="inbox folder")
+    run.add_argument("--warehouse", type=Path, default=settings.warehouse, help="DuckDB file")
+    run.add_argument("--outbox", type=Path, default=settings.outbox, help="reports folder")
+    run.add_argument(
+        "--business-date",
+        default=dt.datetime.now(dt.UTC).date().isoformat(),
+        help="night to run, YYYY-MM-DD (default: today in UTC)",
+    )
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="write the reports to OUTBOX/<date>/dry-run/ only; commit and publish nothing",
+    )
+    publish = commands.add_parser("publish", help="publish the committed state to analysts again")
+    publish.add_argument("--warehouse", type=Path, default=settings.warehouse, help="DuckDB file")
+    return parser
+
+
+def check_warehouse_path(warehouse: Path) -> None:
+    """Refuses, before any work, a warehouse path that can never be written."""
+    if warehouse.is_dir():
+        raise WarehouseError(
+            f"--warehouse {warehouse} is a folder: give the path of a .duckdb file"
+        )
+    if warehouse.exists():
+        with open(warehouse, "rb") as handle:
+            header = handle.read(12)
+        if header[8:12] != DUCKDB_MAGIC:
+            raise WarehouseError(
+                f"--warehouse {warehouse} is not a DuckDB database: move it away or pick another path"
+            )
+    parent = warehouse.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise WarehouseError(f"cannot create the warehouse folder {parent}: {error}") from error
+    if not os.access(parent, os.W_OK):
+        raise WarehouseError(f"the warehouse folder {parent} is not writable by this user")
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
+    params = RunParameters.build(
+        inbox=args.inbox,
+        warehouse=args.warehouse,
+        outbox=args.outbox,
+        business_date=args.business_date,
+        dry_run=args.dry_run,
+    )
+    if not params.inbox.is_dir():
+        raise InboxError(
+            f"inbox folder {params.inbox} does not exist: create it with batches/ and orders/ "
+            "subfolders, or pass --inbox"
+        )
+    check_warehouse_path(params.warehouse)
+
+    from allocation.flows.nightly import nightly_allocation
+
+    state = nightly_allocation(
+        inbox=str(params.inbox),
+        warehouse=str(params.warehouse),
+        outbox=str(params.outbox),
+        business_date=params.business_date.isoformat(),
+        dry_run=params.dry_run,
+        return_state=True,
+    )
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, BaseException):
+        raise result
+    if not state.is_completed():
+        raise CommandError(f"the night ended as {state.name}: see the log above", 1)
+    summary: dict[str, Any] = result
+    return summary
+
+
+def _publish(args: argparse.Namespace) -> Path:
+    from allocation import services
+    from allocation.io.run_lock import run_lock
+
+    params = RunParameters.build(warehouse=args.warehouse, business_date=dt.date.today())
+    if not services.state_db(params).exists():
+        raise WarehouseError(f"no committed state beside {params.warehouse}: run a night first")
+    with run_lock(
+        params.state_dir / "run.lock",
+        run_id="publish",
+        business_date="",
+        timeout=params.lock_timeout_seconds,
+    ):
+        label = f"republished-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
+        return services.publish(params, label)
+
+
+def _report(summary: dict[str, Any]) -> None:
+    orders, batches = summary["orders"], summary["batches"]
+    print(f"Night {summary['business_date']} completed (run {summary['run_id']}).")
+    print(f"  reports:   {summary['outbox_folder']}")
+    print(f"  warehouse: {summary['warehouse']}")
+    for name, c in (("orders", orders), ("batches", batches)):
+        print(
+            f"  {name + ':':9}  received {c['received']}, accepted {c['accepted']}, "
+            f"duplicate {c['duplicate']}, rejected {c['rejected']}"
+        )
+    print(f"  allocated {summary['allocated']}, out of stock {summary['out_of_stock']}")
+    if summary["files"]["rejected"]:
+        print(f"  rejected files: {summary['files']['rejected']} (see rejected.csv)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            _report(_run(args))
+        else:
+            print(f"Published {args.warehouse} (kept as {_publish(args)})")
+        return 0
+    except CommandError as error:
+        print(f"allocation: {error}", file=sys.stderr)
+        return error.code
+    except Exception as error:
+        for kind, code in EXIT_CODES:
+            if isinstance(error, kind):
+                print(f"allocation: {error}", file=sys.stderr)
+                return code
+        print(
+            f"allocation: unexpected error {type(error).__name__}: {error} (see the log above)",
+            file=sys.stderr,
+        )
+        return 1
+    except KeyboardInterrupt:
+        print("allocation: interrupted; nothing of this run was committed", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Publishes the analysts' copy of the warehouse: a new file, then a rename, never in place.
+
+Analysts hold read-only connections to the published file for hours. On Linux a rename over it
+leaves their open file (the old inode) intact, so their queries keep working on what they had,
+while a connection opened afterwards sees the new night. The pipeline's own working state lives in
+a hidden folder beside it that analysts never open, so they can never block a night.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from allocation.faults import crash_point
+from allocation.io.files import fsync_dir, fsync_file, remove_leftovers
+
+log = logging.getLogger(__name__)
+
+
+class PublishError(RuntimeError):
+    """The night is committed, but analysts still see the previous one."""
+
+
+def publish_copy(state_db: Path, warehouse: Path, history_dir: Path, label: str, keep: int) -> Path:
+    """Copies the closed, checkpointed working database over `warehouse` atomically and keeps a
+    link to it under `history_dir/<label>.duckdb`; returns the history path.
+
+    The caller must have closed every connection to `state_db` after a CHECKPOINT (no `.wal`).
+    """
+    wal = state_db.with_name(state_db.name + ".wal")
+    if wal.exists():
+        raise PublishError(f"{state_db} still has a write-ahead log; it was not closed cleanly")
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(warehouse.parent, f".{warehouse.name}.publish-*")
+    tmp = warehouse.with_name(f".{warehouse.name}.publish-{os.getpid()}")
+    shutil.copyfile(state_db, tmp)
+    fsync_file(tmp)
+    crash_point("while-publishing")
+    try:
+        if warehouse.is_dir():
+            raise IsADirectoryError(f"{warehouse} is a folder")
+        os.replace(tmp, warehouse)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise PublishError(
+            f"the night is committed but the analysts' copy {warehouse} could not be replaced "
+            f"({error}). Free the path, then run: allocation publish --warehouse {warehouse}"
+        ) from error
+    fsync_dir(warehouse.parent)
+    history_dir.mkdir(parents=True, exist_ok=True)
+    kept = history_dir / f"{label}.duckdb"
+    kept.unlink(missing_ok=True)
+    try:
+        os.link(warehouse, kept)
+    except OSError:
+        shutil.copyfile(warehouse, kept)
+    _prune(history_dir, keep)
+    return kept
+
+
+def _prune(history_dir: Path, keep: int) -> None:
+    published = sorted(history_dir.glob("*.duckdb"), key=lambda p: p.stat().st_mtime_ns)
+    for old in published[:-keep]:
+        log.info("Dropping published copy %s (keeping the last %d)", old.name, keep)
+        old.unlink(missing_ok=True)

@@ -1,0 +1,220 @@
+"""The repository: batches and order lines in and out of the DuckDB working state.
+
+Frames go in by name (registered views) and come back as polars; every value is bound, nothing
+is pasted into SQL text. The domain never sees DuckDB: it gets `Batch` and `OrderLine` objects
+built here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+
+import duckdb
+import polars as pl
+
+from allocation.domain import Batch, OrderLine
+
+_names = itertools.count()
+
+
+class DuckDBRepository:
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    # -- frames in -------------------------------------------------------------------------
+    def _view(self, frame: pl.DataFrame) -> str:
+        name = f"frame_{next(_names)}"
+        self.con.register(name, frame)
+        return name
+
+    def _run(self, sql: str, frame: pl.DataFrame, params: list[object] | None = None) -> None:
+        """Runs `sql` with `{frame}` standing for the registered frame (a generated name)."""
+        name = self._view(frame)
+        try:
+            self.con.execute(sql.format(frame=name), params or [])
+        finally:
+            self.con.unregister(name)
+
+    def _query(
+        self, sql: str, frame: pl.DataFrame, params: list[object] | None = None
+    ) -> pl.DataFrame:
+        name = self._view(frame)
+        try:
+            result: pl.DataFrame = self.con.sql(sql.format(frame=name), params=params or []).pl()
+            return result
+        finally:
+            self.con.unregister(name)
+
+    # -- what the warehouse already knows --------------------------------------------------
+    def known_lines(self, keys: pl.DataFrame) -> pl.DataFrame:
+        """Earlier nights' lines with the same (orderid, sku) as `keys`."""
+        return self._query(
+            "SELECT l.orderid, l.sku, l.qty AS known_qty, l.first_seen AS known_date, "
+            "l.source_file AS known_file, l.source_line AS known_line "
+            "FROM order_lines l SEMI JOIN (SELECT DISTINCT orderid, sku FROM {frame}) k "
+            "USING (orderid, sku)",
+            keys.select("orderid", "sku"),
+        )
+
+    def known_batches(self, references: pl.DataFrame) -> pl.DataFrame:
+        return self._query(
+            "SELECT b.reference, b.sku AS known_sku, b.purchased AS known_qty, b.eta AS known_eta, "
+            "b.first_seen AS known_date, b.source_file AS known_file, "
+            "b.source_line AS known_line "
+            "FROM batches b SEMI JOIN (SELECT DISTINCT reference FROM {frame}) r USING (reference)",
+            references.select("reference"),
+        )
+
+    def next_arrival_seq(self) -> int:
+        rows = self.con.sql("SELECT coalesce(max(arrival_seq), 0) FROM order_lines").fetchall()
+        return int(rows[0][0]) + 1
+
+    def ingested_files(self, business_date: dt.date) -> set[tuple[str, str]]:
+        rows = self.con.sql(
+            "SELECT file_name, sha256 FROM ingested_files WHERE business_date = ?",
+            params=[business_date],
+        ).fetchall()
+        return {(str(name), str(sha)) for name, sha in rows}
+
+    # -- batches -----------------------------------------------------------------------------
+    def add_batches(self, batches: pl.DataFrame, business_date: dt.date) -> None:
+        """Inserts new batches: reference, sku, qty, eta, source_file, line."""
+        self._run(
+            "INSERT INTO batches (reference, sku, eta, purchased, allocated, first_seen, "
+            "source_file, source_line) SELECT reference, sku, eta, qty, 0, ?, source_file, line "
+            "FROM {frame}",
+            batches,
+            [business_date],
+        )
+
+    def batches_with_lines(self, references: list[str]) -> dict[str, Batch]:
+        """Batches restored with the lines they hold, in arrival order: needed to give lines
+        back when a manifest shrinks a batch."""
+        refs = pl.DataFrame({"reference": references}, schema={"reference": pl.String})
+        rows = self._query(
+            "SELECT b.reference, b.sku, b.purchased, b.eta FROM batches b "
+            "SEMI JOIN {frame} r USING (reference)",
+            refs,
+        )
+        batches = {
+            r["reference"]: Batch(r["reference"], r["sku"], r["purchased"], r["eta"])
+            for r in rows.iter_rows(named=True)
+        }
+        held = self._query(
+            "SELECT l.batchref, l.orderid, l.sku, l.qty FROM order_lines l "
+            "JOIN {frame} r ON l.batchref = r.reference WHERE l.status = 'allocated' "
+            "ORDER BY l.arrival_seq",
+            refs,
+        )
+        for batchref, orderid, sku, qty in held.iter_rows():
+            batches[batchref].allocate(OrderLine(orderid, sku, qty))
+        return batches
+
+    def save_batch_changes(
+        self,
+        batches: list[Batch],
+        changes: pl.DataFrame,
+        released: pl.DataFrame,
+        business_date: dt.date,
+    ) -> None:
+        """Writes back changed batches, their change log, and the lines they released."""
+        state = pl.DataFrame(
+            {
+                "reference": [b.reference for b in batches],
+                "eta": [b.eta for b in batches],
+                "purchased": [b.purchased_quantity for b in batches],
+                "allocated": [b.allocated_quantity for b in batches],
+            },
+            schema={
+                "reference": pl.String,
+                "eta": pl.Date,
+                "purchased": pl.Int64,
+                "allocated": pl.Int64,
+            },
+        )
+        self._run(
+            "UPDATE batches SET eta = s.eta, purchased = s.purchased, allocated = s.allocated, "
+            "updated_on = ? FROM {frame} s WHERE batches.reference = s.reference",
+            state,
+            [business_date],
+        )
+        self._run("INSERT INTO batch_changes BY NAME SELECT * FROM {frame}", changes)
+        if released.height:
+            self._run(
+                "UPDATE order_lines SET status = 'out_of_stock', batchref = NULL, "
+                "allocated_on = NULL FROM {frame} r "
+                "WHERE order_lines.orderid = r.orderid AND order_lines.sku = r.sku",
+                released,
+            )
+            self._run(
+                "UPDATE allocations SET released_on = ? FROM {frame} r "
+                "WHERE allocations.orderid = r.orderid AND allocations.sku = r.sku "
+                "AND allocations.batchref = r.from_batchref AND allocations.released_on IS NULL",
+                released,
+                [business_date],
+            )
+
+    # -- open lines and allocation -----------------------------------------------------------
+    def add_lines(self, lines: pl.DataFrame, business_date: dt.date, run_id: str) -> None:
+        """Inserts tonight's new lines with the status the night decided for them."""
+        self._run(
+            "INSERT INTO order_lines (orderid, sku, qty, status, batchref, first_seen, "
+            "allocated_on, arrival_seq, source_file, source_line, run_id) "
+            "SELECT orderid, sku, qty, "
+            "CASE WHEN batchref IS NULL THEN 'out_of_stock' ELSE 'allocated' END, batchref, ?, "
+            "CASE WHEN batchref IS NULL THEN NULL ELSE ?::DATE END, arrival_seq, source_file, "
+            "line, ? FROM {frame} ORDER BY arrival_seq",
+            lines,
+            [business_date, business_date, run_id],
+        )
+
+    def open_lines(self) -> pl.DataFrame:
+        """Lines still waiting from earlier nights (and lines a manifest change released)."""
+        frame: pl.DataFrame = self.con.sql(
+            "SELECT orderid, sku, qty, arrival_seq FROM order_lines "
+            "WHERE status = 'out_of_stock' ORDER BY arrival_seq"
+        ).pl()
+        return frame
+
+    def batches_for_skus(self, skus: pl.DataFrame) -> pl.DataFrame:
+        """Batches of the given skus with what is already allocated, as the allocator needs them."""
+        return self._query(
+            "SELECT b.reference, b.sku, b.eta, b.purchased, b.allocated FROM batches b "
+            "SEMI JOIN {frame} s USING (sku) ORDER BY b.sku, b.reference",
+            skus.select("sku"),
+        )
+
+    def save_allocations(
+        self, placed_before: pl.DataFrame, placed: pl.DataFrame, business_date: dt.date, run_id: str
+    ) -> None:
+        """Records tonight's placements: `placed` has orderid, sku, qty, batchref, eta,
+        arrival_seq for every line placed tonight; `placed_before` the subset that was already in
+        `order_lines` (backorders and released lines) and needs its status changed."""
+        if placed_before.height:
+            self._run(
+                "UPDATE order_lines SET status = 'allocated', batchref = p.batchref, "
+                "allocated_on = ? FROM {frame} p "
+                "WHERE order_lines.orderid = p.orderid AND order_lines.sku = p.sku",
+                placed_before,
+                [business_date],
+            )
+        self._run(
+            "INSERT INTO allocations (orderid, sku, qty, batchref, eta, business_date, run_id, "
+            "arrival_seq) SELECT orderid, sku, qty, batchref, eta, ?, ?, arrival_seq FROM {frame} "
+            "ORDER BY arrival_seq",
+            placed,
+            [business_date, run_id],
+        )
+        self._run(
+            "UPDATE batches SET allocated = allocated + t.qty FROM "
+            "(SELECT batchref, sum(qty)::BIGINT AS qty FROM {frame} GROUP BY batchref) t "
+            "WHERE batches.reference = t.batchref",
+            placed,
+        )
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    def add_rows(self, table: str, frame: pl.DataFrame) -> None:
+        """Appends a frame to a bookkeeping table by column name (table names are constants)."""
+        if frame.height:
+            self._run(f"INSERT INTO {table} BY NAME SELECT * FROM {{frame}}", frame)  # noqa: S608

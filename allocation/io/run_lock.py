@@ -1,0 +1,103 @@
+"""One writer per warehouse.
+
+Prefect's concurrency limit is not enough on its own (duplicate scheduled runs, a manual trigger
+during the night, a worker that died holding its slot), so the warehouse keeps its own lock: an
+`flock` on a file in the pipeline's state folder, which the kernel releases when the holder dies,
+plus a note of who holds it (run, PID, business date) for the message a waiting run prints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class RunLockTimeout(RuntimeError):
+    """Another run holds the warehouse for longer than we may wait."""
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_holder(fd: int) -> dict[str, Any]:
+    os.lseek(fd, 0, os.SEEK_SET)
+    text = os.read(fd, 65536).decode("utf-8", errors="replace").strip()
+    if not text:
+        return {}
+    try:
+        holder = json.loads(text)
+    except json.JSONDecodeError:
+        return {"note": text[:200]}
+    return holder if isinstance(holder, dict) else {}
+
+
+def describe(holder: dict[str, Any]) -> str:
+    if not holder:
+        return "another run (no details recorded)"
+    return (
+        f"run {holder.get('run_id', '?')} (PID {holder.get('pid', '?')}, business date "
+        f"{holder.get('business_date', '?')}, started {holder.get('started_at', '?')})"
+    )
+
+
+@contextlib.contextmanager
+def run_lock(
+    path: Path, *, run_id: str, business_date: str, timeout: float, poll: float = 0.25
+) -> Iterator[None]:
+    """Holds the warehouse's write lock for the block; waits at most `timeout` seconds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise RunLockTimeout(
+                        f"the warehouse is being written by {describe(_read_holder(fd))}; "
+                        f"waited {timeout:g}s. Let that run finish, then run this night again "
+                        f"(lock file: {path})"
+                    ) from None
+                time.sleep(poll)
+        left = _read_holder(fd)
+        if left:
+            pid = left.get("pid")
+            state = "no longer running" if isinstance(pid, int) and not _pid_alive(pid) else "gone"
+            log.warning(
+                "Taking over the warehouse lock left by %s, which is %s", describe(left), state
+            )
+        note = {
+            "run_id": run_id,
+            "pid": os.getpid(),
+            "business_date": business_date,
+            "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(note).encode(), 0)
+        os.fsync(fd)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

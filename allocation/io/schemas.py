@@ -1,0 +1,135 @@
+"""Every pandera ``DataFrameModel`` of the pipeline (polars backend), inputs and outputs.
+
+Inputs (``OrderLineInput``, ``BatchInput``) describe the *typed* frames that
+``allocation.io.validation`` hands on (design.md "Validated output"): the reader's string frames
+are cast in polars first and only then validated here, so no model coerces (pandera's coercion of
+strings reports failures badly; see NOTES.md).
+
+Outputs (``AllocationReport``, ``OutOfStockReport``, ``RejectedReport``, ``ReallocationReport``)
+describe the report frames; validate them before writing.
+
+Conventions shared by all models (``_Model.Config``):
+
+- the set of columns is strict and ordered: the order of the fields is the column order;
+- ``coerce=False``: dtypes must already be right;
+- a column is non-nullable unless its field says ``nullable=True``;
+- identifiers and free text that must say something use ``_NON_EMPTY`` (at least one
+  non-whitespace character; a null passes that check and is caught by nullability instead).
+
+Validate collected ``pl.DataFrame`` objects, never ``pl.LazyFrame``: on a LazyFrame pandera checks
+only the schema by default and value checks pass silently (NOTES.md).
+"""
+
+import pandera.polars as pa
+import polars as pl
+from pandera.api.polars.model_config import BaseConfig
+from pandera.typing.polars import Series
+
+__all__ = [
+    "REJECTION_KINDS",
+    "AllocationReport",
+    "BatchInput",
+    "OrderLineInput",
+    "OutOfStockReport",
+    "ReallocationReport",
+    "RejectedReport",
+]
+
+#: Allowed values of ``RejectedReport.kind``.
+REJECTION_KINDS: tuple[str, ...] = ("orders", "batches")
+
+#: Regex for "has at least one non-whitespace character" (``str_contains`` searches, unanchored).
+_NON_EMPTY = r"\S"
+
+
+class _Model(pa.DataFrameModel):
+    """Shared configuration of every model in this module."""
+
+    class Config(BaseConfig):
+        strict = True  # no missing and no extra columns
+        ordered = True  # columns in the order of the fields
+        coerce = False  # cast in polars before validating, never here
+
+
+# --------------------------------------------------------------------------------------------
+# Inputs: typed rows after validation (design.md "Validated output")
+# --------------------------------------------------------------------------------------------
+
+
+class OrderLineInput(_Model):
+    """A validated order line: one row of an orders file, typed, text stripped."""
+
+    source_file: Series[pl.String]
+    line: Series[pl.Int64]
+    orderid: Series[pl.String] = pa.Field(str_contains=_NON_EMPTY)
+    sku: Series[pl.String] = pa.Field(str_contains=_NON_EMPTY)
+    qty: Series[pl.Int64] = pa.Field(ge=1)
+    raw: Series[pl.String]
+
+
+class BatchInput(_Model):
+    """A validated batch: one row of a batches file, typed, stripped; null ``eta``: in stock."""
+
+    source_file: Series[pl.String]
+    line: Series[pl.Int64]
+    reference: Series[pl.String] = pa.Field(str_contains=_NON_EMPTY)
+    sku: Series[pl.String] = pa.Field(str_contains=_NON_EMPTY)
+    qty: Series[pl.Int64] = pa.Field(ge=0)
+    eta: Series[pl.Date] = pa.Field(nullable=True)
+    raw: Series[pl.String]
+
+
+# --------------------------------------------------------------------------------------------
+# Outputs: reports written by the pipeline
+# --------------------------------------------------------------------------------------------
+
+
+class AllocationReport(_Model):
+    """One allocation of an order line to a batch, made in run ``run_id``."""
+
+    orderid: Series[pl.String] = pa.Field(str_contains=_NON_EMPTY)
+    sku: Series[pl.String] = pa.Field(str_contains=_NON_EMPTY)
+    qty: Series[pl.Int64] = pa.Field(ge=1)
+    batchref: Series[pl.String] = pa.Field(str_contains=_NON_EMPTY)
+    eta: Series[pl.Date] = pa.Field(nullable=True)
+    business_date: Series[pl.Date]
+    run_id: Series[pl.String] = pa.Field(str_contains=_NON_EMPTY)
+
+
+class OutOfStockReport(_Model):
+    """An order line still waiting for stock. Null ``next_eta``: no incoming batch known."""
+
+    orderid: Series[pl.String] = pa.Field(str_contains=_NON_EMPTY)
+    sku: Series[pl.String] = pa.Field(str_contains=_NON_EMPTY)
+    qty: Series[pl.Int64] = pa.Field(ge=1)
+    first_seen: Series[pl.Date]
+    days_waiting: Series[pl.Int64] = pa.Field(ge=0)
+    available: Series[pl.Int64] = pa.Field(ge=0)
+    shortfall: Series[pl.Int64] = pa.Field(ge=1)
+    next_eta: Series[pl.Date] = pa.Field(nullable=True)
+
+
+class RejectedReport(_Model):
+    """A rejected row (or, with a null ``line``, a whole rejected file) and why.
+
+    Same columns as ``allocation.io.validation.rejection_frame``. ``raw`` is the row as received
+    (JSON text), null when there is no row to show.
+    """
+
+    kind: Series[pl.String] = pa.Field(isin=REJECTION_KINDS)
+    source_file: Series[pl.String]
+    line: Series[pl.Int64] = pa.Field(ge=1, nullable=True)
+    reason: Series[pl.String] = pa.Field(str_contains=_NON_EMPTY)
+    raw: Series[pl.String] = pa.Field(nullable=True)
+
+
+class ReallocationReport(_Model):
+    """An allocation moved off batch ``from_batchref``; null ``to_batchref``: back to waiting."""
+
+    orderid: Series[pl.String] = pa.Field(str_contains=_NON_EMPTY)
+    sku: Series[pl.String] = pa.Field(str_contains=_NON_EMPTY)
+    qty: Series[pl.Int64] = pa.Field(ge=1)
+    from_batchref: Series[pl.String] = pa.Field(str_contains=_NON_EMPTY)
+    to_batchref: Series[pl.String] = pa.Field(str_contains=_NON_EMPTY, nullable=True)
+    reason: Series[pl.String] = pa.Field(str_contains=_NON_EMPTY)
+    business_date: Series[pl.Date]

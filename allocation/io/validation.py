@@ -1,0 +1,320 @@
+"""Reader string frames -> typed valid rows + rejected rows with reasons (design.md).
+
+How a frame is validated (vectorised, no Python loop over rows):
+
+1. The input frame is checked against the reader contract (columns and dtypes); a mismatch is a
+   programming error and raises ``FrameContractError``.
+2. Text is stripped and cast in polars (never by pandera coercion, see NOTES.md). Each column gets
+   a *pre-check* reason expression for what the cast or the emptiness rule found
+   ("qty 'ten' is not a whole number", "sku is empty", ...); a failed value becomes null.
+3. The typed candidate frame (every row, in input order) is validated with the pandera model
+   (``lazy=True``, on a collected DataFrame). The row indexes of ``SchemaErrors.failure_cases``
+   become reasons too, so value rules such as ``qty >= 1`` live in ``allocation.io.schemas`` only.
+   A model failure on a column that already has a pre-check reason in that row is a consequence of
+   it (the null left by a failed cast) and is not repeated. A failure without a row index (wrong
+   dtype, missing column) means this module built a wrong frame: ``FrameContractError``.
+4. A row's reasons are joined with "; " in column order. Rows without a reason are ``valid``
+   (typed, stripped), the others are ``rejected`` (``raw`` as received). Both keep the input
+   order, and ``len(valid) + len(rejected) == len(rows)``.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import pandera.polars as pa
+import polars as pl
+from pandera.errors import SchemaErrors
+
+from allocation.io.schemas import BatchInput, OrderLineInput
+
+__all__ = [
+    "REJECTION_SCHEMA",
+    "FrameContractError",
+    "Validated",
+    "rejection_frame",
+    "validate_batches",
+    "validate_orders",
+]
+
+#: The rejection frame (design.md "Rejections"); ``line`` null means the whole file.
+REJECTION_SCHEMA: Final = pl.Schema(
+    {
+        "kind": pl.String(),
+        "source_file": pl.String(),
+        "line": pl.Int64(),
+        "reason": pl.String(),
+        "raw": pl.String(),
+    }
+)
+
+#: A whole number in base 10 with an optional sign. ``[0-9]``, not ``\d``: polars' ``\d`` is
+#: Unicode-aware and would let digits such as "٣" through the format check.
+_WHOLE_NUMBER: Final = r"^[+-]?[0-9]+$"
+_ISO_DATE: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_DATE_FORMAT: Final = "%Y-%m-%d"
+
+#: Values quoted in reasons are cut to this many characters (a reason is not a copy of ``raw``).
+_MAX_SHOWN: Final = 40
+
+_ROW: Final = "__row"
+
+
+class FrameContractError(ValueError):
+    """A frame does not have the columns/dtypes its contract promises: a bug, not bad data."""
+
+
+@dataclass(frozen=True)
+class Validated:
+    """The outcome of validating one reader frame."""
+
+    valid: pl.DataFrame  # typed rows (design.md "Validated output") in the input order
+    rejected: pl.DataFrame  # REJECTION_SCHEMA, one row per rejected input row, in input order
+
+
+@dataclass(frozen=True)
+class _Spec:
+    kind: str
+    model: type[pa.DataFrameModel]
+    text_columns: tuple[str, ...]  # stripped; empty -> "<col> is empty"
+    has_eta: bool
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self.model.to_schema().columns)
+
+
+_ORDERS: Final = _Spec("orders", OrderLineInput, ("orderid", "sku"), has_eta=False)
+_BATCHES: Final = _Spec("batches", BatchInput, ("reference", "sku"), has_eta=True)
+
+
+def validate_orders(rows: pl.DataFrame) -> Validated:
+    """Validate an orders string frame (``source_file, line, orderid, sku, qty, raw``)."""
+    return _validate(rows, _ORDERS)
+
+
+def validate_batches(rows: pl.DataFrame) -> Validated:
+    """Validate a batches string frame (``source_file, line, reference, sku, qty, eta, raw``)."""
+    return _validate(rows, _BATCHES)
+
+
+def rejection_frame(rows: Iterable[Mapping[str, Any]] | None = None) -> pl.DataFrame:
+    """A rejection frame with exactly ``REJECTION_SCHEMA``: empty, or built from ``rows``.
+
+    Missing keys become null (e.g. ``line`` for a whole-file rejection); an unknown key raises
+    ``ValueError`` instead of being dropped.
+    """
+    records = [dict(row) for row in rows] if rows is not None else []
+    unknown = sorted({key for record in records for key in record} - set(REJECTION_SCHEMA))
+    if unknown:
+        allowed = list(REJECTION_SCHEMA)
+        raise ValueError(f"rejection rows have unknown keys {unknown}; allowed: {allowed}")
+    return pl.DataFrame(records, schema=REJECTION_SCHEMA)
+
+
+# --------------------------------------------------------------------------------------------
+# Implementation
+# --------------------------------------------------------------------------------------------
+
+
+def _validate(rows: pl.DataFrame, spec: _Spec) -> Validated:
+    columns = spec.columns
+    frame = _conform_input(rows, spec).with_row_index(_ROW)
+
+    # Typed candidate values and pre-check reasons, one pair of columns per model column.
+    typed: dict[str, pl.Expr] = {}
+    why: dict[str, pl.Expr] = {}
+    for column in spec.text_columns:
+        typed[column], why[column] = _text(column)
+    typed["qty"], why["qty"] = _whole_number("qty")
+    if spec.has_eta:
+        typed["eta"], why["eta"] = _date("eta")
+
+    candidates = frame.select(
+        pl.col(_ROW),
+        *[typed.get(column, pl.col(column)).alias(column) for column in columns],
+        *[expr.alias(_why(column)) for column, expr in why.items()],
+    )
+    model_reasons = _model_reasons(candidates.select(columns), spec)
+    if model_reasons is not None:
+        candidates = candidates.join(model_reasons, on=_ROW, how="left", maintain_order="left")
+
+    # Per column: the pre-check reason, else what the model found; then the row's reasons.
+    # A model failure outside the model's columns (a frame-wide check) still counts, last.
+    per_column = [_column_reason(candidates, column) for column in columns]
+    known = {_model_column(column) for column in columns}
+    per_column += [
+        pl.col(name)
+        for name in candidates.columns
+        if name.startswith(_model_column("")) and name not in known
+    ]
+    candidates = candidates.with_columns(
+        pl.concat_str(per_column, separator="; ", ignore_nulls=True).alias("reason")
+    ).with_columns(pl.when(pl.col("reason") != "").then(pl.col("reason")).alias("reason"))
+
+    is_valid = pl.col("reason").is_null()
+    valid = candidates.filter(is_valid).select(columns)
+    # source_file, line and raw pass through untouched: the rejection shows the row as received.
+    rejected = candidates.filter(~is_valid).select(
+        pl.lit(spec.kind, pl.String).alias("kind"), "source_file", "line", "reason", "raw"
+    )
+    return Validated(valid=valid, rejected=rejected)
+
+
+def _conform_input(rows: pl.DataFrame, spec: _Spec) -> pl.DataFrame:
+    """The reader-contract columns of ``rows``: all ``String`` but ``line`` (``Int64``).
+
+    An all-null column of dtype ``Null`` is accepted and cast; other columns are ignored
+    (``raw`` already holds every column of the file).
+    """
+    expected = {column: (pl.Int64 if column == "line" else pl.String) for column in spec.columns}
+    missing = [column for column in expected if column not in rows.columns]
+    wrong = {
+        column: str(rows.schema[column])
+        for column, dtype in expected.items()
+        if column in rows.columns and rows.schema[column] not in (dtype, pl.Null)
+    }
+    if missing or wrong:
+        raise FrameContractError(
+            f"{spec.kind} frame breaks the reader contract "
+            f"({', '.join(f'{c}: {d}' for c, d in expected.items())}): "
+            f"missing columns {missing}, wrong dtypes {wrong}"
+        )
+    return rows.select(pl.col(column).cast(dtype) for column, dtype in expected.items())
+
+
+def _why(column: str) -> str:
+    return f"__why_{column}"
+
+
+def _model_column(column: str) -> str:
+    return f"__model_{column}"
+
+
+def _shown(value: pl.Expr) -> pl.Expr:
+    """``value`` cut to ``_MAX_SHOWN`` characters for quoting in a reason."""
+    return (
+        pl.when(value.str.len_chars() > _MAX_SHOWN)
+        .then(pl.concat_str(value.str.slice(0, _MAX_SHOWN), pl.lit("…")))
+        .otherwise(value)
+    )
+
+
+def _text(column: str) -> tuple[pl.Expr, pl.Expr]:
+    """Stripped text; null, empty or whitespace-only -> null and "<column> is empty"."""
+    stripped = pl.col(column).str.strip_chars()
+    value = pl.when(stripped != "").then(stripped)
+    return value, pl.when(value.is_null()).then(pl.lit(f"{column} is empty"))
+
+
+def _whole_number(column: str) -> tuple[pl.Expr, pl.Expr]:
+    """A base-10 integer that fits ``Int64``; anything else -> null and a reason."""
+    stripped = pl.col(column).str.strip_chars()
+    looks_whole = stripped.str.contains(_WHOLE_NUMBER)
+    value = pl.when(looks_whole).then(stripped.cast(pl.Int64, strict=False))
+    reason = (
+        pl.when(stripped.is_null() | (stripped == ""))
+        .then(pl.lit(f"{column} is empty"))
+        .when(~looks_whole)
+        .then(pl.format(f"{column} '{{}}' is not a whole number", _shown(stripped)))
+        .when(value.is_null())
+        .then(pl.format(f"{column} '{{}}' is out of range", _shown(stripped)))
+    )
+    return value, reason
+
+
+def _date(column: str) -> tuple[pl.Expr, pl.Expr]:
+    """An optional ``YYYY-MM-DD`` calendar date; null/empty -> null without a reason."""
+    stripped = pl.col(column).str.strip_chars()
+    given = stripped.is_not_null() & (stripped != "")
+    # The regex pins the form (polars alone parses "2026-1-5"); the parse rejects "2026-02-30".
+    parsed = stripped.str.to_date(_DATE_FORMAT, strict=False)
+    value = pl.when(given & stripped.str.contains(_ISO_DATE)).then(parsed)
+    reason = pl.when(given & value.is_null()).then(
+        pl.format(f"{column} '{{}}' is not a date (expected YYYY-MM-DD)", _shown(stripped))
+    )
+    return value, reason
+
+
+def _column_reason(candidates: pl.DataFrame, column: str) -> pl.Expr:
+    """The pre-check reason of ``column``, else the model's; a failed cast explains its null."""
+    sources = [name for name in (_why(column), _model_column(column)) if name in candidates.columns]
+    if not sources:
+        return pl.lit(None, pl.String)
+    return pl.coalesce(sources)
+
+
+def _model_reasons(typed: pl.DataFrame, spec: _Spec) -> pl.DataFrame | None:
+    """Row-level model failures as ``__row`` + one ``__model_<column>`` reason column each.
+
+    ``None`` when the model accepts every row. Raises ``FrameContractError`` for a failure that
+    has no row index (the frame itself is wrong).
+    """
+    try:
+        spec.model.validate(typed, lazy=True)
+    except SchemaErrors as errors:
+        return _failure_reasons(errors, spec)
+    return None
+
+
+def _failure_reasons(errors: SchemaErrors, spec: _Spec) -> pl.DataFrame:
+    """``_model_reasons`` for the failures in ``errors``."""
+    failures: pl.DataFrame = errors.failure_cases
+
+    schema_level = failures.filter(pl.col("index").is_null())
+    if schema_level.height:
+        details = schema_level.select("column", "check", "failure_case").rows()
+        raise FrameContractError(
+            f"typed {spec.kind} frame does not match {spec.model.__name__} "
+            f"(a bug in allocation.io.validation, not bad data): {details}"
+        ) from errors
+
+    messages = (
+        failures.select(
+            pl.col("index").cast(pl.get_index_type()).alias(_ROW),
+            pl.col("column"),
+            _model_message(spec.model).alias("message"),
+            pl.col("check_number").fill_null(-1).alias("order"),
+        )
+        .sort(_ROW, "column", "order")
+        .group_by(_ROW, "column", maintain_order=True)
+        .agg(pl.col("message").str.join("; "))
+    )
+    wide = messages.pivot(on="column", index=_ROW, values="message")
+    return wide.rename({c: _model_column(c) for c in wide.columns if c != _ROW})
+
+
+def _model_message(model: type[pa.DataFrameModel]) -> pl.Expr:
+    """A reason per failure case, worded from the model's own checks (no hard-coded rules)."""
+    value = _shown(pl.col("failure_case").fill_null("null"))
+    # Fallback for a check without wording: never null, so no failing row can pass as valid.
+    message = pl.format(
+        "{} {} fails {}", pl.col("column").fill_null("?"), value, pl.col("check").fill_null("?")
+    )
+    for name, column in model.to_schema().columns.items():
+        message = (
+            pl.when((pl.col("column") == name) & (pl.col("check") == "not_nullable"))
+            .then(pl.lit(f"{name} is missing"))
+            .otherwise(message)
+        )
+        for check in column.checks:
+            identifier = check.error if check.error is not None else check.name
+            text = _check_text(name, check.name, check.statistics)
+            if text is None:
+                continue
+            matches = (pl.col("column") == name) & (pl.col("check") == identifier)
+            worded = pl.format(text, value) if "{}" in text else pl.lit(text)
+            message = pl.when(matches).then(worded).otherwise(message)
+    return message
+
+
+def _check_text(column: str, check: str | None, statistics: Mapping[str, Any]) -> str | None:
+    """A ``pl.format`` template ("{}" = the failing value) for a built-in check, if known."""
+    if check == "greater_than_or_equal_to":
+        minimum = statistics["min_value"]
+        if minimum == 0:
+            return f"{column} {{}} must not be negative"
+        return f"{column} {{}} must be at least {minimum}"
+    if check == "str_contains" and statistics.get("pattern") == r"\S":
+        return f"{column} is empty"
+    return None

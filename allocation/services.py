@@ -1,0 +1,389 @@
+"""The night's steps as plain functions over the io layer and the domain (the book's service layer).
+
+The Prefect flow calls these one task each; tests call them directly, without Prefect.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from allocation.allocator import allocate_lines
+from allocation.faults import crash_point
+from allocation.io import inbox as inbox_io
+from allocation.io import validation
+from allocation.io.ingest import classify_batches, classify_orders
+from allocation.io.outbox import write_night
+from allocation.io.publish import publish_copy
+from allocation.io.reports import NightReports, night_reports
+from allocation.io.unit_of_work import DuckDBUnitOfWork, connect
+from allocation.manifest import apply_manifest_updates
+from allocation.settings import RunParameters
+
+log = logging.getLogger("allocation")
+
+STATE_DB = "state.duckdb"
+
+
+def state_db(params: RunParameters) -> Path:
+    return params.state_dir / STATE_DB
+
+
+def rate(rows: int, seconds: float) -> str:
+    return f"{rows:,} rows in {seconds:.2f}s ({rows / seconds if seconds > 0 else 0:,.0f} rows/s)"
+
+
+# -- load ------------------------------------------------------------------------------------
+@dataclass
+class LoadedInbox:
+    """What the inbox held tonight: rows as strings, and everything rejected so far."""
+
+    orders: pl.DataFrame
+    batches: pl.DataFrame
+    rejected: pl.DataFrame
+    files: pl.DataFrame  # kind, file_name, size, sha256, rows, status, reason
+    skipped: list[str] = field(default_factory=list)
+
+
+FILES_SCHEMA = {
+    "kind": pl.String,
+    "file_name": pl.String,
+    "size": pl.Int64,
+    "sha256": pl.String,
+    "rows": pl.Int64,
+    "status": pl.String,
+    "reason": pl.String,
+}
+
+
+def already_ingested(params: RunParameters) -> set[tuple[str, str]]:
+    """Files (name, sha256) this business date already committed: a rerun of the night skips
+    them, so a rerun after a crash converges to what one uninterrupted run would have done."""
+    path = state_db(params)
+    if not path.exists():
+        return set()
+    with DuckDBUnitOfWork(path) as uow:
+        return uow.repo.ingested_files(params.business_date)
+
+
+def load_inbox(inbox: Path, skip: set[tuple[str, str]]) -> LoadedInbox:
+    started = time.perf_counter()
+    files, rejected_files = inbox_io.find_inbox_files(inbox)
+    reads: dict[str, list[pl.DataFrame]] = {"orders": [], "batches": []}
+    rejected = [rejected_files]
+    records: list[dict[str, Any]] = []
+    skipped: list[str] = []
+    for file in files:
+        if (file.source_file, file.sha256) in skip:
+            skipped.append(file.source_file)
+            continue
+        read = inbox_io.read_inbox_file(file)
+        reads[file.kind].append(read.rows)
+        rejected.append(read.rejected)
+        if read.extra_columns:
+            log.info(
+                "%s: ignored extra columns %s", file.source_file, ", ".join(read.extra_columns)
+            )
+        reason = read.rejected["reason"][0] if read.file_rejected else None
+        if reason:
+            log.warning("Rejected file %s: %s", file.source_file, reason)
+        records.append(
+            {
+                "kind": file.kind,
+                "file_name": file.source_file,
+                "size": file.size,
+                "sha256": file.sha256,
+                "rows": read.rows.height + (0 if read.file_rejected else read.rejected.height),
+                "status": "rejected" if read.file_rejected else "loaded",
+                "reason": reason,
+            }
+        )
+    for row in rejected_files.iter_rows(named=True):
+        log.warning("Rejected file %s: %s", row["source_file"], row["reason"])
+        records.append(
+            {
+                "kind": row["kind"],
+                "file_name": row["source_file"],
+                "size": 0,
+                "sha256": "",
+                "rows": 0,
+                "status": "rejected",
+                "reason": row["reason"],
+            }
+        )
+    if skipped:
+        log.info("Skipped %d file(s) already committed for this business date", len(skipped))
+    crash_point("after-load")
+    loaded = LoadedInbox(
+        orders=_concat(reads["orders"], "orders"),
+        batches=_concat(reads["batches"], "batches"),
+        rejected=pl.concat(rejected, how="vertical"),
+        files=pl.DataFrame(records, schema=FILES_SCHEMA),
+        skipped=skipped,
+    )
+    log.info(
+        "Loaded %d file(s): orders %s; batches %d rows",
+        len(records),
+        rate(loaded.orders.height, time.perf_counter() - started),
+        loaded.batches.height,
+    )
+    return loaded
+
+
+def _concat(frames: list[pl.DataFrame], kind: inbox_io.Kind) -> pl.DataFrame:
+    if frames:
+        return pl.concat(frames, how="vertical")
+    columns = ["source_file", "line", *inbox_io.REQUIRED_COLUMNS[kind], "raw"]
+    return pl.DataFrame(schema={c: pl.Int64 if c == "line" else pl.String for c in columns})
+
+
+# -- validate --------------------------------------------------------------------------------
+@dataclass
+class ValidatedInbox:
+    orders: pl.DataFrame
+    batches: pl.DataFrame
+    rejected: pl.DataFrame
+    files: pl.DataFrame
+    received: dict[str, int]
+    skipped: list[str]
+
+
+def validate_inbox(loaded: LoadedInbox) -> ValidatedInbox:
+    started = time.perf_counter()
+    orders = validation.validate_orders(loaded.orders)
+    batches = validation.validate_batches(loaded.batches)
+    rejected = pl.concat([loaded.rejected, orders.rejected, batches.rejected], how="vertical")
+    row_rejects = rejected.filter(pl.col("line").is_not_null())
+    unreadable_rows = loaded.rejected.filter(pl.col("line").is_not_null())  # e.g. ragged CSV rows
+    received = {
+        kind: frame.height + unreadable_rows.filter(pl.col("kind") == kind).height
+        for kind, frame in (("orders", loaded.orders), ("batches", loaded.batches))
+    }
+    for (source_file, reason), group in (
+        rejected.filter(pl.col("line").is_not_null())
+        .group_by("source_file", pl.col("reason").str.replace(r" '.*?'", " '…'"))
+        .agg(pl.len())
+        .sort("source_file")
+        .group_by(["source_file", "reason"], maintain_order=True)
+    ):
+        log.warning("%s: %d row(s) rejected: %s", source_file, group["len"].sum(), reason)
+    log.info(
+        "Validated orders %s; %d row(s) rejected in all",
+        rate(loaded.orders.height, time.perf_counter() - started),
+        row_rejects.height,
+    )
+    crash_point("after-validate")
+    return ValidatedInbox(
+        orders=orders.valid,
+        batches=batches.valid,
+        rejected=rejected,
+        files=loaded.files,
+        received=received,
+        skipped=loaded.skipped,
+    )
+
+
+# -- allocate and commit ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class NightOutcome:
+    run_id: str
+    business_date: dt.date
+    counts: dict[str, int]
+    dry_run_reports: NightReports | None = None
+
+
+def allocate_night(
+    params: RunParameters, night: ValidatedInbox, run_id: str, started_at: dt.datetime
+) -> NightOutcome:
+    """One transaction: ingest, apply manifest changes, allocate every open line, record the run.
+    Commits unless this is a dry run (then the reports are read before rolling back)."""
+    day = params.business_date
+    with DuckDBUnitOfWork(state_db(params)) as uow:
+        repo = uow.repo
+        batches = classify_batches(night.batches, repo.known_batches(night.batches))
+        repo.add_batches(batches.new, day)
+        changes = apply_manifest_updates(repo, batches.updates, day, run_id)
+
+        orders = classify_orders(night.orders, repo.known_lines(night.orders))
+        new_lines = orders.new.with_row_index("arrival_seq", offset=repo.next_arrival_seq())
+        new_lines = new_lines.with_columns(pl.col("arrival_seq").cast(pl.Int64))
+        waiting = repo.open_lines()
+        candidates = pl.concat(
+            [waiting, new_lines.select("orderid", "sku", "qty", "arrival_seq")], how="vertical"
+        )
+        tick = time.perf_counter()
+        placed = allocate_lines(
+            candidates, repo.batches_for_skus(candidates.select("sku").unique()), params.workers
+        )
+        log.info(
+            "Allocated %s: %d placed, %d out of stock",
+            rate(candidates.height, time.perf_counter() - tick),
+            placed["batchref"].is_not_null().sum(),
+            placed["batchref"].is_null().sum(),
+        )
+        repo.add_lines(
+            new_lines.join(placed.select("orderid", "sku", "batchref"), on=["orderid", "sku"]),
+            day,
+            run_id,
+        )
+        got_stock = placed.filter(pl.col("batchref").is_not_null())
+        repo.save_allocations(
+            got_stock.join(waiting.select("orderid", "sku"), on=["orderid", "sku"], how="semi"),
+            got_stock,
+            day,
+            run_id,
+        )
+        replaced = changes.record_destinations(repo, placed, day, run_id)
+
+        rejected = pl.concat([night.rejected, batches.rejected, orders.rejected], how="vertical")
+        repo.add_rows(
+            "rejected_rows",
+            rejected.with_columns(run_id=pl.lit(run_id), business_date=pl.lit(day)),
+        )
+        repo.add_rows(
+            "ingested_files",
+            night.files.with_columns(run_id=pl.lit(run_id), business_date=pl.lit(day)),
+        )
+        counts = _counts(night, orders.duplicates, batches.duplicates, rejected, changes.counts)
+        counts.update(
+            allocated=got_stock.height,
+            out_of_stock=placed.height - got_stock.height,
+            lines_replaced=replaced,
+        )
+        _record_run(uow, run_id, day, started_at, night, counts)
+        if params.dry_run:
+            reports = night_reports(uow.con, day)
+            log.info("Dry run: nothing committed")
+            return NightOutcome(run_id, day, counts, reports)
+        crash_point("before-commit")
+        uow.commit()
+        crash_point("after-commit")
+    return NightOutcome(run_id, day, counts)
+
+
+def _counts(
+    night: ValidatedInbox,
+    order_duplicates: int,
+    batch_duplicates: int,
+    rejected: pl.DataFrame,
+    changes: dict[str, int],
+) -> dict[str, int]:
+    rows = rejected.filter(pl.col("line").is_not_null())
+    counts: dict[str, int] = {}
+    for kind, duplicates in (("orders", order_duplicates), ("batches", batch_duplicates)):
+        rejected_rows = rows.filter(pl.col("kind") == kind).height
+        counts[f"{kind}_received"] = night.received[kind]
+        counts[f"{kind}_duplicate"] = duplicates
+        counts[f"{kind}_rejected"] = rejected_rows
+        counts[f"{kind}_accepted"] = night.received[kind] - duplicates - rejected_rows
+    counts.update(changes)
+    counts["files_received"] = night.files.height
+    counts["files_rejected"] = night.files.filter(pl.col("status") == "rejected").height
+    counts["files_skipped"] = len(night.skipped)
+    return counts
+
+
+def _record_run(
+    uow: DuckDBUnitOfWork,
+    run_id: str,
+    day: dt.date,
+    started_at: dt.datetime,
+    night: ValidatedInbox,
+    counts: dict[str, int],
+) -> None:
+    files = night.files
+    row = {
+        "run_id": run_id,
+        "business_date": day,
+        "started_at": started_at.replace(tzinfo=None),
+        "finished_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        "status": "completed",
+        **counts,
+        "input_files": files["file_name"].to_list(),
+        "rejected_files": files.filter(pl.col("status") == "rejected")["file_name"].to_list(),
+    }
+    uow.repo.add_rows("runs", pl.DataFrame([row]))
+
+
+# -- reports and publishing ------------------------------------------------------------------
+def write_reports(params: RunParameters, outcome: NightOutcome) -> Path:
+    """Reports come from committed state (or, for a dry run, the state it computed)."""
+    if outcome.dry_run_reports is not None:
+        return write_night(outcome.dry_run_reports, params.outbox, dry_run=True)
+    con = connect(state_db(params))
+    try:
+        reports = night_reports(con, params.business_date)
+    finally:
+        con.close()
+    return write_night(reports, params.outbox)
+
+
+def publish(params: RunParameters, label: str) -> Path:
+    """Publishes the committed state as the analysts' warehouse file."""
+    return publish_copy(
+        state_db(params),
+        params.warehouse,
+        params.state_dir / "published",
+        label,
+        params.keep_published,
+    )
+
+
+def check_inbox(inbox: Path) -> None:
+    """Fails before anything else when the inbox itself is missing: a person must fix that."""
+    if not inbox.is_dir():
+        raise inbox_io.InboxError(
+            f"inbox folder {inbox} does not exist or is not a folder: create it with batches/ "
+            "and orders/ subfolders, or pass --inbox"
+        )
+
+
+def read_summary(folder: Path) -> dict[str, Any]:
+    summary: dict[str, Any] = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    return summary
+
+
+def top_out_of_stock(folder: Path, limit: int = 20) -> pl.DataFrame:
+    """Skus with the most open demand, for the run's artifact."""
+    return (
+        pl.read_parquet(folder / "out_of_stock.parquet")
+        .group_by("sku")
+        .agg(
+            open_lines=pl.len(),
+            open_qty=pl.col("qty").sum(),
+            available=pl.col("available").first(),
+            next_eta=pl.col("next_eta").min(),
+        )
+        .sort(["open_qty", "sku"], descending=[True, False])
+        .head(limit)
+    )
+
+
+def run_night(params: RunParameters, run_id: str | None = None) -> dict[str, Any]:
+    """The whole night without Prefect (tests, and a way to run in a bare Python process):
+    the same steps as the flow, in the same order, under the same lock."""
+    from allocation.io.run_lock import run_lock
+
+    run_id = run_id or str(uuid.uuid4())
+    started = dt.datetime.now(dt.UTC)
+    check_inbox(params.inbox)
+    with run_lock(
+        params.state_dir / "run.lock",
+        run_id=run_id,
+        business_date=params.business_date.isoformat(),
+        timeout=params.lock_timeout_seconds,
+    ):
+        loaded = load_inbox(params.inbox, already_ingested(params))
+        outcome = allocate_night(params, validate_inbox(loaded), run_id, started)
+        folder = write_reports(params, outcome)
+        if not params.dry_run:
+            publish(params, f"{params.business_date}-{started:%Y%m%dT%H%M%S}-{run_id[:8]}")
+    return {**read_summary(folder), "outbox_folder": str(folder)}

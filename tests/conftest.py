@@ -1,0 +1,102 @@
+"""Shared test set-up: no telemetry, a generous Prefect start-up timeout, and helpers to build
+inboxes and run nights against real files and real DuckDB in tmp_path."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["DO_NOT_TRACK"] = "1"
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from allocation import services
+from allocation.settings import RunParameters
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_INBOX = REPO / "data" / "sample"
+
+
+class Site:
+    """An inbox, a warehouse and an outbox under one tmp folder, and ways to use them."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.inbox = root / "inbox"
+        self.warehouse = root / "warehouse.duckdb"
+        self.outbox = root / "outbox"
+        (self.inbox / "orders").mkdir(parents=True)
+        (self.inbox / "batches").mkdir(parents=True)
+
+    def write(self, relative: str, text: str) -> Path:
+        path = self.inbox / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def orders(self, name: str, *rows: str, header: str = "orderid,sku,qty") -> Path:
+        return self.write(f"orders/{name}", "\n".join([header, *rows]) + "\n")
+
+    def batches(self, name: str, *rows: str, header: str = "reference,sku,qty,eta") -> Path:
+        return self.write(f"batches/{name}", "\n".join([header, *rows]) + "\n")
+
+    def clear_inbox(self) -> None:
+        for path in [*self.inbox.glob("orders/*"), *self.inbox.glob("batches/*")]:
+            path.unlink()
+
+    def params(self, day: str, *, dry_run: bool = False) -> RunParameters:
+        return RunParameters.build(
+            inbox=self.inbox,
+            warehouse=self.warehouse,
+            outbox=self.outbox,
+            business_date=day,
+            dry_run=dry_run,
+        )
+
+    def run(self, day: str, *, dry_run: bool = False) -> dict[str, Any]:
+        """A whole night through the service layer (no Prefect)."""
+        return services.run_night(self.params(day, dry_run=dry_run))
+
+    def query(self, sql: str, params: list[object] | None = None) -> list[tuple[Any, ...]]:
+        """Reads the published analysts' copy, read-only, as an analyst would."""
+        con = duckdb.connect(str(self.warehouse), read_only=True)
+        try:
+            return con.sql(sql, params=params or []).fetchall()
+        finally:
+            con.close()
+
+    def report(self, day: str, name: str) -> list[dict[str, Any]]:
+        import polars as pl
+
+        return pl.read_parquet(self.outbox / day / f"{name}.parquet").to_dicts()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Site:
+    return Site(tmp_path)
+
+
+@pytest.fixture
+def day() -> Callable[[int], str]:
+    """day(0) = 2026-11-25, day(1) the next night, ..."""
+
+    def at(offset: int) -> str:
+        return (dt.date(2026, 11, 25) + dt.timedelta(days=offset)).isoformat()
+
+    return at
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One temporary Prefect API for every test that needs real flow runs."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
