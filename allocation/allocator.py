@@ -8,6 +8,7 @@ skus there are). Shards of skus can run in separate processes; the result is the
 from __future__ import annotations
 
 import datetime as dt
+import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -70,7 +71,9 @@ def allocate_lines(lines: pl.DataFrame, batches: pl.DataFrame, workers: int = 1)
         batch_parts = [
             batches.join(part.select("sku").unique(), on="sku", how="semi") for part in parts
         ]
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # spawn, not fork: forking a process that runs polars' and Prefect's threads can hang.
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
             results = list(pool.map(allocate_shard, parts, batch_parts))
     placed = pl.concat(results) if results else ordered.select("orderid", "sku").clear()
     return (

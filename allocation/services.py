@@ -77,10 +77,16 @@ def already_ingested(params: RunParameters) -> set[tuple[str, str]]:
 def load_inbox(inbox: Path, skip: set[tuple[str, str]]) -> LoadedInbox:
     started = time.perf_counter()
     files, rejected_files = inbox_io.find_inbox_files(inbox)
+    # A file rejected before it could be read has no digest and is recorded with sha256 "": a
+    # rerun of the date must not record it (or its rejection) a second time either.
+    seen = pl.Series(
+        [(name, "") in skip for name in rejected_files["source_file"]], dtype=pl.Boolean
+    )
+    skipped: list[str] = rejected_files.filter(seen)["source_file"].to_list()
+    rejected_files = rejected_files.filter(~seen)
     reads: dict[str, list[pl.DataFrame]] = {"orders": [], "batches": []}
     rejected = [rejected_files]
     records: list[dict[str, Any]] = []
-    skipped: list[str] = []
     for file in files:
         if (file.source_file, file.sha256) in skip:
             skipped.append(file.source_file)

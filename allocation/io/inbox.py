@@ -422,7 +422,7 @@ def _parse_csv(file: InboxFile, reader: Iterator[list[str]]) -> FileRead:
         rows = [row for row in block if row]  # csv yields [] for a blank line: skipped
         if not rows:
             continue
-        if all(len(row) == width for row in rows):
+        if set(map(len, rows)) == {width}:  # the usual case: no ragged row in this chunk
             good = rows
             lines: Sequence[int] = range(line + 1, line + 1 + len(rows))
         else:
@@ -434,7 +434,10 @@ def _parse_csv(file: InboxFile, reader: Iterator[list[str]]) -> FileRead:
                     good_lines.append(number)
                 else:
                     bad_lines.append(number)
-                    bad_reasons.append(f"row has {len(row)} fields, header has {width}")
+                    bad_reasons.append(
+                        f"row has {len(row)} field{'' if len(row) == 1 else 's'}, "
+                        f"header has {width}"
+                    )
                     bad_raws.append(_dumps(row))
             lines = good_lines
         line += len(rows)
@@ -492,9 +495,9 @@ def _read_parquet(file: InboxFile) -> FileRead:
     if isinstance(header, str):
         return _file_rejected(file, header)
     texts: list[pl.Series] = []
-    for key, column in zip(header.keys, table.iter_columns(), strict=True):
+    for i, (key, column) in enumerate(zip(header.keys, table.iter_columns(), strict=True)):
         try:
-            texts.append(_as_text(column).alias(key))
+            texts.append(_as_text(column, used=i in header.sources).alias(key))
         except (Exception, pl.exceptions.PanicException) as exc:
             return _file_rejected(
                 file,
@@ -510,8 +513,11 @@ def _read_parquet(file: InboxFile) -> FileRead:
     )
 
 
-def _as_text(column: pl.Series) -> pl.Series:
-    """A Parquet column as strings: ints as decimal text, dates as YYYY-MM-DD, nested as JSON."""
+def _as_text(column: pl.Series, *, used: bool) -> pl.Series:
+    """A Parquet column as strings: ints as decimal text, dates as YYYY-MM-DD, nested as JSON.
+
+    Raises when a column the pipeline uses cannot be turned into text faithfully.
+    """
     dtype = column.dtype
     if dtype == pl.String:
         return column
@@ -526,9 +532,13 @@ def _as_text(column: pl.Series) -> pl.Series:
             return column.dt.strftime("%Y-%m-%d")
         return column.cast(pl.String)
     if dtype == pl.Binary:
+        # Often strings written without the UTF-8 annotation. Bytes that are not UTF-8 are
+        # never loaded as text (an unused column is kept in ``raw`` as hex).
         try:
-            return column.cast(pl.String)  # strings written without the UTF-8 annotation
+            return column.cast(pl.String)
         except pl.exceptions.PolarsError:
+            if used:
+                raise
             return column.bin.encode("hex")
     return column.cast(pl.String)
 

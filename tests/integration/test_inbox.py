@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import polars as pl
@@ -214,6 +215,26 @@ def test_ragged_rows_spread_over_many_chunks_keep_their_line_numbers(inbox: Path
     assert result.rows.filter(pl.col("line") == 123_456)["orderid"].to_list() == ["A123456"]
 
 
+def test_an_unclosed_quote_rejects_the_row_it_swallows_not_the_file(inbox: Path) -> None:
+    put(inbox, "orders/a.csv", ORDERS_HEADER + 'A1,LAMP,1\nA2,"DESK,2\nA3,BED,3\n')
+
+    result = read(inbox, "orders/a.csv")
+
+    assert result.rows["orderid"].to_list() == ["A1"]
+    assert result.rejected["reason"].to_list() == ["row has 2 fields, header has 3"]
+    assert json.loads(result.rejected["raw"][0]) == ["A2", "DESK,2\nA3,BED,3\n"]
+
+
+def test_blank_header_cells_become_positional_extra_columns(inbox: Path) -> None:
+    put(inbox, "orders/a.csv", "orderid,sku,qty,,\nA1,LAMP,1,,\nA2,DESK,2\n")
+
+    result = read(inbox, "orders/a.csv")
+
+    assert result.extra_columns == ("column_4", "column_5")
+    assert json.loads(result.rows["raw"][0])["column_5"] == ""
+    assert result.rejected["reason"].to_list() == ["row has 3 fields, header has 5"]
+
+
 @pytest.mark.parametrize("content", [b"", b"  \n\r\n\t\n", b"\xef\xbb\xbf\n"])
 def test_an_empty_csv_is_rejected_as_a_whole(inbox: Path, content: bytes) -> None:
     put(inbox, "orders/a.csv", content)
@@ -269,15 +290,15 @@ def test_invalid_utf8_is_rejected_with_its_byte_offset_in_the_file(inbox: Path, 
 
 def test_the_utf8_offset_is_right_past_the_first_read_block(inbox: Path) -> None:
     # 4 MiB blocks: put a valid two-byte character across the boundary, a bad byte after it.
-    head = ORDERS_HEADER.encode() + b"A1,LAMP,1\n" * 500_000
-    filler = b"x" * ((1 << 22) - len(head) - 4)
-    content = head + b"A2," + filler + b"\xc3\xa9Z\xff,1\n"
+    head = ORDERS_HEADER.encode() + b"A1,LAMP,1\n" * 100_000 + b"A2,"
+    filler = b"x" * ((1 << 22) - len(head) - 1)
+    content = head + filler + b"\xc3\xa9Z\xff,1\n"
     put(inbox, "orders/a.csv", content)
 
     result = read(inbox, "orders/a.csv")
 
+    assert content.index(b"\xc3\xa9") == (1 << 22) - 1  # the character straddles the blocks
     offset = content.index(b"\xff")
-    assert offset > 1 << 22
     assert f"not valid UTF-8 at byte offset {offset}:" in file_reason(result)
 
 
@@ -375,6 +396,46 @@ def test_a_parquet_file_missing_a_required_column_is_rejected(inbox: Path) -> No
     result = read(inbox, "orders/a.parquet")
 
     assert file_reason(result) == "missing required column(s): sku; columns found: orderid, qty"
+
+
+def test_parquet_nested_and_binary_extra_columns_are_kept_in_raw_as_text(inbox: Path) -> None:
+    write_parquet(
+        inbox,
+        "orders/a.parquet",
+        pl.DataFrame(
+            {
+                "orderid": ["A1", "A2"],
+                "sku": [b"LAMP", b"DESK"],  # strings written without the UTF-8 annotation
+                "qty": [1, 2],
+                "tags": [["x", "y"], None],
+                "thumb": [b"\xff\xd8", None],
+            }
+        ),
+    )
+
+    result = read(inbox, "orders/a.parquet")
+
+    assert result.rows["sku"].to_list() == ["LAMP", "DESK"]
+    assert json.loads(result.rows["raw"][0]) == {
+        "orderid": "A1",
+        "sku": "LAMP",
+        "qty": "1",
+        "tags": '["x","y"]',
+        "thumb": "ffd8",
+    }
+    assert json.loads(result.rows["raw"][1])["tags"] is None
+
+
+def test_a_parquet_column_in_use_that_is_not_utf8_rejects_the_file(inbox: Path) -> None:
+    write_parquet(
+        inbox,
+        "orders/a.parquet",
+        pl.DataFrame({"orderid": ["A1"], "sku": [b"caf\xe9"], "qty": [1]}),
+    )
+
+    result = read(inbox, "orders/a.parquet")
+
+    assert file_reason(result).startswith("cannot read Parquet: column 'sku' of type Binary")
 
 
 # -------------------------------------------------------------------------------- JSON Lines
@@ -535,6 +596,15 @@ def test_a_subdirectory_is_reported_and_its_files_are_not_read(inbox: Path) -> N
     assert rejections.select("kind", "source_file", "reason").rows() == [
         ("batches", "batches/old", "is a directory; only files directly inside batches/ are read")
     ]
+
+
+def test_a_named_pipe_is_reported_and_never_opened(inbox: Path) -> None:
+    os.mkfifo(inbox / "orders" / "a.csv")
+
+    files, rejections = find_inbox_files(inbox)
+
+    assert files == []
+    assert rejections["reason"].to_list()[0].startswith("not a regular file")
 
 
 def test_a_symlink_pointing_outside_the_inbox_is_rejected(inbox: Path, tmp_path: Path) -> None:

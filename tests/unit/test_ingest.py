@@ -1,0 +1,139 @@
+"""Sorting tonight's rows into new, duplicate, conflicting and changed: pure frames, no I/O."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from allocation.io.ingest import classify_batches, classify_orders
+
+
+def orders(*rows: tuple[str, str, int]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [("orders/a.csv", i + 1, o, s, q, "{}") for i, (o, s, q) in enumerate(rows)],
+        schema={
+            "source_file": pl.String,
+            "line": pl.Int64,
+            "orderid": pl.String,
+            "sku": pl.String,
+            "qty": pl.Int64,
+            "raw": pl.String,
+        },
+        orient="row",
+    )
+
+
+def known_lines(*rows: tuple[str, str, int]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [(o, s, q, dt.date(2026, 11, 24), "orders/old.csv", 7) for o, s, q in rows],
+        schema={
+            "orderid": pl.String,
+            "sku": pl.String,
+            "known_qty": pl.Int64,
+            "known_date": pl.Date,
+            "known_file": pl.String,
+            "known_line": pl.Int64,
+        },
+        orient="row",
+    )
+
+
+def batches(*rows: tuple[str, str, int, dt.date | None]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [("batches/a.csv", i + 1, r, s, q, e, "{}") for i, (r, s, q, e) in enumerate(rows)],
+        schema={
+            "source_file": pl.String,
+            "line": pl.Int64,
+            "reference": pl.String,
+            "sku": pl.String,
+            "qty": pl.Int64,
+            "eta": pl.Date,
+            "raw": pl.String,
+        },
+        orient="row",
+    )
+
+
+def known_batches(*rows: tuple[str, str, int, dt.date | None]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [(r, s, q, e, dt.date(2026, 11, 24), "batches/old.csv", 3) for r, s, q, e in rows],
+        schema={
+            "reference": pl.String,
+            "known_sku": pl.String,
+            "known_qty": pl.Int64,
+            "known_eta": pl.Date,
+            "known_date": pl.Date,
+            "known_file": pl.String,
+            "known_line": pl.Int64,
+        },
+        orient="row",
+    )
+
+
+def test_first_arrival_of_a_line_is_new_and_repeats_are_duplicates() -> None:
+    result = classify_orders(
+        orders(("o1", "RETRO-CLOCK", 2), ("o1", "RETRO-CLOCK", 2), ("o1", "SMALL-TABLE", 2)),
+        known_lines(),
+    )
+    assert result.new["sku"].to_list() == ["RETRO-CLOCK", "SMALL-TABLE"]
+    assert result.duplicates == 1
+    assert result.rejected.height == 0
+
+
+def test_a_different_qty_tonight_is_rejected_naming_the_first_row() -> None:
+    result = classify_orders(
+        orders(("o1", "RETRO-CLOCK", 2), ("o1", "RETRO-CLOCK", 3)), known_lines()
+    )
+    assert result.new.height == 1
+    [reason] = result.rejected["reason"].to_list()
+    assert reason == (
+        "order o1 sku RETRO-CLOCK with qty 3 conflicts with the line received in "
+        "orders/a.csv line 1 with qty 2"
+    )
+    assert result.rejected["line"].to_list() == [2]
+
+
+def test_a_line_known_from_an_earlier_night_is_a_duplicate_or_a_conflict() -> None:
+    result = classify_orders(
+        orders(("o1", "RETRO-CLOCK", 2), ("o2", "RETRO-CLOCK", 5)),
+        known_lines(("o1", "RETRO-CLOCK", 2), ("o2", "RETRO-CLOCK", 4)),
+    )
+    assert result.new.height == 0
+    assert result.duplicates == 1
+    [reason] = result.rejected["reason"].to_list()
+    assert (
+        "conflicts with the line received on 2026-11-24 (orders/old.csv line 7) with qty 4"
+        in reason
+    )
+
+
+def test_new_batches_updates_and_duplicates_in_arrival_order() -> None:
+    eta = dt.date(2026, 12, 1)
+    result = classify_batches(
+        batches(
+            ("b1", "RETRO-CLOCK", 5, None),
+            ("b1", "RETRO-CLOCK", 5, None),
+            ("b1", "RETRO-CLOCK", 7, None),
+            ("b2", "SMALL-TABLE", 1, eta),
+            ("b2", "SMALL-TABLE", 1, None),
+        ),
+        known_batches(("b2", "SMALL-TABLE", 1, eta)),
+    )
+    assert result.new["reference"].to_list() == ["b1"]
+    assert result.duplicates == 2
+    assert result.updates.select("reference", "qty", "old_qty", "eta", "old_eta").rows() == [
+        ("b1", 7, 5, None, None),
+        ("b2", 1, 1, None, eta),
+    ]
+
+
+def test_a_batch_row_with_another_sku_is_rejected_and_does_not_disturb_the_rest() -> None:
+    result = classify_batches(
+        batches(("b1", "SMALL-TABLE", 5, None), ("b1", "RETRO-CLOCK", 9, None)),
+        known_batches(("b1", "RETRO-CLOCK", 5, None)),
+    )
+    [reason] = result.rejected["reason"].to_list()
+    assert reason.startswith("batch b1 has sku RETRO-CLOCK (received on 2026-11-24")
+    assert "a batch cannot change sku (got SMALL-TABLE)" in reason
+    assert result.updates.select("qty", "old_qty").rows() == [(9, 5)]
