@@ -10,7 +10,9 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -173,14 +175,6 @@ def validate_inbox(loaded: LoadedInbox) -> ValidatedInbox:
         kind: frame.height + unreadable_rows.filter(pl.col("kind") == kind).height
         for kind, frame in (("orders", loaded.orders), ("batches", loaded.batches))
     }
-    for (source_file, reason), group in (
-        rejected.filter(pl.col("line").is_not_null())
-        .group_by("source_file", pl.col("reason").str.replace(r" '.*?'", " '…'"))
-        .agg(pl.len())
-        .sort("source_file")
-        .group_by(["source_file", "reason"], maintain_order=True)
-    ):
-        log.warning("%s: %d row(s) rejected: %s", source_file, group["len"].sum(), reason)
     log.info(
         "Validated orders %s; %d row(s) rejected in all",
         rate(loaded.orders.height, time.perf_counter() - started),
@@ -197,6 +191,65 @@ def validate_inbox(loaded: LoadedInbox) -> ValidatedInbox:
     )
 
 
+def log_rejected_rows(rejected: pl.DataFrame, reasons_per_file: int = 5) -> None:
+    """Logs the rejected rows counted per file and reason, never one line per row.
+
+    Reasons that differ only in their values (quoted, or any word with a digit: "qty -3 must be
+    at least 1", "row has 5 fields, ...") count as one, shown with its first line as an example.
+    A file with more kinds of reason than ``reasons_per_file`` gets one more line for the rest.
+    """
+    rows = rejected.filter(pl.col("line").is_not_null())
+    if rows.is_empty():
+        return
+    groups = (
+        rows.group_by(
+            "source_file",
+            pl.col("reason")
+            .str.replace_all(r"'[^']*'", "'…'")
+            .str.replace_all(r"[^\s'(),;]*\d[^\s'(),;]*", "…")
+            .alias("alike"),
+        )
+        .agg(
+            rows=pl.len(),
+            line=pl.col("line").min(),
+            example=pl.col("reason").sort_by("line").first(),
+        )
+        .sort(["source_file", "rows", "line"], descending=[False, True, False])
+        .with_columns(rank=pl.int_range(pl.len()).over("source_file"))
+    )
+    shown = groups.filter(pl.col("rank") < reasons_per_file)
+    for source_file, alike, count, line, example in shown.select(
+        "source_file", "alike", "rows", "line", "example"
+    ).iter_rows():
+        if count == 1:
+            log.warning("%s: 1 row(s) rejected: %s (line %d)", source_file, example, line)
+        elif alike == example:
+            log.warning(
+                "%s: %d row(s) rejected: %s (first at line %d)", source_file, count, alike, line
+            )
+        else:
+            log.warning(
+                "%s: %d row(s) rejected: %s (e.g. line %d: %s)",
+                source_file,
+                count,
+                alike,
+                line,
+                example,
+            )
+    rest = (
+        groups.filter(pl.col("rank") >= reasons_per_file)
+        .group_by("source_file", maintain_order=True)
+        .agg(rows=pl.col("rows").sum(), reasons=pl.len())
+    )
+    for source_file, count, reasons in rest.iter_rows():
+        log.warning(
+            "%s: %d row(s) rejected for %d other reason(s): see rejected.csv",
+            source_file,
+            count,
+            reasons,
+        )
+
+
 # -- allocate and commit ---------------------------------------------------------------------
 @dataclass(frozen=True)
 class NightOutcome:
@@ -206,11 +259,22 @@ class NightOutcome:
     dry_run_reports: NightReports | None = None
 
 
+Allocator = Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame]
+
+
 def allocate_night(
-    params: RunParameters, night: ValidatedInbox, run_id: str, started_at: dt.datetime
+    params: RunParameters,
+    night: ValidatedInbox,
+    run_id: str,
+    started_at: dt.datetime,
+    allocator: Allocator | None = None,
 ) -> NightOutcome:
     """One transaction: ingest, apply manifest changes, allocate every open line, record the run.
-    Commits unless this is a dry run (then the reports are read before rolling back)."""
+    Commits unless this is a dry run (then the reports are read before rolling back).
+
+    `allocator(lines, batches)` places the lines (see `allocation.allocator.allocate_lines` for
+    the frames); by default in this process, spread over `params.workers` processes. Whatever
+    runs it, the merge into the warehouse happens here, in this run's single transaction."""
     day = params.business_date
     with DuckDBUnitOfWork(state_db(params)) as uow:
         repo = uow.repo
@@ -226,23 +290,23 @@ def allocate_night(
             [waiting, new_lines.select("orderid", "sku", "qty", "arrival_seq")], how="vertical"
         )
         tick = time.perf_counter()
-        placed = allocate_lines(
-            candidates, repo.batches_for_skus(candidates.select("sku").unique()), params.workers
-        )
+        allocate = allocator or partial(allocate_lines, workers=params.workers)
+        placed = allocate(candidates, repo.batches_for_skus(candidates.select("sku").unique()))
         log.info(
             "Allocated %s: %d placed, %d out of stock",
             rate(candidates.height, time.perf_counter() - tick),
             placed["batchref"].is_not_null().sum(),
             placed["batchref"].is_null().sum(),
         )
+        # arrival_seq is unique per line: an integer join, not one on two strings.
         repo.add_lines(
-            new_lines.join(placed.select("orderid", "sku", "batchref"), on=["orderid", "sku"]),
+            new_lines.join(placed.select("arrival_seq", "batchref"), on="arrival_seq"),
             day,
             run_id,
         )
         got_stock = placed.filter(pl.col("batchref").is_not_null())
         repo.save_allocations(
-            got_stock.join(waiting.select("orderid", "sku"), on=["orderid", "sku"], how="semi"),
+            got_stock.join(waiting.select("arrival_seq"), on="arrival_seq", how="semi"),
             got_stock,
             day,
             run_id,
@@ -250,6 +314,7 @@ def allocate_night(
         replaced = changes.record_destinations(repo, placed, day, run_id)
 
         rejected = pl.concat([night.rejected, batches.rejected, orders.rejected], how="vertical")
+        log_rejected_rows(rejected)
         repo.add_rows(
             "rejected_rows",
             rejected.with_columns(run_id=pl.lit(run_id), business_date=pl.lit(day)),

@@ -57,7 +57,11 @@ def write_night(reports: NightReports, outbox: Path, *, dry_run: bool = False) -
     parent = outbox / day if dry_run else outbox
     parent.mkdir(parents=True, exist_ok=True)
     name = "dry-run" if dry_run else day
-    remove_leftovers(parent, f".{name}.tmp-*")
+    # Runs never overlap (the run lock), so a temporary folder here is what a killed run left,
+    # whichever night it was writing: remove them all, not only this night's.
+    for folder in {outbox, parent}:
+        remove_leftovers(folder, ".*.tmp-*")
+        remove_leftovers(folder, ".*.old-*")
     staging = parent / f".{name}.tmp-{os.getpid()}"
     staging.mkdir()
     write_report_files(reports, staging)

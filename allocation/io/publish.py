@@ -34,13 +34,19 @@ def publish_copy(state_db: Path, warehouse: Path, history_dir: Path, label: str,
         raise PublishError(f"{state_db} still has a write-ahead log; it was not closed cleanly")
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     remove_leftovers(warehouse.parent, f".{warehouse.name}.publish-*")
+    remove_leftovers(history_dir, ".*.partial")
     tmp = warehouse.with_name(f".{warehouse.name}.publish-{os.getpid()}")
     shutil.copyfile(state_db, tmp)
     fsync_file(tmp)
     crash_point("while-publishing")
+    # A write-ahead log beside the published path was left by someone who opened the previous
+    # copy read-write; DuckDB refuses to open the new file next to a log that is not its own
+    # ("WAL does not match database file"), so it goes (before and after the rename).
+    stale_wal = warehouse.with_name(warehouse.name + ".wal")
     try:
         if warehouse.is_dir():
             raise IsADirectoryError(f"{warehouse} is a folder")
+        stale_wal.unlink(missing_ok=True)
         os.replace(tmp, warehouse)
     except OSError as error:
         tmp.unlink(missing_ok=True)
@@ -48,14 +54,23 @@ def publish_copy(state_db: Path, warehouse: Path, history_dir: Path, label: str,
             f"the night is committed but the analysts' copy {warehouse} could not be replaced "
             f"({error}). Free the path, then run: allocation publish --warehouse {warehouse}"
         ) from error
+    try:
+        stale_wal.unlink(missing_ok=True)
+    except OSError as error:
+        raise PublishError(
+            f"the night is published as {warehouse}, but DuckDB cannot open it while the stale "
+            f"{stale_wal} is there ({error}): delete that file"
+        ) from error
     fsync_dir(warehouse.parent)
     history_dir.mkdir(parents=True, exist_ok=True)
     kept = history_dir / f"{label}.duckdb"
     kept.unlink(missing_ok=True)
     try:
         os.link(warehouse, kept)
-    except OSError:
-        shutil.copyfile(warehouse, kept)
+    except OSError:  # no hard links here: a full copy, made whole before it gets its name
+        partial = history_dir / f".{label}.partial"
+        shutil.copyfile(warehouse, partial)
+        os.replace(partial, kept)
     _prune(history_dir, keep)
     return kept
 

@@ -48,46 +48,36 @@ class NightReports:
     summary: dict[str, Any]
 
 
-def _checked(model: type[pa.DataFrameModel], frame: pl.DataFrame) -> pl.DataFrame:
-    """Every report is validated against its schema before anyone sees it."""
+REPORT_SQL: dict[str, tuple[type[pa.DataFrameModel], str]] = {
+    "allocations": (
+        schemas.AllocationReport,
+        "SELECT orderid, sku, qty, batchref, eta, business_date, run_id FROM allocations "
+        "WHERE business_date = $day ORDER BY arrival_seq, run_id",
+    ),
+    "out_of_stock": (
+        schemas.OutOfStockReport,
+        "SELECT orderid, sku, qty, first_seen, greatest($day::DATE - first_seen, 0)::BIGINT "
+        "AS days_waiting, available, shortfall, next_eta FROM out_of_stock ORDER BY arrival_seq",
+    ),
+    "rejected": (
+        schemas.RejectedReport,
+        "SELECT kind, source_file, line, reason, raw FROM rejected_rows "
+        "WHERE business_date = $day ORDER BY kind DESC, source_file, line NULLS FIRST, reason",
+    ),
+    "reallocations": (
+        schemas.ReallocationReport,
+        "SELECT orderid, sku, qty, from_batchref, to_batchref, reason, business_date "
+        "FROM reallocations WHERE business_date = $day ORDER BY run_id, orderid, sku",
+    ),
+}
+
+
+def report(con: duckdb.DuckDBPyConnection, name: str, day: dt.date) -> pl.DataFrame:
+    """One report of the night, validated against its schema before anyone sees it."""
+    model, sql = REPORT_SQL[name]
+    frame = con.sql(sql, params={"day": day}).pl()
     checked: pl.DataFrame = model.validate(frame, lazy=True)
     return checked
-
-
-def allocations_report(con: duckdb.DuckDBPyConnection, day: dt.date) -> pl.DataFrame:
-    frame = con.sql(
-        "SELECT orderid, sku, qty, batchref, eta, business_date, run_id FROM allocations "
-        "WHERE business_date = ? ORDER BY arrival_seq, run_id",
-        params=[day],
-    ).pl()
-    return _checked(schemas.AllocationReport, frame)
-
-
-def out_of_stock_report(con: duckdb.DuckDBPyConnection, day: dt.date) -> pl.DataFrame:
-    frame = con.sql(
-        "SELECT orderid, sku, qty, first_seen, greatest(?::DATE - first_seen, 0)::BIGINT "
-        "AS days_waiting, available, shortfall, next_eta FROM out_of_stock ORDER BY arrival_seq",
-        params=[day],
-    ).pl()
-    return _checked(schemas.OutOfStockReport, frame)
-
-
-def rejected_report(con: duckdb.DuckDBPyConnection, day: dt.date) -> pl.DataFrame:
-    frame = con.sql(
-        "SELECT kind, source_file, line, reason, raw FROM rejected_rows WHERE business_date = ? "
-        "ORDER BY kind DESC, source_file, line NULLS FIRST, reason",
-        params=[day],
-    ).pl()
-    return _checked(schemas.RejectedReport, frame)
-
-
-def reallocations_report(con: duckdb.DuckDBPyConnection, day: dt.date) -> pl.DataFrame:
-    frame = con.sql(
-        "SELECT orderid, sku, qty, from_batchref, to_batchref, reason, business_date "
-        "FROM reallocations WHERE business_date = ? ORDER BY run_id, orderid, sku",
-        params=[day],
-    ).pl()
-    return _checked(schemas.ReallocationReport, frame)
 
 
 def summary(con: duckdb.DuckDBPyConnection, day: dt.date) -> dict[str, Any]:
@@ -153,9 +143,9 @@ def summary(con: duckdb.DuckDBPyConnection, day: dt.date) -> dict[str, Any]:
 def night_reports(con: duckdb.DuckDBPyConnection, day: dt.date) -> NightReports:
     return NightReports(
         business_date=day,
-        allocations=allocations_report(con, day),
-        out_of_stock=out_of_stock_report(con, day),
-        rejected=rejected_report(con, day),
-        reallocations=reallocations_report(con, day),
+        allocations=report(con, "allocations", day),
+        out_of_stock=report(con, "out_of_stock", day),
+        rejected=report(con, "rejected", day),
+        reallocations=report(con, "reallocations", day),
         summary=summary(con, day),
     )

@@ -66,11 +66,19 @@ def run_lock(
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         deadline = time.monotonic() + timeout
+        waiting = False
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
+                if not waiting and timeout > 0:
+                    waiting = True
+                    log.info(
+                        "Waiting up to %gs for the warehouse: it is being written by %s",
+                        timeout,
+                        describe(_read_holder(fd)),
+                    )
                 if time.monotonic() >= deadline:
                     raise RunLockTimeout(
                         f"the warehouse is being written by {describe(_read_holder(fd))}; "
