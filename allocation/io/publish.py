@@ -32,18 +32,18 @@ def publish_copy(state_db: Path, warehouse: Path, history_dir: Path, label: str,
     wal = state_db.with_name(state_db.name + ".wal")
     if wal.exists():
         raise PublishError(f"{state_db} still has a write-ahead log; it was not closed cleanly")
-    warehouse.parent.mkdir(parents=True, exist_ok=True)
-    remove_leftovers(warehouse.parent, f".{warehouse.name}.publish-*")
-    remove_leftovers(history_dir, ".*.partial")
     tmp = warehouse.with_name(f".{warehouse.name}.publish-{os.getpid()}")
-    shutil.copyfile(state_db, tmp)
-    fsync_file(tmp)
-    crash_point("while-publishing")
     # A write-ahead log beside the published path was left by someone who opened the previous
     # copy read-write; DuckDB refuses to open the new file next to a log that is not its own
     # ("WAL does not match database file"), so it goes (before and after the rename).
     stale_wal = warehouse.with_name(warehouse.name + ".wal")
     try:
+        warehouse.parent.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(warehouse.parent, f".{warehouse.name}.publish-*")
+        remove_leftovers(history_dir, ".*.partial")
+        shutil.copyfile(state_db, tmp)  # a full disk fails here: the same message applies
+        fsync_file(tmp)
+        crash_point("while-publishing")
         if warehouse.is_dir():
             raise IsADirectoryError(f"{warehouse} is a folder")
         stale_wal.unlink(missing_ok=True)

@@ -59,7 +59,7 @@ class DuckDBUnitOfWork:
         try:
             self._con.execute("BEGIN TRANSACTION")
             self.schema_version_found = migrate(self._con)
-        except duckdb.Error as error:
+        except (duckdb.Error, RuntimeError) as error:  # RuntimeError: a newer schema than ours
             self._con.close()
             self._con = None
             raise WarehouseError(

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import duckdb
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _V1_TABLES = """
 CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL);
@@ -75,13 +75,22 @@ CREATE TABLE reallocations (
 );
 """
 
+# Version 3: no table change; every analyst column documented, the views revised. Views and
+# comments are derived objects, rebuilt after every upgrade, so changing either one is a new
+# version (a warehouse at the previous version would otherwise keep the old text).
+
 # Views are rebuilt after every upgrade. "Today" for an analyst is the latest committed night.
+# Sums over a sku are HUGEINT in DuckDB; every quantity fits BIGINT but their sum may not, so sums
+# are capped at the largest BIGINT (casting them would fail the night's reports, and every later
+# night's) and differences are taken before capping.
+_BIGINT_MAX = "9223372036854775807"
 _VIEWS = """
 CREATE OR REPLACE VIEW out_of_stock AS
 WITH last_night AS (
     SELECT max(business_date) AS d FROM runs WHERE status = 'completed'
 ), sku_stock AS (
-    SELECT sku, sum(available)::BIGINT AS available, max(available)::BIGINT AS best
+    SELECT sku, least(sum(available), BIGINT_MAX)::BIGINT AS available,
+           max(available)::BIGINT AS best
     FROM batches GROUP BY sku
 )
 SELECT l.orderid, l.sku, l.qty, l.first_seen,
@@ -97,20 +106,25 @@ WHERE l.status = 'out_of_stock';
 
 CREATE OR REPLACE VIEW stock_position AS
 WITH stock AS (
-    SELECT sku, sum(purchased)::BIGINT AS purchased, sum(allocated)::BIGINT AS allocated,
-           sum(available)::BIGINT AS available,
+    SELECT sku, sum(purchased) AS purchased, sum(allocated) AS allocated,
+           sum(available) AS available,
            min(eta) FILTER (WHERE eta IS NOT NULL AND available > 0) AS next_eta
     FROM batches GROUP BY sku
 ), demand AS (
-    SELECT sku, sum(qty)::BIGINT AS open_demand, count(*)::BIGINT AS open_lines
+    SELECT sku, sum(qty) AS open_demand, count(*)::BIGINT AS open_lines
     FROM order_lines WHERE status = 'out_of_stock' GROUP BY sku
 )
-SELECT sku, coalesce(purchased, 0)::BIGINT AS purchased, coalesce(allocated, 0)::BIGINT AS allocated,
-       coalesce(available, 0)::BIGINT AS available, coalesce(open_demand, 0)::BIGINT AS open_demand,
+SELECT sku,
+       least(coalesce(purchased, 0), BIGINT_MAX)::BIGINT AS purchased,
+       least(coalesce(allocated, 0), BIGINT_MAX)::BIGINT AS allocated,
+       least(coalesce(available, 0), BIGINT_MAX)::BIGINT AS available,
+       least(coalesce(open_demand, 0), BIGINT_MAX)::BIGINT AS open_demand,
        coalesce(open_lines, 0)::BIGINT AS open_lines,
-       greatest(coalesce(open_demand, 0) - coalesce(available, 0), 0)::BIGINT AS shortfall, next_eta
+       least(greatest(coalesce(open_demand, 0) - coalesce(available, 0), 0), BIGINT_MAX)::BIGINT
+           AS shortfall,
+       next_eta
 FROM stock FULL OUTER JOIN demand USING (sku);
-"""
+""".replace("BIGINT_MAX", _BIGINT_MAX)
 
 COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
     "batches": (
@@ -119,13 +133,13 @@ COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
             "reference": "Batch reference (unique).",
             "sku": "Stock-keeping unit the batch holds.",
             "eta": "Expected arrival date; NULL means the stock is in the warehouse now.",
-            "purchased": "Quantity bought (from the latest manifest row).",
+            "purchased": "Quantity bought (from the latest manifest row; 0 when cancelled).",
             "allocated": "Quantity given to order lines.",
-            "available": "purchased - allocated.",
+            "available": "purchased - allocated: what is still free.",
             "first_seen": "Business date the batch was first received.",
-            "updated_on": "Business date of the latest manifest change, if any.",
             "source_file": "Inbox file the batch first came from.",
             "source_line": "1-based data row in that file.",
+            "updated_on": "Business date of the latest manifest change, if any.",
         },
     ),
     "order_lines": (
@@ -137,7 +151,7 @@ COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
             "status": "allocated, or out_of_stock (still open, retried every night).",
             "batchref": "Batch the line is allocated to (NULL while out of stock).",
             "first_seen": "Business date the line arrived.",
-            "allocated_on": "Business date of the current allocation.",
+            "allocated_on": "Business date of the current allocation (NULL while out of stock).",
             "arrival_seq": "Global arrival order (files by name, rows in order, night after night).",
             "source_file": "Inbox file the line came from.",
             "source_line": "1-based data row in that file.",
@@ -158,17 +172,93 @@ COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
             "released_on": "Night a manifest change took the line back from this batch, if ever.",
         },
     ),
-    "reallocations": (
-        "Lines released by a manifest change, and where each went next.",
+    "out_of_stock": (
+        "Open order lines (not allocated yet), with what the sku has and when stock could come.",
         {
             "orderid": "Order identifier.",
             "sku": "Stock-keeping unit.",
-            "qty": "Quantity of the line.",
-            "from_batchref": "Batch that gave the line back.",
-            "to_batchref": "Batch it was re-placed in that night (NULL: out of stock).",
-            "reason": "The manifest change that released it.",
-            "business_date": "Night of the change.",
-            "run_id": "Run that applied it.",
+            "qty": "Quantity ordered.",
+            "first_seen": "Business date the line arrived.",
+            "days_waiting": "Days from first_seen to the latest committed night.",
+            "available": "Free quantity of the sku over all its batches, in stock and coming.",
+            "shortfall": "How much more the sku's best batch would need to take the line whole.",
+            "next_eta": "Earliest ETA of a batch of the sku that could still take the line whole "
+            "(NULL: no such batch is known).",
+            "arrival_seq": "Arrival order; lines are tried in this order.",
+        },
+    ),
+    "stock_position": (
+        "Per sku: stock bought, given, free, the open demand and when stock comes next.",
+        {
+            "sku": "Stock-keeping unit.",
+            "purchased": "Sum of purchased quantities over its batches.",
+            "allocated": "Sum allocated over its batches.",
+            "available": "Sum free over its batches, in stock and coming.",
+            "open_demand": "Quantity of its open (out of stock) lines.",
+            "open_lines": "Number of its open lines.",
+            "shortfall": "open_demand - available, at least 0 (lines are not split, so lines "
+            "can wait even at 0).",
+            "next_eta": "Earliest ETA of a batch with free stock (NULL: none coming).",
+        },
+    ),
+    "runs": (
+        "One row per committed run: when, what it received, what it decided "
+        "(the counts of its summary.json).",
+        {
+            "run_id": "Run identifier (the Prefect flow run id when run under Prefect).",
+            "business_date": "Night the run was for.",
+            "started_at": "UTC start.",
+            "finished_at": "UTC commit time.",
+            "status": "completed (a run that fails commits nothing and leaves no row).",
+            "orders_received": "Order rows read (valid, duplicate and rejected).",
+            "orders_accepted": "New order lines stored.",
+            "orders_duplicate": "Order rows identical to a line already known (ignored).",
+            "orders_rejected": "Order rows rejected (see rejected_rows).",
+            "batches_received": "Manifest rows read (valid, duplicate and rejected).",
+            "batches_accepted": "New batches stored, plus changes to known batches.",
+            "batches_duplicate": "Manifest rows repeating what is known (ignored).",
+            "batches_rejected": "Manifest rows rejected (see rejected_rows).",
+            "allocated": "Lines allocated by the run (new lines and lines that waited).",
+            "out_of_stock": "Lines left open (out of stock) after the run.",
+            "files_received": "Inbox files found.",
+            "files_rejected": "Inbox files rejected whole.",
+            "files_skipped": "Inbox files skipped because a run of the same night committed them.",
+            "input_files": "Inbox files read by the run.",
+            "rejected_files": "Inbox files rejected whole.",
+            "message": "Note about the run, if any.",
+            "batches_updated": "Known batches a manifest changed.",
+            "eta_changes": "Manifest changes of an ETA.",
+            "qty_increases": "Manifest changes raising a quantity.",
+            "qty_decreases": "Manifest changes lowering a quantity (not to 0).",
+            "cancellations": "Manifest changes setting a quantity to 0.",
+            "lines_released": "Allocated lines a manifest change took back.",
+            "lines_replaced": "Released lines allocated again the same night.",
+        },
+    ),
+    "rejected_rows": (
+        "Rows and files that were not loaded, with the reason and the values as received.",
+        {
+            "run_id": "Run that rejected it.",
+            "business_date": "Night that read it.",
+            "kind": "orders or batches.",
+            "source_file": "Inbox file (relative to the inbox).",
+            "line": "1-based data row; NULL when the whole file was rejected.",
+            "reason": "Why, in words a person can act on.",
+            "raw": "The values as received (JSON).",
+        },
+    ),
+    "ingested_files": (
+        "Every inbox file a run read, with its checksum.",
+        {
+            "run_id": "Run that read it.",
+            "business_date": "Night that read it.",
+            "kind": "orders or batches.",
+            "file_name": "Path relative to the inbox.",
+            "size": "Bytes.",
+            "sha256": "Checksum of the content.",
+            "rows": "Data rows read (0 for a rejected file).",
+            "status": "loaded or rejected.",
+            "reason": "Why the whole file was rejected (NULL when loaded).",
         },
     ),
     "batch_changes": (
@@ -187,69 +277,39 @@ COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
             "source_line": "1-based data row in that file.",
         },
     ),
-    "out_of_stock": (
-        "Open order lines (not allocated yet), with what the sku has and when stock could come.",
+    "reallocations": (
+        "Lines released by a manifest change, and where each went next.",
         {
             "orderid": "Order identifier.",
             "sku": "Stock-keeping unit.",
-            "qty": "Quantity ordered.",
-            "first_seen": "Business date the line arrived.",
-            "days_waiting": "Days from first_seen to the latest committed night.",
-            "available": "Free quantity of the sku now, over all its batches.",
-            "shortfall": ("How much more the sku's best batch would need to take the line whole."),
-            "next_eta": "Earliest ETA of a batch of the sku that could still take the line whole.",
-            "arrival_seq": "Arrival order; lines are tried in this order.",
+            "qty": "Quantity of the line.",
+            "from_batchref": "Batch that gave the line back.",
+            "to_batchref": "Batch it was re-placed in that night (NULL: out of stock).",
+            "reason": "The manifest change that released it.",
+            "business_date": "Night of the change.",
+            "run_id": "Run that applied it.",
         },
     ),
-    "stock_position": (
-        "Per sku: stock bought, given, free, the open demand and when stock comes next.",
+    "schema_version": (
+        "Warehouse schema versions applied, newest last.",
         {
-            "sku": "Stock-keeping unit.",
-            "purchased": "Sum of purchased quantities over its batches.",
-            "allocated": "Sum allocated.",
-            "available": "Sum free.",
-            "open_demand": "Quantity of its open (out of stock) lines.",
-            "open_lines": "Number of its open lines.",
-            "shortfall": "open_demand - available, at least 0.",
-            "next_eta": "Earliest ETA of a batch with free stock (NULL: none coming).",
+            "version": "Schema version.",
+            "applied_at": "UTC time the upgrade to it was committed.",
         },
     ),
-    "runs": (
-        "One row per committed run: when, what it received, what it decided.",
-        {
-            "run_id": "Run identifier (the Prefect flow run id when run under Prefect).",
-            "business_date": "Night the run was for.",
-            "started_at": "UTC start.",
-            "finished_at": "UTC commit time.",
-            "status": "completed.",
-            "input_files": "Inbox files read by the run.",
-            "rejected_files": "Inbox files rejected whole.",
-        },
-    ),
-    "rejected_rows": (
-        "Rows and files that were not loaded, with the reason and the values as received.",
-        {
-            "kind": "orders or batches.",
-            "source_file": "Inbox file (relative to the inbox).",
-            "line": "1-based data row; NULL when the whole file was rejected.",
-            "reason": "Why, in words a person can act on.",
-            "raw": "The values as received (JSON).",
-        },
-    ),
-    "ingested_files": (
-        "Every inbox file a run read, with its checksum.",
-        {
-            "file_name": "Path relative to the inbox.",
-            "size": "Bytes.",
-            "sha256": "Checksum of the content.",
-            "rows": "Data rows read (0 for a rejected file).",
-            "status": "loaded or rejected.",
-            "business_date": "Night that read it.",
-            "run_id": "Run that read it.",
-        },
-    ),
-    "schema_version": ("Warehouse schema versions applied, newest last.", {}),
 }
+
+# What analysts are promised by name (docs/analysts.md); the other tables are documented too.
+ANALYST_OBJECTS = (
+    "batches",
+    "order_lines",
+    "allocations",
+    "out_of_stock",
+    "stock_position",
+    "runs",
+    "rejected_rows",
+    "ingested_files",
+)
 
 
 def _comment(con: duckdb.DuckDBPyConnection) -> None:
@@ -276,7 +336,11 @@ def _v2(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_V2_TABLES)
 
 
-MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {1: _v1, 2: _v2}
+def _v3(con: duckdb.DuckDBPyConnection) -> None:
+    """Nothing to change in the tables: the views and comments are rebuilt after it."""
+
+
+MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {1: _v1, 2: _v2, 3: _v3}
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:
