@@ -13,7 +13,8 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 # Prefect server commands honour PREFECT_API_URL when set.
 PREFECT_PORT ?= 4200
 PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
-WORK_POOL ?= allocation-pool
+# The work pool is named once, in prefect.yaml (read when a recipe needs it, after `install`).
+WORK_POOL ?= $(shell $(BIN)/python -c "import yaml; print(yaml.safe_load(open('prefect.yaml'))['deployments'][0]['work_pool']['name'])")
 
 .PHONY: install run test lint typecheck unit bench server deploy worker lock clean
 
@@ -44,17 +45,21 @@ unit: install
 bench: install
 	$(BIN)/python -m benchmarks.run
 
+# A local Prefect server and UI on loopback only (http://127.0.0.1:$(PREFECT_PORT)), telemetry off.
 server: install
 	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) --analytics-off
 
+# Creates the work pool if missing, then creates or updates every deployment in prefect.yaml.
 deploy: install
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect work-pool inspect $(WORK_POOL) >/dev/null 2>&1 \
 	  || PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect work-pool create $(WORK_POOL) --type process
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect --no-prompt deploy --all
 
+# Runs the pool's flow runs as subprocesses with this checkout's venv; ALLOCATION_REPO_DIR is
+# where prefect.yaml's pull step moves each run (the deployment stores no machine path).
 worker: install
-	PREFECT_API_URL=$(PREFECT_API_URL) PATH="$(CURDIR)/$(BIN):$$PATH" \
-	  $(BIN)/prefect worker start --pool $(WORK_POOL) --install-policy never
+	PREFECT_API_URL=$(PREFECT_API_URL) ALLOCATION_REPO_DIR="$(CURDIR)" PATH="$(CURDIR)/$(BIN):$$PATH" \
+	  exec $(BIN)/prefect worker start --pool $(WORK_POOL) --install-policy never
 
 # Re-resolve the lock from pyproject.toml's pins (needs the package index).
 lock:

@@ -1,6 +1,7 @@
 """The `allocation` command.
 
     allocation run --inbox DIR --warehouse FILE --outbox DIR [--business-date YYYY-MM-DD] [--dry-run]
+                   [--task-runner local|dask] [--dask-address tcp://HOST:8786]
     allocation publish --warehouse FILE
 
 Exit 0 when the night completed (also with rejected rows and out-of-stock lines); otherwise one
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 from allocation.io.inbox import InboxError
 from allocation.io.publish import PublishError
 from allocation.io.run_lock import RunLockTimeout
-from allocation.io.unit_of_work import WarehouseError
+from allocation.io.unit_of_work import WarehouseError, check_warehouse_path
 from allocation.settings import ParameterError, RunParameters, Settings
 
 EXIT_CODES: list[tuple[type[BaseException], int]] = [
@@ -31,7 +31,6 @@ EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (RunLockTimeout, 3),
     (PublishError, 4),
 ]
-DUCKDB_MAGIC = b"DUCK"
 
 
 class CommandError(Exception):
@@ -58,31 +57,21 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write the reports to OUTBOX/<date>/dry-run/ only; commit and publish nothing",
     )
+    run.add_argument(
+        "--task-runner",
+        choices=["local", "dask"],
+        default=settings.task_runner,
+        help="allocate sku shards here (local, the default) or as tasks on a Dask cluster",
+    )
+    run.add_argument(
+        "--dask-address",
+        default=settings.dask_address,
+        metavar="ADDR",
+        help="Dask scheduler address for --task-runner dask (default: a temporary local cluster)",
+    )
     publish = commands.add_parser("publish", help="publish the committed state to analysts again")
     publish.add_argument("--warehouse", type=Path, default=settings.warehouse, help="DuckDB file")
     return parser
-
-
-def check_warehouse_path(warehouse: Path) -> None:
-    """Refuses, before any work, a warehouse path that can never be written."""
-    if warehouse.is_dir():
-        raise WarehouseError(
-            f"--warehouse {warehouse} is a folder: give the path of a .duckdb file"
-        )
-    if warehouse.exists():
-        with open(warehouse, "rb") as handle:
-            header = handle.read(12)
-        if header[8:12] != DUCKDB_MAGIC:
-            raise WarehouseError(
-                f"--warehouse {warehouse} is not a DuckDB database: move it away or pick another path"
-            )
-    parent = warehouse.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise WarehouseError(f"cannot create the warehouse folder {parent}: {error}") from error
-    if not os.access(parent, os.W_OK):
-        raise WarehouseError(f"the warehouse folder {parent} is not writable by this user")
 
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
@@ -92,6 +81,8 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         outbox=args.outbox,
         business_date=args.business_date,
         dry_run=args.dry_run,
+        task_runner=args.task_runner,
+        dask_address=args.dask_address,
     )
     if not params.inbox.is_dir():
         raise InboxError(
@@ -108,6 +99,8 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         outbox=str(params.outbox),
         business_date=params.business_date.isoformat(),
         dry_run=params.dry_run,
+        task_runner=params.task_runner,
+        dask_address=params.dask_address,
         return_state=True,
     )
     result = state.result(raise_on_failure=False)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+TaskRunnerName = Literal["local", "dask"]
+TASK_RUNNERS: tuple[TaskRunnerName, ...] = ("local", "dask")
 
 
 class ParameterError(ValueError):
@@ -56,6 +58,22 @@ class Settings(BaseSettings):
     workers: int = Field(
         1, ge=0, description="Processes that allocate skus in parallel (0 = one per CPU core)."
     )
+    task_runner: TaskRunnerName = Field(
+        "local",
+        description="Where sku shards are allocated: local (this process and `workers`) or dask.",
+    )
+    dask_address: str = Field(
+        "",
+        description="Dask scheduler address (tcp://host:8786); empty: a temporary local cluster.",
+    )
+    dask_workers: int = Field(
+        2, ge=1, description="Worker processes of the temporary local Dask cluster."
+    )
+    staging: str = Field(
+        "",
+        description="Folder or fsspec URL for the Dask shards' Parquet files; empty: "
+        "<state dir>/staging. Every Dask worker must reach it.",
+    )
 
 
 class RunParameters(BaseModel):
@@ -71,6 +89,10 @@ class RunParameters(BaseModel):
     lock_timeout_seconds: float = 120.0
     keep_published: int = 7
     workers: int = 1
+    task_runner: TaskRunnerName = "local"
+    dask_address: str = ""
+    dask_workers: int = 2
+    staging: str = ""
 
     @classmethod
     def build(
@@ -81,10 +103,23 @@ class RunParameters(BaseModel):
         outbox: str | Path | None = None,
         business_date: str | dt.date,
         dry_run: bool = False,
+        task_runner: str | None = None,
+        dask_address: str | None = None,
+        dask_workers: int | None = None,
+        staging: str | None = None,
         settings: Settings | None = None,
     ) -> RunParameters:
-        """Merges explicit values over the settings; empty strings mean 'use the default'."""
+        """Merges explicit values over the settings; empty strings (and 0 workers) mean 'use
+        the default'."""
         base = settings or Settings()
+        runner = (task_runner or "").strip().lower() or base.task_runner
+        if runner not in TASK_RUNNERS:
+            raise ParameterError(
+                f"task_runner {task_runner!r} is not one of {', '.join(TASK_RUNNERS)}: use local "
+                "(the default) or dask"
+            )
+        if dask_workers is not None and dask_workers < 0:
+            raise ParameterError(f"dask_workers {dask_workers} must be 1 or more (0 = default)")
         return cls(
             inbox=Path(inbox or base.inbox).expanduser().absolute(),
             warehouse=Path(warehouse or base.warehouse).expanduser().absolute(),
@@ -94,6 +129,10 @@ class RunParameters(BaseModel):
             lock_timeout_seconds=base.lock_timeout_seconds,
             keep_published=base.keep_published,
             workers=base.workers,
+            task_runner=runner,
+            dask_address=(dask_address or "").strip() or base.dask_address,
+            dask_workers=dask_workers or base.dask_workers,
+            staging=(staging or "").strip() or base.staging,
         )
 
     @property

@@ -20,6 +20,9 @@ def summary_markdown(
     summary: dict[str, Any], folder: Path, params: RunParameters, published: Path | None
 ) -> str:
     orders, batches, files = summary["orders"], summary["batches"], summary["files"]
+    updates = ", ".join(
+        f"{name.replace('_', ' ')} {count}" for name, count in batches["updated"].items()
+    )
     lines = [
         f"# Night {summary['business_date']}{' (dry run)' if params.dry_run else ''}",
         "",
@@ -32,7 +35,7 @@ def summary_markdown(
         "",
         f"- **Allocated:** {summary['allocated']}",
         f"- **Out of stock (open lines):** {summary['out_of_stock']}",
-        f"- **Batch updates:** {batches['updated']}; lines released {summary['lines_released']}, "
+        f"- **Batch updates:** {updates}; lines released {summary['lines_released']}, "
         f"re-placed {summary['lines_replaced']}",
         f"- **Files:** {files['received']} read, {files['rejected']} rejected, "
         f"{files['skipped_already_ingested']} already committed for this date",

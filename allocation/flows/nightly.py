@@ -2,7 +2,11 @@
 
 load -> validate -> allocate (one warehouse transaction) -> write reports -> publish.
 The work lives in `allocation.services`; tasks only name the steps, retry the ones that do I/O,
-and never cache (every step that writes must really run).
+and never cache (every step that writes must really run). A retry never applies a night twice:
+the allocate step commits once per flow run, and a retry that finds its run already committed
+goes on to the reports instead of allocating again.
+
+Deployed by `prefect.yaml` as `nightly-allocation/nightly` (see docs/prefect.md).
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from prefect.cache_policies import NO_CACHE
 
 from allocation import services
 from allocation.flows.artifacts import publish_artifacts
+from allocation.flows.sharding import allocator_for
 from allocation.io.run_lock import run_lock
-from allocation.settings import RunParameters, Settings
+from allocation.io.unit_of_work import DuckDBUnitOfWork, check_warehouse_path
+from allocation.settings import ParameterError, RunParameters, Settings
 
 logging.getLogger("allocation").setLevel(logging.INFO)
 
@@ -56,11 +62,31 @@ def validate(loaded: services.LoadedInbox) -> services.ValidatedInbox:
     return services.validate_inbox(loaded)
 
 
+def committed_run(params: RunParameters, run_id: str) -> bool:
+    """Whether this flow run's night is already in the warehouse state (an earlier attempt of
+    the allocate step committed it, then failed before returning)."""
+    path = services.state_db(params)
+    if params.dry_run or not path.exists():
+        return False
+    with DuckDBUnitOfWork(path) as uow:
+        row = uow.con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchone()
+    return bool(row and row[0])
+
+
 @task(name="allocate", **IO_RETRIES, **NO_RESULTS)
 def allocate(
     params: RunParameters, night: services.ValidatedInbox, run_id: str, started: dt.datetime
 ) -> services.NightOutcome:
-    return services.allocate_night(params, night, run_id, started)
+    if runtime.task_run.run_count > 1 and committed_run(params, run_id):
+        get_run_logger().warning(
+            "Night %s was committed by an earlier attempt of this step: not applying it again",
+            params.business_date,
+        )
+        # The reports are read back from the committed state; the counts are not needed.
+        return services.NightOutcome(run_id, params.business_date, counts={})
+    return services.allocate_night(
+        params, night, run_id, started, allocator=allocator_for(params, run_id)
+    )
 
 
 @task(name="write-reports", **IO_RETRIES, **NO_RESULTS)
@@ -73,6 +99,39 @@ def publish(params: RunParameters, label: str) -> Path:
     return services.publish(params, label)
 
 
+def check_parameters(
+    inbox: str,
+    warehouse: str,
+    outbox: str,
+    business_date: str,
+    dry_run: bool,
+    task_runner: str = "",
+    dask_address: str = "",
+    dask_workers: int = 0,
+    staging: str = "",
+) -> RunParameters:
+    """The run's parameters, or a ParameterError/InboxError/WarehouseError saying what to fix,
+    raised before anything is read or written. Relative paths are relative to the working
+    directory (the repo checkout, for deployment runs); empty ones mean the settings' defaults."""
+    params = RunParameters.build(
+        inbox=inbox,
+        warehouse=warehouse,
+        outbox=outbox,
+        business_date=business_date.strip() or scheduled_business_date(),
+        dry_run=dry_run,
+        task_runner=task_runner,
+        dask_address=dask_address,
+        dask_workers=dask_workers,
+        staging=staging,
+        settings=Settings(),
+    )
+    services.check_inbox(params.inbox)
+    check_warehouse_path(params.warehouse)
+    if params.outbox.exists() and not params.outbox.is_dir():
+        raise ParameterError(f"outbox {params.outbox} is a file: give a folder for the reports")
+    return params
+
+
 @flow(name="nightly-allocation", flow_run_name=night_name, validate_parameters=True)
 def nightly_allocation(
     inbox: str = "data/inbox",
@@ -80,25 +139,37 @@ def nightly_allocation(
     outbox: str = "data/outbox",
     business_date: str = "",
     dry_run: bool = False,
+    task_runner: str = "",
+    dask_address: str = "",
+    dask_workers: int = 0,
+    staging: str = "",
 ) -> dict[str, Any]:
     """Allocates every open order line of the night to batches of stock and writes the reports.
 
+    The descriptions below are what the Prefect UI shows beside each field of a custom run.
+
     Args:
-        inbox: Folder with batches/ and orders/ files (CSV, Parquet or JSON Lines).
-        warehouse: The analysts' DuckDB file; the pipeline's own state sits beside it.
-        outbox: Folder that receives <business-date>/ report folders and the latest link.
-        business_date: Night to run, YYYY-MM-DD. Empty: the date the run was scheduled for (UTC).
-        dry_run: Compute the night and write its reports to <outbox>/<date>/dry-run/ only;
-            nothing is committed to the warehouse and nothing is published.
+        inbox: Folder with batches/ and orders/ files (CSV, Parquet or JSON Lines); relative to the repo checkout.
+        warehouse: The analysts' DuckDB file (the pipeline's own state sits beside it); relative to the repo checkout.
+        outbox: Folder that receives a <business-date>/ folder of reports per night and the latest link; relative to the repo checkout.
+        business_date: Night to run, YYYY-MM-DD. Empty: the date (UTC) the run was scheduled for.
+        dry_run: Compute the night and write its reports to <outbox>/<date>/dry-run/ only: nothing is committed to the warehouse, nothing is published.
+        task_runner: Where the sku shards are allocated: local (in the worker's process, the default) or dask (one task per shard on a Dask cluster). Empty: the ALLOCATION_TASK_RUNNER setting, else local.
+        dask_address: With dask: the scheduler's address, e.g. tcp://10.0.0.5:8786. Empty: ALLOCATION_DASK_ADDRESS, else a temporary local cluster for the run.
+        dask_workers: With dask and no address: worker processes of the temporary local cluster. 0: ALLOCATION_DASK_WORKERS, else 2.
+        staging: With dask: folder or fsspec URL where shards exchange Parquet files; every Dask worker must reach it. Empty: ALLOCATION_STAGING, else <state dir>/staging.
     """
     logger = get_run_logger()
-    params = RunParameters.build(
-        inbox=inbox,
-        warehouse=warehouse,
-        outbox=outbox,
-        business_date=business_date.strip() or scheduled_business_date(),
-        dry_run=dry_run,
-        settings=Settings(),
+    params = check_parameters(
+        inbox,
+        warehouse,
+        outbox,
+        business_date,
+        dry_run,
+        task_runner,
+        dask_address,
+        dask_workers,
+        staging,
     )
     run_id = str(runtime.flow_run.id or uuid.uuid4())
     started = dt.datetime.now(dt.UTC)
@@ -110,7 +181,6 @@ def nightly_allocation(
         params.warehouse,
         params.outbox,
     )
-    services.check_inbox(params.inbox)
     with run_lock(
         params.state_dir / "run.lock",
         run_id=run_id,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from pathlib import Path
 from types import TracebackType
 
@@ -38,6 +39,31 @@ def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection
         ) from error
     except OSError as error:
         raise WarehouseError(f"cannot open the warehouse state {path}: {error}") from error
+
+
+DUCKDB_MAGIC = b"DUCK"
+
+
+def check_warehouse_path(warehouse: Path) -> None:
+    """Refuses, before any work, a warehouse path that can never be written."""
+    if warehouse.is_dir():
+        raise WarehouseError(
+            f"--warehouse {warehouse} is a folder: give the path of a .duckdb file"
+        )
+    if warehouse.exists():
+        with open(warehouse, "rb") as handle:
+            header = handle.read(12)
+        if header[8:12] != DUCKDB_MAGIC:
+            raise WarehouseError(
+                f"--warehouse {warehouse} is not a DuckDB database: move it away or pick another path"
+            )
+    parent = warehouse.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise WarehouseError(f"cannot create the warehouse folder {parent}: {error}") from error
+    if not os.access(parent, os.W_OK):
+        raise WarehouseError(f"the warehouse folder {parent} is not writable by this user")
 
 
 class DuckDBUnitOfWork:

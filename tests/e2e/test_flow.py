@@ -1,0 +1,270 @@
+"""Issue 5: the `nightly-allocation` flow itself, run in this process against the session's
+temporary Prefect API: outputs, clear failures for bad parameters, dry runs, artifacts under
+stable keys, and retries that never apply a night twice."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import duckdb
+import pytest
+from prefect import get_client
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterId,
+)
+from prefect.client.schemas.objects import Artifact
+from prefect.states import State
+
+from allocation import services
+from allocation.flows import nightly
+from allocation.flows.artifacts import OUT_OF_STOCK_KEY, SUMMARY_KEY
+from allocation.flows.nightly import nightly_allocation
+from conftest import SAMPLE_INBOX, Site
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
+
+NIGHT = "2026-11-25"
+NEXT_NIGHT = "2026-11-26"
+STEPS = {"check-already-ingested", "load", "validate", "allocate", "write-reports", "publish"}
+
+
+@pytest.fixture
+def sample(site: Site) -> Site:
+    """A site whose inbox holds the shipped sample night."""
+    shutil.rmtree(site.inbox)
+    shutil.copytree(SAMPLE_INBOX, site.inbox)
+    return site
+
+
+def run_flow(site: Site, day: str, **overrides: Any) -> State[Any]:
+    parameters: dict[str, Any] = {
+        "inbox": str(site.inbox),
+        "warehouse": str(site.warehouse),
+        "outbox": str(site.outbox),
+        "business_date": day,
+        **overrides,
+    }
+    state: State[Any] = nightly_allocation(**parameters, return_state=True)
+    return state
+
+
+def flow_run_id(state: State[Any]) -> UUID:
+    assert state.state_details.flow_run_id is not None
+    return state.state_details.flow_run_id
+
+
+def artifacts_of(state: State[Any]) -> dict[str | None, Artifact]:
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id(state)])
+            )
+        )
+    return {artifact.key: artifact for artifact in found if artifact.type != "result"}
+
+
+def table_rows(artifact: Artifact) -> list[dict[str, Any]]:
+    data = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+    assert isinstance(data, list)
+    return data
+
+
+def runs_committed(site: Site) -> int:
+    state_db = services.state_db(site.params(NIGHT))
+    if not state_db.exists():
+        return 0
+    con = duckdb.connect(str(state_db), read_only=True)
+    try:
+        row = con.execute("SELECT count(*) FROM runs").fetchone()
+    finally:
+        con.close()
+    assert row is not None
+    return int(row[0])
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_night_runs_as_named_steps_and_writes_its_outputs(sample: Site) -> None:
+    state = run_flow(sample, NIGHT)
+
+    assert state.is_completed(), state.message
+    result = state.result()
+    folder = sample.outbox / NIGHT
+    assert result["outbox_folder"] == str(folder)
+    for name in ("allocations.csv", "out_of_stock.parquet", "rejected.csv", "summary.json"):
+        assert (folder / name).is_file(), name
+    assert (sample.outbox / "latest").resolve() == folder.resolve()
+    assert result["allocated"] > 0 and result["out_of_stock"] > 0  # the sample has both
+    assert sample.query("SELECT count(*) FROM allocations WHERE business_date = ?", [NIGHT]) == [
+        (result["allocated"],)
+    ]
+    assert runs_committed(sample) == 1
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run_id(state))
+        tasks = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id]))
+        )
+    assert run.name == f"night-{NIGHT}"
+    assert {task.name.rsplit("-", 1)[0] for task in tasks} == STEPS
+
+
+def test_the_artifacts_summarise_the_night_under_stable_keys(sample: Site) -> None:
+    state = run_flow(sample, NIGHT)
+    assert state.is_completed(), state.message
+    summary = state.result()
+
+    artifacts = artifacts_of(state)
+    assert set(artifacts) == {SUMMARY_KEY, OUT_OF_STOCK_KEY}
+    markdown = artifacts[SUMMARY_KEY]
+    assert markdown.type == "markdown"
+    text = str(markdown.data)
+    assert f"# Night {NIGHT}" in text
+    assert f"**Allocated:** {summary['allocated']}" in text
+    assert f"reports: `{sample.outbox / NIGHT}`" in text
+    assert "{'" not in text  # counts are written out, not dumped as Python dicts
+    for rejected in summary["files"]["rejected_files"]:
+        assert rejected["file"] in text
+    table = artifacts[OUT_OF_STOCK_KEY]
+    assert table.type == "table"
+    rows = table_rows(table)
+    assert rows and set(rows[0]) == {"sku", "open_lines", "open_qty", "available", "next_eta"}
+    assert sum(row["open_lines"] for row in rows) == summary["out_of_stock"]
+
+    # A second night writes the next version under the same keys: the UI's history.
+    sample.clear_inbox()
+    sample.orders("more.csv", "o-900,OAK-SHELF,1")
+    second = run_flow(sample, NEXT_NIGHT)
+    assert second.is_completed(), second.message
+    assert set(artifacts_of(second)) == {SUMMARY_KEY, OUT_OF_STOCK_KEY}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"business_date": "2026-02-30"},
+            "business_date '2026-02-30' is not a real calendar date: use YYYY-MM-DD",
+        ),
+        ({"business_date": "26/11/2026"}, "business_date '26/11/2026' is not a date"),
+        ({"business_date": "2026-11-25T02:30"}, "is not a date: use YYYY-MM-DD"),
+        ({"inbox": "{root}/no-such-inbox"}, "no-such-inbox does not exist"),
+        ({"warehouse": "{root}"}, "is a folder: give the path of a .duckdb file"),
+        ({"outbox": "{root}/inbox/orders/o.csv"}, "is a file: give a folder for the reports"),
+    ],
+    ids=[
+        "not-a-calendar-date",
+        "day-first",
+        "with-a-time",
+        "no-inbox",
+        "warehouse-dir",
+        "outbox-file",
+    ],
+)
+def test_a_bad_parameter_fails_the_run_with_a_clear_message_before_any_work(
+    sample: Site, overrides: dict[str, str], message: str
+) -> None:
+    sample.orders("o.csv", "o-1,OAK-SHELF,1")
+    overrides = {k: v.format(root=sample.root) for k, v in overrides.items()}
+    day = overrides.pop("business_date", NIGHT)
+
+    state = run_flow(sample, day, **overrides)
+
+    assert state.is_failed()
+    assert message in (state.message or "")
+    assert not sample.outbox.exists()
+    assert not sample.warehouse.exists()
+    assert not services.state_db(sample.params(NIGHT)).exists()
+
+
+def test_a_dry_run_writes_its_reports_aside_and_commits_and_publishes_nothing(
+    sample: Site,
+) -> None:
+    assert run_flow(sample, NIGHT).is_completed()
+    published = digest(sample.warehouse)
+    sample.clear_inbox()
+    sample.orders("new-manifest-night.csv", "o-900,OAK-SHELF,1", "o-901,BLUE-CUSHION,2")
+
+    state = run_flow(sample, NEXT_NIGHT, dry_run=True)
+
+    assert state.is_completed(), state.message
+    folder = sample.outbox / NEXT_NIGHT / "dry-run"
+    assert state.result()["outbox_folder"] == str(folder)
+    assert (folder / "summary.json").is_file()
+    assert json.loads((folder / "summary.json").read_text())["orders"]["received"] == 2
+    assert sorted(p.name for p in (sample.outbox / NEXT_NIGHT).iterdir()) == ["dry-run"]
+    assert (sample.outbox / "latest").resolve() == (sample.outbox / NIGHT).resolve()
+    assert digest(sample.warehouse) == published
+    assert runs_committed(sample) == 1
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(flow_run_id(state)).name == f"night-{NEXT_NIGHT} (dry run)"
+
+    artifacts = artifacts_of(state)
+    assert set(artifacts) == {f"{SUMMARY_KEY}-dry-run", f"{OUT_OF_STOCK_KEY}-dry-run"}
+    text = str(artifacts[f"{SUMMARY_KEY}-dry-run"].data)
+    assert "(dry run)" in text and "not published" in text
+
+    # The same night for real afterwards is not affected by the dry run.
+    real = run_flow(sample, NEXT_NIGHT)
+    assert real.is_completed(), real.message
+    assert real.result()["orders"]["accepted"] == 2
+    assert runs_committed(sample) == 2
+
+
+@pytest.fixture
+def allocate_fails_after_commit(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The allocate step commits, then fails once (e.g. the disk fills while closing)."""
+    calls: list[str] = []
+    real = services.allocate_night
+
+    def commit_then_fail(*args: Any, **kwargs: Any) -> services.NightOutcome:
+        calls.append("allocate")
+        outcome = real(*args, **kwargs)
+        if len(calls) == 1:
+            raise OSError("No space left on device")
+        return outcome
+
+    monkeypatch.setattr(services, "allocate_night", commit_then_fail)
+    monkeypatch.setattr(nightly, "allocate", nightly.allocate.with_options(retry_delay_seconds=0))
+    yield calls
+
+
+def test_a_retry_after_the_commit_does_not_apply_the_night_twice(
+    sample: Site, allocate_fails_after_commit: list[str]
+) -> None:
+    state = run_flow(sample, NIGHT)
+
+    assert state.is_completed(), state.message
+    assert allocate_fails_after_commit == ["allocate"]  # the retry did not allocate again
+    assert runs_committed(sample) == 1
+    summary = state.result()  # read back from the state the first attempt committed
+    assert summary["orders"]["accepted"] > 0
+    assert summary["orders"]["duplicate"] < summary["orders"]["received"]
+    assert sample.query("SELECT count(*) FROM allocations") == [(summary["allocated"],)]
+
+
+def test_only_the_io_steps_retry_and_no_step_caches_its_result() -> None:
+    retried = {
+        "check-already-ingested": nightly.check_already_ingested,
+        "load": nightly.load,
+        "allocate": nightly.allocate,
+        "write-reports": nightly.write_reports,
+        "publish": nightly.publish,
+    }
+    for name, step in {**retried, "validate": nightly.validate}.items():
+        assert step.name == name
+        assert step.cache_policy is NO_CACHE, name
+        assert step.persist_result is False, name
+        assert step.retries == (2 if name in retried else 0), name
