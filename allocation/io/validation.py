@@ -58,6 +58,7 @@ _DATE_FORMAT: Final = "%Y-%m-%d"
 _MAX_SHOWN: Final = 40
 
 _ROW: Final = "__row"
+_FAILED: Final = "__failed"
 
 
 class FrameContractError(ValueError):
@@ -121,41 +122,70 @@ def _validate(rows: pl.DataFrame, spec: _Spec) -> Validated:
     columns = spec.columns
     frame = _conform_input(rows, spec).with_row_index(_ROW)
 
-    # Typed candidate values and pre-check reasons, one pair of columns per model column.
+    # Typed candidate values, pre-check reasons and whether a pre-check failed, per column.
+    # The reasons are worded only for the rows that failed something (polars evaluates every
+    # branch of a when/then for every row: wording them for all rows cost most of the time).
     typed: dict[str, pl.Expr] = {}
     why: dict[str, pl.Expr] = {}
+    failed: list[pl.Expr] = []
     for column in spec.text_columns:
         typed[column], why[column] = _text(column)
+        failed.append(typed[column].is_null())
     typed["qty"], why["qty"] = _whole_number("qty")
+    failed.append(typed["qty"].is_null())
     if spec.has_eta:
         typed["eta"], why["eta"] = _date("eta")
+        eta = pl.col("eta").str.strip_chars()
+        failed.append(eta.is_not_null() & (eta != "") & typed["eta"].is_null())
 
     candidates = frame.select(
         pl.col(_ROW),
         *[typed.get(column, pl.col(column)).alias(column) for column in columns],
-        *[expr.alias(_why(column)) for column, expr in why.items()],
+        pl.any_horizontal(failed).alias(_FAILED),
     )
     model_reasons = _model_reasons(candidates.select(columns), spec)
+    bad = candidates.filter(pl.col(_FAILED))[_ROW]
     if model_reasons is not None:
-        candidates = candidates.join(model_reasons, on=_ROW, how="left", maintain_order="left")
+        bad = pl.concat([bad, model_reasons[_ROW]]).unique().sort()
+    if not bad.len():
+        return Validated(
+            valid=candidates.select(columns),
+            rejected=pl.DataFrame(schema=REJECTION_SCHEMA),
+        )
+
+    # rechunk: polars 2.1 panics ("i < self.len()") wording a filtered multi-chunk frame.
+    worded = (
+        frame.filter(pl.col(_ROW).is_in(bad.implode()))
+        .rechunk()
+        .select(
+            pl.col(_ROW),
+            "source_file",
+            "line",
+            "raw",
+            *[expr.alias(_why(column)) for column, expr in why.items()],
+        )
+    )
+    if model_reasons is not None:
+        worded = worded.join(model_reasons, on=_ROW, how="left", maintain_order="left")
 
     # Per column: the pre-check reason, else what the model found; then the row's reasons.
     # A model failure outside the model's columns (a frame-wide check) still counts, last.
-    per_column = [_column_reason(candidates, column) for column in columns]
+    per_column = [_column_reason(worded, column) for column in columns]
     known = {_model_column(column) for column in columns}
     per_column += [
         pl.col(name)
-        for name in candidates.columns
+        for name in worded.columns
         if name.startswith(_model_column("")) and name not in known
     ]
-    candidates = candidates.with_columns(
+    worded = worded.with_columns(
         pl.concat_str(per_column, separator="; ", ignore_nulls=True).alias("reason")
     ).with_columns(pl.when(pl.col("reason") != "").then(pl.col("reason")).alias("reason"))
 
-    is_valid = pl.col("reason").is_null()
-    valid = candidates.filter(is_valid).select(columns)
+    is_rejected = pl.col("reason").is_not_null()
+    rejected_rows = worded.filter(is_rejected)[_ROW]
+    valid = candidates.filter(~pl.col(_ROW).is_in(rejected_rows.implode())).select(columns)
     # source_file, line and raw pass through untouched: the rejection shows the row as received.
-    rejected = candidates.filter(~is_valid).select(
+    rejected = worded.filter(is_rejected).select(
         pl.lit(spec.kind, pl.String).alias("kind"), "source_file", "line", "reason", "raw"
     )
     return Validated(valid=valid, rejected=rejected)
