@@ -39,39 +39,46 @@ def _where(file: str, line: str) -> pl.Expr:
 
 def classify_orders(tonight: pl.DataFrame, known: pl.DataFrame) -> Classified:
     """`tonight`: validated orders in arrival order. `known`: earlier nights' lines for the same
-    keys (orderid, sku, known_qty, known_date, known_file, known_line)."""
+    keys (orderid, sku, known_qty, known_date, known_file, known_line).
+
+    Reasons are worded only for the (few) rejected rows: formatting text for millions of good
+    rows was the costliest part of this step."""
     frame = (
         tonight.with_row_index("_seq")
         .join(known, on=LINE_KEY, how="left")
-        .with_columns(
-            _first=pl.col("_seq").min().over(LINE_KEY) == pl.col("_seq"),
-            _first_qty=pl.col("qty").first().over(LINE_KEY, order_by="_seq"),
-            _first_where=_where("source_file", "line").first().over(LINE_KEY, order_by="_seq"),
-        )
-        .with_columns(
-            _ref_qty=pl.coalesce("known_qty", "_first_qty"),
-            _ref_text=pl.when(pl.col("known_qty").is_not_null())
-            .then(
-                pl.format(
-                    "the line received on {} ({}) with qty {}",
-                    pl.col("known_date").cast(pl.String),
-                    _where("known_file", "known_line"),
-                    pl.col("known_qty").cast(pl.String),
-                )
-            )
-            .otherwise(
-                pl.format(
-                    "the line received in {} with qty {}",
-                    pl.col("_first_where"),
-                    pl.col("_first_qty").cast(pl.String),
-                )
-            ),
-        )
         .sort("_seq")
+        .with_columns(
+            _first_seq=pl.col("_seq").min().over(LINE_KEY),
+            _first_qty=pl.col("qty").first().over(LINE_KEY),
+        )
     )
-    is_new = pl.col("_first") & pl.col("known_qty").is_null()
-    same = pl.col("qty") == pl.col("_ref_qty")
+    is_new = (pl.col("_seq") == pl.col("_first_seq")) & pl.col("known_qty").is_null()
+    same = pl.col("qty") == pl.coalesce("known_qty", "_first_qty")
     rejected = frame.filter(~is_new & ~same)
+    if rejected.height:
+        first_rows = frame.select(
+            pl.col("_seq").alias("_first_seq"),
+            _where("source_file", "line").alias("_first_where"),
+        )
+        rejected = rejected.join(first_rows, on="_first_seq", how="left").sort("_seq")
+    reference = (
+        pl.when(pl.col("known_qty").is_not_null())
+        .then(
+            pl.format(
+                "the line received on {} ({}) with qty {}",
+                pl.col("known_date").cast(pl.String),
+                _where("known_file", "known_line"),
+                pl.col("known_qty").cast(pl.String),
+            )
+        )
+        .otherwise(
+            pl.format(
+                "the line received in {} with qty {}",
+                pl.col("_first_where") if rejected.height else pl.lit(""),
+                pl.col("_first_qty").cast(pl.String),
+            )
+        )
+    )
     return Classified(
         new=frame.filter(is_new).select(tonight.columns),
         updates=tonight.clear(),
@@ -84,7 +91,7 @@ def classify_orders(tonight: pl.DataFrame, known: pl.DataFrame) -> Classified:
                 "orderid",
                 "sku",
                 pl.col("qty").cast(pl.String),
-                "_ref_text",
+                reference,
             ),
         ),
     )
