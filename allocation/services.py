@@ -452,8 +452,8 @@ def run_night(params: RunParameters, run_id: str | None = None) -> dict[str, Any
         business_date=params.business_date.isoformat(),
         timeout=params.lock_timeout_seconds,
     ):
-        loaded = load_inbox(params.inbox, already_ingested(params))
-        outcome = allocate_night(params, validate_inbox(loaded), run_id, started)
+        night = validate_inbox(load_inbox(params.inbox, already_ingested(params)))
+        outcome = allocate_night(params, night, run_id, started)
         folder = write_reports(params, outcome)
         if not params.dry_run:
             publish(params, f"{params.business_date}-{started:%Y%m%dT%H%M%S}-{run_id[:8]}")

@@ -190,6 +190,7 @@ def nightly_allocation(
         skip = check_already_ingested(params)
         loaded = load(params.inbox, skip)
         night = validate(loaded)
+        del loaded  # the string frames are the night's biggest; free them before allocating
         outcome = allocate(params, night, run_id, started)
         folder = write_reports(params, outcome)
         published = None
