@@ -110,7 +110,9 @@ def allocate_shard(
     return pl.DataFrame({_ROW: lines[_ROW], _BATCH: placed_ids})
 
 
-def _shards(lines: pl.DataFrame, count: int) -> list[pl.DataFrame]:
+def shard_by_sku(lines: pl.DataFrame, count: int) -> list[pl.DataFrame]:
+    """Splits lines into at most `count` shards by a stable hash of the sku: skus never share a
+    batch, so each shard can be allocated on its own (in a process, or on a Dask worker)."""
     shard = pl.col("sku").hash(seed=0) % count
     return [
         part.drop("_shard")
@@ -138,7 +140,7 @@ def allocate_lines(lines: pl.DataFrame, batches: pl.DataFrame, workers: int = 1)
     if workers <= 1 or ordered.height < PARALLEL_MIN_LINES:
         results = [allocate_shard(ordered, numbered, drop_full)]
     else:
-        parts = _shards(ordered, workers)
+        parts = shard_by_sku(ordered, workers)
         batch_parts = [
             numbered.join(part.select("sku").unique(), on="sku", how="semi") for part in parts
         ]
