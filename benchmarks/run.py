@@ -1,13 +1,19 @@
 """`make bench`: the pipeline against the I/O floor, as whole processes, on generated inboxes.
 
-    python -m benchmarks.run [--sizes 100k,1M] [--10m] [--repeat 2] [--workers 0] [--no-write]
+    python -m benchmarks.run [--sizes 100k,1M] [--10m] [--runners local,dask] [--repeat 2]
+                             [--workers 0] [--dask-workers 2] [--no-write]
 
 For every size: (a) the I/O floor (``benchmarks.floor``: DuckDB's own CSV reader into a DuckDB
 file, one output row per order line as CSV and Parquet) and (b) ``allocation run`` on the same
-inbox against a Prefect server started once beforehand (as a scheduled deployment has it). Each is
-a fresh process timed by the kernel (``os.wait4``: wall time, peak RSS of the largest process);
-a sampler adds the peak RSS of the whole process tree (allocation workers included). Time per step
-comes from the run's own log. Then (c) the book's per-line loop against ours at 2.5k-10k lines.
+inbox against a Prefect server started once beforehand (as a scheduled deployment has it), once
+per task runner: ``local`` (allocation in the run's process and ``ALLOCATION_WORKERS`` processes)
+and ``dask`` (``--task-runner dask`` without an address: the run starts a temporary
+``LocalCluster`` of ``--dask-workers`` worker processes itself, so its start-up is in the time).
+Each is a fresh process timed by the kernel (``os.wait4``: wall time, peak RSS of the largest
+process); a sampler adds the peak RSS of the whole process tree (allocation workers and Dask
+workers included: the cluster's nannies run in the run's process and spawn the workers as its
+children). Time per step comes from the run's own log. Then (c) the book's per-line loop against
+ours at 2.5k-10k lines.
 
 The table goes to ``docs/benchmarks.md`` between the ``bench:start``/``bench:end`` markers, with
 the machine it ran on; text outside the markers is kept. Timings are noisy on a shared machine:
@@ -46,6 +52,7 @@ DOC = REPO / "docs" / "benchmarks.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 STEPS = ("check-already-ingested", "load", "validate", "allocate", "write-reports", "publish")
 QUIET_ENV = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+RUNNERS = ("local", "dask")
 
 
 def parse_size(text: str) -> int:
@@ -70,6 +77,7 @@ class Timed:
     cpu: float  # user + system seconds of the process and the children it waited for
     max_rss_mb: float  # largest single process (kernel accounting, children included as max)
     tree_rss_mb: float  # sampled sum over the process tree (workers included)
+    tree_procs: int  # most processes seen in the tree at one sample (the run's own included)
     output: str
     started: dt.datetime
     code: int
@@ -81,18 +89,20 @@ def timed(command: list[str], env: dict[str, str], log: Path) -> Timed:
     tick = time.perf_counter()
     with log.open("w") as out:
         child = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
-        peak = [0]
+        peak, procs = [0], [0]
         done = threading.Event()
 
         def sample() -> None:
             while not done.wait(0.1):
                 with contextlib.suppress(psutil.Error):
                     root = psutil.Process(child.pid)
-                    total = root.memory_info().rss
+                    total, seen = root.memory_info().rss, 1
                     for proc in root.children(recursive=True):
                         with contextlib.suppress(psutil.Error):
                             total += proc.memory_info().rss
+                            seen += 1
                     peak[0] = max(peak[0], total)
+                    procs[0] = max(procs[0], seen)
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -106,6 +116,7 @@ def timed(command: list[str], env: dict[str, str], log: Path) -> Timed:
         cpu=usage.ru_utime + usage.ru_stime,
         max_rss_mb=usage.ru_maxrss / 1024,
         tree_rss_mb=max(peak[0], usage.ru_maxrss * 1024) / 2**20,
+        tree_procs=procs[0],
         output=log.read_text(errors="replace"),
         started=started,
         code=child.returncode,
@@ -215,6 +226,7 @@ def parse_steps(run: Timed) -> Steps:
 @dataclass
 class Result:
     lines: int
+    runner: str
     floor: Timed
     pipeline: Timed
     steps: Steps
@@ -239,9 +251,13 @@ def best(runs: list[Timed]) -> Timed:
     return min(runs, key=lambda run: run.wall)
 
 
-def measure(lines: int, work: Path, env: dict[str, str], repeat: int, seed: int) -> Result:
+def measure(
+    lines: int, runners: list[str], work: Path, env: dict[str, str], repeat: int, seed: int
+) -> list[Result]:
+    """The floor and one `allocation run` per runner, `repeat` times in turn; the best of each."""
     inbox = inbox_for(lines, work, seed)
-    floors, pipelines = [], []
+    floors: list[Timed] = []
+    pipelines: dict[str, list[Timed]] = {runner: [] for runner in runners}
     for attempt in range(repeat):
         out = work / f"floor-{label(lines)}"
         floors.append(
@@ -258,25 +274,35 @@ def measure(lines: int, work: Path, env: dict[str, str], repeat: int, seed: int)
             f"{label(lines)} floor: {floors[-1].wall:.2f}s, load {os.getloadavg()[0]:.1f}",
             flush=True,
         )
-        site = work / f"site-{label(lines)}"
-        shutil.rmtree(site, ignore_errors=True)  # every attempt is the first night
-        pipelines.append(
-            timed(
+        for runner in runners:
+            site = work / f"site-{label(lines)}-{runner}"
+            shutil.rmtree(site, ignore_errors=True)  # every attempt is the first night
+            run = timed(
                 [
                     *(str(BIN / "allocation"), "run", "--inbox", str(inbox)),
                     *("--warehouse", str(site / "warehouse.duckdb")),
                     *("--outbox", str(site / "out")),
                     *("--business-date", BUSINESS_DATE.isoformat()),
+                    *("--task-runner", runner),
                 ],
                 env,
-                work / f"pipeline-{label(lines)}-{attempt}.log",
+                work / f"pipeline-{label(lines)}-{runner}-{attempt}.log",
             )
-        )
-        print(f"{label(lines)} pipeline: {pipelines[-1].wall:.2f}s", flush=True)
-        if pipelines[-1].code != 0:
-            break
-    pipeline = best(pipelines)
-    return Result(lines, best(floors), pipeline, parse_steps(pipeline))
+            pipelines[runner].append(run)
+            print(
+                f"{label(lines)} pipeline ({runner}): {run.wall:.2f}s, tree peak "
+                f"{run.tree_rss_mb:,.0f} MB over {run.tree_procs} processes, "
+                f"load {os.getloadavg()[0]:.1f}",
+                flush=True,
+            )
+            if run.code != 0:
+                best([run])  # raises with the run's output
+    floor = best(floors)
+    results = []
+    for runner in runners:
+        pipeline = best(pipelines[runner])
+        results.append(Result(lines, runner, floor, pipeline, parse_steps(pipeline)))
+    return results
 
 
 # -- the book's loop -------------------------------------------------------------------------
@@ -339,27 +365,40 @@ def machine() -> list[str]:
     ]
 
 
+def runner_label(runner: str, dask_workers: int) -> str:
+    return f"dask ({dask_workers} workers)" if runner == "dask" else runner
+
+
 def report(
     results: list[Result],
     growth: list[tuple[int, float, float]],
     workers: str,
     repeat: int,
     info: list[str],
+    dask_workers: int = 2,
 ) -> str:
+    runners = list(dict.fromkeys(r.runner for r in results))
+    setting = [f"`ALLOCATION_WORKERS={workers}`"] if "local" in runners else []
+    if "dask" in runners:
+        setting.append(
+            f"dask: `--task-runner dask` on a temporary {dask_workers}-worker `LocalCluster` "
+            "started by the run, start-up included"
+        )
     out = [
         START,
         f"Measured {dt.datetime.now():%Y-%m-%d %H:%M} with `python -m benchmarks.run` "
-        f"(best of {repeat}; `ALLOCATION_WORKERS={workers}`).",
+        f"(best of {repeat}; runners {', '.join(runners) or '–'}; {'; '.join(setting)}).",
         "",
         *info,
         "",
-        "| lines | skus | floor wall (CPU) | floor RSS | pipeline wall (CPU) | pipeline RSS "
+        "| lines | runner | skus | floor wall (CPU) | floor RSS | pipeline wall (CPU) | pipeline RSS "
         "(largest process / whole tree) | pipeline ÷ floor, wall (CPU) |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         out.append(
-            f"| {label(r.lines)} | {sku_count(r.lines):,} | {r.floor.wall:.2f} s "
+            f"| {label(r.lines)} | {runner_label(r.runner, dask_workers)} | "
+            f"{sku_count(r.lines):,} | {r.floor.wall:.2f} s "
             f"({r.floor.cpu:.2f} s) | {r.floor.max_rss_mb:,.0f} MB | {r.pipeline.wall:.2f} s "
             f"({r.pipeline.cpu:.2f} s) | {r.pipeline.max_rss_mb:,.0f} MB / "
             f"{r.pipeline.tree_rss_mb:,.0f} MB | **{r.pipeline.wall / r.floor.wall:.1f}×** "
@@ -369,11 +408,12 @@ def report(
         "",
         "Time per step of the pipeline run, from its own log (Prefect task end to task end; "
         "*start-up* is process start to the flow run's first log line: imports, settings, API "
-        "calls; the rates are the `allocation` log lines):",
+        "calls; the rates are the `allocation` log lines; for the Dask runner *domain allocate* "
+        "is the whole cluster round trip: cluster start-up, staging, shard tasks, reading back):",
         "",
-        "| lines | start-up | " + " | ".join(STEPS) + " | flow wrap-up + exit | "
+        "| lines | runner | start-up | " + " | ".join(STEPS) + " | flow wrap-up + exit | "
         "read rows | validate rows | domain allocate |",
-        "|---:|" + "---:|" * (len(STEPS) + 5),
+        "|---:|---|" + "---:|" * (len(STEPS) + 5),
     ]
     for r in results:
         s = r.steps
@@ -387,7 +427,9 @@ def report(
             return f"{seconds:.2f} s ({r.lines / seconds / 1e6:.2f} M/s)"
 
         out.append(
-            f"| {label(r.lines)} | {s.startup:.2f} | " + " | ".join(cells) + f" | {wrap:.2f} | "
+            f"| {label(r.lines)} | {runner_label(r.runner, dask_workers)} | {s.startup:.2f} | "
+            + " | ".join(cells)
+            + f" | {wrap:.2f} | "
             f"{rate('Loaded')} | {rate('Validated')} | {rate('Allocated')} |"
         )
     if growth:
@@ -426,7 +468,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default="100k,1M", help="order lines per night, e.g. 100k,1M")
     parser.add_argument("--10m", dest="ten_m", action="store_true", help="add 10M (takes long)")
     parser.add_argument("--repeat", type=int, default=2, help="runs per size; the best is kept")
+    parser.add_argument(
+        "--runners",
+        default=",".join(RUNNERS),
+        help="task runners to measure each size with: local, dask or both (default local,dask)",
+    )
     parser.add_argument("--workers", default="0", help="ALLOCATION_WORKERS (0 = one per core)")
+    parser.add_argument(
+        "--dask-workers", type=int, default=2, help="workers of the temporary Dask cluster"
+    )
     parser.add_argument("--book", default="2.5k,5k,10k", help="sizes for the book's loop")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temp folder)")
@@ -435,24 +485,40 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     sizes = [parse_size(s) for s in args.sizes.split(",") if s.strip()]
+    runners = list(dict.fromkeys(r.strip() for r in args.runners.split(",") if r.strip()))
+    unknown = sorted(set(runners) - set(RUNNERS))
+    if unknown or not runners:
+        parser.error(f"--runners takes {' and/or '.join(RUNNERS)}, not {args.runners!r}")
+    if args.dask_workers < 1:
+        parser.error("--dask-workers must be 1 or more")
     if args.ten_m:
         sizes.append(10_000_000)
     work = args.work or Path(tempfile.mkdtemp(prefix="allocation-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     info = machine()
-    env = {**os.environ, **QUIET_ENV, "ALLOCATION_WORKERS": args.workers}
+    settings = {
+        "ALLOCATION_WORKERS": args.workers,
+        "ALLOCATION_DASK_WORKERS": str(args.dask_workers),
+    }
     try:
         results = []
         with prefect_server(work) as server_env:
             for lines in sizes:
-                results.append(measure(lines, work, {**env, **server_env}, args.repeat, args.seed))
+                run_env = {**server_env, **settings}
+                for name in (
+                    "ALLOCATION_TASK_RUNNER",
+                    "ALLOCATION_DASK_ADDRESS",
+                    "ALLOCATION_STAGING",
+                ):
+                    run_env.pop(name, None)  # runner chosen per run; Dask: a temporary cluster
+                results += measure(lines, runners, work, run_env, args.repeat, args.seed)
         growth = book_growth(
             [parse_size(s) for s in args.book.split(",") if s.strip()], work, args.seed
         )
     finally:
         if not args.keep and args.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    table = report(results, growth, args.workers, args.repeat, info)
+    table = report(results, growth, args.workers, args.repeat, info, args.dask_workers)
     print(table)
     if not args.no_write:
         write_doc(table)
