@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class OrderLine:
     """A customer wants `qty` of `sku` for order `orderid`.
 
@@ -64,6 +64,7 @@ class Batch:
         self._reference = ref
         self._sku = sku
         self._eta = eta
+        self._sort_key = (eta is not None, eta or date.min, ref)
         self._purchased_quantity = qty
         self._previously_allocated = previously_allocated
         # A dict keeps arrival order (to release newest first) with O(1) membership checks.
@@ -112,8 +113,11 @@ class Batch:
     def allocate(self, line: OrderLine) -> None:
         """Take the line if it fits; a line already held is not counted twice."""
         if not self.holds(line) and self.can_allocate(line):
-            self._allocations[line] = None
-            self._held_quantity += line.qty
+            self._take(line)
+
+    def _take(self, line: OrderLine) -> None:
+        self._allocations[line] = None
+        self._held_quantity += line.qty
 
     def deallocate(self, line: OrderLine) -> None:
         if self.holds(line):
@@ -123,6 +127,7 @@ class Batch:
     def change_eta(self, eta: date | None) -> None:
         """A manifest update: the shipment moved (None means it has arrived)."""
         self._eta = eta
+        self._sort_key = (eta is not None, eta or date.min, self._reference)
 
     def change_purchased_quantity(self, qty: int) -> list[OrderLine]:
         """A manifest update: set the quantity and release lines, newest first, until they fit.
@@ -149,7 +154,7 @@ class Batch:
     @property
     def sort_key(self) -> tuple[bool, date, str]:
         """In stock first, then the earliest arrival, ties broken by reference."""
-        return (self._eta is not None, self._eta or date.min, self._reference)
+        return self._sort_key
 
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, Batch):
@@ -176,17 +181,23 @@ class Batch:
         )
 
 
+def _by_preference(batch: Batch) -> tuple[bool, date, str]:
+    return batch._sort_key
+
+
 def allocate(line: OrderLine, batches: Iterable[Batch]) -> str:
     """Give the line, whole, to the preferred batch that has room, and return its reference.
 
     Allocating a line twice changes nothing, so a re-run night gives the same answer.
     """
-    candidates = [batch for batch in batches if batch.sku == line.sku]
+    # Called once per order line every night: attribute reads instead of property calls, and a
+    # sort key computed when the eta changes rather than on every comparison.
+    candidates = [batch for batch in batches if batch._sku == line.sku]
     for batch in candidates:
-        if batch.holds(line):
-            return batch.reference
-    for batch in sorted(candidates):
+        if line in batch._allocations:
+            return batch._reference
+    for batch in sorted(candidates, key=_by_preference):
         if batch.can_allocate(line):
-            batch.allocate(line)
-            return batch.reference
+            batch._take(line)  # not held (checked above) and it fits: no need to check again
+            return batch._reference
     raise OutOfStockError(line.sku)
