@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import random
 
 import polars as pl
 
@@ -33,26 +32,3 @@ def test_previous_allocations_count_against_a_batch() -> None:
         ("o1", "b2", dt.date(2026, 12, 1)),
         ("o2", "b1", None),
     ]
-
-
-def test_parallel_allocation_gives_identical_results() -> None:
-    rng = random.Random(7)
-    skus = [f"SKU-{i}" for i in range(300)]
-    batches = pl.DataFrame(
-        [
-            (f"b{i}-{j}", sku, None if j == 0 else dt.date(2026, 12, 1 + j), rng.randint(0, 40), 0)
-            for i, sku in enumerate(skus)
-            for j in range(rng.randint(1, 4))
-        ],
-        schema=BATCH_SCHEMA,
-        orient="row",
-    )
-    lines = pl.DataFrame(
-        [(f"o{n}", rng.choice(skus), rng.randint(1, 9), n) for n in range(60_000)],
-        schema=LINE_SCHEMA,
-        orient="row",
-    )
-    one = allocate_lines(lines, batches, workers=1)
-    two = allocate_lines(lines, batches, workers=2)
-    assert one.equals(two)
-    assert 0 < one["batchref"].null_count() < one.height
