@@ -18,10 +18,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from allocation import services
 from allocation.io.inbox import InboxError
 from allocation.io.publish import PublishError
-from allocation.io.run_lock import RunLockTimeout
-from allocation.io.unit_of_work import WarehouseError, check_warehouse_path
+from allocation.io.run_lock import RunLockTimeout, run_lock
+from allocation.io.unit_of_work import WarehouseError
 from allocation.settings import ParameterError, RunParameters, Settings
 
 EXIT_CODES: list[tuple[type[BaseException], int]] = [
@@ -84,12 +85,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         task_runner=args.task_runner,
         dask_address=args.dask_address,
     )
-    if not params.inbox.is_dir():
-        raise InboxError(
-            f"inbox folder {params.inbox} does not exist: create it with batches/ and orders/ "
-            "subfolders, or pass --inbox"
-        )
-    check_warehouse_path(params.warehouse)
+    services.check_run_paths(params)
 
     from allocation.flows.nightly import nightly_allocation
 
@@ -113,9 +109,6 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _publish(args: argparse.Namespace) -> Path:
-    from allocation import services
-    from allocation.io.run_lock import run_lock
-
     params = RunParameters.build(warehouse=args.warehouse, business_date=dt.date.today())
     if not services.state_db(params).exists():
         raise WarehouseError(f"no committed state beside {params.warehouse}: run a night first")

@@ -26,9 +26,9 @@ from allocation.io.ingest import classify_batches, classify_orders
 from allocation.io.outbox import write_night
 from allocation.io.publish import publish_copy
 from allocation.io.reports import NightReports, night_reports
-from allocation.io.unit_of_work import DuckDBUnitOfWork, connect
+from allocation.io.unit_of_work import DuckDBUnitOfWork, check_warehouse_path, connect
 from allocation.manifest import apply_manifest_updates
-from allocation.settings import RunParameters
+from allocation.settings import ParameterError, RunParameters
 
 log = logging.getLogger("allocation")
 
@@ -417,6 +417,30 @@ def check_inbox(inbox: Path) -> None:
         )
 
 
+def check_run_paths(params: RunParameters) -> None:
+    """Refuses, before anything is read or written, paths no night can run with: the CLI, the
+    flow and `run_night` all start with this one check."""
+    check_inbox(params.inbox)
+    check_warehouse_path(params.warehouse)
+    if params.outbox.exists() and not params.outbox.is_dir():
+        raise ParameterError(f"outbox {params.outbox} is a file: give a folder for the reports")
+
+
+def night_label(params: RunParameters, started: dt.datetime, run_id: str) -> str:
+    """The name a night's published copy is kept under: sortable by date, then start time."""
+    return f"{params.business_date}-{started:%Y%m%dT%H%M%S}-{run_id[:8]}"
+
+
+def committed_run(params: RunParameters, run_id: str) -> bool:
+    """Whether run `run_id` is already committed (an earlier attempt of its allocate step
+    committed, then failed before returning)."""
+    path = state_db(params)
+    if params.dry_run or not path.exists():
+        return False
+    with DuckDBUnitOfWork(path) as uow:
+        return uow.repo.has_run(run_id)
+
+
 def read_summary(folder: Path) -> dict[str, Any]:
     summary: dict[str, Any] = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     return summary
@@ -445,7 +469,7 @@ def run_night(params: RunParameters, run_id: str | None = None) -> dict[str, Any
 
     run_id = run_id or str(uuid.uuid4())
     started = dt.datetime.now(dt.UTC)
-    check_inbox(params.inbox)
+    check_run_paths(params)
     with run_lock(
         params.state_dir / "run.lock",
         run_id=run_id,
@@ -456,5 +480,5 @@ def run_night(params: RunParameters, run_id: str | None = None) -> dict[str, Any
         outcome = allocate_night(params, night, run_id, started)
         folder = write_reports(params, outcome)
         if not params.dry_run:
-            publish(params, f"{params.business_date}-{started:%Y%m%dT%H%M%S}-{run_id[:8]}")
+            publish(params, night_label(params, started, run_id))
     return {**read_summary(folder), "outbox_folder": str(folder)}

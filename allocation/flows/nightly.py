@@ -24,8 +24,7 @@ from allocation import services
 from allocation.flows.artifacts import publish_artifacts
 from allocation.flows.sharding import allocator_for
 from allocation.io.run_lock import run_lock
-from allocation.io.unit_of_work import DuckDBUnitOfWork, check_warehouse_path
-from allocation.settings import ParameterError, RunParameters, Settings
+from allocation.settings import RunParameters, Settings
 
 logging.getLogger("allocation").setLevel(logging.INFO)
 
@@ -62,22 +61,11 @@ def validate(loaded: services.LoadedInbox) -> services.ValidatedInbox:
     return services.validate_inbox(loaded)
 
 
-def committed_run(params: RunParameters, run_id: str) -> bool:
-    """Whether this flow run's night is already in the warehouse state (an earlier attempt of
-    the allocate step committed it, then failed before returning)."""
-    path = services.state_db(params)
-    if params.dry_run or not path.exists():
-        return False
-    with DuckDBUnitOfWork(path) as uow:
-        row = uow.con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchone()
-    return bool(row and row[0])
-
-
 @task(name="allocate", **IO_RETRIES, **NO_RESULTS)
 def allocate(
     params: RunParameters, night: services.ValidatedInbox, run_id: str, started: dt.datetime
 ) -> services.NightOutcome:
-    if runtime.task_run.run_count > 1 and committed_run(params, run_id):
+    if runtime.task_run.run_count > 1 and services.committed_run(params, run_id):
         get_run_logger().warning(
             "Night %s was committed by an earlier attempt of this step: not applying it again",
             params.business_date,
@@ -125,10 +113,7 @@ def check_parameters(
         staging=staging,
         settings=Settings(),
     )
-    services.check_inbox(params.inbox)
-    check_warehouse_path(params.warehouse)
-    if params.outbox.exists() and not params.outbox.is_dir():
-        raise ParameterError(f"outbox {params.outbox} is a file: give a folder for the reports")
+    services.check_run_paths(params)
     return params
 
 
@@ -195,8 +180,7 @@ def nightly_allocation(
         folder = write_reports(params, outcome)
         published = None
         if not params.dry_run:
-            label = f"{params.business_date}-{started:%Y%m%dT%H%M%S}-{run_id[:8]}"
-            published = publish(params, label)
+            published = publish(params, services.night_label(params, started, run_id))
     summary = services.read_summary(folder)
     publish_artifacts(summary, folder, params, published)
     logger.info(
