@@ -120,6 +120,16 @@ def shard_by_sku(lines: pl.DataFrame, count: int) -> list[pl.DataFrame]:
     ]
 
 
+def shards_with_batches(
+    lines: pl.DataFrame, batches: pl.DataFrame, count: int
+) -> list[tuple[pl.DataFrame, pl.DataFrame]]:
+    """`shard_by_sku`, each shard paired with the batches of its skus: what one worker needs."""
+    return [
+        (part, batches.join(part.select("sku").unique(), on="sku", how="semi"))
+        for part in shard_by_sku(lines, count)
+    ]
+
+
 def allocate_lines(lines: pl.DataFrame, batches: pl.DataFrame, workers: int = 1) -> pl.DataFrame:
     """Places every line it can; returns `lines` with `batchref` (null = out of stock) and the
     batch's `eta`, in arrival order. `workers` > 1 spreads sku shards over processes
@@ -140,17 +150,15 @@ def allocate_lines(lines: pl.DataFrame, batches: pl.DataFrame, workers: int = 1)
     if workers <= 1 or ordered.height < PARALLEL_MIN_LINES:
         results = [allocate_shard(ordered, numbered, drop_full)]
     else:
-        parts = shard_by_sku(ordered, workers)
-        batch_parts = [
-            numbered.join(part.select("sku").unique(), on="sku", how="semi") for part in parts
-        ]
+        pairs = shards_with_batches(ordered, numbered, workers)
+        parts = [part for part, _ in pairs]
         # spawn, not fork: forking a process that runs polars' and Prefect's threads can hang.
         spawn = multiprocessing.get_context("spawn")
         started = time.perf_counter()
         with ProcessPoolExecutor(max_workers=workers, mp_context=spawn) as pool:
             futures = {
                 pool.submit(allocate_shard, part, batch_part, drop_full): index
-                for index, (part, batch_part) in enumerate(zip(parts, batch_parts, strict=True))
+                for index, (part, batch_part) in enumerate(pairs)
             }
             done: dict[int, pl.DataFrame] = {}
             for future in as_completed(futures):

@@ -40,7 +40,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 
-from allocation.allocator import allocate_lines, shard_by_sku
+from allocation.allocator import allocate_lines, shards_with_batches
 from allocation.services import Allocator, rate
 from allocation.settings import RunParameters
 
@@ -161,8 +161,7 @@ def stage_shards(
     (lines, batches, result) URLs per shard. The digest is the inputs' content, so a shard
     staged again with the same rows lands on the same files."""
     staged = []
-    for part in shard_by_sku(lines, count):
-        part_batches = batches.join(part.select("sku").unique(), on="sku", how="semi")
+    for part, part_batches in shards_with_batches(lines, batches, count):
         data = _parquet_bytes(part), _parquet_bytes(part_batches)
         digest = hashlib.sha256(data[0] + b"\0" + data[1]).hexdigest()[:24]
         folder = _join(root, f"shard-{digest}")
