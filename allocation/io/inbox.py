@@ -36,6 +36,8 @@ from typing import Any, Final, Literal
 
 import polars as pl
 
+from allocation.io.schemas import REJECTION_SCHEMA
+
 Kind = Literal["orders", "batches"]
 KINDS: Final[tuple[Kind, ...]] = ("batches", "orders")  # batches first: stock before demand
 
@@ -63,15 +65,6 @@ CSV_FIELD_SIZE_LIMIT: Final = 1 << 20
 _CHUNK_ROWS: Final = 200_000
 _READ_BLOCK: Final = 1 << 22  # bytes per read when hashing or checking a file
 
-REJECTION_SCHEMA: Final = pl.Schema(
-    {
-        "kind": pl.String,
-        "source_file": pl.String,
-        "line": pl.Int64,
-        "reason": pl.String,
-        "raw": pl.String,
-    }
-)
 
 _dumps = partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
 

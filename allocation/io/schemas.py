@@ -20,6 +20,8 @@ Validate collected ``pl.DataFrame`` objects, never ``pl.LazyFrame``: on a LazyFr
 only the schema by default and value checks pass silently (NOTES.md).
 """
 
+from typing import Final
+
 import pandera.polars as pa
 import polars as pl
 from pandera.api.polars.model_config import BaseConfig
@@ -27,6 +29,7 @@ from pandera.typing.polars import Series
 
 __all__ = [
     "REJECTION_KINDS",
+    "REJECTION_SCHEMA",
     "AllocationReport",
     "BatchInput",
     "OrderLineInput",
@@ -34,6 +37,19 @@ __all__ = [
     "ReallocationReport",
     "RejectedReport",
 ]
+
+#: The rejection frame every step produces (design.md "Rejections"): the reader's, validation's
+#: and ingestion's rejects, and the `rejected_rows` table without its run columns. ``line`` null
+#: means the whole file. ``RejectedReport`` checks the same columns' values.
+REJECTION_SCHEMA: Final = pl.Schema(
+    {
+        "kind": pl.String,
+        "source_file": pl.String,
+        "line": pl.Int64,
+        "reason": pl.String,
+        "raw": pl.String,
+    }
+)
 
 #: Allowed values of ``RejectedReport.kind``.
 REJECTION_KINDS: tuple[str, ...] = ("orders", "batches")

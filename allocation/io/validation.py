@@ -26,7 +26,7 @@ import pandera.polars as pa
 import polars as pl
 from pandera.errors import SchemaErrors
 
-from allocation.io.schemas import BatchInput, OrderLineInput
+from allocation.io.schemas import REJECTION_SCHEMA, BatchInput, OrderLineInput
 
 __all__ = [
     "REJECTION_SCHEMA",
@@ -37,16 +37,6 @@ __all__ = [
     "validate_orders",
 ]
 
-#: The rejection frame (design.md "Rejections"); ``line`` null means the whole file.
-REJECTION_SCHEMA: Final = pl.Schema(
-    {
-        "kind": pl.String(),
-        "source_file": pl.String(),
-        "line": pl.Int64(),
-        "reason": pl.String(),
-        "raw": pl.String(),
-    }
-)
 
 #: A whole number in base 10 with an optional sign. ``[0-9]``, not ``\d``: polars' ``\d`` is
 #: Unicode-aware and would let digits such as "٣" through the format check.
