@@ -418,8 +418,8 @@ def check_inbox(inbox: Path) -> None:
 
 
 def check_run_paths(params: RunParameters) -> None:
-    """Refuses, before anything is read or written, paths no night can run with: the CLI, the
-    flow and `run_night` all start with this one check."""
+    """Refuses, before anything is read or written, paths no night can run with: the CLI and
+    the flow both start with this one check."""
     check_inbox(params.inbox)
     check_warehouse_path(params.warehouse)
     if params.outbox.exists() and not params.outbox.is_dir():
@@ -469,7 +469,7 @@ def run_night(params: RunParameters, run_id: str | None = None) -> dict[str, Any
 
     run_id = run_id or str(uuid.uuid4())
     started = dt.datetime.now(dt.UTC)
-    check_run_paths(params)
+    check_inbox(params.inbox)
     with run_lock(
         params.state_dir / "run.lock",
         run_id=run_id,
