@@ -8,38 +8,68 @@ flow adapt to it, never the other way round).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
+
+_new_tuple = tuple.__new__  # one global read per new line instead of two look-ups
 
 
-@dataclass(frozen=True, slots=True)
-class OrderLine:
-    """A customer wants `qty` of `sku` for order `orderid`.
-
-    A value object: two lines with the same values are the same line, which is what lets a
-    re-delivered order be recognised and allocated only once.
-    """
-
+class _LineValues(NamedTuple):
     orderid: str
     sku: str
     qty: int
 
-    def __post_init__(self) -> None:
+
+class OrderLine(_LineValues):
+    """A customer wants `qty` of `sku` for order `orderid`.
+
+    A value object: two lines with the same values are the same line, which is what lets a
+    re-delivered order be recognised and allocated only once. A night builds one per open line,
+    so it is an immutable named tuple (fields, hash and equality in C: half the cost of a frozen
+    dataclass to build and to look up) rather than a frozen dataclass.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, orderid: str, sku: str, qty: int) -> OrderLine:
         # A line of zero or fewer units would silently corrupt a batch's running totals.
-        if self.qty <= 0:
-            raise ValueError(f"order line {self.orderid}/{self.sku} needs a positive qty")
+        if qty <= 0:
+            raise ValueError(f"order line {orderid}/{sku} needs a positive qty")
+        return _new_tuple(cls, (orderid, sku, qty))
+
+    @classmethod
+    def _make(cls, iterable: Iterable[Any]) -> Self:  # type: ignore[override]  # mypy's own
+        return cls(*iterable)  # so `_replace` validates too
+
+    # Equal to another order line only, never to a plain tuple that happens to hold the values
+    # (NotImplemented would let the tuple compare itself with the line, and say yes).
+    def __eq__(self, other: object) -> bool:
+        return other.__class__ is self.__class__ and tuple.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = _LineValues.__hash__
 
 
 class OutOfStockError(Exception):
-    """No batch of the line's sku has room for it; the line stays open for another night."""
+    """No batch of the line's sku has room for it; the line stays open for another night.
 
-    def __init__(self, sku: str) -> None:
-        super().__init__(f"Out of stock for sku {sku}")
-        self.sku = sku
+    Raised for about one line in ten on a big night, so it has no Python `__init__` and formats
+    its message only when read; its one argument is the sku, so it pickles across processes.
+    """
 
-    def __reduce__(self) -> tuple[type[OutOfStockError], tuple[str]]:
-        # Rebuild from the sku (not the message) when pickled across worker processes.
-        return (OutOfStockError, (self.sku,))
+    if TYPE_CHECKING:
+
+        def __init__(self, sku: str) -> None: ...
+
+    @property
+    def sku(self) -> str:
+        sku: str = self.args[0]
+        return sku
+
+    def __str__(self) -> str:
+        return f"Out of stock for sku {self.sku}"
 
 
 class Batch:
@@ -185,19 +215,82 @@ def _by_preference(batch: Batch) -> tuple[bool, date, str]:
     return batch._sort_key
 
 
+class Product:
+    """One sku and its batches: the aggregate (the book's chapter 7) a night allocates through.
+
+    The same rule as `allocate`, at a cost that does not grow with the batches or the lines
+    already placed: the batches are sorted once (again only when an eta changes), the lines
+    they hold are indexed, and a batch with nothing left leaves the search (no line has a qty
+    below 1). Change the batches through the product, so that order and index stay right.
+    """
+
+    def __init__(self, sku: str, batches: Iterable[Batch]) -> None:
+        self.sku = sku
+        self._batches = sorted(batches, key=_by_preference)
+        if any(batch._sku != sku for batch in self._batches):
+            raise ValueError(f"product {sku}: every batch must be of sku {sku}")
+        self._holder = {line: batch for batch in self._batches for line in batch._allocations}
+        self._open: list[Batch] = []
+        self._find_open()
+
+    @property
+    def batches(self) -> tuple[Batch, ...]:
+        """In preference order (a copy: change them through the product)."""
+        return tuple(self._batches)
+
+    def allocate(self, line: OrderLine) -> str:
+        """Give the line, whole, to the preferred batch that has room, and return its reference.
+
+        A line already held stays where it is, so a re-run night gives the same answer.
+        """
+        held = self._holder.get(line)
+        if held is not None:
+            return held._reference
+        qty = line.qty
+        if line.sku == self.sku:
+            for batch in self._open:
+                room = (
+                    batch._purchased_quantity - batch._previously_allocated - batch._held_quantity
+                )
+                if room >= qty:
+                    # `batch._take(line)`, written out: this runs once per line of the night.
+                    batch._allocations[line] = None
+                    batch._held_quantity += qty
+                    self._holder[line] = batch
+                    if room == qty:
+                        self._open.remove(batch)
+                    return batch._reference
+        raise OutOfStockError(line.sku)
+
+    def change_eta(self, reference: str, eta: date | None) -> None:
+        """A manifest update: the shipment moved, so the order of preference may change."""
+        self._batch(reference).change_eta(eta)
+        self._batches.sort(key=_by_preference)
+        self._find_open()
+
+    def change_purchased_quantity(self, reference: str, qty: int) -> list[OrderLine]:
+        """A manifest update (see `Batch.change_purchased_quantity`); the released lines are no
+        longer held, so allocating them again may place them elsewhere."""
+        released = self._batch(reference).change_purchased_quantity(qty)
+        for line in released:
+            del self._holder[line]
+        self._find_open()
+        return released
+
+    def _batch(self, reference: str) -> Batch:
+        for batch in self._batches:
+            if batch._reference == reference:
+                return batch
+        raise KeyError(f"product {self.sku} has no batch {reference}")
+
+    def _find_open(self) -> None:
+        self._open = [batch for batch in self._batches if batch.available_quantity > 0]
+
+
 def allocate(line: OrderLine, batches: Iterable[Batch]) -> str:
-    """Give the line, whole, to the preferred batch that has room, and return its reference.
+    """Give the line, whole, to the preferred batch of its sku that has room, and return its
+    reference (`Product.allocate` over those batches).
 
     Allocating a line twice changes nothing, so a re-run night gives the same answer.
     """
-    # Called once per order line every night: attribute reads instead of property calls, and a
-    # sort key computed when the eta changes rather than on every comparison.
-    candidates = [batch for batch in batches if batch._sku == line.sku]
-    for batch in candidates:
-        if line in batch._allocations:
-            return batch._reference
-    for batch in sorted(candidates, key=_by_preference):
-        if batch.can_allocate(line):
-            batch._take(line)  # not held (checked above) and it fits: no need to check again
-            return batch._reference
-    raise OutOfStockError(line.sku)
+    return Product(line.sku, [batch for batch in batches if batch._sku == line.sku]).allocate(line)

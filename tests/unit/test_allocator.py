@@ -58,6 +58,16 @@ def _night(seed: int, lines: int, repeat_lines: bool) -> tuple[pl.DataFrame, pl.
     return pl.DataFrame(shuffled, schema=LINE_SCHEMA, orient="row"), batches
 
 
+class HelpersUpFirst(allocator._Helpers):
+    """Waits for its worker processes to be up, so they surely get shards (a small night would
+    otherwise be done by this process before they have started)."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(count)
+        for started in self._started:
+            started.result()
+
+
 @pytest.mark.parametrize("repeat_lines", [False, True])
 def test_shards_in_worker_processes_match_one_process(
     monkeypatch: pytest.MonkeyPatch, repeat_lines: bool
@@ -65,10 +75,51 @@ def test_shards_in_worker_processes_match_one_process(
     lines, batches = _night(11, 3_000, repeat_lines)
     one = allocate_lines(lines, batches, workers=1)
     monkeypatch.setattr(allocator, "PARALLEL_MIN_LINES", 0)
+    monkeypatch.setattr(allocator, "_Helpers", HelpersUpFirst)
     two = allocate_lines(lines, batches, workers=2)
     assert one.equals(two)
     assert one["arrival_seq"].is_sorted()
     assert 0 < one["batchref"].null_count() < one.height
+
+
+def test_a_shard_answers_line_by_line_in_the_order_given() -> None:
+    batches = pl.DataFrame(
+        [
+            ("b1", "RETRO-CLOCK", None, 5, 0, 10),
+            ("b2", "RETRO-CLOCK", dt.date(2026, 12, 1), 5, 0, 11),
+            ("b3", "SMALL-TABLE", None, 1, 0, 12),
+        ],
+        schema={**BATCH_SCHEMA, "__batch": pl.Int64},
+        orient="row",
+    )
+    lines = pl.DataFrame(
+        [
+            ("o1", "SMALL-TABLE", 1, 7),
+            ("o2", "SMALL-TABLE", 1, 3),
+            ("o3", "RETRO-CLOCK", 4, 5),
+            ("o4", "RETRO-CLOCK", 4, 0),
+            ("o5", "RETRO-CLOCK", 4, 9),
+            ("o6", "LARGE-SOFA", 1, 1),
+        ],
+        schema={"orderid": pl.String, "sku": pl.String, "qty": pl.Int64, "__row": pl.Int64},
+        orient="row",
+    )
+
+    placed = allocator.allocate_shard(lines, batches)
+
+    assert placed.rows() == [(7, 12), (3, -1), (5, 10), (0, 11), (9, -1), (1, -1)]
+
+
+def test_an_empty_night_and_skus_without_batches() -> None:
+    batches = pl.DataFrame([], schema=BATCH_SCHEMA)
+    lines = pl.DataFrame([("o1", "RETRO-CLOCK", 1, 1)], schema=LINE_SCHEMA, orient="row")
+
+    placed = allocate_lines(lines, batches)
+    nothing = allocate_lines(lines.clear(), batches)
+
+    assert placed.select("orderid", "batchref", "eta").rows() == [("o1", None, None)]
+    assert nothing.height == 0
+    assert nothing.columns == [*LINE_SCHEMA, "batchref", "eta"]
 
 
 def test_each_line_gets_the_domain_answer_in_arrival_order() -> None:
@@ -82,7 +133,7 @@ def test_each_line_gets_the_domain_answer_in_arrival_order() -> None:
         sku: [Batch(r, s, q, e) for r, s, e, q, _ in group.rows()]
         for (sku,), group in batches.group_by("sku")
     }
-    expected = []
+    expected: list[str | None] = []
     for orderid, sku, qty, _ in lines.sort("arrival_seq").rows():
         try:
             expected.append(allocate(OrderLine(orderid, sku, qty), stock.get(sku, [])))

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pickle
+import random
+from collections.abc import Iterable
 from datetime import date, timedelta
 
 import pytest
 
-from allocation.domain import Batch, OrderLine, OutOfStockError, allocate
+from allocation.domain import Batch, OrderLine, OutOfStockError, Product, allocate
 
 today = date(2026, 11, 26)
 tomorrow = today + timedelta(days=1)
@@ -146,6 +148,38 @@ def test_order_lines_are_values() -> None:
     assert line == same_line_again
     assert len({line, same_line_again}) == 1
     assert line != OrderLine("order-1", "RETRO-CLOCK", 3)
+
+
+def test_order_lines_cannot_be_changed() -> None:
+    line = OrderLine("order-1", "RETRO-CLOCK", 2)
+
+    with pytest.raises(AttributeError):
+        line.qty = 5  # type: ignore[misc]
+
+    assert line.qty == 2
+
+
+def test_an_order_line_is_not_a_plain_tuple_of_its_values() -> None:
+    line = OrderLine("order-1", "RETRO-CLOCK", 2)
+    values = ("order-1", "RETRO-CLOCK", 2)
+
+    assert line != values
+    assert values != line  # the tuple's own comparison must not say yes either
+    assert {values: "plain"}.get(line) is None
+
+
+def test_a_line_made_from_another_is_checked_too() -> None:
+    line = OrderLine("order-1", "RETRO-CLOCK", 2)
+
+    assert line._replace(qty=3) == OrderLine("order-1", "RETRO-CLOCK", 3)
+    with pytest.raises(ValueError, match="positive"):
+        line._replace(qty=0)
+
+
+def test_order_lines_survive_pickling_between_processes() -> None:
+    line = OrderLine("order-1", "RETRO-CLOCK", 2)
+
+    assert pickle.loads(pickle.dumps(line)) == line
 
 
 def test_batches_are_entities_identified_by_reference() -> None:
@@ -289,6 +323,196 @@ def test_out_of_stock_survives_pickling_between_processes() -> None:
 
     assert error.sku == "RETRO-CLOCK"
     assert str(error) == "Out of stock for sku RETRO-CLOCK"
+
+
+# The product: one sku's batches, the aggregate a night allocates through (chapter 7)
+
+
+def test_a_product_prefers_in_stock_batches_to_shipments() -> None:
+    shipment = Batch("shipment-batch", "RETRO-CLOCK", 100, eta=tomorrow)
+    in_stock = Batch("in-stock-batch", "RETRO-CLOCK", 100, eta=None)
+    product = Product("RETRO-CLOCK", [shipment, in_stock])
+
+    assert product.allocate(OrderLine("oref", "RETRO-CLOCK", 10)) == "in-stock-batch"
+    assert in_stock.available_quantity == 90
+    assert shipment.available_quantity == 100
+
+
+def test_a_product_lists_its_batches_in_order_of_preference() -> None:
+    late = Batch("late-batch", "RETRO-CLOCK", 1, eta=later)
+    soon_b = Batch("b-soon", "RETRO-CLOCK", 1, eta=tomorrow)
+    soon_a = Batch("a-soon", "RETRO-CLOCK", 1, eta=tomorrow)
+    in_stock = Batch("z-in-stock", "RETRO-CLOCK", 1, eta=None)
+
+    product = Product("RETRO-CLOCK", [late, soon_b, in_stock, soon_a])
+
+    assert product.batches == (in_stock, soon_a, soon_b, late)
+
+
+def test_a_product_moves_on_when_a_batch_fills_up() -> None:
+    in_stock = Batch("in-stock-batch", "RETRO-CLOCK", 10, eta=None)
+    shipment = Batch("shipment-batch", "RETRO-CLOCK", 10, eta=tomorrow)
+    product = Product("RETRO-CLOCK", [in_stock, shipment])
+
+    placed = [product.allocate(OrderLine(f"order-{n}", "RETRO-CLOCK", 4)) for n in range(4)]
+
+    assert placed == ["in-stock-batch", "in-stock-batch", "shipment-batch", "shipment-batch"]
+    assert in_stock.available_quantity == 2
+    assert product.allocate(OrderLine("order-small", "RETRO-CLOCK", 2)) == "in-stock-batch"
+
+
+def test_a_product_gives_a_line_it_already_holds_the_same_batch() -> None:
+    in_stock = Batch("in-stock-batch", "RETRO-CLOCK", 10, eta=None)
+    shipment = Batch("shipment-batch", "RETRO-CLOCK", 10, eta=tomorrow)
+    product = Product("RETRO-CLOCK", [in_stock, shipment])
+    line = OrderLine("oref", "RETRO-CLOCK", 10)
+    assert product.allocate(line) == "in-stock-batch"
+
+    # The batch is full now, and the shipment has room: the line still stays where it is.
+    assert product.allocate(OrderLine("oref", "RETRO-CLOCK", 10)) == "in-stock-batch"
+    assert in_stock.allocations == (line,)
+    assert shipment.available_quantity == 10
+
+
+def test_a_product_knows_the_lines_its_batches_held_before() -> None:
+    shipment = Batch("shipment-batch", "RETRO-CLOCK", 100, eta=tomorrow)
+    line = OrderLine("oref", "RETRO-CLOCK", 10)
+    shipment.allocate(line)
+    in_stock = Batch("in-stock-batch", "RETRO-CLOCK", 100, eta=None)
+
+    product = Product("RETRO-CLOCK", [in_stock, shipment])
+
+    assert product.allocate(line) == "shipment-batch"
+    assert shipment.available_quantity == 90
+    assert in_stock.available_quantity == 100
+
+
+def test_a_product_counts_previous_allocations() -> None:
+    nearly_gone = Batch("in-stock-batch", "RETRO-CLOCK", 10, eta=None, previously_allocated=8)
+    shipment = Batch("shipment-batch", "RETRO-CLOCK", 10, eta=tomorrow)
+    product = Product("RETRO-CLOCK", [nearly_gone, shipment])
+
+    assert product.allocate(OrderLine("order-1", "RETRO-CLOCK", 3)) == "shipment-batch"
+    assert product.allocate(OrderLine("order-2", "RETRO-CLOCK", 2)) == "in-stock-batch"
+
+
+def test_a_product_with_every_batch_full_is_out_of_stock() -> None:
+    batch = Batch("batch-001", "SMALL-FORK", 10, eta=None)
+    product = Product("SMALL-FORK", [batch])
+    product.allocate(OrderLine("order-1", "SMALL-FORK", 10))
+
+    with pytest.raises(OutOfStockError, match="SMALL-FORK") as excinfo:
+        product.allocate(OrderLine("order-2", "SMALL-FORK", 1))
+
+    assert excinfo.value.sku == "SMALL-FORK"
+    assert batch.allocations == (OrderLine("order-1", "SMALL-FORK", 10),)
+
+
+def test_a_product_without_batches_is_out_of_stock() -> None:
+    with pytest.raises(OutOfStockError, match="RETRO-CLOCK"):
+        Product("RETRO-CLOCK", []).allocate(OrderLine("order-1", "RETRO-CLOCK", 1))
+
+
+def test_a_product_never_places_a_line_of_another_sku() -> None:
+    batch = Batch("batch-001", "RETRO-CLOCK", 100, eta=None)
+    product = Product("RETRO-CLOCK", [batch])
+
+    with pytest.raises(OutOfStockError, match="LARGE-SOFA"):
+        product.allocate(OrderLine("order-1", "LARGE-SOFA", 1))
+
+    assert batch.available_quantity == 100
+
+
+def test_a_product_holds_batches_of_its_own_sku_only() -> None:
+    with pytest.raises(ValueError, match="RETRO-CLOCK"):
+        Product("RETRO-CLOCK", [Batch("batch-001", "LARGE-SOFA", 10, eta=None)])
+
+
+def test_changing_eta_through_the_product_changes_its_preference() -> None:
+    soon = Batch("soon-batch", "RETRO-CLOCK", 100, eta=tomorrow)
+    late = Batch("late-batch", "RETRO-CLOCK", 100, eta=later)
+    product = Product("RETRO-CLOCK", [soon, late])
+    assert product.allocate(OrderLine("order-1", "RETRO-CLOCK", 1)) == "soon-batch"
+
+    product.change_eta("late-batch", None)  # the late shipment arrived early
+
+    assert late.eta is None
+    assert product.batches == (late, soon)
+    assert product.allocate(OrderLine("order-2", "RETRO-CLOCK", 1)) == "late-batch"
+
+
+def test_changing_the_eta_of_an_unknown_batch_is_an_error() -> None:
+    product = Product("RETRO-CLOCK", [Batch("batch-001", "RETRO-CLOCK", 10, eta=None)])
+
+    with pytest.raises(KeyError, match="batch-999"):
+        product.change_eta("batch-999", today)
+
+
+def test_lines_a_product_releases_can_be_allocated_again_elsewhere() -> None:
+    shrinking = Batch("in-stock-batch", "RETRO-CLOCK", 10, eta=None)
+    spare = Batch("shipment-batch", "RETRO-CLOCK", 10, eta=tomorrow)
+    product = Product("RETRO-CLOCK", [shrinking, spare])
+    older, newer = (OrderLine(f"order-{n}", "RETRO-CLOCK", 4) for n in range(2))
+    product.allocate(older)
+    product.allocate(newer)
+
+    released = product.change_purchased_quantity("in-stock-batch", 5)
+
+    assert released == [newer]
+    assert product.allocate(newer) == "shipment-batch"
+    assert product.allocate(older) == "in-stock-batch"  # still held: nothing changes
+    assert shrinking.available_quantity == 1
+
+
+def test_a_full_batch_given_more_stock_through_the_product_takes_lines_again() -> None:
+    in_stock = Batch("in-stock-batch", "RETRO-CLOCK", 5, eta=None)
+    shipment = Batch("shipment-batch", "RETRO-CLOCK", 100, eta=tomorrow)
+    product = Product("RETRO-CLOCK", [in_stock, shipment])
+    product.allocate(OrderLine("order-1", "RETRO-CLOCK", 5))
+    assert product.allocate(OrderLine("order-2", "RETRO-CLOCK", 1)) == "shipment-batch"
+
+    assert product.change_purchased_quantity("in-stock-batch", 20) == []
+
+    assert product.allocate(OrderLine("order-3", "RETRO-CLOCK", 1)) == "in-stock-batch"
+
+
+def _the_rule(line: OrderLine, batches: Iterable[Batch]) -> str | None:
+    """The allocation rule written the plain way (the book's): what the product must match."""
+    candidates = [batch for batch in batches if batch.sku == line.sku]
+    for batch in candidates:
+        if batch.holds(line):
+            return batch.reference
+    for batch in sorted(candidates):
+        if batch.can_allocate(line):
+            batch.allocate(line)
+            return batch.reference
+    return None
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_product_gives_the_same_answers_as_the_plain_rule(seed: int) -> None:
+    rng = random.Random(seed)
+
+    def batches() -> list[Batch]:
+        r = random.Random(seed)  # the same batches twice, one set for each side
+        return [
+            Batch(f"batch-{n}", "RETRO-CLOCK", r.randint(0, 30), r.choice([None, today, later]))
+            for n in range(r.randint(1, 5))
+        ]
+
+    lines = [OrderLine(f"order-{n}", "RETRO-CLOCK", rng.randint(1, 9)) for n in range(60)]
+    lines += rng.sample(lines, 20)  # some lines come again, later in the night
+    plain, ours = batches(), batches()
+    product = Product("RETRO-CLOCK", ours)
+
+    for line in lines:
+        try:
+            answer: str | None = product.allocate(line)
+        except OutOfStockError:
+            answer = None
+        assert answer == _the_rule(line, plain)
+
+    assert [b.allocations for b in ours] == [b.allocations for b in plain]
 
 
 # Manifest updates (chapter 9)
