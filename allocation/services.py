@@ -25,7 +25,6 @@ from allocation.io import validation
 from allocation.io.ingest import classify_batches, classify_orders
 from allocation.io.outbox import write_night
 from allocation.io.publish import publish_copy
-from allocation.io.reports import NightReports, night_reports
 from allocation.io.unit_of_work import DuckDBUnitOfWork, check_warehouse_path, connect
 from allocation.manifest import apply_manifest_updates
 from allocation.settings import ParameterError, RunParameters
@@ -43,15 +42,19 @@ def rate(rows: int, seconds: float) -> str:
     return f"{rows:,} rows in {seconds:.2f}s ({rows / seconds if seconds > 0 else 0:,.0f} rows/s)"
 
 
-# -- load ------------------------------------------------------------------------------------
+# -- load and validate ------------------------------------------------------------------------
 @dataclass
-class LoadedInbox:
-    """What the inbox held tonight: rows as strings, and everything rejected so far."""
+class ValidatedInbox:
+    """Tonight's inbox, read and validated: typed valid rows, and everything rejected so far.
+
+    In `orders` and `batches`, `raw` is null where the row was received as exactly its typed
+    values (`validation.leave_out_plain_raw`): `coalesce(raw, validation.raw_text(kind))`."""
 
     orders: pl.DataFrame
     batches: pl.DataFrame
     rejected: pl.DataFrame
     files: pl.DataFrame  # kind, file_name, size, sha256, rows, status, reason
+    received: dict[str, int]  # data rows per kind, the unreadable ones included
     skipped: list[str] = field(default_factory=list)
 
 
@@ -65,6 +68,11 @@ FILES_SCHEMA = {
     "reason": pl.String,
 }
 
+_VALIDATORS: dict[inbox_io.Kind, Callable[[pl.DataFrame], validation.Validated]] = {
+    "orders": validation.validate_orders,
+    "batches": validation.validate_batches,
+}
+
 
 def already_ingested(params: RunParameters) -> set[tuple[str, str]]:
     """Files (name, sha256) this business date already committed: a rerun of the night skips
@@ -76,7 +84,9 @@ def already_ingested(params: RunParameters) -> set[tuple[str, str]]:
         return uow.repo.ingested_files(params.business_date)
 
 
-def load_inbox(inbox: Path, skip: set[tuple[str, str]]) -> LoadedInbox:
+def load_inbox(inbox: Path, skip: set[tuple[str, str]]) -> ValidatedInbox:
+    """Reads and validates the inbox one file at a time: only one file's rows as received
+    (strings and their `raw` text) are in memory at once, the typed valid rows accumulate."""
     started = time.perf_counter()
     files, rejected_files = inbox_io.find_inbox_files(inbox)
     # A file rejected before it could be read has no digest and is recorded with sha256 "": a
@@ -86,16 +96,25 @@ def load_inbox(inbox: Path, skip: set[tuple[str, str]]) -> LoadedInbox:
     )
     skipped: list[str] = rejected_files.filter(seen)["source_file"].to_list()
     rejected_files = rejected_files.filter(~seen)
-    reads: dict[str, list[pl.DataFrame]] = {"orders": [], "batches": []}
+    valid: dict[str, list[pl.DataFrame]] = {"orders": [], "batches": []}
+    received = {"orders": 0, "batches": 0}
     rejected = [rejected_files]
     records: list[dict[str, Any]] = []
+    read_seconds = validate_seconds = 0.0
     for file in files:
         if (file.source_file, file.sha256) in skip:
             skipped.append(file.source_file)
             continue
+        tick = time.perf_counter()
         read = inbox_io.read_inbox_file(file)
-        reads[file.kind].append(read.rows)
-        rejected.append(read.rejected)
+        tock = time.perf_counter()
+        checked = _VALIDATORS[file.kind](read.rows)
+        validate_seconds += time.perf_counter() - tock
+        read_seconds += tock - tick
+        valid[file.kind].append(validation.leave_out_plain_raw(checked.valid, file.kind))
+        rejected += [read.rejected, checked.rejected]
+        unreadable = 0 if read.file_rejected else read.rejected.height  # e.g. ragged CSV rows
+        received[file.kind] += read.rows.height + unreadable
         if read.extra_columns:
             log.info(
                 "%s: ignored extra columns %s", file.source_file, ", ".join(read.extra_columns)
@@ -109,11 +128,12 @@ def load_inbox(inbox: Path, skip: set[tuple[str, str]]) -> LoadedInbox:
                 "file_name": file.source_file,
                 "size": file.size,
                 "sha256": file.sha256,
-                "rows": read.rows.height + (0 if read.file_rejected else read.rejected.height),
+                "rows": read.rows.height + unreadable,
                 "status": "rejected" if read.file_rejected else "loaded",
                 "reason": reason,
             }
         )
+        del read, checked  # this file's strings: the next file reuses the memory
     for row in rejected_files.iter_rows(named=True):
         log.warning("Rejected file %s: %s", row["source_file"], row["reason"])
         records.append(
@@ -130,65 +150,35 @@ def load_inbox(inbox: Path, skip: set[tuple[str, str]]) -> LoadedInbox:
     if skipped:
         log.info("Skipped %d file(s) already committed for this business date", len(skipped))
     crash_point("after-load")
-    loaded = LoadedInbox(
-        orders=_concat(reads["orders"], "orders"),
-        batches=_concat(reads["batches"], "batches"),
+    night = ValidatedInbox(
+        orders=_concat(valid["orders"], "orders"),
+        batches=_concat(valid["batches"], "batches"),
         rejected=pl.concat(rejected, how="vertical"),
         files=pl.DataFrame(records, schema=FILES_SCHEMA),
+        received=received,
         skipped=skipped,
     )
+    row_rejects = night.rejected.filter(pl.col("line").is_not_null()).height
     log.info(
         "Loaded %d file(s): orders %s; batches %d rows",
         len(records),
-        rate(loaded.orders.height, time.perf_counter() - started),
-        loaded.batches.height,
+        rate(received["orders"], read_seconds),
+        received["batches"],
     )
-    return loaded
+    log.info(
+        "Validated orders %s; %d row(s) rejected in all (%.2fs for the whole step)",
+        rate(received["orders"], validate_seconds),
+        row_rejects,
+        time.perf_counter() - started,
+    )
+    crash_point("after-validate")
+    return night
 
 
 def _concat(frames: list[pl.DataFrame], kind: inbox_io.Kind) -> pl.DataFrame:
     if frames:
         return pl.concat(frames, how="vertical")
-    columns = ["source_file", "line", *inbox_io.REQUIRED_COLUMNS[kind], "raw"]
-    return pl.DataFrame(schema={c: pl.Int64 if c == "line" else pl.String for c in columns})
-
-
-# -- validate --------------------------------------------------------------------------------
-@dataclass
-class ValidatedInbox:
-    orders: pl.DataFrame
-    batches: pl.DataFrame
-    rejected: pl.DataFrame
-    files: pl.DataFrame
-    received: dict[str, int]
-    skipped: list[str]
-
-
-def validate_inbox(loaded: LoadedInbox) -> ValidatedInbox:
-    started = time.perf_counter()
-    orders = validation.validate_orders(loaded.orders)
-    batches = validation.validate_batches(loaded.batches)
-    rejected = pl.concat([loaded.rejected, orders.rejected, batches.rejected], how="vertical")
-    row_rejects = rejected.filter(pl.col("line").is_not_null())
-    unreadable_rows = loaded.rejected.filter(pl.col("line").is_not_null())  # e.g. ragged CSV rows
-    received = {
-        kind: frame.height + unreadable_rows.filter(pl.col("kind") == kind).height
-        for kind, frame in (("orders", loaded.orders), ("batches", loaded.batches))
-    }
-    log.info(
-        "Validated orders %s; %d row(s) rejected in all",
-        rate(loaded.orders.height, time.perf_counter() - started),
-        row_rejects.height,
-    )
-    crash_point("after-validate")
-    return ValidatedInbox(
-        orders=orders.valid,
-        batches=batches.valid,
-        rejected=rejected,
-        files=loaded.files,
-        received=received,
-        skipped=loaded.skipped,
-    )
+    return _VALIDATORS[kind](inbox_io.empty_rows(kind)).valid  # no file: typed, empty
 
 
 def log_rejected_rows(rejected: pl.DataFrame, reasons_per_file: int = 5) -> None:
@@ -256,7 +246,7 @@ class NightOutcome:
     run_id: str
     business_date: dt.date
     counts: dict[str, int]
-    dry_run_reports: NightReports | None = None
+    dry_run_folder: Path | None = None  # a dry run writes its reports before rolling back
 
 
 Allocator = Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame]
@@ -298,20 +288,16 @@ def allocate_night(
             placed["batchref"].is_not_null().sum(),
             placed["batchref"].is_null().sum(),
         )
-        # arrival_seq is unique per line: an integer join, not one on two strings.
+        # `placed` is `candidates` row for row (checked): the waiting lines, then tonight's.
+        if not placed["arrival_seq"].equals(candidates["arrival_seq"]):
+            raise RuntimeError("the allocator must return every line once, in arrival order")
         repo.add_lines(
-            new_lines.join(placed.select("arrival_seq", "batchref"), on="arrival_seq"),
-            day,
-            run_id,
+            new_lines.with_columns(placed["batchref"].tail(new_lines.height)), day, run_id
         )
-        got_stock = placed.filter(pl.col("batchref").is_not_null())
-        repo.save_allocations(
-            got_stock.join(waiting.select("arrival_seq"), on="arrival_seq", how="semi"),
-            got_stock,
-            day,
-            run_id,
-        )
+        placed_before = placed.head(waiting.height).filter(pl.col("batchref").is_not_null())
+        repo.save_allocations(placed_before, placed, day, run_id)
         replaced = changes.record_destinations(repo, placed, day, run_id)
+        allocated = int(placed["batchref"].is_not_null().sum())
 
         rejected = pl.concat([night.rejected, batches.rejected, orders.rejected], how="vertical")
         log_rejected_rows(rejected)
@@ -325,15 +311,15 @@ def allocate_night(
         )
         counts = _counts(night, orders.duplicates, batches.duplicates, rejected, changes.counts)
         counts.update(
-            allocated=got_stock.height,
-            out_of_stock=placed.height - got_stock.height,
+            allocated=allocated,
+            out_of_stock=placed.height - allocated,
             lines_replaced=replaced,
         )
         _record_run(uow, run_id, day, started_at, night, counts)
         if params.dry_run:
-            reports = night_reports(uow.con, day)
+            folder = write_night(uow.con, day, params.outbox, dry_run=True)
             log.info("Dry run: nothing committed")
-            return NightOutcome(run_id, day, counts, reports)
+            return NightOutcome(run_id, day, counts, folder)
         crash_point("before-commit")
         uow.commit()
         crash_point("after-commit")
@@ -387,14 +373,13 @@ def _record_run(
 # -- reports and publishing ------------------------------------------------------------------
 def write_reports(params: RunParameters, outcome: NightOutcome) -> Path:
     """Reports come from committed state (or, for a dry run, the state it computed)."""
-    if outcome.dry_run_reports is not None:
-        return write_night(outcome.dry_run_reports, params.outbox, dry_run=True)
+    if outcome.dry_run_folder is not None:
+        return outcome.dry_run_folder
     con = connect(state_db(params))
     try:
-        reports = night_reports(con, params.business_date)
+        return write_night(con, params.business_date, params.outbox)
     finally:
         con.close()
-    return write_night(reports, params.outbox)
 
 
 def publish(params: RunParameters, label: str) -> Path:
@@ -476,8 +461,9 @@ def run_night(params: RunParameters, run_id: str | None = None) -> dict[str, Any
         business_date=params.business_date.isoformat(),
         timeout=params.lock_timeout_seconds,
     ):
-        night = validate_inbox(load_inbox(params.inbox, already_ingested(params)))
+        night = load_inbox(params.inbox, already_ingested(params))
         outcome = allocate_night(params, night, run_id, started)
+        del night  # the night's rows: the reports read the warehouse
         folder = write_reports(params, outcome)
         if not params.dry_run:
             publish(params, night_label(params, started, run_id))

@@ -50,7 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 DOC = REPO / "docs" / "benchmarks.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
-STEPS = ("check-already-ingested", "load", "validate", "allocate", "write-reports", "publish")
+STEPS = ("check-already-ingested", "load", "allocate", "write-reports", "publish")
 QUIET_ENV = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 RUNNERS = ("local", "dask")
 

@@ -1,6 +1,6 @@
 """The Prefect flow `nightly-allocation`: a short script of named steps.
 
-load -> validate -> allocate (one warehouse transaction) -> write reports -> publish.
+load (read and validate each file) -> allocate (one warehouse transaction) -> write reports -> publish.
 The work lives in `allocation.services`; tasks only name the steps, retry the ones that do I/O,
 and never cache (every step that writes must really run). A retry never applies a night twice:
 the allocate step commits once per flow run, and a retry that finds its run already committed
@@ -52,13 +52,9 @@ def check_already_ingested(params: RunParameters) -> set[tuple[str, str]]:
 
 
 @task(name="load", **IO_RETRIES, **NO_RESULTS)
-def load(inbox: Path, skip: set[tuple[str, str]]) -> services.LoadedInbox:
+def load(inbox: Path, skip: set[tuple[str, str]]) -> services.ValidatedInbox:
+    """Reads and validates each file in turn (one file's raw rows in memory at a time)."""
     return services.load_inbox(inbox, skip)
-
-
-@task(name="validate", **NO_RESULTS)
-def validate(loaded: services.LoadedInbox) -> services.ValidatedInbox:
-    return services.validate_inbox(loaded)
 
 
 @task(name="allocate", **IO_RETRIES, **NO_RESULTS)
@@ -173,10 +169,9 @@ def nightly_allocation(
         timeout=params.lock_timeout_seconds,
     ):
         skip = check_already_ingested(params)
-        loaded = load(params.inbox, skip)
-        night = validate(loaded)
-        del loaded  # the string frames are the night's biggest; free them before allocating
+        night = load(params.inbox, skip)
         outcome = allocate(params, night, run_id, started)
+        del night  # the night's rows (~1 GB at 10M lines): the reports read the warehouse
         folder = write_reports(params, outcome)
         published = None
         if not params.dry_run:

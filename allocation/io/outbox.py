@@ -3,21 +3,39 @@
 CSV files are for people and spreadsheets: a text cell that would start a formula (`=`, `+`,
 `-`, `@`, tab, carriage return) gets a leading `'`, as OWASP advises for CSV exports. Parquet
 files keep exact values for programs.
+
+Reports stream from DuckDB chunk by chunk (`reports.report_chunks`): each chunk is validated,
+then appended to the CSV and the Parquet file, so memory does not grow with the night.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import shutil
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, closing
 from pathlib import Path
+from typing import Any
 
+import duckdb
 import polars as pl
+import pyarrow.parquet as pq
 
 from allocation.faults import crash_point
 from allocation.io.files import point_symlink, remove_leftovers, swap_in_folder
-from allocation.io.reports import NightReports
+from allocation.io.reports import report_chunks, summary
 
 FORMULA_START = r"^[=+\-@\t\r]"
+
+#: Reports written as CSV and Parquet, in this order; `rejected` is CSV only (below).
+PAIRED_REPORTS = ("allocations", "out_of_stock", "reallocations")
+#: Column order of rejected.csv (the public contract; the model's order starts with `kind`).
+REJECTED_CSV_COLUMNS = ("source_file", "line", "reason", "raw", "kind")
+#: Same codec as polars' default, which wrote these files before streaming.
+PARQUET_COMPRESSION = "zstd"
 
 
 def neutralise_formulas(frame: pl.DataFrame) -> pl.DataFrame:
@@ -32,31 +50,79 @@ def neutralise_formulas(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _write_pair(frame: pl.DataFrame, folder: Path, name: str) -> None:
-    neutralise_formulas(frame).write_csv(folder / f"{name}.csv")
-    frame.write_parquet(folder / f"{name}.parquet")
+def write_report(
+    chunks: Iterable[pl.DataFrame],
+    csv_path: Path,
+    parquet_path: Path | None = None,
+    *,
+    csv_columns: tuple[str, ...] | None = None,
+) -> None:
+    """Appends validated chunks of one report to its CSV (formulas neutralised, header once) and,
+    if asked, its Parquet file (exact values). `chunks` must yield at least one frame (an empty
+    one for an empty report).
+
+    A chunk's Parquet is encoded on a second thread while this one writes its CSV and reads the
+    next chunk (Arrow and polars work outside the GIL): one more chunk in memory, less wall time
+    when a core is free."""
+    header = True
+    pending: Future[None] | None = None
+    with ExitStack() as stack:
+        csv_file = stack.enter_context(open(csv_path, "wb"))
+        parquet: pq.ParquetWriter | None = None
+        encoder: ThreadPoolExecutor | None = None
+        for chunk in chunks:
+            if parquet_path is not None:
+                # Large strings, as polars wrote them: readers see the same Arrow types as before.
+                table = chunk.to_arrow(compat_level=pl.CompatLevel.oldest())
+                if parquet is None or encoder is None:
+                    parquet = stack.enter_context(
+                        pq.ParquetWriter(
+                            parquet_path, table.schema, compression=PARQUET_COMPRESSION
+                        )
+                    )
+                    # Entered after the writer, so left first: no write outlives the file.
+                    encoder = stack.enter_context(ThreadPoolExecutor(1, "parquet"))
+                if pending is not None:
+                    pending.result()
+                pending = encoder.submit(parquet.write_table, table)
+            text = chunk.select(csv_columns) if csv_columns else chunk
+            neutralise_formulas(text).write_csv(csv_file, include_header=header)
+            header = False
+        if pending is not None:
+            pending.result()
 
 
-def write_report_files(reports: NightReports, folder: Path) -> None:
-    """Writes every report of the night into `folder` (which must exist and be empty)."""
-    _write_pair(reports.allocations, folder, "allocations")
-    _write_pair(reports.out_of_stock, folder, "out_of_stock")
-    _write_pair(reports.reallocations, folder, "reallocations")
-    rejected = reports.rejected.select("source_file", "line", "reason", "raw", "kind")
-    neutralise_formulas(rejected).write_csv(folder / "rejected.csv")
+def write_report_files(con: duckdb.DuckDBPyConnection, day: dt.date, folder: Path) -> None:
+    """Writes every report of the night from `con` into `folder` (which must exist and be
+    empty). Raises pandera's `SchemaErrors` at the first chunk that breaks its model."""
+    for name in PAIRED_REPORTS:
+        with closing(report_chunks(con, name, day)) as chunks:
+            write_report(chunks, folder / f"{name}.csv", folder / f"{name}.parquet")
+    with closing(report_chunks(con, "rejected", day)) as chunks:
+        write_report(chunks, folder / "rejected.csv", csv_columns=REJECTED_CSV_COLUMNS)
+    _write_summary(summary(con, day), folder)
+
+
+def _write_summary(counts: dict[str, Any], folder: Path) -> None:
     (folder / "summary.json").write_text(
-        json.dumps(reports.summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        json.dumps(counts, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
 
 
-def write_night(reports: NightReports, outbox: Path, *, dry_run: bool = False) -> Path:
-    """Writes the reports to a temporary folder, then swaps it in as `<date>/` (or
-    `<date>/dry-run/`); points `latest` at the newest business date. Returns the folder."""
+def write_night(
+    con: duckdb.DuckDBPyConnection, day: dt.date, outbox: Path, *, dry_run: bool = False
+) -> Path:
+    """Writes the night's reports, read from `con` (a connection to committed state, or a dry
+    run's open transaction), to a temporary folder, then swaps it in as `<date>/` (or
+    `<date>/dry-run/`); points `latest` at the newest business date. Returns the folder.
+
+    If a report breaks its model the error propagates and the previous folder stays as it was.
+    """
     outbox.mkdir(parents=True, exist_ok=True)
-    day = reports.business_date.isoformat()
-    parent = outbox / day if dry_run else outbox
+    date = day.isoformat()
+    parent = outbox / date if dry_run else outbox
     parent.mkdir(parents=True, exist_ok=True)
-    name = "dry-run" if dry_run else day
+    name = "dry-run" if dry_run else date
     # Runs never overlap (the run lock), so a temporary folder here is what a killed run left,
     # whichever night it was writing: remove them all, not only this night's.
     for folder in {outbox, parent}:
@@ -64,7 +130,11 @@ def write_night(reports: NightReports, outbox: Path, *, dry_run: bool = False) -
         remove_leftovers(folder, ".*.old-*")
     staging = parent / f".{name}.tmp-{os.getpid()}"
     staging.mkdir()
-    write_report_files(reports, staging)
+    try:
+        write_report_files(con, day, staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     crash_point("while-writing-reports")
     target = parent / name
     swap_in_folder(staging, target)

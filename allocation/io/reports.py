@@ -2,19 +2,30 @@
 
 Reports are derived, never accumulated: a night's folder can be rebuilt at any time from the
 warehouse, which is what makes a rerun after a crash produce complete files.
+
+A report is read as a stream of chunks (`report_chunks`), each validated against its pandera
+model before anyone sees it: a night of ten million order lines never sits in memory whole.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Generator, Iterator
 from typing import Any
 
 import duckdb
+import pandera.errors
 import pandera.polars as pa
 import polars as pl
+import pyarrow as arrow
 
 from allocation.io import schemas
+
+#: Rows per chunk. A validation call costs ~10 ms whatever its size; a chunk is held a few
+#: times over (DuckDB's slice, polars, neutralised text, Arrow for Parquet) at ~85 MB per
+#: million allocations. At 10M order lines 500k kept the step at ~0.6-0.75 GB over its
+#: baseline (1M: ~0.95 GB) for the same CPU.
+CHUNK_ROWS = 500_000
 
 SUMMARY_COUNTS = (
     "orders_received",
@@ -36,16 +47,6 @@ SUMMARY_COUNTS = (
     "files_rejected",
     "files_skipped",
 )
-
-
-@dataclass(frozen=True)
-class NightReports:
-    business_date: dt.date
-    allocations: pl.DataFrame
-    out_of_stock: pl.DataFrame
-    rejected: pl.DataFrame
-    reallocations: pl.DataFrame
-    summary: dict[str, Any]
 
 
 REPORT_SQL: dict[str, tuple[type[pa.DataFrameModel], str]] = {
@@ -72,12 +73,126 @@ REPORT_SQL: dict[str, tuple[type[pa.DataFrameModel], str]] = {
 }
 
 
-def report(con: duckdb.DuckDBPyConnection, name: str, day: dt.date) -> pl.DataFrame:
-    """One report of the night, validated against its schema before anyone sees it."""
-    model, sql = REPORT_SQL[name]
-    frame = con.sql(sql, params={"day": day}).pl()
-    checked: pl.DataFrame = model.validate(frame, lazy=True)
-    return checked
+#: Allocations, the report that grows with the night, are read in slices of `arrival_seq`, their
+#: first sort key, each slice sorted by DuckDB on its own: sorting the whole night held ~1.4 GB
+#: at 10M order lines. Same rows and order as `REPORT_SQL`. (Slicing `out_of_stock`, ~1M rows
+#: there, cost 0.7 s of CPU more than its 0.3 s whole: each slice re-runs the view's joins.)
+#: Name -> (one slice, `$lo <= arrival_seq < $hi`, in report order;
+#:          `arrival_seq` bounds and row count per bucket of `arrival_seq // $width`, in order).
+SLICE_SQL: dict[str, tuple[str, str]] = {
+    "allocations": (
+        "SELECT orderid, sku, qty, batchref, eta, business_date, run_id FROM allocations "
+        "WHERE business_date = $day AND arrival_seq >= $lo AND arrival_seq < $hi "
+        "ORDER BY arrival_seq, run_id",
+        "SELECT min(arrival_seq), max(arrival_seq), count(*) FROM allocations "
+        "WHERE business_date = $day GROUP BY arrival_seq // $width ORDER BY 1 NULLS LAST",
+    ),
+}
+
+
+def report_chunks(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    day: dt.date,
+    *,
+    rows: int | None = None,
+) -> Generator[pl.DataFrame, None, None]:
+    """One report of the night in report order, about `rows` (default `CHUNK_ROWS`) rows at a
+    time, each chunk validated against the report's model before it is handed on.
+
+    Only the chunk being handed on is held in Python, and DuckDB sorts no more than a slice of
+    the big reports (`SLICE_SQL`) at a time. An empty report is one empty chunk, so its columns
+    and types are checked and a writer still gets a header. A bad chunk raises pandera's
+    `SchemaErrors`; its `failure_cases.index` counts from the chunk's first row, and a note on
+    the error says which row of the report that is.
+
+    While the generator is open, `con` runs nothing else: exhaust or `close()` it first.
+    """
+    model = REPORT_SQL[name][0]
+    rows = rows or CHUNK_ROWS
+    first_row = 0
+    for frame in _frames(con, name, day, rows):
+        try:
+            checked: pl.DataFrame = model.validate(frame, lazy=True)
+        except pandera.errors.SchemaErrors as error:
+            error.add_note(
+                f"{name} report of {day}: chunk of rows {first_row}.."
+                f"{first_row + frame.height - 1} (0-based); failure_cases.index counts from "
+                f"row {first_row}"
+            )
+            raise
+        yield checked
+        first_row += frame.height
+
+
+def _frames(
+    con: duckdb.DuckDBPyConnection, name: str, day: dt.date, rows: int
+) -> Generator[pl.DataFrame, None, None]:
+    """The report's rows in order, in frames of about `rows` rows; at least one frame."""
+    bounds = _slices(con, name, day, rows) if name in SLICE_SQL else None
+    if bounds is not None:
+        sql = SLICE_SQL[name][0]
+        for low, high in bounds:
+            frame: pl.DataFrame = con.sql(sql, params={"day": day, "lo": low, "hi": high}).pl()
+            yield frame
+        return
+    # One sorted stream: the other reports, or allocations with rows lacking a key.
+    reader = con.sql(REPORT_SQL[name][1], params={"day": day}).to_arrow_reader(rows)
+    try:
+        for table in _gathered(reader, rows):
+            yield pl.DataFrame(table)
+    finally:
+        reader.close()  # else the connection refuses every statement, ROLLBACK included
+
+
+def _slices(
+    con: duckdb.DuckDBPyConnection, name: str, day: dt.date, rows: int
+) -> list[tuple[int, int]] | None:
+    """`[low, high)` bounds of `arrival_seq` cutting the report into consecutive slices of about
+    `rows` rows (at least one slice); None if a row has no `arrival_seq` (never written so)."""
+    sql = SLICE_SQL[name][1]
+    width = max(1, rows // 8)  # a slice overshoots `rows` by less than a bucket
+    buckets = con.sql(sql, params={"day": day, "width": width}).fetchall()
+    if any(low is None for low, _high, _count in buckets):
+        return None
+    if not buckets:
+        return [(0, 0)]
+    slices: list[tuple[int, int]] = []
+    start: int | None = None
+    held = 0
+    for low, high, count in buckets:
+        start = low if start is None else start
+        held += count
+        if held >= rows:
+            slices.append((start, high + 1))
+            start, held = None, 0
+    if start is not None:
+        slices.append((start, buckets[-1][1] + 1))
+    return slices
+
+
+def _gathered(reader: arrow.RecordBatchReader, rows: int) -> Iterator[arrow.Table]:
+    """DuckDB hands a sorted result over in batches of ~120k rows whatever `rows` asks for, and
+    per-chunk costs (a validation is ~10 ms) call for bigger chunks. Yields at least one table,
+    empty for an empty result, and keeps no reference to what it yielded."""
+    batches: list[arrow.RecordBatch] = []
+    held = 0
+    yielded = False
+    for batch in reader:
+        batches.append(batch)
+        held += batch.num_rows
+        if held >= rows:
+            yielded = True
+            held = 0
+            yield _take(batches, reader.schema)
+    if batches or not yielded:
+        yield _take(batches, reader.schema)
+
+
+def _take(batches: list[arrow.RecordBatch], schema: arrow.Schema) -> arrow.Table:
+    table = arrow.Table.from_batches(batches, schema=schema)
+    batches.clear()
+    return table
 
 
 def summary(con: duckdb.DuckDBPyConnection, day: dt.date) -> dict[str, Any]:
@@ -138,14 +253,3 @@ def summary(con: duckdb.DuckDBPyConnection, day: dt.date) -> dict[str, Any]:
             ],
         },
     }
-
-
-def night_reports(con: duckdb.DuckDBPyConnection, day: dt.date) -> NightReports:
-    return NightReports(
-        business_date=day,
-        allocations=report(con, "allocations", day),
-        out_of_stock=report(con, "out_of_stock", day),
-        rejected=report(con, "rejected", day),
-        reallocations=report(con, "reallocations", day),
-        summary=summary(con, day),
-    )

@@ -16,6 +16,7 @@ import polars as pl
 from allocation.domain import Batch, OrderLine
 
 _names = itertools.count()
+SLICE_ROWS = 1_000_000  # rows handed to DuckDB at a time
 
 
 class DuckDBRepository:
@@ -25,33 +26,62 @@ class DuckDBRepository:
     # -- frames in -------------------------------------------------------------------------
     def _view(self, frame: pl.DataFrame) -> str:
         name = f"frame_{next(_names)}"
-        # As Arrow with plain (large) strings: DuckDB scans them about 1.5x faster than polars'
-        # string views (measured on 1M order lines); the conversion is cheap.
-        self.con.register(name, frame.to_arrow(compat_level=pl.CompatLevel.oldest()))
+        # As Arrow string views, which DuckDB scans without a copy: converting to plain strings
+        # held a second copy of every text column (10M order lines: ~1 GB) for no faster insert.
+        self.con.register(name, frame.to_arrow())
         return name
 
     def _run(self, sql: str, frame: pl.DataFrame, params: list[object] | None = None) -> None:
-        """Runs `sql` with `{frame}` standing for the registered frame (a generated name)."""
-        name = self._view(frame)
-        try:
-            self.con.execute(sql.format(frame=name), params or [])
-        finally:
-            self.con.unregister(name)
+        """Runs `sql` with `{frame}` standing for the registered frame (a generated name), once
+        per slice of the frame: each row must stand on its own (inserts, updates by key).
+        Handing DuckDB a whole 10M-row frame at once held a converted copy of it (~1 GB)."""
+        for part in frame.iter_slices(SLICE_ROWS):
+            name = self._view(part)
+            try:
+                self.con.execute(sql.format(frame=name), params or [])
+            finally:
+                self.con.unregister(name)
+
+    def _append(
+        self, table: str, frame: pl.DataFrame, *columns: pl.Expr, where: pl.Expr | None = None
+    ) -> None:
+        """Appends the rows of `frame` that match `where` to `table`, slice by slice: each
+        slice's `columns` (named like the table's columns; the others are left null). As a
+        relation from Arrow rather than an INSERT over a registered frame or a table: for 10M
+        order lines that held ~1 GB less in DuckDB (measured, same CPU time)."""
+        names = [
+            str(name)
+            for (name,) in self.con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE table_name = ? "
+                "AND schema_name = current_schema() ORDER BY column_index",
+                [table],
+            ).fetchall()
+        ]
+        for part in frame.iter_slices(SLICE_ROWS):
+            values = (part if where is None else part.filter(where)).select(*columns)
+            ordered = values.select(
+                pl.col(name) if name in values.columns else pl.lit(None).alias(name)
+                for name in names
+            )
+            self.con.from_arrow(ordered.to_arrow()).insert_into(table)
 
     def _query(
         self, sql: str, frame: pl.DataFrame, params: list[object] | None = None
     ) -> pl.DataFrame:
-        name = self._view(frame)
-        try:
-            result: pl.DataFrame = self.con.sql(sql.format(frame=name), params=params or []).pl()
-            return result
-        finally:
-            self.con.unregister(name)
+        """`sql` over `{frame}`, slice by slice like `_run`: the results are concatenated."""
+        results: list[pl.DataFrame] = []
+        for part in frame.iter_slices(SLICE_ROWS) if frame.height else [frame]:
+            name = self._view(part)
+            try:
+                results.append(self.con.sql(sql.format(frame=name), params=params or []).pl())
+            finally:
+                self.con.unregister(name)
+        return pl.concat(results, how="vertical") if len(results) > 1 else results[0]
 
     # -- what the warehouse already knows --------------------------------------------------
     def known_lines(self, keys: pl.DataFrame) -> pl.DataFrame:
-        """Earlier nights' lines with the same (orderid, sku) as `keys`."""
-        return self._query(
+        """Earlier nights' lines with the same (orderid, sku) as `keys` (each once)."""
+        found = self._query(
             "SELECT l.orderid, l.sku, l.qty AS known_qty, l.first_seen AS known_date, "
             "l.source_file AS known_file, l.source_line AS known_line "
             # A semi join returns each warehouse row once however often the key repeats
@@ -60,6 +90,8 @@ class DuckDBRepository:
             "FROM order_lines l SEMI JOIN {frame} k USING (orderid, sku)",
             keys.select("orderid", "sku"),
         )
+        # A key repeated in two slices of `keys` is found twice.
+        return found.unique(["orderid", "sku"], maintain_order=True)
 
     def known_batches(self, references: pl.DataFrame) -> pl.DataFrame:
         return self._query(
@@ -165,19 +197,24 @@ class DuckDBRepository:
 
     # -- open lines and allocation -----------------------------------------------------------
     def add_lines(self, lines: pl.DataFrame, business_date: dt.date, run_id: str) -> None:
-        """Inserts tonight's new lines with the status the night decided for them."""
-        self._run(
-            "INSERT INTO order_lines (orderid, sku, qty, status, batchref, first_seen, "
-            "allocated_on, arrival_seq, source_file, source_line, run_id) "
-            "SELECT orderid, sku, qty, "
-            "CASE WHEN batchref IS NULL THEN 'out_of_stock' ELSE 'allocated' END, batchref, ?, "
-            "CASE WHEN batchref IS NULL THEN NULL ELSE ?::DATE END, arrival_seq, source_file, "
-            "line, ? FROM {frame}",
-            # Only the columns used, sorted here (DuckDB keeps the insertion order).
-            lines.select(
-                "orderid", "sku", "qty", "batchref", "arrival_seq", "source_file", "line"
-            ).sort("arrival_seq"),
-            [business_date, business_date, run_id],
+        """Inserts tonight's new lines, in arrival order, with the status the night decided
+        for them (`batchref` null: out of stock)."""
+        placed = pl.col("batchref").is_not_null()
+        self._append(
+            "order_lines",
+            lines,
+            pl.col("orderid", "sku", "qty"),
+            pl.when(placed)
+            .then(pl.lit("allocated"))
+            .otherwise(pl.lit("out_of_stock"))
+            .alias("status"),
+            pl.col("batchref"),
+            pl.lit(business_date).alias("first_seen"),
+            pl.when(placed).then(pl.lit(business_date)).alias("allocated_on"),
+            pl.col("arrival_seq"),
+            pl.col("source_file"),
+            pl.col("line").alias("source_line"),
+            pl.lit(run_id).alias("run_id"),
         )
 
     def open_lines(self) -> pl.DataFrame:
@@ -199,9 +236,10 @@ class DuckDBRepository:
     def save_allocations(
         self, placed_before: pl.DataFrame, placed: pl.DataFrame, business_date: dt.date, run_id: str
     ) -> None:
-        """Records tonight's placements: `placed` has orderid, sku, qty, batchref, eta,
-        arrival_seq for every line placed tonight; `placed_before` the subset that was already in
-        `order_lines` (backorders and released lines) and needs its status changed."""
+        """Records tonight's placements. `placed`: every line tried tonight, in arrival order
+        (orderid, sku, qty, batchref (null: out of stock, not recorded), eta, arrival_seq);
+        `placed_before`: the placed lines that were already in `order_lines` (backorders and
+        released lines), whose status changes."""
         if placed_before.height:
             self._run(
                 "UPDATE order_lines SET status = 'allocated', batchref = p.batchref, "
@@ -210,18 +248,23 @@ class DuckDBRepository:
                 placed_before,
                 [business_date],
             )
-        self._run(
-            "INSERT INTO allocations (orderid, sku, qty, batchref, eta, business_date, run_id, "
-            "arrival_seq) SELECT orderid, sku, qty, batchref, eta, ?, ?, arrival_seq FROM {frame}",
-            placed.select("orderid", "sku", "qty", "batchref", "eta", "arrival_seq").sort(
-                "arrival_seq"
-            ),
-            [business_date, run_id],
+        got_stock = pl.col("batchref").is_not_null()
+        self._append(
+            "allocations",
+            placed,
+            pl.col("orderid", "sku", "qty", "batchref", "eta"),
+            pl.lit(business_date).alias("business_date"),
+            pl.lit(run_id).alias("run_id"),
+            pl.col("arrival_seq"),
+            where=got_stock,
         )
-        self._run(
-            "UPDATE batches SET allocated = allocated + t.qty FROM "
-            "{frame} t WHERE batches.reference = t.batchref",
-            placed.group_by("batchref").agg(pl.col("qty").sum()),
+        # Totals per batch summed by DuckDB from what was just recorded: grouping 9M lines by
+        # batch reference in polars held ~0.9 GB for a moment.
+        self.con.execute(
+            "UPDATE batches SET allocated = allocated + t.qty FROM ("
+            "SELECT batchref, sum(qty)::BIGINT AS qty FROM allocations WHERE run_id = ? "
+            "GROUP BY batchref) t WHERE batches.reference = t.batchref",
+            [run_id],
         )
 
     # -- bookkeeping -------------------------------------------------------------------------

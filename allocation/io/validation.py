@@ -26,12 +26,15 @@ import pandera.polars as pa
 import polars as pl
 from pandera.errors import SchemaErrors
 
+from allocation.io.inbox import REQUIRED_COLUMNS, Kind
 from allocation.io.schemas import REJECTION_SCHEMA, BatchInput, OrderLineInput
 
 __all__ = [
     "REJECTION_SCHEMA",
     "FrameContractError",
     "Validated",
+    "leave_out_plain_raw",
+    "raw_text",
     "rejection_frame",
     "validate_batches",
     "validate_orders",
@@ -101,6 +104,22 @@ def rejection_frame(rows: Iterable[Mapping[str, Any]] | None = None) -> pl.DataF
         allowed = list(REJECTION_SCHEMA)
         raise ValueError(f"rejection rows have unknown keys {unknown}; allowed: {allowed}")
     return pl.DataFrame(records, schema=REJECTION_SCHEMA)
+
+
+def raw_text(kind: Kind) -> pl.Expr:
+    """`raw` as the reader words it for a row received as exactly its typed values: the JSON
+    object of the required columns, in order, as text ("qty": "3", "eta": "2026-12-01")."""
+    return pl.struct(pl.col(c).cast(pl.String) for c in REQUIRED_COLUMNS[kind]).struct.json_encode()
+
+
+def leave_out_plain_raw(valid: pl.DataFrame, kind: Kind) -> pl.DataFrame:
+    """Valid rows with `raw` null where it is exactly `raw_text` of the row (the usual export:
+    the required columns in order, values without stray spaces). `raw` is needed again only for
+    the few rows a later step rejects, and `coalesce(raw, raw_text(kind))` gives it back byte for
+    byte; kept for every row it cost ~0.7 GB at 10M order lines."""
+    return valid.with_columns(
+        pl.when(pl.col("raw") != raw_text(kind)).then(pl.col("raw")).alias("raw")
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -402,7 +402,6 @@ def test_a_custom_run_from_the_cli_completes_with_outputs_and_artifacts(
         )
     assert {task.name.rsplit("-", 1)[0] for task in tasks} >= {
         "load",
-        "validate",
         "allocate",
         "write-reports",
         "publish",

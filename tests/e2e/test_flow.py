@@ -35,7 +35,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
 
 NIGHT = "2026-11-25"
 NEXT_NIGHT = "2026-11-26"
-STEPS = {"check-already-ingested", "load", "validate", "allocate", "write-reports", "publish"}
+STEPS = {"check-already-ingested", "load", "allocate", "write-reports", "publish"}
 
 
 @pytest.fixture
@@ -263,7 +263,7 @@ def test_only_the_io_steps_retry_and_no_step_caches_its_result() -> None:
         "write-reports": nightly.write_reports,
         "publish": nightly.publish,
     }
-    for name, step in {**retried, "validate": nightly.validate}.items():
+    for name, step in retried.items():
         assert step.name == name
         assert step.cache_policy is NO_CACHE, name
         assert step.persist_result is False, name

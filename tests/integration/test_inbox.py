@@ -19,6 +19,12 @@ from allocation.io.inbox import (
     read_inbox_file,
     rows_schema,
 )
+from allocation.io.validation import (
+    leave_out_plain_raw,
+    raw_text,
+    validate_batches,
+    validate_orders,
+)
 
 ORDERS_HEADER = "orderid,sku,qty\n"
 
@@ -650,3 +656,32 @@ def test_an_inbox_that_is_a_file_raises_an_error(tmp_path: Path) -> None:
 
     with pytest.raises(InboxError, match="is not a folder"):
         find_inbox_files(tmp_path / "inbox")
+
+
+# ------------------------------------------------- raw text left out of valid rows, given back
+
+RAW_SHAPES = {
+    "orders/plain.csv": "orderid,sku,qty\nA1,LAMP,3\nA2,DESK,+4\nA3, BED ,5\n",
+    "orders/reordered.csv": "sku,orderid,qty\nLAMP,A1,3\n",
+    "orders/extra.csv": "orderid,sku,qty,note\nA1,LAMP,3,gift\n",
+    "orders/quoted.csv": 'orderid,sku,qty\n"A1","LAMP, OAK",03\n',
+    "batches/plain.csv": "reference,sku,qty,eta\nB1,LAMP,10,2026-12-01\nB2,LAMP,5,\n",
+    "batches/no-eta.csv": "reference,sku,qty\nB3,DESK,7\n",
+}
+
+
+@pytest.mark.parametrize("source_file", RAW_SHAPES)
+def test_raw_left_out_of_a_valid_row_is_given_back_exactly(inbox: Path, source_file: str) -> None:
+    put(inbox, source_file, RAW_SHAPES[source_file])
+    result = read(inbox, source_file)
+    kind = result.file.kind
+    valid = validate_orders(result.rows) if kind == "orders" else validate_batches(result.rows)
+    assert valid.rejected.is_empty()
+
+    kept = leave_out_plain_raw(valid.valid, kind)
+    given_back = kept.select(pl.coalesce("raw", raw_text(kind)))["raw"]
+
+    assert given_back.to_list() == result.rows["raw"].to_list()
+    # Left out only where the row was received as exactly its typed values.
+    plain = {"orders/plain.csv": [True, False, False], "batches/plain.csv": [True, False]}
+    assert kept["raw"].is_null().to_list() == plain.get(source_file, [False] * kept.height)

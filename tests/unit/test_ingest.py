@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 import polars as pl
+import pytest
 
+from allocation.io import ingest
 from allocation.io.ingest import classify_batches, classify_orders
 
 
@@ -106,6 +108,29 @@ def test_a_line_known_from_an_earlier_night_is_a_duplicate_or_a_conflict() -> No
         "conflicts with the line received on 2026-11-24 (orders/old.csv line 7) with qty 4"
         in reason
     )
+
+
+def test_lines_whose_keys_share_a_hash_are_still_told_apart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    night = orders(
+        ("o1", "RETRO-CLOCK", 2),
+        ("o2", "RETRO-CLOCK", 1),
+        ("o1", "RETRO-CLOCK", 2),
+        ("o3", "SMALL-TABLE", 4),
+        ("o1", "RETRO-CLOCK", 3),
+        ("o4", "SMALL-TABLE", 1),
+    )
+    known = known_lines(("o3", "SMALL-TABLE", 4))
+    expected = classify_orders(night, known)
+    # Every key hashes alike: every row takes the exact path, and the answer does not change.
+    monkeypatch.setattr(ingest, "key_hash", lambda: pl.col("orderid").str.len_bytes() * 0)
+    alike = classify_orders(night, known)
+
+    assert alike.new["orderid"].to_list() == expected.new["orderid"].to_list() == ["o1", "o2", "o4"]
+    assert alike.duplicates == expected.duplicates == 2
+    assert alike.rejected.rows() == expected.rejected.rows()
+    assert alike.rejected["line"].to_list() == [5]
 
 
 def test_new_batches_updates_and_duplicates_in_arrival_order() -> None:
