@@ -80,7 +80,8 @@ class OrderLineInput(_Model):
     orderid: Series[pl.String] = pa.Field(str_contains=_NON_EMPTY)
     sku: Series[pl.String] = pa.Field(str_contains=_NON_EMPTY)
     qty: Series[pl.Int64] = pa.Field(ge=1)
-    raw: Series[pl.String]
+    # Null: the row was exactly its columns as text (`allocation.io.inbox.raw_text` words it).
+    raw: Series[pl.String] = pa.Field(nullable=True)
 
 
 class BatchInput(_Model):
@@ -92,7 +93,7 @@ class BatchInput(_Model):
     sku: Series[pl.String] = pa.Field(str_contains=_NON_EMPTY)
     qty: Series[pl.Int64] = pa.Field(ge=0)
     eta: Series[pl.Date] = pa.Field(nullable=True)
-    raw: Series[pl.String]
+    raw: Series[pl.String] = pa.Field(nullable=True)  # null: see OrderLineInput.raw
 
 
 # --------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import pandera.polars as pa
 import polars as pl
 from pandera.errors import SchemaErrors
 
-from allocation.io.inbox import REQUIRED_COLUMNS, Kind
+from allocation.io.inbox import REQUIRED_COLUMNS, Kind, raw_text
 from allocation.io.schemas import REJECTION_SCHEMA, BatchInput, OrderLineInput
 
 __all__ = [
@@ -52,6 +52,7 @@ _MAX_SHOWN: Final = 40
 
 _ROW: Final = "__row"
 _FAILED: Final = "__failed"
+_UNPLAIN: Final = "__unplain"
 
 
 class FrameContractError(ValueError):
@@ -68,7 +69,7 @@ class Validated:
 
 @dataclass(frozen=True)
 class _Spec:
-    kind: str
+    kind: Kind
     model: type[pa.DataFrameModel]
     text_columns: tuple[str, ...]  # stripped; empty -> "<col> is empty"
     has_eta: bool
@@ -106,17 +107,14 @@ def rejection_frame(rows: Iterable[Mapping[str, Any]] | None = None) -> pl.DataF
     return pl.DataFrame(records, schema=REJECTION_SCHEMA)
 
 
-def raw_text(kind: Kind) -> pl.Expr:
-    """`raw` as the reader words it for a row received as exactly its typed values: the JSON
-    object of the required columns, in order, as text ("qty": "3", "eta": "2026-12-01")."""
-    return pl.struct(pl.col(c).cast(pl.String) for c in REQUIRED_COLUMNS[kind]).struct.json_encode()
-
-
 def leave_out_plain_raw(valid: pl.DataFrame, kind: Kind) -> pl.DataFrame:
-    """Valid rows with `raw` null where it is exactly `raw_text` of the row (the usual export:
-    the required columns in order, values without stray spaces). `raw` is needed again only for
-    the few rows a later step rejects, and `coalesce(raw, raw_text(kind))` gives it back byte for
-    byte; kept for every row it cost ~0.7 GB at 10M order lines."""
+    """Valid rows with `raw` null where it is exactly `raw_text` of the typed row (the usual
+    export: the required columns in order, values without stray spaces). `raw` is needed again
+    only for the few rows a later step rejects, and `coalesce(raw, raw_text(kind))` gives it
+    back byte for byte; kept for every row it cost ~0.7 GB at 10M order lines. Rows of a file the
+    reader left `raw` out of arrive here null already (or worded, when typing changed them)."""
+    if valid["raw"].null_count() == valid.height:
+        return valid
     return valid.with_columns(
         pl.when(pl.col("raw") != raw_text(kind)).then(pl.col("raw")).alias("raw")
     )
@@ -147,11 +145,24 @@ def _validate(rows: pl.DataFrame, spec: _Spec) -> Validated:
         eta = pl.col("eta").str.strip_chars()
         failed.append(eta.is_not_null() & (eta != "") & typed["eta"].is_null())
 
+    # A row whose raw the reader left out (null) and whose typed values read differently from
+    # what was received (" 3", "+3", an empty eta) gets it worded now, from the received text.
+    as_received = [
+        typed[column].cast(pl.String).eq_missing(pl.col(column))
+        for column in REQUIRED_COLUMNS[spec.kind]
+    ]
     candidates = frame.select(
         pl.col(_ROW),
         *[typed.get(column, pl.col(column)).alias(column) for column in columns],
         pl.any_horizontal(failed).alias(_FAILED),
+        (pl.col("raw").is_null() & ~pl.all_horizontal(as_received)).alias(_UNPLAIN),
     )
+    unplain = candidates[_UNPLAIN]
+    if unplain.any():
+        worded_raw = frame.filter(unplain).select(raw_text(spec.kind))
+        candidates = candidates.with_columns(
+            candidates["raw"].scatter(unplain.arg_true(), worded_raw.to_series())
+        )
     model_reasons = _model_reasons(candidates.select(columns), spec)
     bad = candidates.filter(pl.col(_FAILED))[_ROW]
     if model_reasons is not None:
@@ -170,7 +181,7 @@ def _validate(rows: pl.DataFrame, spec: _Spec) -> Validated:
             pl.col(_ROW),
             "source_file",
             "line",
-            "raw",
+            pl.coalesce("raw", raw_text(spec.kind)).alias("raw"),  # the reader may leave it out
             *[expr.alias(_why(column)) for column, expr in why.items()],
         )
     )

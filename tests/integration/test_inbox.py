@@ -16,15 +16,11 @@ from allocation.io.inbox import (
     FileRead,
     InboxError,
     find_inbox_files,
+    raw_text,
     read_inbox_file,
     rows_schema,
 )
-from allocation.io.validation import (
-    leave_out_plain_raw,
-    raw_text,
-    validate_batches,
-    validate_orders,
-)
+from allocation.io.validation import leave_out_plain_raw, validate_batches, validate_orders
 
 ORDERS_HEADER = "orderid,sku,qty\n"
 
@@ -55,6 +51,12 @@ def read(inbox: Path, source_file: str) -> FileRead:
     return result
 
 
+def raw_of(result: FileRead) -> list[str]:
+    """Each row's raw text: as the reader wrote it, or worded by `raw_text` where it left it out."""
+    kind = result.file.kind
+    return result.rows.select(pl.coalesce("raw", raw_text(kind)))["raw"].to_list()
+
+
 def row_lines(result: FileRead) -> list[int]:
     """Lines of loaded and row-rejected rows together, sorted (must be exactly 1..N)."""
     rejected = result.rejected["line"].drop_nulls().to_list()
@@ -82,7 +84,7 @@ def test_a_csv_with_a_byte_order_mark_reads_its_first_column_name_cleanly(inbox:
     result = read(inbox, "orders/a.csv")
 
     assert result.rows.select("orderid", "sku", "qty").rows() == [("A1", "LAMP", "3")]
-    assert json.loads(result.rows["raw"][0]) == {"orderid": "A1", "sku": "LAMP", "qty": "3"}
+    assert json.loads(raw_of(result)[0]) == {"orderid": "A1", "sku": "LAMP", "qty": "3"}
     assert result.rejected.is_empty()
 
 
@@ -119,7 +121,7 @@ def test_quoted_fields_keep_their_commas_quotes_and_newlines(inbox: Path) -> Non
         ('A"2', "DESK\nOAK"),
     ]
     assert result.rows["line"].to_list() == [1, 2]
-    assert json.loads(result.rows["raw"][1])["sku"] == "DESK\nOAK"
+    assert json.loads(raw_of(result)[1])["sku"] == "DESK\nOAK"
 
 
 def test_a_non_ascii_sku_is_kept_exactly_also_in_raw(inbox: Path) -> None:
@@ -128,8 +130,8 @@ def test_a_non_ascii_sku_is_kept_exactly_also_in_raw(inbox: Path) -> None:
     result = read(inbox, "orders/a.csv")
 
     assert result.rows["sku"].to_list() == ["ÉTAGÈRE-Ø"]
-    assert "ÉTAGÈRE-Ø" in result.rows["raw"][0]  # not \\u-escaped
-    assert json.loads(result.rows["raw"][0])["sku"] == "ÉTAGÈRE-Ø"
+    assert "ÉTAGÈRE-Ø" in raw_of(result)[0]  # not \\u-escaped
+    assert json.loads(raw_of(result)[0])["sku"] == "ÉTAGÈRE-Ø"
 
 
 def test_extra_columns_are_ignored_reported_and_kept_in_raw(inbox: Path) -> None:
@@ -681,7 +683,28 @@ def test_raw_left_out_of_a_valid_row_is_given_back_exactly(inbox: Path, source_f
     kept = leave_out_plain_raw(valid.valid, kind)
     given_back = kept.select(pl.coalesce("raw", raw_text(kind)))["raw"]
 
-    assert given_back.to_list() == result.rows["raw"].to_list()
+    assert given_back.to_list() == raw_of(result)
     # Left out only where the row was received as exactly its typed values.
-    plain = {"orders/plain.csv": [True, False, False], "batches/plain.csv": [True, False]}
+    plain = {
+        "orders/plain.csv": [True, False, False],
+        "orders/quoted.csv": [False],  # qty "03"
+        "batches/plain.csv": [True, False],  # an empty eta is not a null one
+    }
     assert kept["raw"].is_null().to_list() == plain.get(source_file, [False] * kept.height)
+
+
+def test_the_reader_leaves_raw_out_only_of_files_that_are_exactly_the_required_columns(
+    inbox: Path,
+) -> None:
+    put(inbox, "orders/a.csv", "orderid,sku,qty\nA1,LAMP,3\n")
+    put(inbox, "orders/b.csv", "OrderID,sku,qty\nA1,LAMP,3\n")
+    put(inbox, "orders/c.csv", "sku,orderid,qty\nLAMP,A1,3\n")
+
+    assert read(inbox, "orders/a.csv").rows["raw"].to_list() == [None]
+    assert raw_of(read(inbox, "orders/a.csv")) == ['{"orderid":"A1","sku":"LAMP","qty":"3"}']
+    assert read(inbox, "orders/b.csv").rows["raw"].to_list() == [
+        '{"OrderID":"A1","sku":"LAMP","qty":"3"}'
+    ]
+    assert read(inbox, "orders/c.csv").rows["raw"].to_list() == [
+        '{"sku":"LAMP","orderid":"A1","qty":"3"}'
+    ]

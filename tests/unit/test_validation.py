@@ -341,14 +341,26 @@ def test_every_problem_of_a_row_is_named_in_one_reason_in_column_order() -> None
     assert only_reason(model_and_cast) == "orderid is empty; qty 0 must be at least 1"
 
 
-def test_a_reader_row_without_source_file_or_raw_is_rejected_not_dropped() -> None:
-    rows = orders({}).with_columns(
-        pl.lit(None, pl.String).alias("source_file"), pl.lit(None, pl.String).alias("raw")
+def test_a_reader_row_without_source_file_is_rejected_not_dropped() -> None:
+    rows = orders({}).with_columns(pl.lit(None, pl.String).alias("source_file"))
+
+    result = validate_orders(rows)
+
+    assert only_reason(result) == "source_file is missing"
+
+
+def test_raw_the_reader_left_out_is_worded_where_a_row_needs_it() -> None:
+    # The reader leaves raw out (null) of a file that is exactly orderid,sku,qty.
+    rows = orders({"qty": "2"}, {"qty": " 3"}, {"qty": "x"}).with_columns(
+        pl.lit(None, pl.String).alias("raw")
     )
 
     result = validate_orders(rows)
 
-    assert only_reason(result) == "source_file is missing; raw is missing"
+    # Received as exactly its typed values: stays out (raw_text gives it back).
+    # Received otherwise (a space before the 3): worded from what was received.
+    assert result.valid["raw"].to_list() == [None, '{"orderid":"o2","sku":"SKU-1","qty":" 3"}']
+    assert result.rejected["raw"].to_list() == ['{"orderid":"o3","sku":"SKU-1","qty":"x"}']
 
 
 # ---------------------------------------------------------------------------------------------
