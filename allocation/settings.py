@@ -56,7 +56,10 @@ class Settings(BaseSettings):
     )
     keep_published: int = Field(7, ge=1, description="Published nights kept for rollback.")
     workers: int = Field(
-        1, ge=0, description="Processes that allocate skus in parallel (0 = one per CPU core)."
+        0,
+        ge=0,
+        description="Processes that allocate skus in parallel, the run's own included (0 = one "
+        "per CPU core). A night under 500,000 lines stays in one process either way.",
     )
     task_runner: TaskRunnerName = Field(
         "local",
@@ -88,7 +91,7 @@ class RunParameters(BaseModel):
     dry_run: bool = False
     lock_timeout_seconds: float = 120.0
     keep_published: int = 7
-    workers: int = 1
+    workers: int = 0  # 0: one per CPU core
     task_runner: TaskRunnerName = "local"
     dask_address: str = ""
     dask_workers: int = 2
