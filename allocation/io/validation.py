@@ -53,6 +53,7 @@ _MAX_SHOWN: Final = 40
 _ROW: Final = "__row"
 _FAILED: Final = "__failed"
 _UNPLAIN: Final = "__unplain"
+_RECEIVED: Final = "__received_"
 
 
 class FrameContractError(ValueError):
@@ -145,24 +146,20 @@ def _validate(rows: pl.DataFrame, spec: _Spec) -> Validated:
         eta = pl.col("eta").str.strip_chars()
         failed.append(eta.is_not_null() & (eta != "") & typed["eta"].is_null())
 
-    # A row whose raw the reader left out (null) and whose typed values read differently from
-    # what was received (" 3", "+3", an empty eta) gets it worded now, from the received text.
-    as_received = [
-        typed[column].cast(pl.String).eq_missing(pl.col(column))
-        for column in REQUIRED_COLUMNS[spec.kind]
-    ]
     candidates = frame.select(
         pl.col(_ROW),
         *[typed.get(column, pl.col(column)).alias(column) for column in columns],
         pl.any_horizontal(failed).alias(_FAILED),
-        (pl.col("raw").is_null() & ~pl.all_horizontal(as_received)).alias(_UNPLAIN),
     )
-    unplain = candidates[_UNPLAIN]
-    if unplain.any():
-        worded_raw = frame.filter(unplain).select(raw_text(spec.kind))
-        candidates = candidates.with_columns(
-            candidates["raw"].scatter(unplain.arg_true(), worded_raw.to_series())
-        )
+    # A row whose raw the reader left out (null) and whose typed values read differently from
+    # what was received (" 3", "+3", an empty eta) gets it worded now, from the received text.
+    if candidates["raw"].null_count():
+        unplain = _unplain(candidates, frame, spec.kind)
+        if unplain.any():
+            worded_raw = frame.filter(unplain).select(raw_text(spec.kind))
+            candidates = candidates.with_columns(
+                candidates["raw"].scatter(unplain.arg_true(), worded_raw.to_series())
+            )
     model_reasons = _model_reasons(candidates.select(columns), spec)
     bad = candidates.filter(pl.col(_FAILED))[_ROW]
     if model_reasons is not None:
@@ -209,6 +206,21 @@ def _validate(rows: pl.DataFrame, spec: _Spec) -> Validated:
         pl.lit(spec.kind, pl.String).alias("kind"), "source_file", "line", "reason", "raw"
     )
     return Validated(valid=valid, rejected=rejected)
+
+
+def _unplain(candidates: pl.DataFrame, frame: pl.DataFrame, kind: Kind) -> pl.Series:
+    """Rows without raw whose typed values, as text, are not what was received: compared on the
+    typed columns already computed (typing them a second time doubled the cost)."""
+    required = REQUIRED_COLUMNS[kind]
+    received = frame.select(pl.col(column).alias(f"{_RECEIVED}{column}") for column in required)
+    same = [
+        pl.col(column).cast(pl.String).eq_missing(pl.col(f"{_RECEIVED}{column}"))
+        for column in required
+    ]
+    both = pl.concat([candidates.select("raw", *required), received], how="horizontal")
+    return both.select((pl.col("raw").is_null() & ~pl.all_horizontal(same)).alias(_UNPLAIN))[
+        _UNPLAIN
+    ]
 
 
 def _conform_input(rows: pl.DataFrame, spec: _Spec) -> pl.DataFrame:
