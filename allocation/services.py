@@ -48,7 +48,7 @@ class ValidatedInbox:
     """Tonight's inbox, read and validated: typed valid rows, and everything rejected so far.
 
     In `orders` and `batches`, `raw` is null where the row was received as exactly its typed
-    values (`validation.leave_out_plain_raw`): `coalesce(raw, validation.raw_text(kind))`."""
+    values (`validation.leave_out_plain_raw`): `coalesce(raw, inbox.raw_text(kind))`."""
 
     orders: pl.DataFrame
     batches: pl.DataFrame

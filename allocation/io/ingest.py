@@ -12,9 +12,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from allocation.io.inbox import Kind
+from allocation.io.inbox import Kind, raw_text
 from allocation.io.schemas import REJECTION_SCHEMA
-from allocation.io.validation import raw_text
 
 LINE_KEY = ["orderid", "sku"]
 
@@ -65,10 +64,10 @@ def classify_orders(tonight: pl.DataFrame, known: pl.DataFrame) -> Classified:
         return Classified(tonight, tonight.clear(), 0, pl.DataFrame(schema=REJECTION_SCHEMA))
 
     # The rows that are not new, with the first arrival of their key tonight and what is known.
-    others = tonight.with_row_index("_seq").filter(~flags)
+    numbered = tonight.with_row_index("_seq")
+    others = numbered.filter(~flags)
     firsts = (
-        tonight.with_row_index("_seq")
-        .join(others.select(LINE_KEY).unique(), on=LINE_KEY, how="semi")
+        numbered.join(others.select(LINE_KEY).unique(), on=LINE_KEY, how="semi")
         .group_by(LINE_KEY)
         .agg(
             pl.col("_seq").min().alias("_first_seq"),

@@ -26,8 +26,8 @@ class DuckDBRepository:
     # -- frames in -------------------------------------------------------------------------
     def _view(self, frame: pl.DataFrame) -> str:
         name = f"frame_{next(_names)}"
-        # As Arrow string views, which DuckDB scans without a copy: converting to plain strings
-        # held a second copy of every text column (10M order lines: ~1 GB) for no faster insert.
+        # As Arrow string views (polars' own export): converting to plain strings as well was
+        # slower (1M order lines: 0.26 s against 0.11 s) for no faster insert.
         self.con.register(name, frame.to_arrow())
         return name
 

@@ -34,7 +34,6 @@ __all__ = [
     "FrameContractError",
     "Validated",
     "leave_out_plain_raw",
-    "raw_text",
     "rejection_frame",
     "validate_batches",
     "validate_orders",
