@@ -16,7 +16,7 @@ PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 # The work pool is named once, in prefect.yaml (read when a recipe needs it, after `install`).
 WORK_POOL ?= $(shell $(BIN)/python -c "import yaml; print(yaml.safe_load(open('prefect.yaml'))['deployments'][0]['work_pool']['name'])")
 
-.PHONY: install run test lint typecheck unit bench server deploy worker lock clean
+.PHONY: install run test lint typecheck unit fuzz bench server deploy worker lock clean
 
 install: $(STAMP)
 
@@ -41,6 +41,10 @@ test: install lint typecheck
 
 unit: install
 	$(BIN)/pytest tests/unit
+
+# The property-based and stateful tests (marker `fuzz`) with many more examples than `make test`.
+fuzz: install
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -m fuzz --timeout 3600
 
 bench: install
 	$(BIN)/python -m benchmarks.run

@@ -16,9 +16,26 @@ from typing import Any
 
 import duckdb
 import pytest
+from hypothesis import HealthCheck, settings
 
 from allocation import services
 from allocation.settings import RunParameters
+
+# Property-based and stateful tests (marked `fuzz`): a few examples in `make test`, many in
+# `make fuzz` (HYPOTHESIS_PROFILE=fuzz). No deadline: this machine is shared and noisy.
+settings.register_profile(
+    "default",
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile(
+    "fuzz",
+    max_examples=500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_INBOX = REPO / "data" / "sample"
