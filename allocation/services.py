@@ -268,7 +268,16 @@ def allocate_night(
     day = params.business_date
     with DuckDBUnitOfWork(state_db(params)) as uow:
         repo = uow.repo
-        batches = classify_batches(night.batches, repo.known_batches(night.batches))
+        batches = classify_batches(
+            night.batches,
+            repo.known_batches(night.batches),
+            repo.received_manifest_rows(night.batches),
+            repo.loaded_before(night.files.filter(pl.col("kind") == "batches")),
+        )
+        repo.add_rows(
+            "manifest_rows",
+            batches.received.with_columns(business_date=pl.lit(day), run_id=pl.lit(run_id)),
+        )
         repo.add_batches(batches.new, day)
         changes = apply_manifest_updates(repo, batches.updates, day, run_id)
 
