@@ -86,6 +86,10 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         dask_address=args.dask_address,
     )
     services.check_run_paths(params)
+    try:  # early, for one clear line; the flow checks again under the run lock
+        services.check_business_date(params)
+    except WarehouseError:
+        pass  # held by a running night, or damaged: the flow says which, under the lock
 
     from allocation.flows.nightly import nightly_allocation
 

@@ -84,6 +84,41 @@ def already_ingested(params: RunParameters) -> set[tuple[str, str]]:
         return uow.repo.ingested_files(params.business_date)
 
 
+def last_committed_date(params: RunParameters) -> dt.date | None:
+    """The business date of the latest committed night, None before the first one."""
+    path = state_db(params)
+    if not path.exists():
+        return None
+    con = connect(path, read_only=True)
+    try:
+        found = con.sql(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'runs'"
+        ).fetchall()[0][0]
+        if not found:
+            return None
+        last = con.sql("SELECT max(business_date) FROM runs").fetchall()[0][0]
+        return last if isinstance(last, dt.date) else None
+    finally:
+        con.close()
+
+
+def check_business_date(params: RunParameters) -> None:
+    """Refuses a business date earlier than the last committed night, before anything is read.
+
+    Such a night would allocate later nights' backorders under the earlier date, and the later
+    night's reports and `latest` would stop matching the warehouse. The last committed date
+    itself may run again (with or without new files); an older one only after a rollback to it,
+    as its reports cannot be reproduced from today's state (docs/operations.md)."""
+    last = last_committed_date(params)
+    day = params.business_date
+    if last is not None and day < last:
+        raise ParameterError(
+            f"business date {day} is earlier than the last committed night {last}: run {last} "
+            f"or a later date; to redo {day}, roll back to it first "
+            f"(allocation rollback --to {day}, see docs/operations.md)"
+        )
+
+
 def load_inbox(inbox: Path, skip: set[tuple[str, str]]) -> ValidatedInbox:
     """Reads and validates the inbox one file at a time: only one file's rows as received
     (strings and their `raw` text) are in memory at once, the typed valid rows accumulate."""
@@ -470,6 +505,7 @@ def run_night(params: RunParameters, run_id: str | None = None) -> dict[str, Any
         business_date=params.business_date.isoformat(),
         timeout=params.lock_timeout_seconds,
     ):
+        check_business_date(params)
         night = load_inbox(params.inbox, already_ingested(params))
         outcome = allocate_night(params, night, run_id, started)
         del night  # the night's rows: the reports read the warehouse
