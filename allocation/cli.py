@@ -13,6 +13,7 @@ clear line on stderr saying what is wrong and what to do, and a non-zero code:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import sys
 from pathlib import Path
@@ -86,10 +87,10 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         dask_address=args.dask_address,
     )
     services.check_run_paths(params)
-    try:  # early, for one clear line; the flow checks again under the run lock
+    # Early, for one clear line. A state held by a running night (or damaged) cannot be read
+    # now: the flow checks again under the run lock, and says what is wrong.
+    with contextlib.suppress(WarehouseError):
         services.check_business_date(params)
-    except WarehouseError:
-        pass  # held by a running night, or damaged: the flow says which, under the lock
 
     from allocation.flows.nightly import nightly_allocation
 

@@ -17,9 +17,7 @@ from conftest import Site
 
 
 def committed_runs(site: Site) -> list[tuple[str, int]]:
-    return site.query(
-        "SELECT business_date::VARCHAR, count(*) FROM runs GROUP BY ALL ORDER BY 1"
-    )
+    return site.query("SELECT business_date::VARCHAR, count(*) FROM runs GROUP BY ALL ORDER BY 1")
 
 
 def two_nights(site: Site, day: Callable[[int], str]) -> None:
@@ -52,9 +50,7 @@ def test_a_date_before_the_last_committed_night_is_refused_before_anything_is_re
     assert (site.outbox / "latest").resolve().name == day(1)
 
 
-def test_a_dry_run_of_an_earlier_date_is_refused_too(
-    site: Site, day: Callable[[int], str]
-) -> None:
+def test_a_dry_run_of_an_earlier_date_is_refused_too(site: Site, day: Callable[[int], str]) -> None:
     two_nights(site, day)
     with pytest.raises(ParameterError, match="earlier than the last committed night"):
         site.run(day(0), dry_run=True)
