@@ -14,7 +14,6 @@ clear line on stderr saying what is wrong and what to do, and a non-zero code:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import sys
 from pathlib import Path
@@ -115,10 +114,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         dask_address=args.dask_address,
     )
     services.check_run_paths(params)
-    # Early, for one clear line. A state held by a running night (or damaged) cannot be read
-    # now: the flow checks again under the run lock, and says what is wrong.
-    with contextlib.suppress(WarehouseError):
-        services.check_business_date(params)
+    services.check_business_date_if_idle(params)  # one clean line; the flow checks again
 
     from allocation.flows.nightly import nightly_allocation
 

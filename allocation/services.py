@@ -5,6 +5,7 @@ The Prefect flow calls these one task each; tests call them directly, without Pr
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -25,7 +26,12 @@ from allocation.io import validation
 from allocation.io.ingest import classify_batches, classify_orders
 from allocation.io.outbox import write_night
 from allocation.io.publish import publish_copy
-from allocation.io.unit_of_work import DuckDBUnitOfWork, check_warehouse_path, connect
+from allocation.io.unit_of_work import (
+    DuckDBUnitOfWork,
+    WarehouseError,
+    check_warehouse_path,
+    connect,
+)
 from allocation.manifest import apply_manifest_updates
 from allocation.settings import ParameterError, RunParameters
 
@@ -117,6 +123,22 @@ def check_business_date(params: RunParameters) -> None:
             f"or a later date; to redo {day}, roll back to it first "
             f"(allocation rollback --to {day}, see docs/operations.md)"
         )
+
+
+def check_business_date_if_idle(params: RunParameters) -> None:
+    """`check_business_date` before a run starts (the CLI, for one clean line), only if no run
+    holds the warehouse: opening the state beside a running night would make that night fail
+    to open it. Otherwise nothing: the run checks again under the run lock."""
+    from allocation.io.run_lock import RunLockTimeout, run_lock
+
+    idle = run_lock(
+        params.state_dir / "run.lock",
+        run_id="check-business-date",
+        business_date=params.business_date.isoformat(),
+        timeout=0,
+    )
+    with contextlib.suppress(RunLockTimeout, WarehouseError), idle:  # WarehouseError: later
+        check_business_date(params)
 
 
 def load_inbox(inbox: Path, skip: set[tuple[str, str]]) -> ValidatedInbox:

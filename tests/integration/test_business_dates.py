@@ -109,3 +109,24 @@ def test_the_command_refuses_an_earlier_date_with_one_line_and_exit_2(
     assert lines[0].startswith(f"allocation: business date {day(0)} is earlier than")
     assert day(1) in lines[0]
     assert committed_runs(site) == [(day(0), 1), (day(1), 1)]
+
+
+def test_the_early_check_leaves_a_running_night_alone(
+    site: Site, day: Callable[[int], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening the state beside a running night would make that night fail to open it: while
+    the run lock is held, the command does not look (the run checks under the lock)."""
+    from allocation.io.run_lock import run_lock
+
+    two_nights(site, day)
+
+    def no_opening(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the state was opened while a night holds it")
+
+    monkeypatch.setattr(services, "last_committed_date", no_opening)
+    lock = site.params(day(0)).state_dir / "run.lock"
+    with run_lock(lock, run_id="a-night", business_date=day(2), timeout=0):
+        services.check_business_date_if_idle(site.params(day(0)))
+    monkeypatch.undo()
+    with pytest.raises(ParameterError):
+        services.check_business_date_if_idle(site.params(day(0)))
