@@ -75,13 +75,15 @@ def rollback(params: RunParameters) -> RolledBack:
             ) from error
         with DuckDBUnitOfWork(state) as uow:  # an older copy is upgraded to this code's schema
             uow.commit()
-        services.publish(params, chosen.path.stem)
+        # The outbox before the analysts' copy: if publishing fails (exit 4), the reports and
+        # `latest` already match the restored state, and no later run points `latest` back.
         moved = _move_later_nights_aside(params.outbox, night)
         con = connect(state)
         try:
             reports = write_night(con, night, params.outbox)
         finally:
             con.close()
+        services.publish(params, chosen.path.stem)
     log.info("Rolled back to night %s; latest is %s", night, reports)
     return RolledBack(night, chosen.path, reports, moved)
 

@@ -248,3 +248,21 @@ def test_a_kill_while_restoring_leaves_the_old_state_and_the_next_rollback_compl
     assert nights_in(state(site)) == [day(0)]
     assert not list(state(site).parent.glob(".restoring-*"))
     assert latest(site) == day(0)
+
+
+def test_when_the_analysts_copy_cannot_be_replaced_the_outbox_is_rolled_back_already(
+    site: Site, day: Callable[[int], str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    three_nights(site, day)
+    site.warehouse.unlink()
+    site.warehouse.mkdir()  # something occupies the analysts' path
+
+    code, _, err = rollback(site, day(0), capsys)
+
+    assert code == 4, err
+    assert "allocation publish --warehouse" in err
+    assert nights_in(state(site)) == [day(0)]
+    assert latest(site) == day(0), "no later night's folder is left for `latest` to find"
+    site.warehouse.rmdir()
+    assert cli.main(["publish", "--warehouse", str(site.warehouse)]) == 0
+    assert nights_in(site.warehouse) == [day(0)]
