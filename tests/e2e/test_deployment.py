@@ -51,6 +51,7 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.responses import DeploymentResponse
+from prefect.events.schemas.automations import AutomationCore
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.states import Scheduled
 
@@ -609,6 +610,45 @@ def test_a_failing_night_reaches_the_alert_webhook_with_its_business_date(
     assert "does not exist" in text  # the state's message: what went wrong
     assert f"/runs/flow-run/{run.id}" in text  # a link to the run in the UI
     assert alert.body["subject"] == f"Night {night} Failed: nightly-allocation/nightly"
+
+
+def test_a_night_still_not_running_after_its_time_is_alerted(
+    stack: Stack, deployment: DeploymentResponse, paths: dict[str, Path]
+) -> None:
+    """The shipped late-night automation, with 10 s instead of 30 minutes, on a night that no
+    worker takes (its queue paused): the server marks it Late, then the alert goes out."""
+    late = yaml.safe_load((REPO / "automations" / "nightly-late.yaml").read_text("utf-8"))
+    late["name"] = "e2e-nightly-late-in-10s"
+    late["trigger"]["within"] = 10
+    scheduled = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).replace(hour=2, minute=30)
+    night = scheduled.date().isoformat()
+    with stack.client() as client:
+        block = client.read_block_document_by_name(ALERT_BLOCK, "custom-webhook")
+        late["actions"][0]["block_document_id"] = str(block.id)
+        automation_id = client.create_automation(AutomationCore.model_validate(late))
+        queue = client.read_work_queue_by_name("default", work_pool_name=POOL)
+        client.update_work_queue(queue.id, is_paused=True)
+        created = None
+        tick = time.time()
+        try:
+            created = client.create_flow_run_from_deployment(
+                deployment.id,
+                parameters={name: str(path) for name, path in paths.items()},
+                state=Scheduled(scheduled_time=scheduled),
+            )
+            alert = stack.receiver.wait_for(f"/runs/flow-run/{created.id}", ALERT_TIMEOUT)
+            final = client.read_flow_run(created.id)
+        finally:
+            if created is not None:
+                client.delete_flow_run(created.id)
+            client.update_work_queue(queue.id, is_paused=False)
+            client.delete_automation(automation_id)
+    assert alert is not None, f"no alert within {ALERT_TIMEOUT:.0f}s: {stack.receiver.alerts}"
+    # Late after ~15 s (the server's late-runs service), then the trigger's 10 s.
+    stack.timings["late alert after the run was created"] = alert.received - tick
+    assert f"the night of {night} is still not running" in alert.body["text"]
+    assert f"Business date: {night}" in alert.body["text"]
+    assert final.state is not None and final.state.name == "Late"
 
 
 @pytest.mark.parametrize("how", ["outside", "symlink-out"])
