@@ -428,6 +428,15 @@ def test_the_deployment_has_its_schedule_limit_and_described_parameters(
                 client.create_flow_run_from_deployment(deployment.id, parameters=wrong)
 
 
+def test_make_server_refuses_to_listen_beyond_loopback_without_basic_auth(tmp_path: Path) -> None:
+    env = clean_env(tmp_path) | {"SERVER_HOST": "0.0.0.0"}
+    done = subprocess.run(
+        [*MAKE, "server"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode != 0
+    assert "refusing SERVER_HOST=0.0.0.0 without PREFECT_SERVER_API_AUTH_STRING" in done.stderr
+
+
 def test_deploying_again_updates_in_place_without_duplicate_scheduled_runs(
     stack: Stack, deployment: DeploymentResponse
 ) -> None:
