@@ -5,6 +5,7 @@ and alerts off in one line without it."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,15 +46,21 @@ CRASH_SILENT = {
 
 
 @pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    """The shipped automations, plus one that needs no block; names cleaned from the server."""
+def folder(tmp_path: Path) -> Iterator[Path]:
+    """The shipped automations, plus one that needs no block; their names are cleared from the
+    server before and after (the API is shared with other tests' flow runs)."""
     shutil.copytree(AUTOMATIONS_DIR, tmp_path / "automations")
     (tmp_path / "automations" / "crash-silent.yaml").write_text(yaml.safe_dump(CRASH_SILENT))
+    clear_automations()
+    yield tmp_path / "automations"
+    clear_automations()
+
+
+def clear_automations() -> None:
     with get_client(sync_client=True) as client:
         for name in [*SHIPPED, CRASH_SILENT["name"]]:
             for automation in client.read_automations_by_name(name):
                 client.delete_automation(automation.id)
-    return tmp_path / "automations"
 
 
 def on_server(name: str) -> list[AutomationCore]:
