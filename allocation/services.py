@@ -98,7 +98,8 @@ def load_inbox(
 ) -> ValidatedInbox:
     """Reads and validates the inbox one file at a time: only one file's rows as received
     (strings and their `raw` text) are in memory at once, the typed valid rows accumulate.
-    `progress(files done, files found)` is called after each file."""
+    `progress(bytes done, bytes in all)` is called after each file: a big file moves the bar
+    more than a small one."""
     started = time.perf_counter()
     files, rejected_files = inbox_io.find_inbox_files(inbox)
     # A file rejected before it could be read has no digest and is recorded with sha256 "": a
@@ -113,10 +114,13 @@ def load_inbox(
     rejected = [rejected_files]
     records: list[dict[str, Any]] = []
     read_seconds = validate_seconds = 0.0
-    for done, file in enumerate(files, start=1):
+    total_bytes = sum(file.size for file in files)
+    done = 0
+    for file in files:
+        done += file.size
         if (file.source_file, file.sha256) in skip:
             skipped.append(file.source_file)
-            progress(done, len(files))
+            progress(done, total_bytes)
             continue
         tick = time.perf_counter()
         read = inbox_io.read_inbox_file(file)
@@ -147,7 +151,7 @@ def load_inbox(
             }
         )
         del read, checked  # this file's strings: the next file reuses the memory
-        progress(done, len(files))
+        progress(done, total_bytes)
     for row in rejected_files.iter_rows(named=True):
         log.warning("Rejected file %s: %s", row["source_file"], row["reason"])
         records.append(

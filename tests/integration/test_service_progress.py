@@ -1,5 +1,5 @@
 """The service layer reports its progress through a plain callable (no Prefect): per inbox
-file loaded, per run of lines allocated, and done when every line is placed."""
+file loaded (in bytes), per run of lines allocated, and done when every line is placed."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ def test_loading_reports_each_file_and_allocating_reports_up_to_every_line(
     site: Site, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     site.batches("b.csv", "b-1,RETRO-CLOCK,100,", "b-2,OAK-SHELF,3,")
-    site.orders("o1.csv", *(f"o-{n},RETRO-CLOCK,1" for n in range(30)))
-    site.orders("o2.csv", *(f"p-{n},OAK-SHELF,1" for n in range(5)))
+    big = site.orders("o1.csv", *(f"o-{n},RETRO-CLOCK,1" for n in range(30)))
+    small = site.orders("o2.csv", *(f"p-{n},OAK-SHELF,1" for n in range(5)))
+    sizes = [p.stat().st_size for p in (site.inbox / "batches" / "b.csv", big, small)]
     monkeypatch.setattr(allocator, "_RUN_LINES", 10)  # several runs of lines on a small night
     params = site.params("2026-11-25")
     loaded: list[tuple[int, int]] = []
@@ -27,7 +28,8 @@ def test_loading_reports_each_file_and_allocating_reports_up_to_every_line(
         params, night, "run-1", dt.datetime.now(dt.UTC), progress=lambda d, t: placed.append((d, t))
     )
 
-    assert loaded == [(1, 3), (2, 3), (3, 3)]
+    total = sum(sizes)
+    assert loaded == [(sizes[0], total), (sizes[0] + sizes[1], total), (total, total)]
     assert placed[-1] == (35, 35)
     assert len(placed) >= 3  # the runs of lines, then done
     assert [done for done, _ in placed] == sorted(done for done, _ in placed)
@@ -45,4 +47,5 @@ def test_files_already_committed_still_count_as_loaded(site: Site) -> None:
     )
 
     assert night.skipped == ["orders/o1.csv"]
-    assert loaded == [(1, 1)]
+    size = (site.inbox / "orders" / "o1.csv").stat().st_size
+    assert loaded == [(size, size)]
