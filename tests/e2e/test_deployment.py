@@ -660,16 +660,13 @@ def test_a_night_still_not_running_after_its_time_is_alerted(
     assert final.state is not None and final.state.name == "Late"
 
 
-@pytest.mark.parametrize("how", ["outside", "symlink-out"])
 def test_a_run_whose_outbox_lies_outside_the_data_roots_is_refused_and_writes_nothing(
-    stack: Stack, deployment: DeploymentResponse, paths: dict[str, Path], how: str
+    stack: Stack, deployment: DeploymentResponse, paths: dict[str, Path]
 ) -> None:
+    """(Symlinks and `..` leading out are refused by the same check: tests/unit.)"""
     with tempfile.TemporaryDirectory(prefix="not-a-data-root-") as outside:
         assert not Path(outside).is_relative_to(stack.data_root)
         outbox = Path(outside) / "reports"
-        if how == "symlink-out":  # a path inside the roots that leads out of them
-            outbox = paths["outbox"].parent / "reports-link"
-            outbox.symlink_to(outside, target_is_directory=True)
         parameters = {name: str(path) for name, path in paths.items()}
         run = trigger(
             stack, deployment, parameters | {"outbox": str(outbox), "business_date": NIGHT}
