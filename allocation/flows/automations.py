@@ -140,11 +140,16 @@ def apply_automation(client: SyncPrefectClient, automation: AutomationCore) -> s
     keep, *extra = existing
     for duplicate in extra:
         client.delete_automation(duplicate.id)
-    same = AutomationCore.model_validate(keep.model_dump()).model_dump(mode="json")
-    if same == automation.model_dump(mode="json"):
+    if same_automation(AutomationCore.model_validate(keep.model_dump()), automation):
         return "unchanged" + (f" ({len(extra)} duplicate(s) deleted)" if extra else "")
     client.update_automation(keep.id, automation)
     return "updated" + (f" ({len(extra)} duplicate(s) deleted)" if extra else "")
+
+
+def same_automation(one: AutomationCore, other: AutomationCore) -> bool:
+    """Equal as models: a trigger's `expect`, `after` and `for_each` are sets, whose order in a
+    JSON dump depends on how each set was built (the server's copy vs the file's)."""
+    return one == other
 
 
 def _blocks_on_server(client: SyncPrefectClient, names: set[str]) -> dict[str, UUID]:

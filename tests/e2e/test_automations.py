@@ -21,6 +21,7 @@ from allocation.flows.automations import (
     apply_all,
     automation_files,
     resolve,
+    same_automation,
 )
 from allocation.settings import Settings
 
@@ -165,3 +166,18 @@ def test_a_block_name_unknown_to_the_server_is_refused(folder: Path) -> None:
 def test_a_webhook_that_is_not_an_http_url_is_refused(folder: Path) -> None:
     with pytest.raises(AutomationFileError, match="is not an http"):
         apply_all(folder, Settings(alert_webhook_url="hooks.example.com/x"))
+
+
+def test_the_same_automation_with_its_sets_listed_in_another_order_is_unchanged() -> None:
+    """The server returns `expect` as a set built in its own order: still the same automation."""
+    spec = yaml.safe_load((AUTOMATIONS_DIR / "nightly-late.yaml").read_text("utf-8"))
+    spec["actions"][0]["block_document_id"] = "00000000-0000-0000-0000-000000000001"
+    shuffled = yaml.safe_load(yaml.safe_dump(spec))
+    shuffled["trigger"]["expect"] = list(reversed(spec["trigger"]["expect"]))
+    many = [f"prefect.flow-run.S{n}" for n in range(40)]  # enough for hash collisions
+    spec["trigger"]["expect"] += many
+    shuffled["trigger"]["expect"] += list(reversed(many))
+
+    one, other = (AutomationCore.model_validate(s) for s in (spec, shuffled))
+
+    assert same_automation(one, other)
