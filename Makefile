@@ -49,15 +49,34 @@ fuzz: install
 bench: install
 	$(BIN)/python -m benchmarks.run
 
-# A local Prefect server and UI on loopback only (http://127.0.0.1:$(PREFECT_PORT)), telemetry off.
-server: install
-	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) --analytics-off
+# Basic auth: a server started with PREFECT_SERVER_API_AUTH_STRING=user:password asks every
+# client for it; the worker, the CLI and `make deploy` send PREFECT_API_AUTH_STRING (taken from
+# the server's setting when only that one is set, as on a one-machine set-up).
+ifdef PREFECT_SERVER_API_AUTH_STRING
+export PREFECT_API_AUTH_STRING ?= $(PREFECT_SERVER_API_AUTH_STRING)
+endif
+SERVER_HOST ?= 127.0.0.1
 
-# Creates the work pool if missing, then creates or updates every deployment in prefect.yaml.
+# The Prefect server and UI on http://$(SERVER_HOST):$(PREFECT_PORT), telemetry off; loopback
+# only unless basic auth is on (docs/prefect.md: running the server for a team). PREFECT_UI_URL
+# (the address people open) is what alert messages link to.
+server: install
+	@if [ -n "$$PREFECT_SERVER_API_AUTH_STRING" ]; then \
+	  echo "basic auth on (PREFECT_SERVER_API_AUTH_STRING)"; \
+	elif [ "$(SERVER_HOST)" != 127.0.0.1 ] && [ "$(SERVER_HOST)" != localhost ]; then \
+	  echo "refusing SERVER_HOST=$(SERVER_HOST) without PREFECT_SERVER_API_AUTH_STRING=user:password: anyone on the network could start nights" >&2; \
+	  exit 2; \
+	else echo "no basic auth (PREFECT_SERVER_API_AUTH_STRING unset): loopback only"; fi
+	PREFECT_UI_URL="$${PREFECT_UI_URL:-http://$(SERVER_HOST):$(PREFECT_PORT)}" \
+	  exec $(BIN)/prefect server start --host $(SERVER_HOST) --port $(PREFECT_PORT) --analytics-off
+
+# Creates the work pool if missing, then creates or updates every deployment in prefect.yaml,
+# then the alert webhook block (from ALLOCATION_ALERT_WEBHOOK_URL) and every automations/*.yaml.
 deploy: install
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect work-pool inspect $(WORK_POOL) >/dev/null 2>&1 \
 	  || PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect work-pool create $(WORK_POOL) --type process
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect --no-prompt deploy --all
+	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/python -m allocation.flows.automations
 
 # Runs the pool's flow runs as subprocesses with this checkout's venv; ALLOCATION_REPO_DIR is
 # where prefect.yaml's pull step moves each run (the deployment stores no machine path).

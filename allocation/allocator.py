@@ -30,7 +30,7 @@ import multiprocessing
 import os
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from itertools import pairwise
 
@@ -119,16 +119,24 @@ def _allocate_run(per_sku: pl.DataFrame) -> pl.Series:
     return pl.Series(_BATCH, placed, dtype=pl.Int64)
 
 
-class _Progress:
-    """A progress line at most every `_PROGRESS_SECONDS`, for nights that take a while."""
+def _no_progress(done: int, total: int) -> None:
+    """Nobody is watching."""
 
-    def __init__(self, total: int) -> None:
+
+class _Progress:
+    """A progress line at most every `_PROGRESS_SECONDS`, for nights that take a while, and
+    `report(lines done, lines in all)` after every run of lines or shard (the caller decides
+    how often to pass it on: never per line, at most once per `_RUN_LINES` lines)."""
+
+    def __init__(self, total: int, report: Callable[[int, int], None] = _no_progress) -> None:
         self.total = total
         self.done = 0
+        self.report = report
         self.started = self.last = time.perf_counter()
 
     def add(self, lines: int) -> None:
         self.done += lines
+        self.report(self.done, self.total)
         if time.perf_counter() - self.last > _PROGRESS_SECONDS:
             self.last = time.perf_counter()
             log.info(
@@ -140,19 +148,23 @@ class _Progress:
 
 
 def allocate_shard(
-    lines: pl.DataFrame, batches: pl.DataFrame, drop_full: bool = True
+    lines: pl.DataFrame,
+    batches: pl.DataFrame,
+    drop_full: bool = True,
+    progress: Callable[[int, int], None] = _no_progress,
 ) -> pl.DataFrame:
     """`lines` (orderid, sku, qty, and a `__row` id), each sku's lines together in arrival order;
     `batches` (reference, sku, eta, purchased, allocated, and a `__batch` id). Returns `__row`
     and `__batch` (the id of the batch the line went to, -1 when out of stock) per line, in the
     same order. `drop_full` is kept for callers: a product always leaves full batches out of
-    its search, and still finds a repeated line in the batch that holds it."""
+    its search, and still finds a repeated line in the batch that holds it.
+    `progress(lines done, lines)` after each run of `_RUN_LINES` lines."""
     per_sku = _per_sku(lines, batches)
-    progress = _Progress(lines.height)
+    done = _Progress(lines.height, progress)
     placed = []
     for run in _runs(per_sku, _RUN_LINES):
         placed.append(_allocate_run(run))
-        progress.add(len(placed[-1]))
+        done.add(len(placed[-1]))
     return pl.DataFrame(
         {
             _ROW: per_sku[_ROW].explode(),
@@ -181,7 +193,12 @@ class _Helpers:
     def __exit__(self, *_: object) -> None:
         self._pool.shutdown(cancel_futures=True)
 
-    def share(self, shards: list[pl.DataFrame], batches: pl.DataFrame) -> list[pl.DataFrame]:
+    def share(
+        self,
+        shards: list[pl.DataFrame],
+        batches: pl.DataFrame,
+        report: Callable[[int, int], None] = _no_progress,
+    ) -> list[pl.DataFrame]:
         """`allocate_shard` of every shard of lines with its skus' batches, results in order.
         Helpers that are up get the biggest shards (two each at a time), this process takes the
         smallest, until none is left: nobody waits for a helper still starting, and the last
@@ -189,7 +206,7 @@ class _Helpers:
         queue = deque(sorted(range(len(shards)), key=lambda index: -shards[index].height))
         results: dict[int, pl.DataFrame] = {}
         running: dict[Future[pl.DataFrame], int] = {}
-        progress = _Progress(sum(shard.height for shard in shards))
+        progress = _Progress(sum(shard.height for shard in shards), report)
         here = 0
         while queue:
             for future in [future for future in running if future.done()]:
@@ -240,10 +257,16 @@ def _batches_of(lines: pl.DataFrame, batches: pl.DataFrame) -> pl.DataFrame:
     return batches.join(lines.select("sku").unique(), on="sku", how="semi")
 
 
-def allocate_lines(lines: pl.DataFrame, batches: pl.DataFrame, workers: int = 1) -> pl.DataFrame:
+def allocate_lines(
+    lines: pl.DataFrame,
+    batches: pl.DataFrame,
+    workers: int = 1,
+    progress: Callable[[int, int], None] = _no_progress,
+) -> pl.DataFrame:
     """Places every line it can; returns `lines` with `batchref` (null = out of stock) and the
     batch's `eta`, in arrival order. `workers` > 1 spreads sku shards over that many processes,
-    this one included (0 = one per CPU core)."""
+    this one included (0 = one per CPU core). `progress(lines done, lines)` is called in this
+    process after every run of lines or shard done."""
     workers = workers or os.cpu_count() or 1
     parallel = workers > 1 and lines.height >= PARALLEL_MIN_LINES
     with _Helpers(workers - 1) if parallel else contextlib.nullcontext() as helpers:
@@ -252,11 +275,11 @@ def allocate_lines(lines: pl.DataFrame, batches: pl.DataFrame, workers: int = 1)
         numbered_lines = lines.select("orderid", "sku", "qty", pl.int_range(pl.len()).alias(_ROW))
         numbered = batches.select("sku", *_BATCH_COLUMNS[:-1], pl.int_range(pl.len()).alias(_BATCH))
         if helpers is None:
-            placed = [allocate_shard(numbered_lines, numbered)]
+            placed = [allocate_shard(numbered_lines, numbered, progress=progress)]
         else:
             # Each shard's batches are picked when it is handed out: work starts sooner.
             shards = shard_by_sku(numbered_lines, workers * _SHARDS_PER_WORKER)
-            placed = helpers.share(shards, numbered)
+            placed = helpers.share(shards, numbered, progress)
     # Each line's batch id back at the line's row (cheaper than sorting by row), -1 to null.
     batch_of_row = pl.repeat(-1, lines.height, dtype=pl.Int64, eager=True).alias(_BATCH)
     for result in placed:

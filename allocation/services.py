@@ -44,6 +44,15 @@ def state_db(params: RunParameters) -> Path:
     return params.state_dir / STATE_DB
 
 
+#: `progress(done, total)`: how far a step is, in its own units (files, lines). The flow turns
+#: it into the run's progress artifact; the service layer knows nothing of Prefect.
+Progress = Callable[[int, int], None]
+
+
+def _no_progress(done: int, total: int) -> None:
+    """The default `Progress`: nobody is watching."""
+
+
 def rate(rows: int, seconds: float) -> str:
     return f"{rows:,} rows in {seconds:.2f}s ({rows / seconds if seconds > 0 else 0:,.0f} rows/s)"
 
@@ -141,9 +150,13 @@ def check_business_date_if_idle(params: RunParameters) -> None:
         check_business_date(params)
 
 
-def load_inbox(inbox: Path, skip: set[tuple[str, str]]) -> ValidatedInbox:
+def load_inbox(
+    inbox: Path, skip: set[tuple[str, str]], progress: Progress = _no_progress
+) -> ValidatedInbox:
     """Reads and validates the inbox one file at a time: only one file's rows as received
-    (strings and their `raw` text) are in memory at once, the typed valid rows accumulate."""
+    (strings and their `raw` text) are in memory at once, the typed valid rows accumulate.
+    `progress(bytes done, bytes in all)` is called after each file: a big file moves the bar
+    more than a small one."""
     started = time.perf_counter()
     files, rejected_files = inbox_io.find_inbox_files(inbox)
     # A file rejected before it could be read has no digest and is recorded with sha256 "": a
@@ -158,9 +171,13 @@ def load_inbox(inbox: Path, skip: set[tuple[str, str]]) -> ValidatedInbox:
     rejected = [rejected_files]
     records: list[dict[str, Any]] = []
     read_seconds = validate_seconds = 0.0
+    total_bytes = sum(file.size for file in files)
+    done = 0
     for file in files:
+        done += file.size
         if (file.source_file, file.sha256) in skip:
             skipped.append(file.source_file)
+            progress(done, total_bytes)
             continue
         tick = time.perf_counter()
         read = inbox_io.read_inbox_file(file)
@@ -191,6 +208,7 @@ def load_inbox(inbox: Path, skip: set[tuple[str, str]]) -> ValidatedInbox:
             }
         )
         del read, checked  # this file's strings: the next file reuses the memory
+        progress(done, total_bytes)
     for row in rejected_files.iter_rows(named=True):
         log.warning("Rejected file %s: %s", row["source_file"], row["reason"])
         records.append(
@@ -315,13 +333,16 @@ def allocate_night(
     run_id: str,
     started_at: dt.datetime,
     allocator: Allocator | None = None,
+    progress: Progress = _no_progress,
 ) -> NightOutcome:
     """One transaction: ingest, apply manifest changes, allocate every open line, record the run.
     Commits unless this is a dry run (then the reports are read before rolling back).
 
     `allocator(lines, batches)` places the lines (see `allocation.allocator.allocate_lines` for
     the frames); by default in this process, spread over `params.workers` processes. Whatever
-    runs it, the merge into the warehouse happens here, in this run's single transaction."""
+    runs it, the merge into the warehouse happens here, in this run's single transaction.
+    `progress(lines placed, lines to place)` is passed to the default allocator (a custom one
+    reports its own) and called once more when every line is placed."""
     day = params.business_date
     with DuckDBUnitOfWork(state_db(params)) as uow:
         repo = uow.repo
@@ -346,8 +367,9 @@ def allocate_night(
             [waiting, new_lines.select("orderid", "sku", "qty", "arrival_seq")], how="vertical"
         )
         tick = time.perf_counter()
-        allocate = allocator or partial(allocate_lines, workers=params.workers)
+        allocate = allocator or partial(allocate_lines, workers=params.workers, progress=progress)
         placed = allocate(candidates, repo.batches_for_skus(candidates.select("sku").unique()))
+        progress(candidates.height, candidates.height)
         log.info(
             "Allocated %s: %d placed, %d out of stock",
             rate(candidates.height, time.perf_counter() - tick),

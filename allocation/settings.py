@@ -18,6 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 TaskRunnerName = Literal["local", "dask"]
 TASK_RUNNERS: tuple[TaskRunnerName, ...] = ("local", "dask")
+#: The checkout's `data/` folder: where a run from the Prefect UI may read and write by default.
+DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[1] / "data"
 
 
 class ParameterError(ValueError):
@@ -77,6 +79,23 @@ class Settings(BaseSettings):
         description="Folder or fsspec URL for the Dask shards' Parquet files; empty: "
         "<state dir>/staging. Every Dask worker must reach it.",
     )
+    data_roots: str = Field(
+        str(DEFAULT_DATA_ROOT),
+        description="Folders, separated by ':', that every path given to a flow run (inbox, "
+        "warehouse, outbox, staging) must lie in, symlinks followed. The CLI is not confined.",
+    )
+
+    alert_webhook_url: str = Field(
+        "",
+        description="Webhook (http or https URL) that `make deploy` points the alert automations "
+        "at: a night Failed or Crashed, or not running 30 minutes after its time. Empty: no alerts.",
+    )
+
+    @property
+    def data_root_paths(self) -> tuple[Path, ...]:
+        """`data_roots` as resolved absolute folders (relative ones: from the working dir)."""
+        parts = [part.strip() for part in self.data_roots.split(":")]
+        return tuple(Path(part).expanduser().resolve() for part in parts if part)
 
 
 class RunParameters(BaseModel):

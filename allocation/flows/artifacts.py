@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow.parquet as pq
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from allocation.services import top_out_of_stock
@@ -50,13 +51,50 @@ def summary_markdown(
             f"| {r['sku']} | {r['open_lines']} | {r['open_qty']} | {r['available']} |"
             for r in top.iter_rows(named=True)
         ]
-    lines += ["", "## Outputs", "", f"- reports: `{folder}`"]
+    lines += ["", "## Outputs", "", f"- reports: `{folder}`", ""]
+    lines += ["| report file | rows | size |", "|---|---:|---:|"]
+    lines += [
+        f"| [{f['name']}]({f['link']}) | {'' if f['rows'] is None else f['rows']} | {f['size']} |"
+        for f in report_files(folder)
+    ]
+    lines.append("")
     lines.append(
         f"- warehouse: `{params.warehouse}`"
         if published
         else "- warehouse: not published (dry run)"
     )
     return "\n".join(lines) + "\n"
+
+
+def report_files(folder: Path) -> list[dict[str, Any]]:
+    """Each file of the night's report folder: name, `file://` link, data rows (None for
+    summary.json) and size. Rows come from a Parquet file's footer, or are counted in a CSV
+    file (quoted line breaks are one row)."""
+    files = []
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        rows: int | None = None
+        if path.suffix == ".parquet":
+            rows = pq.ParquetFile(path).metadata.num_rows
+        elif path.suffix == ".csv":
+            rows = pl.scan_csv(path, infer_schema=False).select(pl.len()).collect().item()
+        files.append(
+            {
+                "name": path.name,
+                "link": path.absolute().as_uri(),
+                "rows": rows,
+                "size": human_size(path.stat().st_size),
+            }
+        )
+    return files
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{size} B" if unit == "B" else f"{value:,.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
 
 
 def publish_artifacts(

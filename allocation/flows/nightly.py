@@ -22,6 +22,13 @@ from prefect.cache_policies import NO_CACHE
 
 from allocation import services
 from allocation.flows.artifacts import publish_artifacts
+from allocation.flows.parameters import (
+    BusinessDate,
+    Count,
+    TaskRunnerChoice,
+    confine_to_data_roots,
+)
+from allocation.flows.progress import NightProgress
 from allocation.flows.sharding import allocator_for
 from allocation.io.run_lock import run_lock
 from allocation.settings import RunParameters, Settings
@@ -52,14 +59,18 @@ def check_already_ingested(params: RunParameters) -> set[tuple[str, str]]:
 
 
 @task(name="load", **IO_RETRIES, **NO_RESULTS)
-def load(inbox: Path, skip: set[tuple[str, str]]) -> services.ValidatedInbox:
+def load(inbox: Path, skip: set[tuple[str, str]], bar: NightProgress) -> services.ValidatedInbox:
     """Reads and validates each file in turn (one file's raw rows in memory at a time)."""
-    return services.load_inbox(inbox, skip)
+    return services.load_inbox(inbox, skip, bar.step("load"))
 
 
 @task(name="allocate", **IO_RETRIES, **NO_RESULTS)
 def allocate(
-    params: RunParameters, night: services.ValidatedInbox, run_id: str, started: dt.datetime
+    params: RunParameters,
+    night: services.ValidatedInbox,
+    run_id: str,
+    started: dt.datetime,
+    bar: NightProgress,
 ) -> services.NightOutcome:
     if runtime.task_run.run_count > 1 and services.committed_run(params, run_id):
         get_run_logger().warning(
@@ -68,8 +79,14 @@ def allocate(
         )
         # The reports are read back from the committed state; the counts are not needed.
         return services.NightOutcome(run_id, params.business_date, counts={})
+    progress = bar.step("allocate")
     return services.allocate_night(
-        params, night, run_id, started, allocator=allocator_for(params, run_id)
+        params,
+        night,
+        run_id,
+        started,
+        allocator=allocator_for(params, run_id, progress),
+        progress=progress,
     )
 
 
@@ -87,28 +104,34 @@ def check_parameters(
     inbox: str,
     warehouse: str,
     outbox: str,
-    business_date: str,
+    business_date: dt.date | None,
     dry_run: bool,
-    task_runner: str = "",
+    task_runner: str | None = None,
     dask_address: str = "",
     dask_workers: int = 0,
     staging: str = "",
 ) -> RunParameters:
     """The run's parameters, or a ParameterError/InboxError/WarehouseError saying what to fix,
     raised before anything is read or written. Relative paths are relative to the working
-    directory (the repo checkout, for deployment runs); empty ones mean the settings' defaults."""
+    directory (the repo checkout, for deployment runs); empty ones mean the settings' defaults.
+    A run of a deployment (the UI, the API, `prefect deployment run`) is untrusted: its paths
+    must lie inside the data roots (ALLOCATION_DATA_ROOTS). The flow called in-process (the
+    `allocation` command, run by a person in a shell) is not confined."""
+    settings = Settings()
     params = RunParameters.build(
         inbox=inbox,
         warehouse=warehouse,
         outbox=outbox,
-        business_date=business_date.strip() or scheduled_business_date(),
+        business_date=business_date or scheduled_business_date(),
         dry_run=dry_run,
         task_runner=task_runner,
         dask_address=dask_address,
         dask_workers=dask_workers,
         staging=staging,
-        settings=Settings(),
+        settings=settings,
     )
+    if runtime.deployment.id is not None:
+        confine_to_data_roots(params, settings.data_root_paths, staging)
     services.check_run_paths(params)
     return params
 
@@ -118,11 +141,11 @@ def nightly_allocation(
     inbox: str = "data/inbox",
     warehouse: str = "data/warehouse.duckdb",
     outbox: str = "data/outbox",
-    business_date: str = "",
+    business_date: BusinessDate = None,
     dry_run: bool = False,
-    task_runner: str = "",
+    task_runner: TaskRunnerChoice = None,
     dask_address: str = "",
-    dask_workers: int = 0,
+    dask_workers: Count = 0,
     staging: str = "",
 ) -> dict[str, Any]:
     """Allocates every open order line of the night to batches of stock and writes the reports.
@@ -130,15 +153,15 @@ def nightly_allocation(
     The descriptions below are what the Prefect UI shows beside each field of a custom run.
 
     Args:
-        inbox: Folder with batches/ and orders/ files (CSV, Parquet or JSON Lines); relative to the repo checkout.
-        warehouse: The analysts' DuckDB file (the pipeline's own state sits beside it); relative to the repo checkout.
-        outbox: Folder that receives a <business-date>/ folder of reports per night and the latest link; relative to the repo checkout.
-        business_date: Night to run, YYYY-MM-DD. Empty: the date (UTC) the run was scheduled for.
-        dry_run: Compute the night and write its reports to <outbox>/<date>/dry-run/ only: nothing is committed to the warehouse, nothing is published.
-        task_runner: Where the sku shards are allocated: local (in the worker's process, the default) or dask (one task per shard on a Dask cluster). Empty: the ALLOCATION_TASK_RUNNER setting, else local.
-        dask_address: With dask: the scheduler's address, e.g. tcp://10.0.0.5:8786. Empty: ALLOCATION_DASK_ADDRESS, else a temporary local cluster for the run.
-        dask_workers: With dask and no address: worker processes of the temporary local cluster. 0: ALLOCATION_DASK_WORKERS, else 2.
-        staging: With dask: folder or fsspec URL where shards exchange Parquet files; every Dask worker must reach it. Empty: ALLOCATION_STAGING, else <state dir>/staging.
+        inbox: Folder with batches/ and orders/ files (CSV, Parquet or JSON Lines); relative to the repo checkout, inside the data roots (ALLOCATION_DATA_ROOTS, default data/).
+        warehouse: The analysts' DuckDB file (the pipeline's own state sits beside it); relative to the repo checkout, inside the data roots.
+        outbox: Folder that receives one BUSINESS_DATE/ folder of reports per night and the latest link; relative to the repo checkout, inside the data roots.
+        business_date: Night to run (YYYY-MM-DD, the date picker). None: the date (UTC) the run was scheduled for.
+        dry_run: Compute the night and write its reports to OUTBOX/BUSINESS_DATE/dry-run/ only: nothing is committed to the warehouse, nothing is published.
+        task_runner: Where the sku shards are allocated: local (in the worker's process) or dask (one task per shard on a Dask cluster). None: the ALLOCATION_TASK_RUNNER setting, else local.
+        dask_address: With dask: the scheduler's address, e.g. tcp://10.0.0.5:8786. Empty: ALLOCATION_DASK_ADDRESS, else a temporary local cluster.
+        dask_workers: With dask and no address: worker processes of the temporary local cluster, a whole number. 0: ALLOCATION_DASK_WORKERS, else 2.
+        staging: With dask: folder (inside the data roots) where shards exchange Parquet files; every Dask worker must reach it. Empty: ALLOCATION_STAGING (which may be an fsspec URL), else the state folder's staging/.
     """
     logger = get_run_logger()
     params = check_parameters(
@@ -154,6 +177,7 @@ def nightly_allocation(
     )
     run_id = str(runtime.flow_run.id or uuid.uuid4())
     started = dt.datetime.now(dt.UTC)
+    bar = NightProgress.create(params.business_date.isoformat(), params.dry_run)
     logger.info(
         "Night %s%s: inbox %s, warehouse %s, outbox %s",
         params.business_date,
@@ -170,10 +194,11 @@ def nightly_allocation(
     ):
         services.check_business_date(params)  # a ParameterError: not retried, nothing read
         skip = check_already_ingested(params)
-        night = load(params.inbox, skip)
-        outcome = allocate(params, night, run_id, started)
+        night = load(params.inbox, skip, bar)
+        outcome = allocate(params, night, run_id, started, bar)
         del night  # the night's rows (~1 GB at 10M lines): the reports read the warehouse
         folder = write_reports(params, outcome)
+        bar.set(100.0)
         published = None
         if not params.dry_run:
             published = publish(params, services.night_label(params, started, run_id))

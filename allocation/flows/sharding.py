@@ -35,13 +35,15 @@ from typing import Any
 
 import fsspec
 import polars as pl
+import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
+from prefect.futures import as_completed
 
 from allocation.allocator import allocate_lines, shards_with_batches
-from allocation.services import Allocator, rate
+from allocation.services import Allocator, Progress, rate
 from allocation.settings import RunParameters
 
 log = logging.getLogger("allocation")
@@ -186,10 +188,12 @@ def allocate_on_dask(
     run_id: str,
     shards: int | None = None,
     keep_staging: bool = False,
+    progress: Progress | None = None,
 ) -> pl.DataFrame:
     """Allocates `lines` (orderid, sku, qty, arrival_seq) against `batches` as shard tasks on
     `runner` (a DaskTaskRunner, not yet started). `shards` defaults to one per worker thread of
-    the cluster, more when shards would exceed SHARD_LINES lines."""
+    the cluster, more when shards would exceed SHARD_LINES lines. `progress(lines done, lines)`
+    is called each time a shard's result is in."""
     if lines.is_empty():
         return allocate_lines(lines, batches)
     root = _join(staging, f"run-{run_id}")
@@ -220,6 +224,15 @@ def allocate_on_dask(
                 )
                 for index, (lines_url, batches_url, result_url) in enumerate(staged)
             ]
+        shard_lines = {
+            id(future): _lines_of(staged[index][0]) for index, future in enumerate(futures)
+        }
+        done = 0
+        for future in as_completed(futures):
+            future.result()  # raises the shard's error, if any
+            done += shard_lines[id(future)]
+            if progress is not None:
+                progress(done, lines.height)
         results = [future.result() for future in futures]
     placed = pl.concat([read_parquet(url) for url in results], how="vertical")
     if not keep_staging:
@@ -233,7 +246,16 @@ def allocate_on_dask(
     return placed.sort("arrival_seq")
 
 
-def dask_allocator(params: RunParameters, run_id: str) -> Allocator:
+def _lines_of(lines_url: str) -> int:
+    """A staged shard's line count, from its Parquet footer (no rows read)."""
+    fs, path = url_to_fs(lines_url)
+    with fs.open(path, "rb") as handle:
+        return int(pq.ParquetFile(handle).metadata.num_rows)
+
+
+def dask_allocator(
+    params: RunParameters, run_id: str, progress: Progress | None = None
+) -> Allocator:
     """The allocator `allocate_night` takes, running the shards on the configured cluster."""
 
     def allocate(lines: pl.DataFrame, batches: pl.DataFrame) -> pl.DataFrame:
@@ -243,11 +265,16 @@ def dask_allocator(params: RunParameters, run_id: str) -> Allocator:
             runner=task_runner_for(params),
             staging=staging_root(params),
             run_id=run_id,
+            progress=progress,
         )
 
     return allocate
 
 
-def allocator_for(params: RunParameters, run_id: str) -> Allocator | None:
+def allocator_for(
+    params: RunParameters, run_id: str, progress: Progress | None = None
+) -> Allocator | None:
     """None (the default local allocator) unless the run asks for the Dask task runner."""
-    return dask_allocator(params, run_id) if params.task_runner == "dask" else None
+    if params.task_runner == "dask":
+        return dask_allocator(params, run_id, progress)
+    return None

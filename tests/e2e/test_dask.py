@@ -256,7 +256,10 @@ def test_the_dask_allocator_is_pure_and_matches_allocate_lines(
         dask_address=dask_address,
     )
 
+    reported: list[tuple[int, int]] = []
+
     def run() -> pl.DataFrame:
+        reported.clear()
         return allocate_on_dask(
             lines,
             batches,
@@ -265,10 +268,14 @@ def test_the_dask_allocator_is_pure_and_matches_allocate_lines(
             run_id="pure",
             shards=7,
             keep_staging=True,
+            progress=lambda done, total: reported.append((done, total)),
         )
 
     expected = allocate_lines(lines, batches)
     placed = run()
+    # Progress as each shard's result comes in: one report per shard, up to every line.
+    assert len(reported) == 7 and reported[-1] == (4000, 4000)
+    assert [done for done, _ in reported] == sorted({done for done, _ in reported})
     assert placed.columns == expected.columns
     assert placed.to_dicts() == expected.to_dicts()
     results = sorted(Path(staging_root(params)).glob("run-pure/shard-*/placed.parquet"))

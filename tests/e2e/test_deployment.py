@@ -1,9 +1,11 @@
 """Issue 5 end to end: the operator's loop against a real Prefect server, work pool and worker.
 
-One module-scoped stack: `prefect server start` on a free loopback port with a temporary
-PREFECT_HOME, `make deploy` against it, `make worker` in its own process group; then runs
-triggered the way an operator triggers them (the CLI, the API as the UI does). Teardown stops the
-worker first, then the server: SIGTERM to each process group, SIGKILL after a grace period.
+One module-scoped stack: `make server` on a free loopback port with a temporary PREFECT_HOME and
+basic auth on (PREFECT_SERVER_API_AUTH_STRING), a local HTTP receiver for the alert webhook,
+`make deploy` against it (deployment, alert block, automations), `make worker` in its own
+process group with the test's temporary folders as its data roots; then runs triggered the way
+an operator triggers them (the CLI, the API as the UI does). Teardown stops the worker first, then
+the server: SIGTERM to each process group, SIGKILL after a grace period.
 
 The make targets run with `--assume-old=.venv/.installed`: the test uses the venv it runs in and
 never reinstalls it (`make test` has just done `install`).
@@ -21,15 +23,19 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
 from uuid import UUID
 
 import duckdb
+import polars as pl
 import pytest
 import yaml
 from prefect.client.orchestration import SyncPrefectClient
@@ -45,10 +51,13 @@ from prefect.client.schemas.filters import (
 )
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.responses import DeploymentResponse
+from prefect.events.schemas.automations import AutomationCore
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.states import Scheduled
 
 from allocation.flows.artifacts import OUT_OF_STOCK_KEY, SUMMARY_KEY
+from allocation.flows.automations import ALERT_BLOCK
+from allocation.flows.progress import PROGRESS_KEY
 from conftest import REPO, SAMPLE_INBOX
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -60,6 +69,9 @@ BIN = Path(sys.executable).parent
 MAKE = ["make", "--no-print-directory", "--assume-old=.venv/.installed"]
 NIGHT = "2026-11-25"
 PARAMETERS = {"inbox", "warehouse", "outbox", "business_date", "dry_run"}
+AUTH = "allocation:e2e-not-a-secret"
+AUTOMATIONS = {"allocation-nightly-failed", "allocation-nightly-late"}
+ALERT_TIMEOUT = 90.0
 SERVER_START_TIMEOUT = 90.0
 RUN_TIMEOUT = 90.0
 # prefect 3.9.1's worker does not always exit on SIGTERM: it may hang after "Received SIGTERM.
@@ -82,14 +94,73 @@ class Service:
 
 
 @dataclass
+class Alert:
+    received: float  # time.time() when the request arrived
+    path: str
+    body: dict[str, Any]
+
+
+@dataclass
+class Receiver:
+    """A real HTTP server on loopback that records every request the alert webhook sends."""
+
+    url: str
+    alerts: list[Alert] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def wait_for(self, text: str, timeout: float) -> Alert | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                for alert in self.alerts:
+                    if text in json.dumps(alert.body):
+                        return alert
+            time.sleep(0.2)
+        return None
+
+
+@contextlib.contextmanager
+def webhook_receiver() -> Iterator[Receiver]:
+    receiver = Receiver(url="")
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            text = self.rfile.read(length).decode("utf-8", errors="replace")
+            try:
+                body = json.loads(text)
+            except ValueError:
+                body = {"raw": text}
+            with receiver.lock:
+                receiver.alerts.append(Alert(time.time(), self.path, body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    receiver.url = f"http://127.0.0.1:{server.server_address[1]}/alerts/allocation"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield receiver
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass
 class Stack:
     api_url: str
     env: dict[str, str]
     home: Path
     timings: dict[str, float]
+    receiver: Receiver
+    data_root: Path
 
     def client(self) -> SyncPrefectClient:
-        return SyncPrefectClient(self.api_url)
+        return SyncPrefectClient(self.api_url, auth_string=AUTH)
 
 
 def free_port() -> int:
@@ -182,6 +253,7 @@ def wait_healthy(server: Service, url: str) -> None:
 
 
 def make(target: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Runs `make target`; asserts it succeeded."""
     done = subprocess.run(
         [*MAKE, target], cwd=REPO, env=env, capture_output=True, text=True, timeout=180
     )
@@ -191,50 +263,60 @@ def make(target: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Server, `make deploy`, `make worker`; torn down worker first, then server."""
+    """`make server` (basic auth on), `make deploy` (alerts to a local receiver), `make worker`
+    (data roots: this session's temporary folders); torn down worker first, then server."""
     root = tmp_path_factory.mktemp("prefect-stack")
     home = root / "prefect-home"
     home.mkdir()
     port = free_port()
     api_url = f"http://127.0.0.1:{port}/api"
-    env = clean_env(home)
+    env = clean_env(home) | {"PREFECT_SERVER_API_AUTH_STRING": AUTH}
     timings: dict[str, float] = {}
     services: list[Service] = []
-    try:
-        tick = time.monotonic()
-        server = start(
-            "server",
-            [
-                str(BIN / "prefect"),
-                *("server", "start", "--host", "127.0.0.1", "--port", str(port)),
-                "--analytics-off",
-            ],
-            cwd=root,
-            env=env,
-            log=root / "server.log",
-        )
-        services.append(server)
-        wait_healthy(server, api_url)
-        timings["server healthy"] = time.monotonic() - tick
-
-        env = {**env, "PREFECT_API_URL": api_url}
-        tick = time.monotonic()
-        make("deploy", env)
-        timings["make deploy"] = time.monotonic() - tick
-
-        worker_env = {**env, "PREFECT_WORKER_QUERY_SECONDS": "1"}  # pick runs up quickly
-        services.append(
-            start("worker", [*MAKE, "worker"], cwd=REPO, env=worker_env, log=root / "worker.log")
-        )
-        yield Stack(api_url, env, home, timings)
-    finally:
-        for service in reversed(services):  # the worker first, then the server
-            grace = WORKER_GRACE if service.name == "worker" else SERVER_GRACE
+    data_root = tmp_path_factory.getbasetemp()
+    with contextlib.ExitStack() as cleanup:
+        receiver = cleanup.enter_context(webhook_receiver())
+        try:
             tick = time.monotonic()
-            how = stop(service, grace)
-            timings[f"stop {service.name}"] = time.monotonic() - tick
-            print(f"{service.name}: {how}")
-        print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
+            server_env = env | {"PREFECT_PORT": str(port)}
+            server = start(
+                "server", [*MAKE, "server"], cwd=REPO, env=server_env, log=root / "server.log"
+            )
+            services.append(server)
+            wait_healthy(server, api_url)
+            timings["server healthy"] = time.monotonic() - tick
+
+            # The clients' side of basic auth (make derives it too; the test's own CLI calls
+            # need it in their environment).
+            env = env | {
+                "PREFECT_API_URL": api_url,
+                "PREFECT_API_AUTH_STRING": AUTH,
+                "ALLOCATION_ALERT_WEBHOOK_URL": receiver.url,
+            }
+            tick = time.monotonic()
+            deployed = make("deploy", env)
+            timings["make deploy"] = time.monotonic() - tick
+            for name in AUTOMATIONS:
+                assert f"automation {name!r}" in deployed.stdout, deployed.stdout
+
+            worker_env = env | {
+                "PREFECT_WORKER_QUERY_SECONDS": "1",  # pick runs up quickly
+                "ALLOCATION_DATA_ROOTS": str(data_root),
+            }
+            services.append(
+                start(
+                    "worker", [*MAKE, "worker"], cwd=REPO, env=worker_env, log=root / "worker.log"
+                )
+            )
+            yield Stack(api_url, env, home, timings, receiver, data_root)
+        finally:
+            for service in reversed(services):  # the worker first, then the server
+                grace = WORKER_GRACE if service.name == "worker" else SERVER_GRACE
+                tick = time.monotonic()
+                how = stop(service, grace)
+                timings[f"stop {service.name}"] = time.monotonic() - tick
+                print(f"{service.name}: {how}")
+            print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in timings.items()))
 
 
 @pytest.fixture(scope="module")
@@ -298,12 +380,24 @@ def test_the_deployment_has_its_schedule_limit_and_described_parameters(
     schema = deployment.parameter_openapi_schema or {}
     properties = schema["properties"]
     assert set(properties) >= PARAMETERS  # other issues may add more; all must be described
-    assert "definitions" not in schema  # flat: the UI renders a plain form
+    assert not schema.get("definitions")  # flat: the UI renders a plain form, no nested models
     for name, spec in properties.items():
-        assert len(spec.get("description", "")) > 20, name
-        assert spec["type"] in {"string", "boolean", "integer"}, name
-    for name in PARAMETERS:
-        assert properties[name]["type"] == ("boolean" if name == "dry_run" else "string"), name
+        description = spec.get("description", "")
+        assert len(description) > 20, name
+        # The UI renders descriptions as HTML: anything in angle brackets would vanish.
+        assert "<" not in description and ">" not in description, (name, description)
+    for name in ("inbox", "warehouse", "outbox", "dask_address", "staging"):
+        assert properties[name]["type"] == "string", name
+    assert properties["dry_run"]["type"] == "boolean"
+    # Typed: a date picker, a drop-down, whole numbers of 0 or more; None means the default.
+    assert properties["business_date"]["anyOf"] == [
+        {"type": "string", "format": "date"},
+        {"type": "null"},
+    ]
+    assert {"type": "string", "enum": ["local", "dask"]} in properties["task_runner"]["anyOf"]
+    assert {"type": "null"} in properties["task_runner"]["anyOf"]
+    assert properties["dask_workers"]["type"] == "integer"
+    assert properties["dask_workers"]["minimum"] == 0
     assert "YYYY-MM-DD" in properties["business_date"]["description"]
     assert "scheduled" in properties["business_date"]["description"]
     defaults = {name: deployment.parameters.get(name) for name in PARAMETERS}
@@ -311,7 +405,7 @@ def test_the_deployment_has_its_schedule_limit_and_described_parameters(
         "inbox": "data/inbox",
         "warehouse": "data/warehouse.duckdb",
         "outbox": "data/outbox",
-        "business_date": "",
+        "business_date": None,
         "dry_run": False,
     }
 
@@ -323,8 +417,24 @@ def test_the_deployment_has_its_schedule_limit_and_described_parameters(
     with stack.client() as client:
         assert client.read_work_pool(POOL).type == "process"
         # The server itself refuses a parameter of the wrong type (enforce_parameter_schema).
-        with pytest.raises(PrefectHTTPStatusError, match="dry_run"):
-            client.create_flow_run_from_deployment(deployment.id, parameters={"dry_run": "maybe"})
+        # It does not check a date's format (Prefect 3.9 validates without a format checker):
+        # the flow refuses a bad date, see the test below.
+        for wrong in (
+            {"dry_run": "maybe"},
+            {"task_runner": "gpu"},
+            {"dask_workers": -1},
+        ):
+            with pytest.raises(PrefectHTTPStatusError, match=next(iter(wrong))):
+                client.create_flow_run_from_deployment(deployment.id, parameters=wrong)
+
+
+def test_make_server_refuses_to_listen_beyond_loopback_without_basic_auth(tmp_path: Path) -> None:
+    env = clean_env(tmp_path) | {"SERVER_HOST": "0.0.0.0"}
+    done = subprocess.run(
+        [*MAKE, "server"], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode != 0
+    assert "refusing SERVER_HOST=0.0.0.0 without PREFECT_SERVER_API_AUTH_STRING" in done.stderr
 
 
 def test_deploying_again_updates_in_place_without_duplicate_scheduled_runs(
@@ -339,6 +449,12 @@ def test_deploying_again_updates_in_place_without_duplicate_scheduled_runs(
             again = client.read_deployment_by_name(DEPLOYMENT)
             assert again.id == deployment.id
             runs = wait_scheduled_runs(client, deployment.id)
+            # One automation per file, updated in place, each pointing at the alert block.
+            block = client.read_block_document_by_name(ALERT_BLOCK, "custom-webhook")
+            for name in AUTOMATIONS:
+                found = client.read_automations_by_name(name)
+                assert len(found) == 1 and found[0].enabled, (name, found)
+                assert [a.block_document_id for a in found[0].actions] == [block.id]  # type: ignore[union-attr]
         finally:
             client.pause_deployment(deployment.id)
     starts = [run.expected_start_time for run in runs]
@@ -420,13 +536,31 @@ def test_a_custom_run_from_the_cli_completes_with_outputs_and_artifacts(
     assert row == (summary["allocated"],) and summary["allocated"] > 0
 
     by_key = {artifact.key: artifact for artifact in artifacts if artifact.key}
-    assert set(by_key) == {SUMMARY_KEY, OUT_OF_STOCK_KEY}
+    assert set(by_key) == {SUMMARY_KEY, OUT_OF_STOCK_KEY, PROGRESS_KEY}
+    assert by_key[PROGRESS_KEY].type == "progress"
+    assert float(by_key[PROGRESS_KEY].data) == 100.0  # type: ignore[arg-type]
     assert by_key[SUMMARY_KEY].type == "markdown"
-    assert f"# Night {NIGHT}" in str(by_key[SUMMARY_KEY].data)
-    assert str(folder) in str(by_key[SUMMARY_KEY].data)
+    markdown = str(by_key[SUMMARY_KEY].data)
+    assert f"# Night {NIGHT}" in markdown
+    assert str(folder) in markdown
+    # Each report file linked, with its rows and size.
     table = by_key[OUT_OF_STOCK_KEY]
     rows = json.loads(table.data) if isinstance(table.data, str) else table.data
     assert table.type == "table" and rows and "sku" in rows[0]
+    linked = report_links(markdown)
+    assert set(linked) == {path.name for path in folder.iterdir()}, linked
+    for name, (link, _rows, size) in linked.items():
+        assert link == (folder / name).as_uri(), name
+        assert size.endswith("B"), (name, size)
+    allocations = pl.read_parquet(folder / "allocations.parquet").height
+    assert linked["allocations.parquet"][1] == linked["allocations.csv"][1] == str(allocations)
+    assert linked["summary.json"][1] == ""
+
+
+def report_links(markdown: str) -> dict[str, tuple[str, str, str]]:
+    """name -> (link, rows, size) from the summary's table of report files."""
+    found = re.findall(r"^\| \[([^\]]+)\]\(([^)]+)\) \| ([^|]*) \| ([^|]*) \|$", markdown, re.M)
+    return {name: (link, rows.strip(), size.strip()) for name, link, rows, size in found}
 
 
 def test_an_empty_business_date_is_the_date_the_run_was_scheduled_for(
@@ -461,3 +595,86 @@ def test_a_bad_business_date_fails_the_run_with_a_clear_message(
     assert "business_date '2026-02-30' is not a real calendar date: use YYYY-MM-DD" in message
     assert not paths["outbox"].exists()
     assert not paths["warehouse"].exists()
+
+
+def test_a_failing_night_reaches_the_alert_webhook_with_its_business_date(
+    stack: Stack, deployment: DeploymentResponse, paths: dict[str, Path]
+) -> None:
+    night = "2026-11-21"
+    parameters = {name: str(path) for name, path in paths.items()}
+    shutil.rmtree(paths["inbox"])  # the feed never arrived
+    run = trigger(stack, deployment, parameters | {"business_date": night})
+    assert run.state is not None and run.state.type == StateType.FAILED, run.state
+    ended = run.state.timestamp.timestamp()
+
+    alert = stack.receiver.wait_for(str(run.id), ALERT_TIMEOUT)
+    assert alert is not None, (
+        f"no alert for run {run.id} within {ALERT_TIMEOUT:.0f}s; received: {stack.receiver.alerts}"
+    )
+    stack.timings["alert after the run failed"] = alert.received - ended
+    text = alert.body["text"]
+    assert alert.path == "/alerts/allocation"
+    assert f"nightly-allocation/nightly: the night of {night} ended Failed" in text
+    assert f"Business date: {night}" in text
+    assert "does not exist" in text  # the state's message: what went wrong
+    assert f"/runs/flow-run/{run.id}" in text  # a link to the run in the UI
+    assert alert.body["subject"] == f"Night {night} Failed: nightly-allocation/nightly"
+
+
+def test_a_night_still_not_running_after_its_time_is_alerted(
+    stack: Stack, deployment: DeploymentResponse, paths: dict[str, Path]
+) -> None:
+    """The shipped late-night automation, with 10 s instead of 30 minutes, on a night that no
+    worker takes (its queue paused): the server marks it Late, then the alert goes out."""
+    late = yaml.safe_load((REPO / "automations" / "nightly-late.yaml").read_text("utf-8"))
+    late["name"] = "e2e-nightly-late-in-10s"
+    late["trigger"]["within"] = 10
+    scheduled = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).replace(hour=2, minute=30)
+    night = scheduled.date().isoformat()
+    with stack.client() as client:
+        block = client.read_block_document_by_name(ALERT_BLOCK, "custom-webhook")
+        late["actions"][0]["block_document_id"] = str(block.id)
+        automation_id = client.create_automation(AutomationCore.model_validate(late))
+        queue = client.read_work_queue_by_name("default", work_pool_name=POOL)
+        client.update_work_queue(queue.id, is_paused=True)
+        created = None
+        tick = time.time()
+        try:
+            created = client.create_flow_run_from_deployment(
+                deployment.id,
+                parameters={name: str(path) for name, path in paths.items()},
+                state=Scheduled(scheduled_time=scheduled),
+            )
+            alert = stack.receiver.wait_for(f"/runs/flow-run/{created.id}", ALERT_TIMEOUT)
+            final = client.read_flow_run(created.id)
+        finally:
+            if created is not None:
+                client.delete_flow_run(created.id)
+            client.update_work_queue(queue.id, is_paused=False)
+            client.delete_automation(automation_id)
+    assert alert is not None, f"no alert within {ALERT_TIMEOUT:.0f}s: {stack.receiver.alerts}"
+    # Late after ~15 s (the server's late-runs service), then the trigger's 10 s.
+    stack.timings["late alert after the run was created"] = alert.received - tick
+    assert f"the night of {night} is still not running" in alert.body["text"]
+    assert f"Business date: {night}" in alert.body["text"]
+    assert final.state is not None and final.state.name == "Late"
+
+
+def test_a_run_whose_outbox_lies_outside_the_data_roots_is_refused_and_writes_nothing(
+    stack: Stack, deployment: DeploymentResponse, paths: dict[str, Path]
+) -> None:
+    """(Symlinks and `..` leading out are refused by the same check: tests/unit.)"""
+    with tempfile.TemporaryDirectory(prefix="not-a-data-root-") as outside:
+        assert not Path(outside).is_relative_to(stack.data_root)
+        outbox = Path(outside) / "reports"
+        parameters = {name: str(path) for name, path in paths.items()}
+        run = trigger(
+            stack, deployment, parameters | {"outbox": str(outbox), "business_date": NIGHT}
+        )
+
+        assert run.state is not None and run.state.type == StateType.FAILED, run.state
+        message = run.state.message or ""
+        assert f"outbox {outbox} is outside the data roots {stack.data_root}" in message
+        assert list(Path(outside).iterdir()) == []
+    assert not paths["warehouse"].exists()
+    assert not paths["warehouse"].parent.joinpath(".warehouse.duckdb.pipeline").exists()

@@ -4,6 +4,7 @@ stable keys, and retries that never apply a night twice."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import shutil
@@ -13,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 import duckdb
+import polars as pl
 import pytest
 from prefect import get_client
 from prefect.cache_policies import NO_CACHE
@@ -29,6 +31,7 @@ from allocation import services
 from allocation.flows import nightly
 from allocation.flows.artifacts import OUT_OF_STOCK_KEY, SUMMARY_KEY
 from allocation.flows.nightly import nightly_allocation
+from allocation.flows.progress import PROGRESS_KEY
 from conftest import SAMPLE_INBOX, Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
@@ -127,7 +130,9 @@ def test_the_artifacts_summarise_the_night_under_stable_keys(sample: Site) -> No
     summary = state.result()
 
     artifacts = artifacts_of(state)
-    assert set(artifacts) == {SUMMARY_KEY, OUT_OF_STOCK_KEY}
+    assert set(artifacts) == {SUMMARY_KEY, OUT_OF_STOCK_KEY, PROGRESS_KEY}
+    assert artifacts[PROGRESS_KEY].type == "progress"
+    assert float(artifacts[PROGRESS_KEY].data) == 100.0  # type: ignore[arg-type]
     markdown = artifacts[SUMMARY_KEY]
     assert markdown.type == "markdown"
     text = str(markdown.data)
@@ -148,7 +153,34 @@ def test_the_artifacts_summarise_the_night_under_stable_keys(sample: Site) -> No
     sample.orders("more.csv", "o-900,OAK-SHELF,1")
     second = run_flow(sample, NEXT_NIGHT)
     assert second.is_completed(), second.message
-    assert set(artifacts_of(second)) == {SUMMARY_KEY, OUT_OF_STOCK_KEY}
+    assert set(artifacts_of(second)) == {SUMMARY_KEY, OUT_OF_STOCK_KEY, PROGRESS_KEY}
+
+
+def test_the_summary_links_each_report_file_with_its_rows_and_size(sample: Site) -> None:
+    state = run_flow(sample, NIGHT)
+    assert state.is_completed(), state.message
+    folder = sample.outbox / NIGHT
+
+    text = str(artifacts_of(state)[SUMMARY_KEY].data)
+
+    for path in folder.iterdir():
+        row = next(line for line in text.splitlines() if line.startswith(f"| [{path.name}]("))
+        link, rows, size = row.split("](", 1)[1].split(" | ")
+        assert link.rstrip(")") == path.as_uri()
+        if path.suffix == ".parquet":
+            assert rows == str(pl.read_parquet(path).height)
+        elif path.suffix == ".csv":  # rejected.csv: its rows, a quoted line break included
+            assert rows == str(pl.read_csv(path, infer_schema=False).height)
+        assert size.rstrip(" |").endswith("B") and size[0].isdigit()
+
+
+def test_old_empty_text_values_still_mean_the_defaults(sample: Site) -> None:
+    """Runs scheduled by an older deployment carry "" for business_date and task_runner."""
+    state = run_flow(sample, "", task_runner="")
+
+    assert state.is_completed(), state.message
+    today = dt.datetime.now(dt.UTC).date().isoformat()
+    assert state.result()["business_date"] == today
 
 
 @pytest.mark.parametrize(
@@ -212,7 +244,11 @@ def test_a_dry_run_writes_its_reports_aside_and_commits_and_publishes_nothing(
         assert client.read_flow_run(flow_run_id(state)).name == f"night-{NEXT_NIGHT} (dry run)"
 
     artifacts = artifacts_of(state)
-    assert set(artifacts) == {f"{SUMMARY_KEY}-dry-run", f"{OUT_OF_STOCK_KEY}-dry-run"}
+    assert set(artifacts) == {
+        f"{SUMMARY_KEY}-dry-run",
+        f"{OUT_OF_STOCK_KEY}-dry-run",
+        f"{PROGRESS_KEY}-dry-run",
+    }
     text = str(artifacts[f"{SUMMARY_KEY}-dry-run"].data)
     assert "(dry run)" in text and "not published" in text
 

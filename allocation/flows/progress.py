@@ -1,0 +1,75 @@
+"""The run's progress artifact: one bar in the Prefect UI from 0 to 100 as the night goes.
+
+The service layer reports `progress(done, total)` per step (files loaded, lines placed); a
+`NightProgress` maps each step onto its share of the bar and passes an update to Prefect only
+when the bar moved by `MIN_STEP` points or more (and always at 100): a handful of updates per
+night, never one per row. The bar is a courtesy: an update that fails is logged, never fails
+the night.
+"""
+
+from __future__ import annotations
+
+import logging
+from uuid import UUID
+
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+from allocation.services import Progress
+
+log = logging.getLogger("allocation")
+
+PROGRESS_KEY = "nightly-allocation-progress"
+MIN_STEP = 5.0
+
+#: Each step's share of the bar (start, end), in percent.
+STEPS: dict[str, tuple[float, float]] = {
+    "load": (5.0, 40.0),
+    "allocate": (40.0, 90.0),
+}
+
+
+class NightProgress:
+    """The bar of one run (a plain object, so Prefect passes it to tasks as it is)."""
+
+    def __init__(self, artifact_id: UUID | None) -> None:
+        self.artifact_id = artifact_id
+        self.shown = 0.0
+        self.updates = 0
+
+    @classmethod
+    def create(cls, business_date: str, dry_run: bool) -> NightProgress:
+        try:
+            created = create_progress_artifact(
+                0.0,
+                key=PROGRESS_KEY + ("-dry-run" if dry_run else ""),
+                description=f"Night {business_date}: files loaded, lines allocated, reports",
+            )
+        except Exception as error:  # the night runs without a bar rather than not at all
+            log.warning("No progress bar for this run: %s", error)
+            return cls(None)
+        # Called from the flow's (synchronous) body, Prefect's dispatch returns the id itself.
+        return cls(created if isinstance(created, UUID) else None)
+
+    def set(self, percent: float) -> None:
+        percent = max(0.0, min(100.0, percent))
+        if self.artifact_id is None or (percent < self.shown + MIN_STEP and percent < 100.0):
+            return
+        if percent <= self.shown:
+            return
+        try:
+            update_progress_artifact(self.artifact_id, percent)
+        except Exception as error:
+            log.warning("Progress bar not updated to %.0f%%: %s", percent, error)
+            return
+        self.shown = percent
+        self.updates += 1
+
+    def step(self, name: str) -> Progress:
+        """The `progress(done, total)` callable of step `name` for the service layer."""
+        start, end = STEPS[name]
+
+        def report(done: int, total: int) -> None:
+            share = done / total if total > 0 else 1.0
+            self.set(start + (end - start) * min(share, 1.0))
+
+        return report
