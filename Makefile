@@ -16,7 +16,7 @@ PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 # The work pool is named once, in prefect.yaml (read when a recipe needs it, after `install`).
 WORK_POOL ?= $(shell $(BIN)/python -c "import yaml; print(yaml.safe_load(open('prefect.yaml'))['deployments'][0]['work_pool']['name'])")
 
-.PHONY: install run test lint typecheck unit fuzz bench server deploy worker lock clean
+.PHONY: install run test lint typecheck unit fuzz bench analyst server deploy worker lock clean
 
 install: $(STAMP)
 
@@ -48,6 +48,20 @@ fuzz: install
 
 bench: install
 	$(BIN)/python -m benchmarks.run
+
+# The pinned DuckDB 1.x command-line client (dev dependency duckdb-cli), read-only on the
+# published warehouse: `make analyst`, or `make analyst WAREHOUSE=path/to/warehouse.duckdb`.
+# The path reaches the shell through the environment, so any file name works.
+analyst: export WAREHOUSE ?= data/warehouse.duckdb
+analyst: install
+	@if [ ! -e "$$WAREHOUSE" ]; then \
+	  echo "make analyst: no warehouse at $$WAREHOUSE yet: run a night first (make run, or allocation run --warehouse FILE), or choose one with make analyst WAREHOUSE=path/to/warehouse.duckdb" >&2; \
+	  exit 2; \
+	elif [ ! -f "$$WAREHOUSE" ]; then \
+	  echo "make analyst: $$WAREHOUSE is not a file: give the warehouse's .duckdb file with WAREHOUSE=..." >&2; \
+	  exit 2; \
+	fi; \
+	exec $(BIN)/duckdb -readonly "$$WAREHOUSE"
 
 # A local Prefect server and UI on loopback only (http://127.0.0.1:$(PREFECT_PORT)), telemetry off.
 server: install
