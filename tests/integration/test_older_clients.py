@@ -242,6 +242,27 @@ def test_a_duckdb_error_while_copying_gives_the_publish_advice(
     assert site.query("SELECT max(business_date)::VARCHAR FROM runs") == [(NIGHT_1,)]
 
 
+def test_what_a_publish_killed_mid_copy_left_behind_does_not_stop_the_next(
+    tmp_path: Path,
+) -> None:
+    """A kill during the copy leaves a half-written file, its write-ahead log and spill folder
+    (under this process id too, as after a restart that reused it)."""
+    site = sample_site(tmp_path)
+    site.run(NIGHT_1)
+    for pid in (os.getpid(), 999_999):
+        half = site.root / f".warehouse.duckdb.publish-{pid}"
+        half.write_bytes(b"half a DuckDB file")
+        half.with_name(half.name + ".wal").write_bytes(b"a log of nothing")
+        (half.with_name(half.name + ".spill") / "temp_block").mkdir(parents=True)
+    second_night_inbox(site)
+    site.run(NIGHT_2)
+    assert [p.name for p in site.root.iterdir() if ".publish-" in p.name] == []
+    answer = old_answer(
+        site.warehouse, "SELECT max(business_date)::VARCHAR AS n FROM runs", tmp_path
+    )
+    assert answer == [[("n", NIGHT_2)]]
+
+
 def test_the_pipeline_setting_publishes_the_working_file_byte_for_byte(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
