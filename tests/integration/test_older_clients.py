@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import resource
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -240,6 +242,34 @@ def test_a_duckdb_error_while_copying_gives_the_publish_advice(
     assert f"allocation publish --warehouse {site.warehouse}" in str(failure.value)
     assert [p.name for p in site.root.iterdir() if ".publish-" in p.name] == []
     assert site.query("SELECT max(business_date)::VARCHAR FROM runs") == [(NIGHT_1,)]
+
+
+def test_a_file_size_limit_hit_while_copying_fails_the_publish_cleanly(tmp_path: Path) -> None:
+    """A real write failure inside DuckDB (the kernel refuses to grow a file past 1 MB, as a full
+    disk would): exit 4 with the advice, no half-written file, the previous night still there."""
+    site = sample_site(tmp_path)
+    site.run(NIGHT_1)
+    second_night_inbox(site)
+    site.run(NIGHT_2)  # committed and published; now it is published again under the limit
+    before = site.warehouse.read_bytes()
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a failed write instead of a kill
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, 1_000_000))
+
+    command = Path(sys.executable).parent / "allocation"
+    done = subprocess.run(
+        [str(command), "publish", "--warehouse", str(site.warehouse)],
+        preexec_fn=small_files,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 4, done.stderr
+    assert "File too large" in done.stderr
+    assert f"allocation publish --warehouse {site.warehouse}" in done.stderr
+    assert [p.name for p in site.root.iterdir() if ".publish-" in p.name] == []
+    assert site.warehouse.read_bytes() == before
 
 
 def test_what_a_publish_killed_mid_copy_left_behind_does_not_stop_the_next(
