@@ -14,12 +14,20 @@ with v1.0.0 or older, DuckDB 1.0 cannot read the PRIMARY KEY indexes of `runs` a
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
 import duckdb
 
 from allocation.settings import BYTE_COPY
+
+log = logging.getLogger(__name__)
+
+# DuckDB's buffer pool otherwise keeps what it read and wrote, up to most of the machine's memory,
+# in the night's own process: with this cap the copy adds ~120-250 MiB at 1M-3M lines instead of
+# growing with the warehouse (docs/benchmarks.md). 3M primary keys still fit (64 MB does not).
+MEMORY_LIMIT = "256MB"
 
 
 class CopyError(RuntimeError):
@@ -31,22 +39,17 @@ def write_copy(source: Path, target: Path, storage_version: str) -> None:
     if storage_version == BYTE_COPY:
         shutil.copyfile(source, target)
         return
-    # An in-memory session: it opens neither file through DuckDB's per-path cache, and anything
-    # it spills goes beside the target (removed with it when the copy fails).
-    spill = target.with_name(target.name + ".spill")
-    con = duckdb.connect(":memory:", config={"temp_directory": str(spill)})
     try:
-        con.execute("ATTACH ? AS working (READ_ONLY)", [str(source)])
-        con.execute("ATTACH ? AS published (STORAGE_VERSION ?)", [str(target), storage_version])
-        _copy_database(con)
-        con.execute("CHECKPOINT published")
-        lost = _differences(con)
-        con.execute("DETACH published")
-    finally:
-        con.close()
-        shutil.rmtree(spill, ignore_errors=True)
+        lost = _rewrite(source, target, storage_version, MEMORY_LIMIT)
+    except duckdb.OutOfMemoryException:
+        # Only the primary-key indexes need memory in one piece: a warehouse with millions of
+        # batches gets DuckDB's own limit rather than no publish.
+        log.warning("The analysts' copy needs more than %s: copying again without it", MEMORY_LIMIT)
+        for leftover in (target, target.with_name(target.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        lost = _rewrite(source, target, storage_version, None)
     wal = target.with_name(target.name + ".wal")
-    if wal.exists():  # the rename below would leave it behind: the copy would be incomplete
+    if wal.exists():  # the rename would leave it behind: the copy would be incomplete
         raise CopyError(f"the copy {target} kept a write-ahead log after its checkpoint")
     if lost:
         raise CopyError(
@@ -54,6 +57,30 @@ def write_copy(source: Path, target: Path, storage_version: str) -> None:
             f"({'; '.join(lost[:5])}): set ALLOCATION_WAREHOUSE_STORAGE_VERSION to a newer "
             "version (or latest)"
         )
+
+
+def _rewrite(
+    source: Path, target: Path, storage_version: str, memory_limit: str | None
+) -> list[str]:
+    """The copy itself; returns what the copy lacks (or has in excess) against the source."""
+    # An in-memory session: it opens neither file through DuckDB's per-path cache; anything it
+    # spills goes beside the target, and goes with it.
+    spill = target.with_name(target.name + ".spill")
+    config: dict[str, str | bool | int | float | list[str]] = {"temp_directory": str(spill)}
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    con = duckdb.connect(":memory:", config=config)
+    try:
+        con.execute("ATTACH ? AS working (READ_ONLY)", [str(source)])
+        con.execute("ATTACH ? AS published (STORAGE_VERSION ?)", [str(target), storage_version])
+        _copy_database(con)
+        con.execute("CHECKPOINT published")
+        lost = _differences(con)
+        con.execute("DETACH published")
+        return lost
+    finally:
+        con.close()
+        shutil.rmtree(spill, ignore_errors=True)
 
 
 def _copy_database(con: duckdb.DuckDBPyConnection) -> None:

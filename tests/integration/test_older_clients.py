@@ -293,6 +293,20 @@ def test_what_a_publish_killed_mid_copy_left_behind_does_not_stop_the_next(
     assert answer == [[("n", NIGHT_2)]]
 
 
+def test_a_copy_that_needs_more_memory_than_its_cap_is_made_without_it(
+    built: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The cap keeps the night's memory bounded; a warehouse whose primary keys need more (many
+    millions of batches) is still published."""
+    monkeypatch.setattr(compatible_copy, "MEMORY_LIMIT", "1MB")
+    state = services.state_db(built.params(NIGHT_2))
+    warehouse = tmp_path / "warehouse.duckdb"
+    publish_copy(state, warehouse, tmp_path / "published", "label", 2)
+    assert "needs more than 1MB" in caplog.text
+    answer = old_answer(warehouse, "SELECT count(*) AS n FROM runs", tmp_path)
+    assert answer == [[("n", "2")]]
+
+
 def test_the_pipeline_setting_publishes_the_working_file_byte_for_byte(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
