@@ -332,11 +332,13 @@ def test_a_newer_storage_version_can_be_chosen(
 
 # -- make analyst ---------------------------------------------------------------------------
 def make_analyst(warehouse: Path, stdin: str, home: Path) -> subprocess.CompletedProcess[str]:
-    # `-o` skips the install step (the venv running this test is installed already).
+    # `-o` skips the install step (the venv running this test is installed already); the test
+    # may itself run under `make test`, whose flags are not this make's.
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     return subprocess.run(
         ["make", "-s", "-o", ".venv/.installed", "analyst", f"WAREHOUSE={warehouse}"],
         cwd=REPO,
-        env={**os.environ, "HOME": str(home)},
+        env={**env, "HOME": str(home)},
         input=stdin,
         capture_output=True,
         text=True,
