@@ -51,17 +51,19 @@ bench: install
 
 # The pinned DuckDB 1.x command-line client (dev dependency duckdb-cli), read-only on the
 # published warehouse: `make analyst`, or `make analyst WAREHOUSE=path/to/warehouse.duckdb`.
-# The path reaches the shell through the environment, so any file name works.
-analyst: export WAREHOUSE ?= data/warehouse.duckdb
+# Only WAREHOUSE= on make's command line chooses the file (a WAREHOUSE variable in the shell, a
+# Snowflake warehouse's name say, does not); it reaches the shell through the environment, so any
+# file name works.
+analyst: export ANALYST_WAREHOUSE := $(if $(filter command line,$(origin WAREHOUSE)),$(WAREHOUSE),data/warehouse.duckdb)
 analyst: install
-	@if [ ! -e "$$WAREHOUSE" ]; then \
-	  echo "make analyst: no warehouse at $$WAREHOUSE yet: run a night first (make run, or allocation run --warehouse FILE), or choose one with make analyst WAREHOUSE=path/to/warehouse.duckdb" >&2; \
+	@if [ ! -e "$$ANALYST_WAREHOUSE" ]; then \
+	  echo "make analyst: no warehouse at $$ANALYST_WAREHOUSE yet: run a night first (make run, or allocation run --warehouse FILE), or choose one with make analyst WAREHOUSE=path/to/warehouse.duckdb" >&2; \
 	  exit 2; \
-	elif [ ! -f "$$WAREHOUSE" ]; then \
-	  echo "make analyst: $$WAREHOUSE is not a file: give the warehouse's .duckdb file with WAREHOUSE=..." >&2; \
+	elif [ ! -f "$$ANALYST_WAREHOUSE" ]; then \
+	  echo "make analyst: $$ANALYST_WAREHOUSE is not a file: give the warehouse's .duckdb file with WAREHOUSE=..." >&2; \
 	  exit 2; \
 	fi; \
-	exec $(BIN)/duckdb -readonly "$$WAREHOUSE"
+	exec $(BIN)/duckdb -readonly "$$ANALYST_WAREHOUSE"
 
 # A local Prefect server and UI on loopback only (http://127.0.0.1:$(PREFECT_PORT)), telemetry off.
 server: install

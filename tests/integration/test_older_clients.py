@@ -331,14 +331,17 @@ def test_a_newer_storage_version_can_be_chosen(
 
 
 # -- make analyst ---------------------------------------------------------------------------
-def make_analyst(warehouse: Path, stdin: str, home: Path) -> subprocess.CompletedProcess[str]:
+def make_analyst(
+    warehouse: Path | None, stdin: str, home: Path, shell: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     # `-o` skips the install step (the venv running this test is installed already); the test
     # may itself run under `make test`, whose flags are not this make's.
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     return subprocess.run(
-        ["make", "-s", "-o", ".venv/.installed", "analyst", f"WAREHOUSE={warehouse}"],
+        ["make", "-s", "-o", ".venv/.installed", "analyst"]
+        + ([f"WAREHOUSE={warehouse}"] if warehouse else []),
         cwd=REPO,
-        env={**env, "HOME": str(home)},
+        env={**env, **(shell or {}), "HOME": str(home)},
         input=stdin,
         capture_output=True,
         text=True,
@@ -369,3 +372,12 @@ def test_make_analyst_says_what_to_do_when_there_is_no_warehouse_yet(tmp_path: P
     assert f"no warehouse at {missing}" in done.stderr
     assert "make run" in done.stderr
     assert not missing.parent.exists(), "nothing is created"
+
+
+def test_make_analyst_ignores_a_warehouse_variable_of_the_shell(tmp_path: Path) -> None:
+    """Only `WAREHOUSE=` on make's command line chooses the file: a WAREHOUSE in the shell (a
+    Snowflake warehouse's name, say) does not."""
+    done = make_analyst(None, "SELECT 1;\n", tmp_path, shell={"WAREHOUSE": "COMPUTE_WH"})
+    assert "COMPUTE_WH" not in done.stdout + done.stderr
+    if not (REPO / "data" / "warehouse.duckdb").exists():
+        assert "no warehouse at data/warehouse.duckdb" in done.stderr
