@@ -85,10 +85,13 @@ def pipeline_answer(
 def test_the_published_warehouse_opens_in_the_duckdb_1x_cli(built: Site, tmp_path: Path) -> None:
     answer = old_answer(
         built.warehouse,
-        "SELECT max(business_date)::VARCHAR AS night, count(*) AS runs FROM runs",
+        "SELECT version() AS client, max(business_date)::VARCHAR AS night, count(*) AS runs "
+        "FROM runs",
         tmp_path,
     )
-    assert answer == [[("night", NIGHT_2), ("runs", "2")]]
+    [[(_, client), *rest]] = answer
+    assert client.startswith("v1."), f"the pinned older client, not {client}"
+    assert rest == [("night", NIGHT_2), ("runs", "2")]
 
 
 def test_the_published_file_is_in_the_default_storage_version_and_the_state_is_current(
