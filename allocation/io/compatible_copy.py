@@ -89,6 +89,9 @@ def _copy_database(con: duckdb.DuckDBPyConnection) -> None:
 
 # Every object analysts can see, with its comment; columns with their type, tables with rows.
 _INVENTORY = """
+SELECT 'schema ' || schema_name, coalesce(comment, '')
+FROM duckdb_schemas() WHERE database_name = $db AND NOT internal
+UNION ALL
 SELECT 'table ' || schema_name || '.' || table_name, coalesce(comment, '')
 FROM duckdb_tables() WHERE database_name = $db
 UNION ALL

@@ -176,6 +176,8 @@ def test_everything_in_the_working_database_reaches_the_published_copy(
     con.execute("COMMENT ON COLUMN made_by.\"odd name\" IS 'It''s odd.'")
     con.execute("CREATE MACRO twice(x) AS x * 2")
     con.execute("CREATE INDEX made_by_tool ON made_by (tool)")
+    con.execute("CREATE SCHEMA pipeline")
+    con.execute("CREATE TABLE pipeline.marker AS SELECT 'allocation' AS made_by")
     con.execute("CHECKPOINT")
     con.close()
 
@@ -185,7 +187,8 @@ def test_everything_in_the_working_database_reaches_the_published_copy(
     answer = old_answer(
         warehouse,
         "SELECT t.comment AS t, c.comment AS c, (SELECT tool FROM made_by) AS tool, twice(21) AS m,"
-        " (SELECT count(*) FROM duckdb_indexes() WHERE index_name = 'made_by_tool') AS i "
+        " (SELECT count(*) FROM duckdb_indexes() WHERE index_name = 'made_by_tool') AS i,"
+        " (SELECT made_by FROM pipeline.marker) AS s "
         "FROM duckdb_tables() t JOIN duckdb_columns() c USING (table_name) "
         "WHERE table_name = 'made_by' AND column_name = 'odd name'",
         tmp_path,
@@ -197,6 +200,7 @@ def test_everything_in_the_working_database_reaches_the_published_copy(
             ("tool", "allocation"),
             ("m", "42"),
             ("i", "1"),
+            ("s", "allocation"),
         ]
     ]
 
