@@ -41,7 +41,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Site:
 
 
 def old_cli(
-    *args: str, cwd: Path, stdin: str | None = None, env: dict[str, str] | None = None
+    *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """Runs the pinned DuckDB 1.x CLI with no user's ~/.duckdbrc (HOME is `cwd`)."""
     if not OLD_CLI.exists():
@@ -50,7 +50,6 @@ def old_cli(
         [str(OLD_CLI), *args],
         cwd=cwd,
         env={**os.environ, **(env or {}), "HOME": str(cwd)},
-        input=stdin,
         capture_output=True,
         text=True,
         timeout=120,
