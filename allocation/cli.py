@@ -3,6 +3,7 @@
     allocation run --inbox DIR --warehouse FILE --outbox DIR [--business-date YYYY-MM-DD] [--dry-run]
                    [--task-runner local|dask] [--dask-address tcp://HOST:8786]
     allocation publish --warehouse FILE
+    allocation rollback --to YYYY-MM-DD [--warehouse FILE] [--outbox DIR]
 
 Exit 0 when the night completed (also with rejected rows and out-of-stock lines); otherwise one
 clear line on stderr saying what is wrong and what to do, and a non-zero code:
@@ -72,7 +73,34 @@ def _parser() -> argparse.ArgumentParser:
     )
     publish = commands.add_parser("publish", help="publish the committed state to analysts again")
     publish.add_argument("--warehouse", type=Path, default=settings.warehouse, help="DuckDB file")
+    rollback = commands.add_parser(
+        "rollback",
+        help="undo nights: restore the state kept after a committed night, republish it and "
+        "point latest at it",
+    )
+    rollback.add_argument(
+        "--to", required=True, metavar="YYYY-MM-DD", help="the committed night to go back to"
+    )
+    rollback.add_argument("--warehouse", type=Path, default=settings.warehouse, help="DuckDB file")
+    rollback.add_argument("--outbox", type=Path, default=settings.outbox, help="reports folder")
     return parser
+
+
+def _rollback(args: argparse.Namespace) -> None:
+    from allocation.rollback import rollback
+
+    params = RunParameters.build(
+        warehouse=args.warehouse, outbox=args.outbox, business_date=args.to
+    )
+    done = rollback(params)
+    print(f"Rolled back to night {done.night} (state restored from {done.restored_from}).")
+    print(f"  reports:   {done.reports} (latest)")
+    print(f"  warehouse: {params.warehouse} (republished)")
+    if done.moved_aside:
+        print(
+            f"  moved aside the reports of {len(done.moved_aside)} later night(s) to "
+            f"{done.moved_aside[0].parent}"
+        )
 
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
@@ -86,6 +114,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         dask_address=args.dask_address,
     )
     services.check_run_paths(params)
+    services.check_business_date_if_idle(params)  # one clean line; the flow checks again
 
     from allocation.flows.nightly import nightly_allocation
 
@@ -142,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             _report(_run(args))
+        elif args.command == "rollback":
+            _rollback(args)
         else:
             print(f"Published {args.warehouse} (kept as {_publish(args)})")
         return 0

@@ -18,6 +18,7 @@ CRASH_POINTS = (
     "while-writing-reports",
     "while-publishing",
 )
+# A rollback's own point (allocation/io/restore.py), not a step of the night: "while-restoring".
 
 
 def crash_point(name: str) -> None:

@@ -5,6 +5,7 @@ The Prefect flow calls these one task each; tests call them directly, without Pr
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -25,7 +26,12 @@ from allocation.io import validation
 from allocation.io.ingest import classify_batches, classify_orders
 from allocation.io.outbox import write_night
 from allocation.io.publish import publish_copy
-from allocation.io.unit_of_work import DuckDBUnitOfWork, check_warehouse_path, connect
+from allocation.io.unit_of_work import (
+    DuckDBUnitOfWork,
+    WarehouseError,
+    check_warehouse_path,
+    connect,
+)
 from allocation.manifest import apply_manifest_updates
 from allocation.settings import ParameterError, RunParameters
 
@@ -82,6 +88,57 @@ def already_ingested(params: RunParameters) -> set[tuple[str, str]]:
         return set()
     with DuckDBUnitOfWork(path) as uow:
         return uow.repo.ingested_files(params.business_date)
+
+
+def last_committed_date(params: RunParameters) -> dt.date | None:
+    """The business date of the latest committed night, None before the first one."""
+    path = state_db(params)
+    if not path.exists():
+        return None
+    con = connect(path, read_only=True)
+    try:
+        found = con.sql(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'runs'"
+        ).fetchall()[0][0]
+        if not found:
+            return None
+        last = con.sql("SELECT max(business_date) FROM runs").fetchall()[0][0]
+        return last if isinstance(last, dt.date) else None
+    finally:
+        con.close()
+
+
+def check_business_date(params: RunParameters) -> None:
+    """Refuses a business date earlier than the last committed night, before anything is read.
+
+    Such a night would allocate later nights' backorders under the earlier date, and the later
+    night's reports and `latest` would stop matching the warehouse. The last committed date
+    itself may run again (with or without new files); an older one only after a rollback to it,
+    as its reports cannot be reproduced from today's state (docs/operations.md)."""
+    last = last_committed_date(params)
+    day = params.business_date
+    if last is not None and day < last:
+        raise ParameterError(
+            f"business date {day} is earlier than the last committed night {last}: run {last} "
+            f"or a later date; to redo {day}, roll back to it first "
+            f"(allocation rollback --to {day}, see docs/operations.md)"
+        )
+
+
+def check_business_date_if_idle(params: RunParameters) -> None:
+    """`check_business_date` before a run starts (the CLI, for one clean line), only if no run
+    holds the warehouse: opening the state beside a running night would make that night fail
+    to open it. Otherwise nothing: the run checks again under the run lock."""
+    from allocation.io.run_lock import RunLockTimeout, run_lock
+
+    idle = run_lock(
+        params.state_dir / "run.lock",
+        run_id="check-business-date",
+        business_date=params.business_date.isoformat(),
+        timeout=0,
+    )
+    with contextlib.suppress(RunLockTimeout, WarehouseError), idle:  # WarehouseError: later
+        check_business_date(params)
 
 
 def load_inbox(inbox: Path, skip: set[tuple[str, str]]) -> ValidatedInbox:
@@ -268,7 +325,16 @@ def allocate_night(
     day = params.business_date
     with DuckDBUnitOfWork(state_db(params)) as uow:
         repo = uow.repo
-        batches = classify_batches(night.batches, repo.known_batches(night.batches))
+        batches = classify_batches(
+            night.batches,
+            repo.known_batches(night.batches),
+            repo.received_manifest_rows(night.batches),
+            repo.loaded_before(night.files.filter(pl.col("kind") == "batches")),
+        )
+        repo.add_rows(
+            "manifest_rows",
+            batches.received.with_columns(business_date=pl.lit(day), run_id=pl.lit(run_id)),
+        )
         repo.add_batches(batches.new, day)
         changes = apply_manifest_updates(repo, batches.updates, day, run_id)
 
@@ -461,6 +527,7 @@ def run_night(params: RunParameters, run_id: str | None = None) -> dict[str, Any
         business_date=params.business_date.isoformat(),
         timeout=params.lock_timeout_seconds,
     ):
+        check_business_date(params)
         night = load_inbox(params.inbox, already_ingested(params))
         outcome = allocate_night(params, night, run_id, started)
         del night  # the night's rows: the reports read the warehouse

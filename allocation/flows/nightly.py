@@ -168,6 +168,7 @@ def nightly_allocation(
         business_date=params.business_date.isoformat(),
         timeout=params.lock_timeout_seconds,
     ):
+        services.check_business_date(params)  # a ParameterError: not retried, nothing read
         skip = check_already_ingested(params)
         night = load(params.inbox, skip)
         outcome = allocate(params, night, run_id, started)

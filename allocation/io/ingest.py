@@ -8,7 +8,8 @@ batch manifests, where a new eta or quantity is an update (the book's chapter 9)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -24,6 +25,12 @@ class Classified:
     updates: pl.DataFrame  # batches only: rows that change a known batch, in arrival order
     duplicates: int
     rejected: pl.DataFrame  # rejection frame: kind, source_file, line, reason, raw
+    # batches only: the rows to remember as received (MANIFEST_ROW columns), see classify_batches
+    received: pl.DataFrame = field(default_factory=pl.DataFrame)
+
+
+#: What identifies a manifest row once received: the file's name and the row's values.
+MANIFEST_ROW = ["source_file", "reference", "sku", "qty", "eta"]
 
 
 def _rejections(kind: Kind, frame: pl.DataFrame, reason: pl.Expr) -> pl.DataFrame:
@@ -125,15 +132,61 @@ def classify_orders(tonight: pl.DataFrame, known: pl.DataFrame) -> Classified:
     )
 
 
-def classify_batches(tonight: pl.DataFrame, known: pl.DataFrame) -> Classified:
+def already_received(
+    tonight: pl.DataFrame, received: pl.DataFrame, redelivered: Collection[str] = ()
+) -> pl.Series:
+    """Which of tonight's manifest rows were received before (the rule, README "Inbox contract").
+
+    A row is identified by its file's name and its values: the n-th row of `batches/m1.csv`
+    reading `X,LAMP,4,` is the one received before if that file name delivered `X,LAMP,4,` at
+    least n times. So a file read again, unchanged or grown by appended rows, only brings what is
+    new in it, and a row a file name never delivered is news even when it repeats a value the
+    batch had before (a supplier reverting). `received`: MANIFEST_ROW and `times` (how often each
+    was received). `redelivered`: files whose exact bytes (same name, same SHA-256) were loaded
+    before: all of their rows were received (warehouses older than the row record know this)."""
+    if tonight.is_empty():
+        return pl.Series("_seen", [], dtype=pl.Boolean)
+    numbered = tonight.select(MANIFEST_ROW).with_columns(
+        _occurrence=pl.int_range(1, pl.len() + 1).over(MANIFEST_ROW),
+        _order=pl.int_range(pl.len()),
+    )
+    counted = numbered.join(
+        received.select(*MANIFEST_ROW, "times"),
+        on=MANIFEST_ROW,
+        how="left",
+        nulls_equal=True,  # an empty eta (in stock) is a value like any other here
+        maintain_order="left",
+    ).sort("_order")
+    seen = (pl.col("_occurrence") <= pl.col("times").fill_null(0)) | pl.col("source_file").is_in(
+        pl.Series(list(redelivered), dtype=pl.String).implode()
+    )
+    return counted.select(seen.alias("_seen"))["_seen"]
+
+
+def classify_batches(
+    tonight: pl.DataFrame,
+    known: pl.DataFrame,
+    received: pl.DataFrame | None = None,
+    redelivered: Collection[str] = (),
+) -> Classified:
     """`tonight`: validated manifest rows in arrival order. `known`: batches with the same
     references (reference, known_sku, known_qty, known_eta, known_date, known_file, known_line).
+    `received`, `redelivered`: what was received before (see `already_received`).
 
-    A batch never changes sku; a new qty or eta for a known reference is an update, applied in
-    arrival order; repeating the current values is a duplicate."""
+    A row received before is a duplicate and changes nothing. Of the others, in arrival order: a
+    batch never changes sku; a new qty or eta for a known reference is an update; repeating the
+    batch's current values is a duplicate. `Classified.received` holds every row to remember as
+    received (all valid rows not received before, except the rejected ones)."""
+    seen = (
+        already_received(tonight, received, redelivered)
+        if received is not None
+        else pl.Series("_seen", [False] * tonight.height, dtype=pl.Boolean)
+    )
+    repeats = int(seen.sum())
     ref = "reference"
     frame = (
         tonight.with_row_index("_seq")
+        .filter(~seen)
         .join(known, on=ref, how="left")
         .with_columns(
             _sku=pl.coalesce("known_sku", pl.col("sku").first().over(ref, order_by="_seq")),
@@ -174,7 +227,7 @@ def classify_batches(tonight: pl.DataFrame, known: pl.DataFrame) -> Classified:
     return Classified(
         new=kept.filter(~pl.col("_known")).select(tonight.columns),
         updates=updates,
-        duplicates=kept.filter(pl.col("_known") & same).height,
+        duplicates=repeats + kept.filter(pl.col("_known") & same).height,
         rejected=_rejections(
             "batches",
             wrong_sku,
@@ -186,4 +239,5 @@ def classify_batches(tonight: pl.DataFrame, known: pl.DataFrame) -> Classified:
                 "sku",
             ),
         ),
+        received=kept.select(*MANIFEST_ROW, "line"),
     )

@@ -29,8 +29,9 @@ class PublishError(RuntimeError):
 
 def publish_copy(state_db: Path, warehouse: Path, history_dir: Path, label: str, keep: int) -> Path:
     """Copies the closed, checkpointed working database over `warehouse` atomically (a complete
-    new file in the analysts' storage version, renamed into place) and keeps a link to it under
-    `history_dir/<label>.duckdb`; returns the history path.
+    new file in the analysts' storage version, renamed into place) and keeps a copy of the
+    working database itself under `history_dir/<label>.duckdb` (`keep_copy`); returns the history
+    path.
 
     The caller must have closed every connection to `state_db` after a CHECKPOINT (no `.wal`).
     """
@@ -70,16 +71,34 @@ def publish_copy(state_db: Path, warehouse: Path, history_dir: Path, label: str,
             f"{stale_wal} is there ({error}): delete that file"
         ) from error
     fsync_dir(warehouse.parent)
-    history_dir.mkdir(parents=True, exist_ok=True)
-    kept = history_dir / f"{label}.duckdb"
-    kept.unlink(missing_ok=True)
     try:
-        os.link(warehouse, kept)
-    except OSError:  # no hard links here: a full copy, made whole before it gets its name
-        partial = history_dir / f".{label}.partial"
-        shutil.copyfile(warehouse, partial)
-        os.replace(partial, kept)
+        kept = keep_copy(state_db, history_dir, label)
+    except OSError as error:
+        raise PublishError(
+            f"the night is committed and published, but its copy for rollbacks could not be "
+            f"written in {history_dir} ({error}). Free the space, then run: allocation publish "
+            f"--warehouse {warehouse}"
+        ) from error
     _prune(history_dir, keep)
+    return kept
+
+
+def keep_copy(state_db: Path, history_dir: Path, label: str) -> Path:
+    """Keeps a copy of the closed working state as `history_dir/<label>.duckdb`, the source of
+    `allocation rollback`. A real copy of the state file, never a link to the analysts' file:
+    an analyst's read-write session there must not change what a rollback restores. Made whole
+    under a temporary name, then renamed: a kill leaves the previous copy or the new one."""
+    kept = history_dir / f"{label}.duckdb"
+    partial = history_dir / f".{label}.partial"
+    try:
+        history_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(state_db, partial)
+        fsync_file(partial)
+        os.replace(partial, kept)
+    except OSError:
+        partial.unlink(missing_ok=True)
+        raise
+    fsync_dir(history_dir)
     return kept
 
 

@@ -102,6 +102,25 @@ class DuckDBRepository:
             references.select("reference"),
         )
 
+    def received_manifest_rows(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """How often each manifest row (file name and values) of the files in `rows` was
+        received before: source_file, reference, sku, qty, eta, times."""
+        return self._query(
+            "SELECT m.source_file, m.reference, m.sku, m.qty, m.eta, count(*)::BIGINT AS times "
+            "FROM manifest_rows m SEMI JOIN {frame} f USING (source_file) "
+            "GROUP BY ALL",
+            rows.select("source_file").unique(),
+        )
+
+    def loaded_before(self, files: pl.DataFrame) -> list[str]:
+        """Names of the files (file_name, sha256) whose exact bytes a run already loaded."""
+        found = self._query(
+            "SELECT DISTINCT i.file_name FROM ingested_files i SEMI JOIN {frame} f "
+            "ON i.file_name = f.file_name AND i.sha256 = f.sha256 WHERE i.status = 'loaded'",
+            files.select("file_name", "sha256"),
+        )
+        return [str(name) for name in found["file_name"]]
+
     def next_arrival_seq(self) -> int:
         rows = self.con.sql("SELECT coalesce(max(arrival_seq), 0) FROM order_lines").fetchall()
         return int(rows[0][0]) + 1

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import duckdb
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _V1_TABLES = """
 CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL);
@@ -78,6 +78,17 @@ CREATE TABLE reallocations (
 # Version 3: no table change; every analyst column documented, the views revised. Views and
 # comments are derived objects, rebuilt after every upgrade, so changing either one is a new
 # version (a warehouse at the previous version would otherwise keep the old text).
+
+# Version 4: every manifest row received is remembered, so that reading a file again does not
+# replay it (README, inbox contract). Warehouses upgraded from version 3 have no such rows: their
+# files are recognised by name and checksum in `ingested_files` instead.
+_V4_TABLES = """
+CREATE TABLE manifest_rows (
+    source_file VARCHAR NOT NULL, line BIGINT NOT NULL, reference VARCHAR NOT NULL,
+    sku VARCHAR NOT NULL, qty BIGINT NOT NULL, eta DATE,
+    business_date DATE NOT NULL, run_id VARCHAR NOT NULL
+);
+"""
 
 # Views are rebuilt after every upgrade. "Today" for an analyst is the latest committed night.
 # Sums over a sku are HUGEINT in DuckDB; every quantity fits BIGINT but their sum may not, so sums
@@ -290,6 +301,20 @@ COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
             "run_id": "Run that applied it.",
         },
     ),
+    "manifest_rows": (
+        "Every manifest row received (applied or not), so that a file read again is not applied "
+        "again.",
+        {
+            "source_file": "Inbox file the row came from (relative to the inbox).",
+            "line": "1-based data row in that file.",
+            "reference": "Batch reference.",
+            "sku": "Its sku.",
+            "qty": "Purchased quantity the row said.",
+            "eta": "ETA the row said (NULL = in stock).",
+            "business_date": "Night that received it.",
+            "run_id": "Run that received it.",
+        },
+    ),
     "schema_version": (
         "Warehouse schema versions applied, newest last.",
         {
@@ -340,7 +365,16 @@ def _v3(con: duckdb.DuckDBPyConnection) -> None:
     """Nothing to change in the tables: the views and comments are rebuilt after it."""
 
 
-MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {1: _v1, 2: _v2, 3: _v3}
+def _v4(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(_V4_TABLES)
+
+
+MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
+    1: _v1,
+    2: _v2,
+    3: _v3,
+    4: _v4,
+}
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:

@@ -162,3 +162,52 @@ def test_a_batch_row_with_another_sku_is_rejected_and_does_not_disturb_the_rest(
     assert reason.startswith("batch b1 has sku RETRO-CLOCK (received on 2026-11-24")
     assert "a batch cannot change sku (got SMALL-TABLE)" in reason
     assert result.updates.select("qty", "old_qty").rows() == [(9, 5)]
+
+
+def received(*rows: tuple[str, str, int, dt.date | None, int]) -> pl.DataFrame:
+    return pl.DataFrame(
+        [("batches/a.csv", r, s, q, e, n) for r, s, q, e, n in rows],
+        schema={
+            "source_file": pl.String,
+            "reference": pl.String,
+            "sku": pl.String,
+            "qty": pl.Int64,
+            "eta": pl.Date,
+            "times": pl.Int64,
+        },
+        orient="row",
+    )
+
+
+def test_rows_a_file_already_delivered_are_duplicates_and_change_nothing() -> None:
+    # a.csv delivered b1 with 1 (in stock), then 4; read again it changes nothing, though the
+    # batch is at 4 now and the first row says 1.
+    result = classify_batches(
+        batches(("b1", "LAMP", 1, None), ("b1", "LAMP", 4, None)),
+        known_batches(("b1", "LAMP", 4, None)),
+        received(("b1", "LAMP", 1, None, 1), ("b1", "LAMP", 4, None, 1)),
+    )
+    assert (result.duplicates, result.updates.height, result.new.height) == (2, 0, 0)
+    assert result.received.height == 0
+
+
+def test_a_row_delivered_more_often_than_before_is_news() -> None:
+    # a.csv grew: its third row goes back to 1, which that file said once before, not twice.
+    result = classify_batches(
+        batches(("b1", "LAMP", 1, None), ("b1", "LAMP", 4, None), ("b1", "LAMP", 1, None)),
+        known_batches(("b1", "LAMP", 4, None)),
+        received(("b1", "LAMP", 1, None, 1), ("b1", "LAMP", 4, None, 1)),
+    )
+    assert result.duplicates == 2
+    assert result.updates.select("line", "qty", "old_qty").rows() == [(3, 1, 4)]
+    assert result.received.select("line", "qty").rows() == [(3, 1)]
+
+
+def test_every_row_of_a_file_loaded_before_byte_for_byte_is_a_duplicate() -> None:
+    result = classify_batches(
+        batches(("b1", "LAMP", 1, None), ("b1", "LAMP", 4, None)),
+        known_batches(("b1", "LAMP", 4, None)),
+        received(),
+        redelivered=["batches/a.csv"],
+    )
+    assert (result.duplicates, result.updates.height) == (2, 0)
