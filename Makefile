@@ -16,7 +16,7 @@ PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 # The work pool is named once, in prefect.yaml (read when a recipe needs it, after `install`).
 WORK_POOL ?= $(shell $(BIN)/python -c "import yaml; print(yaml.safe_load(open('prefect.yaml'))['deployments'][0]['work_pool']['name'])")
 
-.PHONY: install run test lint typecheck unit fuzz bench server deploy worker lock clean
+.PHONY: install run test lint typecheck unit fuzz bench analyst server deploy worker lock clean
 
 install: $(STAMP)
 
@@ -56,6 +56,22 @@ ifdef PREFECT_SERVER_API_AUTH_STRING
 export PREFECT_API_AUTH_STRING ?= $(PREFECT_SERVER_API_AUTH_STRING)
 endif
 SERVER_HOST ?= 127.0.0.1
+
+# The pinned DuckDB 1.x command-line client (dev dependency duckdb-cli), read-only on the
+# published warehouse: `make analyst`, or `make analyst WAREHOUSE=path/to/warehouse.duckdb`.
+# Only WAREHOUSE= on make's command line chooses the file (a WAREHOUSE variable in the shell, a
+# Snowflake warehouse's name say, does not); it reaches the shell through the environment, so any
+# file name works.
+analyst: export ANALYST_WAREHOUSE := $(if $(filter command line,$(origin WAREHOUSE)),$(WAREHOUSE),data/warehouse.duckdb)
+analyst: install
+	@if [ ! -e "$$ANALYST_WAREHOUSE" ]; then \
+	  echo "make analyst: no warehouse at $$ANALYST_WAREHOUSE yet: run a night first (make run, or allocation run --warehouse FILE), or choose one with make analyst WAREHOUSE=path/to/warehouse.duckdb" >&2; \
+	  exit 2; \
+	elif [ ! -f "$$ANALYST_WAREHOUSE" ]; then \
+	  echo "make analyst: $$ANALYST_WAREHOUSE is not a file: give the warehouse's .duckdb file with WAREHOUSE=..." >&2; \
+	  exit 2; \
+	fi; \
+	exec $(BIN)/duckdb -readonly "$$ANALYST_WAREHOUSE"
 
 # The Prefect server and UI on http://$(SERVER_HOST):$(PREFECT_PORT), telemetry off; loopback
 # only unless basic auth is on (docs/prefect.md: running the server for a team). PREFECT_UI_URL

@@ -12,7 +12,8 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+import duckdb
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -41,6 +42,45 @@ def parse_business_date(text: str | dt.date) -> dt.date:
         raise ParameterError(
             f"business_date {text!r} is not a real calendar date: use YYYY-MM-DD, e.g. 2026-11-26"
         ) from None
+
+
+# The analysts' file: DuckDB 1.0 and older cannot read the warehouse's primary-key indexes when
+# written in their storage versions, so v1.1.0 (DuckDB 1.1.0 and newer) is the oldest that holds it.
+DEFAULT_STORAGE_VERSION = "v1.1.0"
+OLDEST_STORAGE_VERSION = (1, 1, 0)
+# Publishes the working file byte for byte: the pipeline's own format, fastest, DuckDB 2.x only.
+BYTE_COPY = "pipeline"
+NEWEST = "latest"
+STORAGE_VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
+
+
+def parse_storage_version(text: str) -> str:
+    """`v1.1.0` (or newer), `latest` or `pipeline`; anything else raises ValueError saying why."""
+    value = text.strip().lower()
+    if value in (BYTE_COPY, NEWEST):
+        return value
+    match = STORAGE_VERSION.match(value)
+    if not match:
+        raise ValueError(
+            f"{text!r} is not a DuckDB storage version: use vMAJOR.MINOR.PATCH such as "
+            f"{DEFAULT_STORAGE_VERSION} (the default), {NEWEST} or {BYTE_COPY}"
+        )
+    if tuple(int(part) for part in match.groups()) < OLDEST_STORAGE_VERSION:
+        raise ValueError(
+            f"{text!r} is older than the warehouse allows: DuckDB before 1.1 cannot read its "
+            f"primary keys, so such a file would not open; use {DEFAULT_STORAGE_VERSION} or newer"
+        )
+    probe = duckdb.connect(":memory:")
+    try:
+        probe.execute("ATTACH ':memory:' AS probe (STORAGE_VERSION ?)", [value])
+    except duckdb.InvalidInputException:
+        raise ValueError(
+            f"{text!r} is not a storage version DuckDB {duckdb.__version__} knows: use a released "
+            f"version such as {DEFAULT_STORAGE_VERSION}, or {NEWEST}"
+        ) from None
+    finally:
+        probe.close()
+    return value
 
 
 class Settings(BaseSettings):
@@ -96,6 +136,22 @@ class Settings(BaseSettings):
         """`data_roots` as resolved absolute folders (relative ones: from the working dir)."""
         parts = [part.strip() for part in self.data_roots.split(":")]
         return tuple(Path(part).expanduser().resolve() for part in parts if part)
+
+    warehouse_storage_version: str = Field(
+        DEFAULT_STORAGE_VERSION,
+        description="DuckDB storage version of the published warehouse: DuckDB clients of that "
+        "version and newer open it (v1.1.0, the default, is the oldest the warehouse allows); "
+        "latest for the newest format, pipeline to publish the working file byte for byte "
+        "(fastest, DuckDB 2.x clients only). The working state keeps the current format.",
+    )
+
+    @field_validator("warehouse_storage_version")
+    @classmethod
+    def _known_storage_version(cls, value: str) -> str:
+        try:
+            return parse_storage_version(value)
+        except ValueError as error:
+            raise ValueError(f"ALLOCATION_WAREHOUSE_STORAGE_VERSION {error}") from None
 
 
 class RunParameters(BaseModel):

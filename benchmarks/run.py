@@ -12,8 +12,9 @@ and ``dask`` (``--task-runner dask`` without an address: the run starts a tempor
 Each is a fresh process timed by the kernel (``os.wait4``: wall time, peak RSS of the largest
 process); a sampler adds the peak RSS of the whole process tree (allocation workers and Dask
 workers included: the cluster's nannies run in the run's process and spawn the workers as its
-children). Time per step comes from the run's own log. Then (c) the book's per-line loop against
-ours at 2.5k-10k lines.
+children). Time per step comes from the run's own log; after the local run, the publish step alone
+is timed on its working state before and after issue 14 (``benchmarks.publish``). Then (c) the
+book's per-line loop against ours at 2.5k-10k lines.
 
 The table goes to ``docs/benchmarks.md`` between the ``bench:start``/``bench:end`` markers, with
 the machine it ran on; text outside the markers is kept. Timings are noisy on a shared machine:
@@ -44,6 +45,7 @@ from pathlib import Path
 import psutil
 
 from benchmarks import book
+from benchmarks import publish as publish_bench
 from benchmarks.generate import BUSINESS_DATE, generate, sku_count
 
 REPO = Path(__file__).resolve().parents[1]
@@ -376,6 +378,7 @@ def report(
     repeat: int,
     info: list[str],
     dask_workers: int = 2,
+    published: list[publish_bench.Published] | None = None,
 ) -> str:
     runners = list(dict.fromkeys(r.runner for r in results))
     setting = [f"`ALLOCATION_WORKERS={workers}`"] if "local" in runners else []
@@ -432,6 +435,8 @@ def report(
             + f" | {wrap:.2f} | "
             f"{rate('Loaded')} | {rate('Validated')} | {rate('Allocated')} |"
         )
+    if published:
+        out += publish_bench.table(published, label)
     if growth:
         out += [
             "",
@@ -502,6 +507,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     try:
         results = []
+        published: list[publish_bench.Published] = []
         with prefect_server(work) as server_env:
             for lines in sizes:
                 run_env = {**server_env, **settings}
@@ -512,13 +518,18 @@ def main(argv: list[str] | None = None) -> None:
                 ):
                     run_env.pop(name, None)  # runner chosen per run; Dask: a temporary cluster
                 results += measure(lines, runners, work, run_env, args.repeat, args.seed)
+                if "local" in runners:  # the publish step alone, before and after, same state
+                    state = work / f"site-{label(lines)}-local" / ".warehouse.duckdb.pipeline"
+                    published += publish_bench.measure(
+                        lines, state / "state.duckdb", work, run_env, args.repeat, timed
+                    )
         growth = book_growth(
             [parse_size(s) for s in args.book.split(",") if s.strip()], work, args.seed
         )
     finally:
         if not args.keep and args.work is None:
             shutil.rmtree(work, ignore_errors=True)
-    table = report(results, growth, args.workers, args.repeat, info, args.dask_workers)
+    table = report(results, growth, args.workers, args.repeat, info, args.dask_workers, published)
     print(table)
     if not args.no_write:
         write_doc(table)

@@ -13,8 +13,12 @@ import os
 import shutil
 from pathlib import Path
 
+import duckdb
+
 from allocation.faults import crash_point
+from allocation.io.compatible_copy import CopyError, write_copy
 from allocation.io.files import fsync_dir, fsync_file, remove_leftovers
+from allocation.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +28,10 @@ class PublishError(RuntimeError):
 
 
 def publish_copy(state_db: Path, warehouse: Path, history_dir: Path, label: str, keep: int) -> Path:
-    """Copies the closed, checkpointed working database over `warehouse` atomically and keeps a
-    copy of it under `history_dir/<label>.duckdb` (`keep_copy`); returns the history path.
+    """Copies the closed, checkpointed working database over `warehouse` atomically (a complete
+    new file in the analysts' storage version, renamed into place) and keeps a copy of the
+    working database itself under `history_dir/<label>.duckdb` (`keep_copy`); returns the history
+    path.
 
     The caller must have closed every connection to `state_db` after a CHECKPOINT (no `.wal`).
     """
@@ -41,15 +47,18 @@ def publish_copy(state_db: Path, warehouse: Path, history_dir: Path, label: str,
         warehouse.parent.mkdir(parents=True, exist_ok=True)
         remove_leftovers(warehouse.parent, f".{warehouse.name}.publish-*")
         remove_leftovers(history_dir, ".*.partial")
-        shutil.copyfile(state_db, tmp)  # a full disk fails here: the same message applies
+        # In the storage version of ALLOCATION_WAREHOUSE_STORAGE_VERSION, so that older DuckDB
+        # clients open it; a full disk fails here: the same message applies.
+        write_copy(state_db, tmp, Settings().warehouse_storage_version)
         fsync_file(tmp)
         crash_point("while-publishing")
         if warehouse.is_dir():
             raise IsADirectoryError(f"{warehouse} is a folder")
         stale_wal.unlink(missing_ok=True)
         os.replace(tmp, warehouse)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
+    except (OSError, duckdb.Error, CopyError) as error:
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):  # DuckDB may have left a log
+            leftover.unlink(missing_ok=True)
         raise PublishError(
             f"the night is committed but the analysts' copy {warehouse} could not be replaced "
             f"({error}). Free the path, then run: allocation publish --warehouse {warehouse}"

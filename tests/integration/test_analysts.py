@@ -581,6 +581,8 @@ def test_when_the_copy_cannot_be_replaced_the_night_commits_and_says_how_to_publ
 def test_a_full_disk_while_publishing_gives_the_same_advice(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The byte-for-byte publish (test_older_clients has a full disk in the compatible copy).
+    monkeypatch.setenv("ALLOCATION_WAREHOUSE_STORAGE_VERSION", "pipeline")
     site = sample_site(tmp_path)
     site.run(NIGHT_1)
     copyfile = shutil.copyfile

@@ -1,0 +1,174 @@
+"""The publish step alone, before and after the compatible copy, on a real night's working state.
+
+    python -m benchmarks.publish --state STATE.duckdb --out DIR --storage-version VERSION
+
+publishes STATE (a pipeline's closed working database) to DIR/warehouse.duckdb with
+`ALLOCATION_WAREHOUSE_STORAGE_VERSION=VERSION` in this process and prints one JSON line: the
+seconds `publish_copy` took (imports excluded) and the sizes. `benchmarks.run` runs it as a fresh
+process per version after each size's local pipeline run (`pipeline` = the byte-for-byte copy
+publishing did before, the default = the copy DuckDB 1.1+ clients read), timed by the kernel as
+every other process there, and renders the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+BEFORE = "pipeline"
+
+
+@dataclass
+class Published:
+    lines: int
+    version: str
+    seconds: float  # publish_copy alone, measured in the child
+    cpu_seconds: float  # its user + system CPU (DuckDB's threads included)
+    wall: float  # the whole child process
+    cpu: float
+    rss_mb: float  # the child's peak RSS (VmHWM), imports included
+    rss_before_mb: float  # its peak before publish_copy ran (imports, Python)
+    state_mb: float
+    published_mb: float
+    rows: int  # rows in the working database's tables
+
+
+def _peak_rss_bytes() -> int:
+    """This process's own peak RSS (`VmHWM`: unlike `ru_maxrss`, not inherited from the parent
+    that forked it before the exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def _child(state: Path, out: Path, version: str) -> dict[str, Any]:
+    os.environ["ALLOCATION_WAREHOUSE_STORAGE_VERSION"] = version
+    from allocation.io.publish import publish_copy
+
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    warehouse = out / "warehouse.duckdb"
+    rss_before = _peak_rss_bytes()
+    tick, cpu = time.perf_counter(), time.process_time()
+    publish_copy(state, warehouse, out / "published", "bench", 1)
+    seconds, cpu = time.perf_counter() - tick, time.process_time() - cpu
+    rss_after = _peak_rss_bytes()
+    con = duckdb.connect(str(state), read_only=True)
+    try:
+        rows = con.sql("SELECT sum(estimated_size)::BIGINT FROM duckdb_tables()").fetchall()[0][0]
+    finally:
+        con.close()
+    return {
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "rss_before_bytes": rss_before,
+        "rss_bytes": rss_after,
+        "state_bytes": state.stat().st_size,
+        "published_bytes": warehouse.stat().st_size,
+        "rows": int(rows or 0),
+    }
+
+
+def measure(
+    lines: int,
+    state: Path,
+    work: Path,
+    env: dict[str, str],
+    repeat: int,
+    timed: Callable[[list[str], dict[str, str], Path], Any],
+) -> list[Published]:
+    """Publishes `state` before (byte copy) and after (the default storage version), `repeat`
+    times each in turn, each in a fresh process; the best of each."""
+    from allocation.settings import DEFAULT_STORAGE_VERSION
+
+    best: dict[str, Published] = {}
+    for attempt in range(repeat):
+        for version in (BEFORE, DEFAULT_STORAGE_VERSION):
+            run = timed(
+                [
+                    *(sys.executable, "-m", "benchmarks.publish", "--state", str(state)),
+                    *("--out", str(work / f"publish-{lines}-{version}")),
+                    *("--storage-version", version),
+                ],
+                env,
+                work / f"publish-{lines}-{version}-{attempt}.log",
+            )
+            if run.code != 0:
+                raise RuntimeError(f"publishing failed:\n{run.output[-3000:]}")
+            found = json.loads(run.output.strip().splitlines()[-1])
+            result = Published(
+                lines=lines,
+                version=version,
+                seconds=found["seconds"],
+                cpu_seconds=found["cpu_seconds"],
+                wall=run.wall,
+                cpu=run.cpu,
+                rss_mb=found["rss_bytes"] / 2**20,
+                rss_before_mb=found["rss_before_bytes"] / 2**20,
+                state_mb=found["state_bytes"] / 2**20,
+                published_mb=found["published_bytes"] / 2**20,
+                rows=found["rows"],
+            )
+            print(f"publish {lines:,} lines, {version}: {result.seconds:.2f}s", flush=True)
+            if version not in best or result.seconds < best[version].seconds:
+                best[version] = result
+        shutil.rmtree(work / f"publish-{lines}-{BEFORE}", ignore_errors=True)
+    return list(best.values())
+
+
+def table(results: list[Published], label: Callable[[int], str]) -> list[str]:
+    """The markdown rows of the publish comparison."""
+    out = [
+        "",
+        "The publish step alone on the same night's working state, each in a fresh process "
+        f"(`benchmarks/publish.py`): *before* = `{BEFORE}` (the byte-for-byte copy publishing "
+        "did before issue 14), *after* = the default storage version (`COPY FROM DATABASE` into "
+        "a file DuckDB 1.1+ reads, then both catalogs and row counts compared). *publish_copy* is "
+        "`publish_copy` alone, wall (CPU of all its threads); the process columns add Python "
+        "and imports; the ratio is after ÷ before in wall (CPU):",
+        "",
+        "| lines | storage version | rows in the warehouse | publish_copy wall (CPU) | "
+        "process wall (CPU) | process peak RSS (before publish_copy) | working file | published file | after ÷ before |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    before = {r.lines: r for r in results if r.version == BEFORE}
+    for r in results:
+        ratio = ""
+        if r.version != BEFORE:
+            was = before[r.lines]
+            ratio = (
+                f"**{r.seconds / was.seconds:,.0f}×** "
+                f"({r.cpu_seconds / max(was.cpu_seconds, 0.001):,.0f}×)"
+            )
+        out.append(
+            f"| {label(r.lines)} | {r.version} | {r.rows:,} | {r.seconds:.2f} s "
+            f"({r.cpu_seconds:.2f} s) | "
+            f"{r.wall:.2f} s ({r.cpu:.2f} s) | {r.rss_mb:,.0f} MiB ({r.rss_before_mb:,.0f} MiB) | "
+            f"{r.state_mb:,.0f} MiB | "
+            f"{r.published_mb:,.0f} MiB | {ratio} |"
+        )
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--state", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--storage-version", required=True)
+    args = parser.parse_args(argv)
+    print(json.dumps(_child(args.state, args.out, args.storage_version)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
