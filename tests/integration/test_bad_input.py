@@ -702,7 +702,7 @@ def test_bad_rows_in_parquet_and_json_lines_files_are_rejected_by_line(site: Sit
         pytest.param("{}\n{}\n", [{}, {}], id="only-empty-objects"),
         pytest.param(
             '{}\n{"orderid": "o1", "sku": "LAMP", "qty": 1}\n{}\n',
-            [{"orderid": None, "sku": None, "qty": None}] * 2,
+            [{}, {}],  # raw is each row as received, not the keys other rows brought
             id="empty-objects-around-a-row",
         ),
     ],
