@@ -34,7 +34,7 @@ from datetime import time
 from functools import partial
 from itertools import islice
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 import polars as pl
 
@@ -563,10 +563,7 @@ def _parse_csv(file: InboxFile, reader: Iterator[list[str]]) -> FileRead:
                     good_lines.append(number)
                 else:
                     bad_lines.append(number)
-                    bad_reasons.append(
-                        f"row has {len(row)} field{'' if len(row) == 1 else 's'}, "
-                        f"header has {width}"
-                    )
+                    bad_reasons.append(_ragged_reason(row, width))
                     bad_raws.append(_dumps(row))
             lines = good_lines
         line += len(rows)
@@ -578,6 +575,22 @@ def _parse_csv(file: InboxFile, reader: Iterator[list[str]]) -> FileRead:
         rows=rows_frame,
         rejected=_rejections(file.kind, file.source_file, bad_lines, bad_reasons, bad_raws),
         extra_columns=header.extra,
+    )
+
+
+def _ragged_reason(row: list[str], width: int) -> str:
+    """Why a row with the wrong number of fields is rejected. A field holding line breaks means
+    a quote opened and was closed lines later (or never): say so, since the next rows of the
+    file were swallowed into this one."""
+    found = f"row has {len(row)} field{'' if len(row) == 1 else 's'}, header has {width}"
+    breaks = sum(field.count("\n") for field in row[:-1]) + row[-1].rstrip("\r\n").count("\n")
+    if not breaks:
+        return found
+    opened = next(i for i, field in enumerate(row, 1) if "\n" in field)
+    return (
+        f"{found}: the quote opening field {opened} is not closed on its line, so the "
+        f"next {breaks} line(s) of the file were read into this row; close the quote (or "
+        'double a quote inside a value: "") and send the file again'
     )
 
 
@@ -655,6 +668,8 @@ def _as_text(column: pl.Series, *, used: bool) -> pl.Series:
     if dtype == pl.String:
         return column
     if isinstance(dtype, pl.List | pl.Array | pl.Struct):
+        if used:  # a list or a struct is no sku, qty or date
+            raise ValueError("it holds lists or structs, not values: write it as text or numbers")
         frame = column.to_frame("v")
         as_json = pl.struct("v").struct.json_encode().str.slice(5).str.head(-1)
         return frame.select(pl.when(pl.col("v").is_not_null()).then(as_json)).to_series()

@@ -112,11 +112,11 @@ def read_jsonl(file: InboxFile) -> FileRead:
                     )
                 if tuple(obj) == required:  # the usual row: the required keys, in order
                     values = list(obj.values())
-                    for slot, value in enumerate(values):
+                    for i, value in enumerate(values):
                         if type(value) is int:
-                            values[slot] = str(value)
+                            values[i] = str(value)
                         elif value is not None and type(value) is not str:
-                            values[slot] = _value_text(required[slot], value)
+                            values[i] = _value_text(required[i], value)
                     raw = None  # exactly ``raw_text(kind)``: left out, as for a plain CSV
                 else:
                     keys = frozenset(obj)
@@ -128,11 +128,13 @@ def read_jsonl(file: InboxFile) -> FileRead:
                     values = [None] * len(required)
                     for key, value in obj.items():
                         name = names[key]
-                        slot = slots.get(name)
+                        position = slots.get(name)
                         if value is not None and type(value) is not str:
-                            value = obj[key] = _value_text(name if slot is not None else None, value)
-                        if slot is not None:
-                            values[slot] = value
+                            value = obj[key] = _value_text(
+                                name if position is not None else None, value
+                            )
+                        if position is not None:
+                            values[position] = value
                     raw = inbox._dumps(obj)
             except _RowProblem as problem_:
                 reason = str(problem_)
@@ -158,8 +160,8 @@ def read_jsonl(file: InboxFile) -> FileRead:
         frames.append(_frame(file, rows, raws, row_lines))
     rejected = inbox._rejections(kind, file.source_file, bad_lines, bad_reasons, bad_raws)
     extra = tuple(key for key, name in names.items() if name not in required)
-    rows = pl.concat(frames) if frames else inbox.empty_rows(kind)
-    return FileRead(file, rows, rejected, extra)
+    table = pl.concat(frames) if frames else inbox.empty_rows(kind)
+    return FileRead(file, table, rejected, extra)
 
 
 def _frame(

@@ -229,7 +229,11 @@ def test_an_unclosed_quote_rejects_the_row_it_swallows_not_the_file(inbox: Path)
     result = read(inbox, "orders/a.csv")
 
     assert result.rows["orderid"].to_list() == ["A1"]
-    assert result.rejected["reason"].to_list() == ["row has 2 fields, header has 3"]
+    assert result.rejected["reason"].to_list() == [
+        "row has 2 fields, header has 3: the quote opening field 2 is not closed on its line, "
+        "so the next 1 line(s) of the file were read into this row; close the quote (or double "
+        'a quote inside a value: "") and send the file again'
+    ]
     assert json.loads(result.rejected["raw"][0]) == ["A2", "DESK,2\nA3,BED,3\n"]
 
 
