@@ -454,7 +454,7 @@ def run_night(params: RunParameters, run_id: str | None = None) -> dict[str, Any
 
     run_id = run_id or str(uuid.uuid4())
     started = dt.datetime.now(dt.UTC)
-    check_run_paths(params)
+    check_inbox(params.inbox)
     with run_lock(
         params.state_dir / "run.lock",
         run_id=run_id,

@@ -31,9 +31,12 @@ def publish_copy(state_db: Path, warehouse: Path, history_dir: Path, label: str,
 
     The caller must have closed every connection to `state_db` after a CHECKPOINT (no `.wal`).
     """
-    problem = not_ours(warehouse) if warehouse.exists() else None
+    problem = not_ours(warehouse) if warehouse.is_file() else None  # a folder: see below
     if problem is not None:
-        raise PublishError(f"the night is committed, but it was not published: {problem}")
+        raise PublishError(
+            f"the night is committed, but it was not published: {problem}; then run: "
+            f"allocation publish --warehouse {warehouse}"
+        )
     wal = state_db.with_name(state_db.name + ".wal")
     if wal.exists():
         raise PublishError(f"{state_db} still has a write-ahead log; it was not closed cleanly")

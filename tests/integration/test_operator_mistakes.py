@@ -16,9 +16,11 @@ import pytest
 from prefect.states import Failed
 
 from allocation import cli
+from allocation.flows import nightly
 from allocation.flows.nightly import not_a_full_disk
 from allocation.io.disk import is_disk_full
 from allocation.io.outbox import ReportsNotWritten
+from allocation.io.publish import PublishError
 from allocation.io.run_lock import RunLockError
 from allocation.io.unit_of_work import WarehouseError
 from allocation.settings import ParameterError, Settings
@@ -82,13 +84,29 @@ def test_a_duckdb_file_the_pipeline_did_not_create_is_never_replaced(
     assert not site.outbox.exists()
 
 
-def test_an_empty_duckdb_file_is_not_the_pipelines_either(site: Site) -> None:
+def test_an_empty_duckdb_file_is_not_the_pipelines_either(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
     a_night(site)
     duckdb.connect(str(site.warehouse)).close()
 
-    with pytest.raises(WarehouseError, match="did not create \\(tables: none\\)") as raised:
+    assert cli.main(run_cli(site)) == 3
+    assert "did not create (tables: none)" in one_line(capsys.readouterr().err)
+
+
+def test_a_foreign_duckdb_file_found_only_when_publishing_is_kept_and_exit_4(site: Site) -> None:
+    # Run without the CLI's checks (as a bare ``run_night`` does): the last line of defence.
+    a_night(site)
+    con = duckdb.connect(str(site.warehouse))
+    con.execute("CREATE TABLE precious AS SELECT 42 AS answer")
+    con.close()
+
+    with pytest.raises(PublishError, match="did not create") as raised:
         site.run(DAY)
-    assert exit_code(raised.value) == 3
+
+    assert exit_code(raised.value) == 4
+    assert "the night is committed" in str(raised.value)
+    assert site.query("SELECT answer FROM precious") == [(42,)]
 
 
 def test_a_published_copy_remade_table_by_table_is_still_the_pipelines(site: Site) -> None:
@@ -238,6 +256,11 @@ def test_a_full_disk_is_told_apart_from_other_errors_and_never_retried() -> None
     other = OSError(errno.EACCES, "Permission denied")
     assert not is_disk_full(other)
     assert not_a_full_disk(None, None, Failed(data=other))
+    # Every retried step of the flow asks first.
+    for step in (nightly.check_already_ingested, nightly.load, nightly.allocate):
+        assert step.retries == 2 and step.retry_condition_fn is not_a_full_disk
+    for step in (nightly.write_reports, nightly.publish):
+        assert step.retries == 2 and step.retry_condition_fn is not_a_full_disk
 
 
 @pytest.fixture
