@@ -52,10 +52,13 @@ def _open_lock(path: Path) -> int:
             f"cannot create the run lock {path}: {error.strerror or error}{full}; the folder "
             "beside the warehouse must be writable"
         ) from error
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
         os.close(fd)
+        what = "not a regular file" if not stat.S_ISREG(info.st_mode) else "a hard link"
         raise RunLockError(
-            f"the run lock {path} is not a regular file: move it away (the next run creates it)"
+            f"the run lock {path} is {what} (the lock would overwrite what it shares): move it "
+            "away (the next run creates the lock as a plain file)"
         )
     return fd
 

@@ -19,13 +19,18 @@ from typing import Any
 
 import polars as pl
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from allocation import services
 from allocation.settings import RunParameters
 
 pytestmark = pytest.mark.fuzz
+
+# Each example is a whole night (~0.4 s): a handful in `make test` keeps each test to a few
+# seconds; `make fuzz` (HYPOTHESIS_PROFILE=fuzz) runs the profile's hundreds.
+_PROFILE_EXAMPLES = settings.default.max_examples
+nights = settings(max_examples=6 if _PROFILE_EXAMPLES <= 15 else _PROFILE_EXAMPLES)
 
 DAY = "2026-11-25"
 KINDS = ("orders", "batches")
@@ -167,6 +172,7 @@ def named(kind: str, content: st.SearchStrategy[bytes], suffix: bytes) -> st.Sea
     return st.tuples(st.just(kind), file_stems.map(lambda stem: stem + suffix), content)
 
 
+@nights
 @given(
     st.lists(
         st.sampled_from(KINDS).flatmap(lambda kind: named(kind, csv_files(kind), b".csv")),
@@ -181,6 +187,7 @@ def test_any_csv_files_never_crash_a_night_and_every_row_is_counted(
     run_night_on(files)
 
 
+@nights
 @given(
     st.lists(
         st.sampled_from(KINDS).flatmap(lambda kind: named(kind, jsonl_files(kind), b".jsonl")),
@@ -195,6 +202,7 @@ def test_any_json_lines_files_never_crash_a_night_and_every_row_is_counted(
     run_night_on(files)
 
 
+@nights
 @given(
     st.lists(
         st.sampled_from(KINDS).flatmap(lambda kind: named(kind, parquet_files(kind), b".parquet")),
@@ -209,6 +217,7 @@ def test_any_parquet_files_never_crash_a_night_and_every_row_is_counted(
     run_night_on(files)
 
 
+@nights
 @given(
     st.lists(
         st.tuples(

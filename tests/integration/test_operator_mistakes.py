@@ -162,6 +162,23 @@ def test_a_run_lock_that_is_a_symlink_is_refused_and_its_target_untouched(site: 
     assert not site.outbox.exists()
 
 
+def test_a_run_lock_that_is_a_hard_link_is_refused_and_the_other_file_untouched(
+    site: Site,
+) -> None:
+    a_night(site)
+    victim = site.root / "victim.txt"
+    victim.write_text("precious\n")
+    state = site.root / ".warehouse.duckdb.pipeline"
+    state.mkdir()
+    os.link(victim, state / "run.lock")
+
+    with pytest.raises(RunLockError, match="is a hard link") as raised:
+        site.run(DAY)
+
+    assert exit_code(raised.value) == 3
+    assert victim.read_text() == "precious\n"
+
+
 # ------------------------------------------------------ item 10: a real OUTBOX/latest
 
 
