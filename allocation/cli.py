@@ -21,8 +21,9 @@ from typing import Any
 
 from allocation import services
 from allocation.io.inbox import InboxError
+from allocation.io.outbox import OutboxError
 from allocation.io.publish import PublishError
-from allocation.io.run_lock import RunLockTimeout, run_lock
+from allocation.io.run_lock import RunLockError, RunLockTimeout, run_lock
 from allocation.io.unit_of_work import WarehouseError
 from allocation.settings import ParameterError, RunParameters, Settings
 
@@ -31,7 +32,9 @@ EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (InboxError, 2),
     (WarehouseError, 3),
     (RunLockTimeout, 3),
+    (RunLockError, 3),
     (PublishError, 4),
+    (OutboxError, 2),
 ]
 
 
@@ -167,8 +170,8 @@ def _report(summary: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
     try:
+        args = _parser().parse_args(argv)  # reads the ALLOCATION_* settings for its defaults
         if args.command == "run":
             _report(_run(args))
         elif args.command == "rollback":

@@ -10,10 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import duckdb
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -152,6 +159,28 @@ class Settings(BaseSettings):
             return parse_storage_version(value)
         except ValueError as error:
             raise ValueError(f"ALLOCATION_WAREHOUSE_STORAGE_VERSION {error}") from None
+
+    def __init__(self, **values: Any) -> None:
+        """Reads the environment; a bad value is a ``ParameterError`` naming the variable, the
+        value and what is allowed (one line, no traceback), not pydantic's report."""
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise ParameterError(_settings_problem(error)) from None
+
+
+def _settings_problem(error: ValidationError) -> str:
+    problems = []
+    for detail in error.errors():
+        field = str(detail["loc"][0]) if detail["loc"] else ""
+        name = f"ALLOCATION_{field.upper()}"
+        info = Settings.model_fields.get(field)
+        meaning = f" ({info.description.rstrip('.')})" if info and info.description else ""
+        allowed = detail["msg"].removeprefix("Input should be ").removeprefix("input should be ")
+        problems.append(
+            f"{name}={detail['input']!r} is not allowed: it should be {allowed}{meaning}"
+        )
+    return "; ".join(problems) + ". Fix or unset it."
 
 
 class RunParameters(BaseModel):

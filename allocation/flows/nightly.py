@@ -30,12 +30,25 @@ from allocation.flows.parameters import (
 )
 from allocation.flows.progress import NightProgress
 from allocation.flows.sharding import allocator_for
+from allocation.io.disk import is_disk_full
 from allocation.io.run_lock import run_lock
 from allocation.settings import RunParameters, Settings
 
 logging.getLogger("allocation").setLevel(logging.INFO)
 
-IO_RETRIES: dict[str, Any] = {"retries": 2, "retry_delay_seconds": [2, 10]}
+
+def not_a_full_disk(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry condition: a full disk stays full for the seconds a retry waits, so it is not
+    retried (every other I/O error is)."""
+    error = state.data if isinstance(state.data, BaseException) else None
+    return not is_disk_full(error)
+
+
+IO_RETRIES: dict[str, Any] = {
+    "retries": 2,
+    "retry_delay_seconds": [2, 10],
+    "retry_condition_fn": not_a_full_disk,
+}
 NO_RESULTS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 
 

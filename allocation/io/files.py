@@ -47,7 +47,11 @@ def point_symlink(link: Path, target_name: str) -> None:
     if tmp.is_symlink() or tmp.exists():
         tmp.unlink()
     os.symlink(target_name, tmp)
-    os.replace(tmp, link)
+    try:
+        os.replace(tmp, link)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # nothing left behind
+        raise
 
 
 def fsync_file(path: Path) -> None:

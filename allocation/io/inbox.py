@@ -34,7 +34,7 @@ from datetime import time
 from functools import partial
 from itertools import islice
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Final, Literal
 
 import polars as pl
 
@@ -200,6 +200,9 @@ def find_inbox_files(inbox: Path) -> tuple[list[InboxFile], pl.DataFrame]:
             if name.startswith("."):
                 continue
             source_file = f"{kind}/{name}"
+            if not _is_utf8(name):
+                reject(kind, f"{kind}/{shown_name(name)}", _BAD_NAME)
+                continue
             found = _inbox_file(kind, folder / name, source_file, allowed_roots)
             if isinstance(found, str):
                 reject(kind, source_file, found)
@@ -217,6 +220,28 @@ def find_inbox_files(inbox: Path) -> tuple[list[InboxFile], pl.DataFrame]:
         schema=REJECTION_SCHEMA,
     )
     return files, rejections
+
+
+_BAD_NAME: Final = (
+    "file name is not valid UTF-8 (its bad bytes are shown as \\xNN): rename the file with a "
+    "UTF-8 name; it is not read until then"
+)
+
+
+def _is_utf8(name: str) -> bool:
+    """False for a name the file system gave with bytes that are not UTF-8 (Python keeps them
+    as lone surrogates, which no file, table or report can hold as text)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def shown_name(name: str) -> str:
+    """A file name as readable text: bytes that are not UTF-8 become ``\\xNN`` (Python's
+    ``backslashreplace``), e.g. ``badname-\\xff.csv`` for the bytes ``badname-<FF>.csv``."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 def _inbox_file(
@@ -263,7 +288,9 @@ def read_inbox_file(file: InboxFile) -> FileRead:
         if suffix == ".csv":
             return _read_csv(file)
         if suffix == ".jsonl":
-            return _read_jsonl(file)
+            from allocation.io.jsonl_reader import read_jsonl  # it builds on this module
+
+            return read_jsonl(file)
         if suffix == ".parquet":
             return _read_parquet(file)
     except OSError as exc:
@@ -536,10 +563,7 @@ def _parse_csv(file: InboxFile, reader: Iterator[list[str]]) -> FileRead:
                     good_lines.append(number)
                 else:
                     bad_lines.append(number)
-                    bad_reasons.append(
-                        f"row has {len(row)} field{'' if len(row) == 1 else 's'}, "
-                        f"header has {width}"
-                    )
+                    bad_reasons.append(_ragged_reason(row, width))
                     bad_raws.append(_dumps(row))
             lines = good_lines
         line += len(rows)
@@ -551,6 +575,22 @@ def _parse_csv(file: InboxFile, reader: Iterator[list[str]]) -> FileRead:
         rows=rows_frame,
         rejected=_rejections(file.kind, file.source_file, bad_lines, bad_reasons, bad_raws),
         extra_columns=header.extra,
+    )
+
+
+def _ragged_reason(row: list[str], width: int) -> str:
+    """Why a row with the wrong number of fields is rejected. A field holding line breaks means
+    a quote opened and was closed lines later (or never): say so, since the next rows of the
+    file were swallowed into this one."""
+    found = f"row has {len(row)} field{'' if len(row) == 1 else 's'}, header has {width}"
+    breaks = sum(field.count("\n") for field in row[:-1]) + row[-1].rstrip("\r\n").count("\n")
+    if not breaks:
+        return found
+    opened = next(i for i, field in enumerate(row, 1) if "\n" in field)
+    return (
+        f"{found}: the quote opening field {opened} is not closed on its line, so the "
+        f"next {breaks} line(s) of the file were read into this row; close the quote (or "
+        'double a quote inside a value: "") and send the file again'
     )
 
 
@@ -628,6 +668,8 @@ def _as_text(column: pl.Series, *, used: bool) -> pl.Series:
     if dtype == pl.String:
         return column
     if isinstance(dtype, pl.List | pl.Array | pl.Struct):
+        if used:  # a list or a struct is no sku, qty or date
+            raise ValueError("it holds lists or structs, not values: write it as text or numbers")
         frame = column.to_frame("v")
         as_json = pl.struct("v").struct.json_encode().str.slice(5).str.head(-1)
         return frame.select(pl.when(pl.col("v").is_not_null()).then(as_json)).to_series()
@@ -651,130 +693,3 @@ def _as_text(column: pl.Series, *, used: bool) -> pl.Series:
 
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
-
-
-# ------------------------------------------------------------------------------- JSON Lines
-
-
-def _read_jsonl(file: InboxFile) -> FileRead:
-    problem = _text_problem(file.path, "empty file: no JSON objects")
-    if problem is not None:
-        return _file_rejected(file, problem)
-    kind = file.kind
-    keys: dict[str, str] = {}  # every key seen, first-seen order -> its normalised name
-    # key set -> why it is rejected, or None. ``{}`` has no keys to clash; registering it also
-    # covers a first line ``{}``, whose keys equal the initial ``last_keys``.
-    key_sets: dict[frozenset[str], str | None] = {frozenset(): None}
-    last_keys: frozenset[str] = frozenset()
-    chunk: list[dict[str, Any]] = []
-    chunk_lines: list[int] = []
-    values: list[pl.DataFrame] = []  # per chunk: one String column per key seen so far
-    lines: list[pl.Series] = []
-    bad_lines: list[int | None] = []
-    bad_reasons: list[str] = []
-    bad_raws: list[str | None] = []
-    parsed_any = False
-    line = 0
-    with file.path.open(encoding="utf-8-sig", newline="\n") as handle, _gc_paused():
-        for text in handle:
-            stripped = text.strip()
-            if not stripped:
-                continue
-            line += 1
-            try:
-                obj = json.loads(stripped)
-            except json.JSONDecodeError as exc:
-                reason = f"not a JSON object: {exc.msg} at column {exc.colno}"
-            except (ValueError, RecursionError) as exc:  # huge integer, absurd nesting
-                reason = f"not a JSON object: {_one_line(exc)}"
-            else:
-                if type(obj) is dict:
-                    parsed_any = True
-                    if obj.keys() != last_keys:
-                        last_keys = frozenset(obj)
-                        if last_keys not in key_sets:
-                            key_sets[last_keys] = _register_keys(kind, obj, keys)
-                    duplicate = key_sets[last_keys]
-                    if duplicate is None:
-                        for key, value in obj.items():
-                            if value is not None and type(value) is not str:
-                                obj[key] = _json_value_text(value)
-                        chunk.append(obj)
-                        chunk_lines.append(line)
-                        if len(chunk) >= _CHUNK_ROWS:
-                            values.append(
-                                pl.from_dicts(chunk, schema=dict.fromkeys(keys, pl.String))
-                            )
-                            lines.append(pl.Series("line", chunk_lines, dtype=pl.Int64))
-                            chunk, chunk_lines = [], []
-                        continue
-                    reason = duplicate
-                else:
-                    reason = f"not a JSON object: {_json_type(obj)}"
-            bad_lines.append(line)
-            bad_reasons.append(reason)
-            bad_raws.append(_dumps(text.rstrip("\r\n")))
-    if not parsed_any:
-        first = bad_reasons[0].removeprefix("not a JSON object: ")
-        return _file_rejected(file, f"cannot parse as JSON Lines: line 1: {first}")
-    if chunk:
-        values.append(pl.from_dicts(chunk, schema=dict.fromkeys(keys, pl.String)))
-        lines.append(pl.Series("line", chunk_lines, dtype=pl.Int64))
-    rejected = _rejections(kind, file.source_file, bad_lines, bad_reasons, bad_raws)
-    required = REQUIRED_COLUMNS[kind]
-    extra = tuple(key for key, name in keys.items() if name not in required)
-    if not values:
-        return FileRead(file, empty_rows(kind), rejected, extra)
-    table = pl.concat(values, how="diagonal").select(list(keys))
-    sources = {name: [key for key, norm in keys.items() if norm == name] for name in required}
-    rows = table.select(
-        pl.lit(file.source_file, dtype=pl.String).alias("source_file"),
-        pl.lit(pl.concat(lines)).alias("line"),
-        *(
-            pl.coalesce(sources[name]).alias(name)
-            if sources[name]
-            else pl.lit(None, dtype=pl.String).alias(name)
-            for name in required
-        ),
-        # Every object ``{}``: no column to make a struct of.
-        (pl.struct(pl.all()).struct.json_encode() if keys else pl.lit("{}")).alias("raw"),
-    )
-    return FileRead(file, rows, rejected, extra)
-
-
-def _register_keys(kind: Kind, row: dict[str, Any], keys: dict[str, str]) -> str | None:
-    """Record a row's keys; why the row is rejected if two keys mean the same column."""
-    originals: dict[str, list[str]] = {}
-    for key in row:
-        name = keys.get(key)
-        if name is None:
-            name = keys[key] = _normalise(kind, key)
-        originals.setdefault(name, []).append(key)
-    described = "; ".join(
-        f"{name} (from {', '.join(repr(key) for key in same)})"
-        for name, same in originals.items()
-        if len(same) > 1
-    )
-    return f"duplicate keys once names are normalised: {described}" if described else None
-
-
-def _json_value_text(value: Any) -> str:
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if isinstance(value, int | float):
-        return str(value)
-    return _dumps(value)  # nested list or object: as JSON text
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, list):
-        return "found an array"
-    if isinstance(value, str):
-        return "found a string"
-    if value is None:
-        return "found null"
-    if isinstance(value, bool):
-        return "found a boolean"
-    return "found a number"

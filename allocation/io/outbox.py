@@ -25,7 +25,9 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from allocation.faults import crash_point
+from allocation.io.disk import is_disk_full
 from allocation.io.files import point_symlink, remove_leftovers, swap_in_folder
+from allocation.io.publish import PublishError
 from allocation.io.reports import report_chunks, summary
 
 FORMULA_START = r"^[=+\-@\t\r]"
@@ -129,28 +131,68 @@ def write_night(
         remove_leftovers(folder, ".*.tmp-*")
         remove_leftovers(folder, ".*.old-*")
     staging = parent / f".{name}.tmp-{os.getpid()}"
-    staging.mkdir()
-    try:
-        write_report_files(con, day, staging)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    crash_point("while-writing-reports")
     target = parent / name
-    swap_in_folder(staging, target)
+    try:
+        staging.mkdir()
+        try:
+            write_report_files(con, day, staging)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        crash_point("while-writing-reports")
+        swap_in_folder(staging, target)
+    except OSError as error:
+        raise _not_written(error, day, outbox, dry_run) from error
     if not dry_run:
-        _point_latest(outbox)
+        _point_latest(outbox, target, day)
     return target
 
 
-def _point_latest(outbox: Path) -> None:
+class OutboxError(RuntimeError):
+    """A dry run's reports could not be written to the outbox (nothing was committed)."""
+
+
+class ReportsNotWritten(PublishError):
+    """The night is committed, but its reports (or the ``latest`` link) are not in the outbox."""
+
+
+def _not_written(error: OSError, day: dt.date, outbox: Path, dry_run: bool) -> Exception:
+    cause = (
+        f"the disk holding {outbox} is full (No space left on device): free space there"
+        if is_disk_full(error)
+        else f"{error.strerror or error} ({error.filename or outbox}): fix that"
+    )
+    if dry_run:
+        return OutboxError(
+            f"dry run of {day}: its reports could not be written, {cause}, then run it again "
+            "(nothing was committed)"
+        )
+    return ReportsNotWritten(
+        f"the night {day} is committed, but its reports could not be written to {outbox}: "
+        f"{cause}, then run the same night again (it writes the reports and publishes; "
+        "nothing is applied twice)"
+    )
+
+
+def _point_latest(outbox: Path, written: Path, day: dt.date) -> None:
+    link = outbox / "latest"
+    if (link.exists() or link.is_symlink()) and not link.is_symlink():
+        what = "folder" if link.is_dir() else "file"
+        raise ReportsNotWritten(
+            f"the night is committed and its reports are in {written}, but {link} is a real "
+            f"{what}, not the link to the newest night the pipeline keeps there: move it away, "
+            "then run the same night again (it points latest and publishes)"
+        )
     days = sorted(
         p.name
         for p in outbox.iterdir()
-        if p.is_dir() and not p.name.startswith(".") and _is_day(p.name)
+        if p.is_dir() and not p.is_symlink() and not p.name.startswith(".") and _is_day(p.name)
     )
     if days:
-        point_symlink(outbox / "latest", days[-1])
+        try:
+            point_symlink(link, days[-1])
+        except OSError as error:
+            raise _not_written(error, day, outbox, False) from error
 
 
 def _is_day(name: str) -> bool:

@@ -17,7 +17,9 @@ import duckdb
 
 from allocation.faults import crash_point
 from allocation.io.compatible_copy import CopyError, write_copy
+from allocation.io.disk import is_disk_full
 from allocation.io.files import fsync_dir, fsync_file, remove_leftovers
+from allocation.io.unit_of_work import not_ours
 from allocation.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,12 @@ def publish_copy(state_db: Path, warehouse: Path, history_dir: Path, label: str,
 
     The caller must have closed every connection to `state_db` after a CHECKPOINT (no `.wal`).
     """
+    problem = not_ours(warehouse) if warehouse.is_file() else None  # a folder: see below
+    if problem is not None:
+        raise PublishError(
+            f"the night is committed, but it was not published: {problem}; then run: "
+            f"allocation publish --warehouse {warehouse}"
+        )
     wal = state_db.with_name(state_db.name + ".wal")
     if wal.exists():
         raise PublishError(f"{state_db} still has a write-ahead log; it was not closed cleanly")
@@ -59,9 +67,15 @@ def publish_copy(state_db: Path, warehouse: Path, history_dir: Path, label: str,
     except (OSError, duckdb.Error, CopyError) as error:
         for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):  # DuckDB may have left a log
             leftover.unlink(missing_ok=True)
+        what = (
+            f"the disk holding {warehouse.parent} is full: free space there"
+            if is_disk_full(error)
+            else "free the path"
+        )
         raise PublishError(
             f"the night is committed but the analysts' copy {warehouse} could not be replaced "
-            f"({error}). Free the path, then run: allocation publish --warehouse {warehouse}"
+            f"({error}). To publish it, {what}, then run: allocation publish --warehouse "
+            f"{warehouse}"
         ) from error
     try:
         stale_wal.unlink(missing_ok=True)

@@ -10,20 +10,57 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import json
 import logging
 import os
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from allocation.io.disk import is_disk_full
+
 log = logging.getLogger(__name__)
 
 
-class RunLockTimeout(RuntimeError):
+class RunLockError(RuntimeError):
+    """The warehouse's run lock cannot be taken; the message says what to fix."""
+
+
+class RunLockTimeout(RunLockError):
     """Another run holds the warehouse for longer than we may wait."""
+
+
+def _open_lock(path: Path) -> int:
+    """The lock file's descriptor. Never follows a symbolic link (a link would let the lock
+    truncate whatever file it points at) and takes only a regular file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise RunLockError(
+                f"the run lock {path} is a symbolic link (to {os.readlink(path)}); the pipeline "
+                "never writes through a link: delete the link (the next run creates the lock "
+                "as a plain file)"
+            ) from None
+        full = " (the disk is full: free space there)" if is_disk_full(error) else ""
+        raise RunLockError(
+            f"cannot create the run lock {path}: {error.strerror or error}{full}; the folder "
+            "beside the warehouse must be writable"
+        ) from error
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink > 1:
+        os.close(fd)
+        what = "not a regular file" if not stat.S_ISREG(info.st_mode) else "a hard link"
+        raise RunLockError(
+            f"the run lock {path} is {what} (the lock would overwrite what it shares): move it "
+            "away (the next run creates the lock as a plain file)"
+        )
+    return fd
 
 
 def _pid_alive(pid: int) -> bool:
@@ -62,8 +99,7 @@ def run_lock(
     path: Path, *, run_id: str, business_date: str, timeout: float, poll: float = 0.25
 ) -> Iterator[None]:
     """Holds the warehouse's write lock for the block; waits at most `timeout` seconds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open_lock(path)
     try:
         deadline = time.monotonic() + timeout
         waiting = False
@@ -99,9 +135,15 @@ def run_lock(
             "business_date": business_date,
             "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         }
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(note).encode(), 0)
-        os.fsync(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(note).encode(), 0)
+            os.fsync(fd)
+        except OSError as error:
+            full = " (the disk is full: free space there)" if is_disk_full(error) else ""
+            raise RunLockError(
+                f"cannot write the run lock {path}: {error.strerror or error}{full}"
+            ) from error
         try:
             yield
         finally:

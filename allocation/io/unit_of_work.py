@@ -9,11 +9,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 from pathlib import Path
 from types import TracebackType
 
 import duckdb
 
+from allocation.io.disk import is_disk_full
 from allocation.io.repository import DuckDBRepository
 from allocation.io.warehouse_schema import SCHEMA_VERSION, migrate
 
@@ -57,13 +59,84 @@ def check_warehouse_path(warehouse: Path) -> None:
             raise WarehouseError(
                 f"--warehouse {warehouse} is not a DuckDB database: move it away or pick another path"
             )
+        problem = not_ours(warehouse)
+        if problem is not None:
+            raise WarehouseError(problem)
     parent = warehouse.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise WarehouseError(f"cannot create the warehouse folder {parent}: {error}") from error
+        raise WarehouseError(
+            f"cannot create the warehouse folder {parent}: {error.strerror or error}: pick a "
+            "--warehouse in a folder this user can write"
+        ) from error
     if not os.access(parent, os.W_OK):
         raise WarehouseError(f"the warehouse folder {parent} is not writable by this user")
+    try:  # os.access cannot tell (root, read-only mounts, /proc): try it
+        with tempfile.TemporaryFile(dir=parent, prefix=f".{warehouse.name}.probe-"):
+            pass
+    except OSError as error:
+        full = " (the disk is full: free space there)" if is_disk_full(error) else ""
+        raise WarehouseError(
+            f"the warehouse folder {parent} cannot be written: {error.strerror or error}{full}; "
+            "pick a --warehouse in a folder this user can write"
+        ) from error
+
+
+#: Tables every warehouse the pipeline has written holds (its published copies included, also
+#: when copied table by table with COPY FROM DATABASE): how it knows a file is its own.
+PIPELINE_TABLES: frozenset[str] = frozenset(
+    {"schema_version", "runs", "ingested_files", "order_lines", "allocations"}
+)
+
+
+def not_ours(warehouse: Path) -> str | None:
+    """Why the DuckDB file at ``warehouse`` must not be replaced, or None when the pipeline
+    made it (it holds the pipeline's tables). A file that cannot be opened to check (another
+    program holds it for writing) counts as ours only when the pipeline's state folder beside
+    it says it has published there before."""
+    try:
+        with open(warehouse, "rb") as handle:
+            header = handle.read(12)
+    except OSError as error:
+        return f"--warehouse {warehouse} cannot be read to check it: {error.strerror or error}"
+    if header[8:12] != DUCKDB_MAGIC:
+        return (
+            f"--warehouse {warehouse} is not a DuckDB database: move it away or pick another path"
+        )
+    try:
+        con = duckdb.connect(str(warehouse), read_only=True)
+    except duckdb.Error as error:
+        if _published_before(warehouse):
+            return None
+        return (
+            f"--warehouse {warehouse} is a DuckDB database the pipeline cannot check "
+            f"({str(error).splitlines()[0]}); it never replaces a file it did not make: "
+            "close the program holding it, or pick another path"
+        )
+    try:
+        tables = {
+            name
+            for (name,) in con.sql(
+                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'"
+            ).fetchall()
+        }
+    finally:
+        con.close()
+    if tables >= PIPELINE_TABLES:
+        return None
+    shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+    return (
+        f"--warehouse {warehouse} is a DuckDB database the pipeline did not create (tables: "
+        f"{shown or 'none'}); it never replaces a file it did not make: move that file away "
+        "or pick another path"
+    )
+
+
+def _published_before(warehouse: Path) -> bool:
+    # The state folder beside the warehouse, as ``settings.state_dir_for`` names it.
+    published = warehouse.parent / f".{warehouse.name}.pipeline" / "published"
+    return published.is_dir() and any(published.glob("*.duckdb"))
 
 
 class DuckDBUnitOfWork:
@@ -109,15 +182,39 @@ class DuckDBUnitOfWork:
     ) -> None:
         try:
             if self._con is not None:
-                self.rollback()
+                if exc is None:
+                    self.rollback()
+                else:
+                    # The first error is the one to report: a failed COMMIT has already ended
+                    # the transaction, so this rollback fails too ("no transaction is active").
+                    try:
+                        self.rollback()
+                    except duckdb.Error as second:
+                        log.debug("Rollback after %r also failed: %s", exc, second)
         finally:
             self.close()
+        if isinstance(exc, duckdb.Error | OSError) and is_disk_full(exc):
+            raise WarehouseError(
+                f"the disk holding the warehouse state {self.path.parent} is full (No space "
+                "left on device): nothing of this night was committed. Free space on that "
+                "disk, then run the same night again"
+            ) from exc
 
     def commit(self) -> None:
         self.con.execute("COMMIT")
         self._committed = True
         # Fold the write-ahead log into the file so the closed file is complete on its own.
-        self.con.execute("CHECKPOINT")
+        try:
+            self.con.execute("CHECKPOINT")
+        except duckdb.Error as error:
+            if not is_disk_full(error):
+                raise
+            raise WarehouseError(
+                f"the night is committed (in {self.path} and its write-ahead log), but the disk "
+                f"holding {self.path.parent} is full (No space left on device). Free space on "
+                "that disk, then run the same night again: it writes the reports and publishes, "
+                "and applies nothing twice"
+            ) from error
         self.con.execute("BEGIN TRANSACTION")
 
     def rollback(self) -> None:

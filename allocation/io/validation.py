@@ -46,6 +46,12 @@ _WHOLE_NUMBER: Final = r"^[+-]?[0-9]+$"
 _ISO_DATE: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _DATE_FORMAT: Final = "%Y-%m-%d"
 
+#: Characters an identifier (sku, orderid, reference) may not hold: controls (tab, line breaks),
+#: format characters (zero-width space and joiners, byte order mark, direction marks), private
+#: use code points, and every space but the plain one (U+0020).
+_INVISIBLE: Final = r"[\p{Cc}\p{Cf}\p{Co}\p{Zl}\p{Zp}\p{Zs}--[ ]]"
+_INVISIBLE_SHOWN: Final = "<?>"
+
 #: Values quoted in reasons are cut to this many characters (a reason is not a copy of ``raw``).
 _MAX_SHOWN: Final = 40
 
@@ -262,10 +268,26 @@ def _shown(value: pl.Expr) -> pl.Expr:
 
 
 def _text(column: str) -> tuple[pl.Expr, pl.Expr]:
-    """Stripped text; null, empty or whitespace-only -> null and "<column> is empty"."""
+    """Stripped text; null, empty or whitespace-only -> null and "<column> is empty". Text
+    holding an invisible or control character (a zero-width space, a no-break space, a tab, a
+    line break, a byte order mark, a private-use code point) -> null: two skus
+    that print alike must not be two skus."""
     stripped = pl.col(column).str.strip_chars()
-    value = pl.when(stripped != "").then(stripped)
-    return value, pl.when(value.is_null()).then(pl.lit(f"{column} is empty"))
+    value = pl.when((stripped != "") & ~stripped.str.contains(_INVISIBLE)).then(stripped)
+    marked = stripped.str.replace_all(_INVISIBLE, _INVISIBLE_SHOWN, literal=False)
+    reason = (
+        pl.when(stripped.is_null() | (stripped == ""))
+        .then(pl.lit(f"{column} is empty"))
+        .when(value.is_null())
+        .then(
+            pl.format(
+                f"{column} '{{}}' holds an invisible or control character (shown as "
+                f"{_INVISIBLE_SHOWN}): remove it",
+                _shown(marked),
+            )
+        )
+    )
+    return value, reason
 
 
 def _whole_number(column: str) -> tuple[pl.Expr, pl.Expr]:

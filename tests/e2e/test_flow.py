@@ -5,6 +5,7 @@ stable keys, and retries that never apply a night twice."""
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
 import json
 import shutil
@@ -261,7 +262,8 @@ def test_a_dry_run_writes_its_reports_aside_and_commits_and_publishes_nothing(
 
 @pytest.fixture
 def allocate_fails_after_commit(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The allocate step commits, then fails once (e.g. the disk fills while closing)."""
+    """The allocate step commits, then fails once with an I/O error worth retrying (a full
+    disk is not retried: see test_operator_mistakes.py)."""
     calls: list[str] = []
     real = services.allocate_night
 
@@ -269,7 +271,7 @@ def allocate_fails_after_commit(monkeypatch: pytest.MonkeyPatch) -> Iterator[lis
         calls.append("allocate")
         outcome = real(*args, **kwargs)
         if len(calls) == 1:
-            raise OSError("No space left on device")
+            raise OSError(errno.EIO, "Input/output error")
         return outcome
 
     monkeypatch.setattr(services, "allocate_night", commit_then_fail)
@@ -289,6 +291,23 @@ def test_a_retry_after_the_commit_does_not_apply_the_night_twice(
     assert summary["orders"]["accepted"] > 0
     assert summary["orders"]["duplicate"] < summary["orders"]["received"]
     assert sample.query("SELECT count(*) FROM allocations") == [(summary["allocated"],)]
+
+
+def test_a_full_disk_is_not_retried(sample: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+
+    def disk_full(*args: Any, **kwargs: Any) -> services.NightOutcome:
+        calls.append("allocate")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(services, "allocate_night", disk_full)
+    monkeypatch.setattr(nightly, "allocate", nightly.allocate.with_options(retry_delay_seconds=0))
+
+    state = run_flow(sample, NIGHT)
+
+    assert state.is_failed()
+    assert calls == ["allocate"]  # once: no retry of a full disk
+    assert "No space left on device" in (state.message or "")
 
 
 def test_only_the_io_steps_retry_and_no_step_caches_its_result() -> None:

@@ -702,7 +702,7 @@ def test_bad_rows_in_parquet_and_json_lines_files_are_rejected_by_line(site: Sit
         pytest.param("{}\n{}\n", [{}, {}], id="only-empty-objects"),
         pytest.param(
             '{}\n{"orderid": "o1", "sku": "LAMP", "qty": 1}\n{}\n',
-            [{"orderid": None, "sku": None, "qty": None}] * 2,
+            [{}, {}],  # raw is each row as received, not the keys other rows brought
             id="empty-objects-around-a-row",
         ),
     ],
@@ -716,7 +716,7 @@ def test_an_empty_json_object_is_a_row_with_every_value_missing(
     site.run(DAY)
 
     empty = "orderid is empty; sku is empty; qty is empty"
-    lines = [1, 2] if len(raws) == 2 and not raws[0] else [1, 3]
+    lines = [1, 2] if text == "{}\n{}\n" else [1, 3]
     assert rejections(site) == [
         ("orders", "orders/a.jsonl", line, empty, raw)
         for line, raw in zip(lines, raws, strict=True)

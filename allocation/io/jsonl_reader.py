@@ -1,0 +1,230 @@
+"""The JSON Lines reader: one JSON object per line, read into the reader contract of ``inbox.py``.
+
+Time and memory are linear in the file's size whatever its keys: each row keeps only the
+required columns' values and its own ``raw`` text (its own keys, values as text), never a column
+per key ever seen (a file whose every line brings a new key made that table grow with the square
+of the file).
+
+What a row is rejected for (the rest of the file still loads):
+
+* a line that is not a JSON object (not JSON, an array, a string, ...);
+* a key given twice in one object (``"qty":1,"qty":5``): which one the supplier meant is
+  unknowable, so neither is taken;
+* two keys that mean the same column once names are normalised (``"sku"`` and ``"SKU"``);
+* a JSON object or array as the value of a required column (``"sku":{"x":1}``): not a value;
+* a lone UTF-16 surrogate escape (``"\\ud83d"`` without its pair): not a character, so not text.
+
+A file with no JSON object at all is rejected whole, as is a file that is not UTF-8 text.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+import polars as pl
+
+from allocation.io import inbox
+from allocation.io.inbox import REQUIRED_COLUMNS, FileRead, InboxFile, Kind
+
+_CHUNK_ROWS: Final = 200_000
+
+
+class _RowProblem(Exception):
+    """Why one JSON object cannot be a row."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` for ``json.loads``: a dict, refusing a key given twice."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+        raise _RowProblem(f"key {_shown_key(twice)} is given twice in one object: send it once")
+    return obj
+
+
+# One decoder for the whole file (``json.loads`` with a hook builds a new one per call).
+_DECODER: Final = json.JSONDecoder(object_pairs_hook=_unique_keys)
+_PLAIN_DECODER: Final = json.JSONDecoder()
+
+
+def _decode(text: str) -> Any:
+    """``json.loads``, refusing an object that gives a key twice. Every key is followed by a
+    colon, so a line with no more colons than its object has keys cannot repeat one: only the
+    others are parsed again with the (slower) duplicate check."""
+    obj, end = _PLAIN_DECODER.raw_decode(text)  # ``text`` is stripped: no whitespace to skip
+    if end != len(text):
+        raise json.JSONDecodeError("Extra data", text, end)
+    if type(obj) is dict and text.count(":") > len(obj):
+        return _DECODER.decode(text)
+    return obj
+
+
+def _shown_key(key: str) -> str:
+    return repr(key.encode("utf-8", "backslashreplace").decode("utf-8"))
+
+
+def _lone_surrogate(text: str) -> str | None:
+    """The first lone surrogate in ``text`` as an escape (``\\ud83d``), or None."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"\\u{ord(text[exc.start]):04x}"
+    return None
+
+
+def read_jsonl(file: InboxFile) -> FileRead:
+    """Read one ``.jsonl`` inbox file; never raises on bad input."""
+    problem = inbox._text_problem(file.path, "empty file: no JSON objects")
+    if problem is not None:
+        return inbox._file_rejected(file, problem)
+    kind = file.kind
+    required = REQUIRED_COLUMNS[kind]
+    slots = {name: i for i, name in enumerate(required)}
+    names: dict[str, str] = {}  # every key seen -> its normalised name (for ``extra``)
+    # key set -> why a row with those keys is rejected, or None
+    key_sets: dict[frozenset[str], str | None] = {frozenset(): None}
+    rows: list[list[str | None]] = []
+    raws: list[str | None] = []
+    row_lines: list[int] = []
+    frames: list[pl.DataFrame] = []
+    bad_lines: list[int | None] = []
+    bad_reasons: list[str] = []
+    bad_raws: list[str | None] = []
+    parsed_any = False
+    line = 0
+    with file.path.open(encoding="utf-8-sig", newline="\n") as handle, inbox._gc_paused():
+        for text in handle:
+            stripped = text.strip()
+            if not stripped:
+                continue
+            line += 1
+            try:
+                obj = _decode(stripped)
+                if type(obj) is not dict:
+                    raise _RowProblem(f"not a JSON object: {_json_type(obj)}")
+                parsed_any = True
+                if "\\u" in stripped and (lone := _lone_surrogate(inbox._dumps(obj))):
+                    raise _RowProblem(
+                        f"holds a lone UTF-16 surrogate escape ({lone}), which is not a "
+                        "character: fix the exporter's escaping of emoji and other symbols"
+                    )
+                if tuple(obj) == required:  # the usual row: the required keys, in order
+                    values = list(obj.values())
+                    for i, value in enumerate(values):
+                        if type(value) is int:
+                            values[i] = str(value)
+                        elif value is not None and type(value) is not str:
+                            values[i] = _value_text(required[i], value)
+                    raw = None  # exactly ``raw_text(kind)``: left out, as for a plain CSV
+                else:
+                    keys = frozenset(obj)
+                    if keys not in key_sets:
+                        key_sets[keys] = _register_keys(kind, obj, names)
+                    duplicate = key_sets[keys]
+                    if duplicate is not None:
+                        raise _RowProblem(duplicate)
+                    values = [None] * len(required)
+                    for key, value in obj.items():
+                        name = names[key]
+                        position = slots.get(name)
+                        if value is not None and type(value) is not str:
+                            value = obj[key] = _value_text(
+                                name if position is not None else None, value
+                            )
+                        if position is not None:
+                            values[position] = value
+                    raw = inbox._dumps(obj)
+            except _RowProblem as problem_:
+                reason = str(problem_)
+            except json.JSONDecodeError as exc:
+                reason = f"not a JSON object: {exc.msg} at column {exc.colno}"
+            except (ValueError, RecursionError) as exc:  # huge integer, absurd nesting
+                reason = f"not a JSON object: {inbox._one_line(exc)}"
+            else:
+                rows.append(values)
+                raws.append(raw)
+                row_lines.append(line)
+                if len(row_lines) >= _CHUNK_ROWS:
+                    frames.append(_frame(file, rows, raws, row_lines))
+                    rows, raws, row_lines = [], [], []
+                continue
+            bad_lines.append(line)
+            bad_reasons.append(reason)
+            bad_raws.append(inbox._dumps(text.rstrip("\r\n")))
+    if not parsed_any:
+        first = bad_reasons[0].removeprefix("not a JSON object: ")
+        return inbox._file_rejected(file, f"cannot parse as JSON Lines: line 1: {first}")
+    if row_lines:
+        frames.append(_frame(file, rows, raws, row_lines))
+    rejected = inbox._rejections(kind, file.source_file, bad_lines, bad_reasons, bad_raws)
+    extra = tuple(key for key, name in names.items() if name not in required)
+    table = pl.concat(frames) if frames else inbox.empty_rows(kind)
+    return FileRead(file, table, rejected, extra)
+
+
+def _frame(
+    file: InboxFile, rows: list[list[str | None]], raws: list[str | None], lines: list[int]
+) -> pl.DataFrame:
+    height = len(lines)
+    columns = list(zip(*rows, strict=True))
+    return pl.DataFrame(
+        [
+            pl.repeat(file.source_file, height, dtype=pl.String, eager=True).alias("source_file"),
+            pl.Series("line", lines, dtype=pl.Int64),
+            *(
+                pl.Series(name, values, dtype=pl.String)
+                for name, values in zip(REQUIRED_COLUMNS[file.kind], columns, strict=True)
+            ),
+            pl.Series("raw", raws, dtype=pl.String),
+        ]
+    )
+
+
+def _register_keys(kind: Kind, row: dict[str, Any], names: dict[str, str]) -> str | None:
+    """Record a row's keys; why the row is rejected if two keys mean the same column."""
+    originals: dict[str, list[str]] = {}
+    for key in row:
+        name = names.get(key)
+        if name is None:
+            name = names[key] = inbox._normalise(kind, key)
+        originals.setdefault(name, []).append(key)
+    described = "; ".join(
+        f"{name} (from {', '.join(_shown_key(key) for key in same)})"
+        for name, same in originals.items()
+        if len(same) > 1
+    )
+    return f"duplicate keys once names are normalised: {described}" if described else None
+
+
+def _value_text(column: str | None, value: Any) -> str:
+    """A JSON value that is not a string as text; ``column``: the required column it fills."""
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if column is not None:  # a nested object or array is no sku, qty or date
+        raise _RowProblem(
+            f"{column} holds a JSON {_json_kind(value)}, not a value: send {column} as text "
+            "or a number"
+        )
+    return inbox._dumps(value)  # nested list or object in an extra key: as JSON text
+
+
+def _json_kind(value: Any) -> str:
+    return "object" if isinstance(value, dict) else "array"
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "found an array"
+    if isinstance(value, str):
+        return "found a string"
+    if value is None:
+        return "found null"
+    if isinstance(value, bool):
+        return "found a boolean"
+    return "found a number"
