@@ -158,7 +158,7 @@ class Settings(BaseSettings):
         try:
             return parse_storage_version(value)
         except ValueError as error:
-            raise ValueError(f"ALLOCATION_WAREHOUSE_STORAGE_VERSION {error}") from None
+            raise ValueError(str(error)) from None
 
     def __init__(self, **values: Any) -> None:
         """Reads the environment; a bad value is a ``ParameterError`` naming the variable, the
@@ -176,6 +176,9 @@ def _settings_problem(error: ValidationError) -> str:
         name = f"ALLOCATION_{field.upper()}"
         info = Settings.model_fields.get(field)
         meaning = f" ({info.description.rstrip('.')})" if info and info.description else ""
+        if detail["type"] == "value_error":  # our own validators' words, whole
+            problems.append(f"{name}: {detail['ctx']['error']}")
+            continue
         allowed = detail["msg"].removeprefix("Input should be ").removeprefix("input should be ")
         problems.append(
             f"{name}={detail['input']!r} is not allowed: it should be {allowed}{meaning}"

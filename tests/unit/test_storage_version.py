@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import ValidationError
 
-from allocation.settings import DEFAULT_STORAGE_VERSION, Settings, parse_storage_version
+from allocation.settings import (
+    DEFAULT_STORAGE_VERSION,
+    ParameterError,
+    Settings,
+    parse_storage_version,
+)
 
 
 def test_the_default_is_the_oldest_storage_version_the_warehouse_allows() -> None:
@@ -40,7 +44,7 @@ def test_the_environment_setting_is_checked_when_settings_are_read(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("ALLOCATION_WAREHOUSE_STORAGE_VERSION", "v1.0.0")
-    with pytest.raises(ValidationError, match=r"ALLOCATION_WAREHOUSE_STORAGE_VERSION 'v1\.0\.0'"):
+    with pytest.raises(ParameterError, match=r"ALLOCATION_WAREHOUSE_STORAGE_VERSION: 'v1\.0\.0'"):
         Settings()
     monkeypatch.setenv("ALLOCATION_WAREHOUSE_STORAGE_VERSION", "v1.2.0")
     assert Settings().warehouse_storage_version == "v1.2.0"
