@@ -150,14 +150,12 @@ class _Progress:
 def allocate_shard(
     lines: pl.DataFrame,
     batches: pl.DataFrame,
-    drop_full: bool = True,
     progress: Callable[[int, int], None] = _no_progress,
 ) -> pl.DataFrame:
     """`lines` (orderid, sku, qty, and a `__row` id), each sku's lines together in arrival order;
     `batches` (reference, sku, eta, purchased, allocated, and a `__batch` id). Returns `__row`
     and `__batch` (the id of the batch the line went to, -1 when out of stock) per line, in the
-    same order. `drop_full` is kept for callers: a product always leaves full batches out of
-    its search, and still finds a repeated line in the batch that holds it.
+    same order.
     `progress(lines done, lines)` after each run of `_RUN_LINES` lines."""
     per_sku = _per_sku(lines, batches)
     done = _Progress(lines.height, progress)

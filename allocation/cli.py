@@ -193,7 +193,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     except KeyboardInterrupt:
-        print("allocation: interrupted; nothing of this run was committed", file=sys.stderr)
+        print(
+            "allocation: interrupted. Run the same night again: a rerun converges whether or not "
+            "this run had committed (docs/operations.md)",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -3,7 +3,8 @@
 Inputs (``OrderLineInput``, ``BatchInput``) describe the *typed* frames that
 ``allocation.io.validation`` hands on (design.md "Validated output"): the reader's string frames
 are cast in polars first and only then validated here, so no model coerces (pandera's coercion of
-strings reports failures badly; see NOTES.md).
+strings reports every failed value, then fails the later checks at column level with no row
+index, so no reason could name the row).
 
 Outputs (``AllocationReport``, ``OutOfStockReport``, ``RejectedReport``, ``ReallocationReport``)
 describe the report frames; validate them before writing.
@@ -17,7 +18,7 @@ Conventions shared by all models (``_Model.Config``):
   non-whitespace character; a null passes that check and is caught by nullability instead).
 
 Validate collected ``pl.DataFrame`` objects, never ``pl.LazyFrame``: on a LazyFrame pandera checks
-only the schema by default and value checks pass silently (NOTES.md).
+only the schema by default and value checks pass silently (tests/unit/test_schemas.py shows it).
 """
 
 from typing import Final

@@ -202,7 +202,6 @@ class DuckDBUnitOfWork:
 
     def commit(self) -> None:
         self.con.execute("COMMIT")
-        self._committed = True
         # Fold the write-ahead log into the file so the closed file is complete on its own.
         try:
             self.con.execute("CHECKPOINT")

@@ -4,7 +4,8 @@ How a frame is validated (vectorised, no Python loop over rows):
 
 1. The input frame is checked against the reader contract (columns and dtypes); a mismatch is a
    programming error and raises ``FrameContractError``.
-2. Text is stripped and cast in polars (never by pandera coercion, see NOTES.md). Each column gets
+2. Text is stripped and cast in polars (never by pandera coercion: it loses the row index of the
+   later checks once a cast fails). Each column gets
    a *pre-check* reason expression for what the cast or the emptiness rule found
    ("qty 'ten' is not a whole number", "sku is empty", ...); a failed value becomes null.
 3. The typed candidate frame (every row, in input order) is validated with the pandera model

@@ -237,8 +237,8 @@ def test_a_wrong_dtype_is_rejected_not_coerced() -> None:
 
 
 def test_a_lazy_frame_is_only_schema_checked_so_validate_collected_frames() -> None:
-    # Documents the pandera pitfall (NOTES.md) the pipeline must avoid: the value check is
-    # skipped on a LazyFrame, and caught on the collected frame.
+    # The pandera pitfall the pipeline must avoid: on a LazyFrame only the schema is checked by
+    # default, so the value check is skipped; the collected frame catches it.
     bad = with_value(GOOD[AllocationReport], "qty", 0, 0)
 
     AllocationReport.validate(bad.lazy(), lazy=True).collect()
