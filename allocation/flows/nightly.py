@@ -27,6 +27,7 @@ from allocation.io.run_lock import run_lock
 from allocation.settings import RunParameters, Settings
 
 logging.getLogger("allocation").setLevel(logging.INFO)
+log = logging.getLogger(__name__)
 
 IO_RETRIES: dict[str, Any] = {"retries": 2, "retry_delay_seconds": [2, 10]}
 NO_RESULTS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
@@ -61,10 +62,13 @@ def load(inbox: Path, skip: set[tuple[str, str]]) -> services.ValidatedInbox:
 def allocate(
     params: RunParameters, night: services.ValidatedInbox, run_id: str, started: dt.datetime
 ) -> services.NightOutcome:
-    if runtime.task_run.run_count > 1 and services.committed_run(params, run_id):
-        get_run_logger().warning(
-            "Night %s was committed by an earlier attempt of this step: not applying it again",
+    # Checked on every attempt, not only on task retries: a retried or rescheduled flow run
+    # starts its tasks at run count 1 again, with the same run id.
+    if services.committed_run(params, run_id):
+        log.warning(
+            "Night %s was committed by an earlier attempt of this run (%s): not applying it again",
             params.business_date,
+            run_id,
         )
         # The reports are read back from the committed state; the counts are not needed.
         return services.NightOutcome(run_id, params.business_date, counts={})
