@@ -26,8 +26,11 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# The sample night gets its own warehouse and outbox: never the deployment's data/warehouse.duckdb
+# or data/outbox, so `make run` in a worker's checkout cannot commit the sample as a real night.
+SAMPLE_RUN := data/sample-run
 run: install
-	$(BIN)/allocation run --inbox data/sample --warehouse data/warehouse.duckdb --outbox data/outbox
+	$(BIN)/allocation run --inbox data/sample --warehouse $(SAMPLE_RUN)/warehouse.duckdb --outbox $(SAMPLE_RUN)/outbox
 
 lint: install
 	$(BIN)/ruff check allocation tests
@@ -50,8 +53,12 @@ bench: install
 	$(BIN)/python -m benchmarks.run
 
 # A local Prefect server and UI on loopback only (http://127.0.0.1:$(PREFECT_PORT)), telemetry off.
+# Concurrency leases are kept on disk (under PREFECT_HOME), so a server restart does not lose
+# the slot of a night that is running: with the default in-memory storage, the night's next lease
+# renewal after a restart got "410 Gone" and the night was terminated.
 server: install
-	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) --analytics-off
+	PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE=prefect.server.concurrency.lease_storage.filesystem \
+	  exec $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) --analytics-off
 
 # Creates the work pool if missing, then creates or updates every deployment in prefect.yaml.
 deploy: install

@@ -11,6 +11,7 @@ Deployed by `prefect.yaml` as `nightly-allocation/nightly` (see docs/prefect.md)
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import uuid
@@ -19,11 +20,14 @@ from typing import Any
 
 from prefect import flow, get_run_logger, runtime, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import State
 
 from allocation import services
+from allocation.flows import ordering
 from allocation.flows.artifacts import publish_artifacts
+from allocation.flows.recovery import retry_crashed_night_once
 from allocation.flows.sharding import allocator_for
-from allocation.io.run_lock import run_lock
+from allocation.io.run_lock import RunLockTimeout, run_lock
 from allocation.settings import RunParameters, Settings
 
 logging.getLogger("allocation").setLevel(logging.INFO)
@@ -31,6 +35,9 @@ log = logging.getLogger(__name__)
 
 IO_RETRIES: dict[str, Any] = {"retries": 2, "retry_delay_seconds": [2, 10]}
 NO_RESULTS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
+# A hung night must not hold the deployment's slot for ever: it fails after 4 hours (a night
+# of 10 million lines takes under a minute here; see docs/benchmarks.md).
+NIGHT_TIMEOUT_SECONDS = 4 * 3600
 
 
 def scheduled_business_date() -> dt.date:
@@ -117,7 +124,13 @@ def check_parameters(
     return params
 
 
-@flow(name="nightly-allocation", flow_run_name=night_name, validate_parameters=True)
+@flow(
+    name="nightly-allocation",
+    flow_run_name=night_name,
+    validate_parameters=True,
+    timeout_seconds=NIGHT_TIMEOUT_SECONDS,
+    on_crashed=[retry_crashed_night_once],
+)
 def nightly_allocation(
     inbox: str = "data/inbox",
     warehouse: str = "data/warehouse.duckdb",
@@ -128,7 +141,7 @@ def nightly_allocation(
     dask_address: str = "",
     dask_workers: int = 0,
     staging: str = "",
-) -> dict[str, Any]:
+) -> dict[str, Any] | State[Any]:
     """Allocates every open order line of the night to batches of stock and writes the reports.
 
     The descriptions below are what the Prefect UI shows beside each field of a custom run.
@@ -156,6 +169,9 @@ def nightly_allocation(
         dask_workers,
         staging,
     )
+    # A deployment run waits (rescheduled, visibly) while an earlier night is pending.
+    if (later := ordering.earlier_nights_first(params)) is not None:
+        return later
     run_id = str(runtime.flow_run.id or uuid.uuid4())
     started = dt.datetime.now(dt.UTC)
     logger.info(
@@ -166,12 +182,20 @@ def nightly_allocation(
         params.warehouse,
         params.outbox,
     )
-    with run_lock(
-        params.state_dir / "run.lock",
-        run_id=run_id,
-        business_date=params.business_date.isoformat(),
-        timeout=params.lock_timeout_seconds,
-    ):
+    with contextlib.ExitStack() as locked:
+        try:
+            locked.enter_context(
+                run_lock(
+                    params.state_dir / "run.lock",
+                    run_id=run_id,
+                    business_date=params.business_date.isoformat(),
+                    timeout=params.lock_timeout_seconds,
+                )
+            )
+        except RunLockTimeout as held:
+            if not runtime.flow_run.deployment_id:
+                raise  # the `allocation` command: exit 3 with the message
+            return ordering.reschedule_for_lock(params, str(held))
         skip = check_already_ingested(params)
         night = load(params.inbox, skip)
         outcome = allocate(params, night, run_id, started)
