@@ -104,8 +104,6 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         raise result
     if not state.is_completed():
         raise CommandError(f"the night ended as {state.name}: see the log above", 1)
-    # The flow hands back a Scheduled state only in deployment runs (waiting for an earlier night).
-    assert isinstance(result, dict), result
     summary: dict[str, Any] = result
     return summary
 

@@ -20,7 +20,6 @@ from typing import Any
 
 from prefect import flow, get_run_logger, runtime, task
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import State
 
 from allocation import services
 from allocation.flows import ordering
@@ -141,7 +140,7 @@ def nightly_allocation(
     dask_address: str = "",
     dask_workers: int = 0,
     staging: str = "",
-) -> dict[str, Any] | State[Any]:
+) -> dict[str, Any]:
     """Allocates every open order line of the night to batches of stock and writes the reports.
 
     The descriptions below are what the Prefect UI shows beside each field of a custom run.
@@ -170,8 +169,7 @@ def nightly_allocation(
         staging,
     )
     # A deployment run waits (rescheduled, visibly) while an earlier night is pending.
-    if (later := ordering.earlier_nights_first(params)) is not None:
-        return later
+    ordering.earlier_nights_first(params)
     run_id = str(runtime.flow_run.id or uuid.uuid4())
     started = dt.datetime.now(dt.UTC)
     logger.info(
@@ -193,9 +191,9 @@ def nightly_allocation(
                 )
             )
         except RunLockTimeout as held:
-            if not runtime.flow_run.deployment_id:
+            if not runtime.deployment.id:
                 raise  # the `allocation` command: exit 3 with the message
-            return ordering.reschedule_for_lock(params, str(held))
+            ordering.wait_for_warehouse(params, str(held))
         skip = check_already_ingested(params)
         night = load(params.inbox, skip)
         outcome = allocate(params, night, run_id, started)

@@ -12,8 +12,11 @@ with a message saying what to run first: never silently lost.
 The same visible rescheduling serves a night that meets the warehouse's run lock held by another
 run (state `AwaitingWarehouse`), instead of failing on the lock timeout.
 
-`decide` holds the rule over plain values; `earlier_nights_first` and `reschedule` are the Prefect
-glue around it.
+`decide` holds the rule over plain values; `earlier_nights_first` and `wait_for_warehouse` are
+the Prefect glue around it. A waiting night proposes its Scheduled state to the server itself
+(that transition out of Running releases its concurrency slot), then ends its process quietly
+through Prefect's `Pause` signal, the one the engine has for "this run continues later": the
+engine exits 0 and the worker reports nothing.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from prefect import get_client, runtime
 from prefect.client.schemas.filters import (
@@ -34,6 +37,8 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
 )
 from prefect.client.schemas.objects import FlowRun, State, StateType
+from prefect.client.schemas.responses import OrchestrationResult, SetStateStatus
+from prefect.exceptions import Abort, Pause
 from prefect.states import Scheduled
 
 from allocation.settings import RunParameters, Settings, parse_business_date
@@ -62,7 +67,7 @@ class OtherNight:
 
     def describe(self) -> str:
         return (
-            f"{self.name} (run {self.run_id}, {self.state}, "
+            f"night-{self.business_date.isoformat()} (run {self.run_id}, {self.state}, "
             f"starts {self.expected_start.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC)"
         )
 
@@ -186,14 +191,14 @@ def _waiting_since(states: Sequence[State[Any]], now: dt.datetime) -> dt.datetim
     return min(times) if times else now
 
 
-def earlier_nights_first(params: RunParameters) -> State[Any] | None:
-    """None when this night may run now; else the Scheduled state the flow returns to give its
-    slot back and start again later. Raises NightOutOfOrder when it cannot run in order.
+def earlier_nights_first(params: RunParameters) -> None:
+    """Returns when this night may run now. Otherwise reschedules the run (giving its slot
+    back) and ends the process, or raises NightOutOfOrder when it cannot run in order.
     Runs outside a deployment (the `allocation` command) and dry runs are not ordered."""
-    deployment_id = runtime.flow_run.deployment_id
+    deployment_id = runtime.deployment.id
     me = runtime.flow_run.id
     if not deployment_id or not me or params.dry_run:
-        return None
+        return
     settings = Settings()
     now = dt.datetime.now(dt.UTC)
     with get_client(sync_client=True) as client:
@@ -216,17 +221,12 @@ def earlier_nights_first(params: RunParameters) -> State[Any] | None:
     if isinstance(decision, GiveUp):
         raise NightOutOfOrder(decision.message)
     if isinstance(decision, Wait):
-        log.warning("Rescheduled: %s", decision.message)
-        return Scheduled(
-            scheduled_time=decision.until, name=WAITING_FOR_EARLIER_NIGHT, message=decision.message
-        )
-    return None
+        _continue_later(WAITING_FOR_EARLIER_NIGHT, decision.until, decision.message)
 
 
-def reschedule_for_lock(params: RunParameters, holder: str) -> State[Any]:
-    """The Scheduled state for a night that met the warehouse lock held by another run: it
-    gives its slot back and tries again later, within the same waiting limit as for ordering.
-    Raises NightOutOfOrder once that limit is spent."""
+def wait_for_warehouse(params: RunParameters, holder: str) -> NoReturn:
+    """For a deployment night that met the warehouse lock held by another run: reschedule it
+    (giving its slot back) within the same waiting limit as for ordering, then NightOutOfOrder."""
     me = runtime.flow_run.id
     settings = Settings()
     now = dt.datetime.now(dt.UTC)
@@ -240,9 +240,24 @@ def reschedule_for_lock(params: RunParameters, holder: str) -> State[Any]:
             f"{since:%Y-%m-%d %H:%M} UTC for the warehouse: {holder}"
         )
     until = now + dt.timedelta(seconds=settings.order_retry_seconds)
-    message = (
+    _continue_later(
+        WAITING_FOR_WAREHOUSE,
+        until,
         f"night {params.business_date.isoformat()} waits for the warehouse ({holder}); "
-        f"trying again at {until:%H:%M:%S} UTC"
+        f"trying again at {until:%H:%M:%S} UTC",
     )
+
+
+def _continue_later(name: str, until: dt.datetime, message: str) -> NoReturn:
+    """Moves this run from Running to a Scheduled state (the server releases its slot), then
+    ends the flow's process cleanly."""
+    me = runtime.flow_run.id
+    assert me is not None
     log.warning("Rescheduled: %s", message)
-    return Scheduled(scheduled_time=until, name=WAITING_FOR_WAREHOUSE, message=message)
+    with get_client(sync_client=True) as client:
+        result: OrchestrationResult[Any] = client.set_flow_run_state(
+            me, Scheduled(scheduled_time=until, name=name, message=message)
+        )
+    if result.status != SetStateStatus.ACCEPT:  # e.g. cancelled meanwhile: leave it as it is
+        raise Abort(f"could not reschedule the night: {result.details}")
+    raise Pause(message, state=result.state)
