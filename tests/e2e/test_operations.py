@@ -71,13 +71,15 @@ class Ops:
     root: Path
     deployment_id: UUID
     workers: list[Service] = field(default_factory=list)
+    started: int = 0
     timings: dict[str, float] = field(default_factory=dict)
 
     def client(self) -> SyncPrefectClient:
         return SyncPrefectClient(self.api_url)
 
     def start_worker(self) -> Service:
-        name = f"worker-{len(self.workers) + 1}"
+        self.started += 1
+        name = f"worker-{self.started}"
         worker = start(
             name,
             [*MAKE, "worker"],
@@ -406,3 +408,4 @@ def test_make_run_leaves_the_deployments_warehouse_and_outbox_untouched(tmp_path
     assert snapshot(deployment_paths) == before
     assert f"reports:   {data / 'sample-run' / 'outbox'}" in done.stdout
     assert f"warehouse: {data / 'sample-run' / 'warehouse.duckdb'}" in done.stdout
+
