@@ -16,7 +16,7 @@ PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 # The work pool is named once, in prefect.yaml (read when a recipe needs it, after `install`).
 WORK_POOL ?= $(shell $(BIN)/python -c "import yaml; print(yaml.safe_load(open('prefect.yaml'))['deployments'][0]['work_pool']['name'])")
 
-.PHONY: install run test lint typecheck unit fuzz bench server deploy worker lock clean
+.PHONY: install run test lint typecheck unit fuzz bench server deploy worker night lock clean
 
 install: $(STAMP)
 
@@ -60,11 +60,24 @@ server: install
 	PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE=prefect.server.concurrency.lease_storage.filesystem \
 	  exec $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) --analytics-off
 
-# Creates the work pool if missing, then creates or updates every deployment in prefect.yaml.
+# Creates the work pool if missing, then creates or updates every deployment in prefect.yaml;
+# a deployment that was paused stays paused (`prefect deploy` alone would resume it).
 deploy: install
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect work-pool inspect $(WORK_POOL) >/dev/null 2>&1 \
 	  || PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect work-pool create $(WORK_POOL) --type process
-	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect --no-prompt deploy --all
+	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/python -m allocation.flows.keep_paused -- \
+	  $(BIN)/prefect --no-prompt deploy --all
+
+# One night of the deployment, by business date, optionally at a later time: START_AT is read
+# as UTC whatever the machine's time zone (TZ=UTC), and the confirmation names the night:
+#   make night BUSINESS_DATE=2026-11-26 [START_AT='2026-11-30 02:30']
+BUSINESS_DATE ?=
+START_AT ?=
+night: install
+	@test -n "$(BUSINESS_DATE)" || { echo "make night: give BUSINESS_DATE=YYYY-MM-DD" >&2; exit 2; }
+	TZ=UTC PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect deployment run 'nightly-allocation/nightly' \
+	  --param business_date=$(BUSINESS_DATE) --flow-run-name 'night-$(BUSINESS_DATE)' \
+	  $(if $(START_AT),--start-at '$(START_AT) UTC')
 
 # Runs the pool's flow runs as subprocesses with this checkout's venv; ALLOCATION_REPO_DIR is
 # where prefect.yaml's pull step moves each run (the deployment stores no machine path).

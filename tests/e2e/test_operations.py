@@ -409,3 +409,35 @@ def test_make_run_leaves_the_deployments_warehouse_and_outbox_untouched(tmp_path
     assert f"reports:   {data / 'sample-run' / 'outbox'}" in done.stdout
     assert f"warehouse: {data / 'sample-run' / 'warehouse.duckdb'}" in done.stdout
 
+
+def test_deploying_again_keeps_a_paused_deployment_paused(ops: Ops) -> None:
+    with ops.client() as client:
+        assert client.read_deployment(ops.deployment_id).paused is True  # paused by the fixture
+    done = make("deploy", ops.env)
+
+    with ops.client() as client:
+        assert client.read_deployment(ops.deployment_id).paused is True
+    assert f"Deployment '{DEPLOYMENT}' was paused before this deploy: it is paused again" in (
+        done.stdout
+    )
+
+
+def test_make_night_reads_its_start_as_utc_and_names_the_night(ops: Ops) -> None:
+    env = {**ops.env, "TZ": "Europe/Berlin"}  # an operator's machine in Berlin
+    done = subprocess.run(
+        [*MAKE, "night", "BUSINESS_DATE=2026-11-28", "START_AT=2030-01-02 00:30"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Created flow run 'night-2026-11-28'." in done.stdout
+    assert "Scheduled start time: 2030-01-02 00:30" in done.stdout
+    run_id = UUID(done.stdout.split("UUID: ")[1].split()[0])
+    with ops.client() as client:
+        run = client.read_flow_run(run_id)
+        client.delete_flow_run(run_id)  # never to run
+    assert run.expected_start_time == dt.datetime(2030, 1, 2, 0, 30, tzinfo=dt.UTC)
+    assert run.parameters["business_date"] == "2026-11-28"
