@@ -4,8 +4,15 @@ Plain values, no Prefect server."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
+from uuid import uuid4
 
-from allocation.flows.ordering import GiveUp, OtherNight, Proceed, Wait, decide
+import pytest
+from prefect.client.schemas.objects import FlowRun, State, StateType
+
+from allocation.flows.ordering import GiveUp, OtherNight, Proceed, Wait, decide, other_nights
+from allocation.flows.recovery import first_crash
+from allocation.settings import Settings
 
 NOW = dt.datetime(2026, 11, 27, 2, 31, tzinfo=dt.UTC)
 RETRY = dt.timedelta(minutes=2)
@@ -84,3 +91,54 @@ def test_the_last_wait_never_goes_past_the_limit() -> None:
     decision = decide_for("2026-11-27", night("2026-11-26"), since=since)
 
     assert isinstance(decision, Wait) and decision.until == since + LIMIT
+
+
+def flow_run(**parameters: object) -> FlowRun:
+    return FlowRun(
+        id=uuid4(),
+        flow_id=uuid4(),
+        name="wise-otter",
+        parameters=parameters,
+        expected_start_time=dt.datetime(2026, 11, 26, 2, 30, tzinfo=dt.UTC),
+        state=State(type=StateType.SCHEDULED, name="Late"),
+    )
+
+
+def test_only_runs_that_could_commit_to_the_same_warehouse_count(tmp_path: Path) -> None:
+    warehouse = tmp_path / "warehouse.duckdb"
+    me = flow_run(warehouse=str(warehouse), business_date="2026-11-27")
+    counted = flow_run(warehouse=str(warehouse), business_date="2026-11-24")
+    scheduled = flow_run(warehouse=str(warehouse), business_date="")  # the night it is due
+    others = [
+        me,
+        counted,
+        scheduled,
+        flow_run(warehouse=str(warehouse), business_date="2026-11-24", dry_run=True),
+        flow_run(warehouse=str(tmp_path / "other.duckdb"), business_date="2026-11-24"),
+        flow_run(warehouse=str(warehouse), business_date="2026-02-30"),  # fails on its own
+    ]
+
+    nights = other_nights(others, str(me.id), warehouse, Settings())
+
+    assert [(n.run_id, n.business_date.isoformat(), n.state) for n in nights] == [
+        (str(counted.id), "2026-11-24", "Late"),
+        (str(scheduled.id), "2026-11-26", "Late"),
+    ]
+
+
+def test_an_empty_warehouse_parameter_is_the_default_warehouse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    default = Path("data/warehouse.duckdb").absolute()
+    nights = other_nights(
+        [flow_run(warehouse="", business_date="2026-11-24")], "me", default, Settings()
+    )
+    assert len(nights) == 1
+
+
+def test_a_crashed_night_is_retried_on_its_first_crash_only() -> None:
+    running = State(type=StateType.RUNNING)
+    crashed = State(type=StateType.CRASHED)
+    assert first_crash([running, crashed])
+    assert not first_crash([running, crashed, State(type=StateType.SCHEDULED), running, crashed])
