@@ -16,7 +16,7 @@ PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 # The work pool is named once, in prefect.yaml (read when a recipe needs it, after `install`).
 WORK_POOL ?= $(shell $(BIN)/python -c "import yaml; print(yaml.safe_load(open('prefect.yaml'))['deployments'][0]['work_pool']['name'])")
 
-.PHONY: install run test lint typecheck unit fuzz bench analyst server deploy worker lock clean
+.PHONY: install run test lint typecheck unit fuzz bench analyst server deploy worker night lock clean
 
 install: $(STAMP)
 
@@ -26,8 +26,11 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# The sample night gets its own warehouse and outbox: never the deployment's data/warehouse.duckdb
+# or data/outbox, so `make run` in a worker's checkout cannot commit the sample as a real night.
+SAMPLE_RUN := data/sample-run
 run: install
-	$(BIN)/allocation run --inbox data/sample --warehouse data/warehouse.duckdb --outbox data/outbox
+	$(BIN)/allocation run --inbox data/sample --warehouse $(SAMPLE_RUN)/warehouse.duckdb --outbox $(SAMPLE_RUN)/outbox
 
 lint: install
 	$(BIN)/ruff check allocation tests
@@ -75,7 +78,10 @@ analyst: install
 
 # The Prefect server and UI on http://$(SERVER_HOST):$(PREFECT_PORT), telemetry off; loopback
 # only unless basic auth is on (docs/prefect.md: running the server for a team). PREFECT_UI_URL
-# (the address people open) is what alert messages link to.
+# (the address people open) is what alert messages link to. Concurrency leases are kept on disk
+# (under PREFECT_HOME), so a server restart does not lose the slot of a night that is running:
+# with the default in-memory storage, the night's next lease renewal after a restart got
+# "410 Gone" and the night was terminated.
 server: install
 	@if [ -n "$$PREFECT_SERVER_API_AUTH_STRING" ]; then \
 	  echo "basic auth on (PREFECT_SERVER_API_AUTH_STRING)"; \
@@ -83,16 +89,30 @@ server: install
 	  echo "refusing SERVER_HOST=$(SERVER_HOST) without PREFECT_SERVER_API_AUTH_STRING=user:password: anyone on the network could start nights" >&2; \
 	  exit 2; \
 	else echo "no basic auth (PREFECT_SERVER_API_AUTH_STRING unset): loopback only"; fi
+	PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE=prefect.server.concurrency.lease_storage.filesystem \
 	PREFECT_UI_URL="$${PREFECT_UI_URL:-http://$(SERVER_HOST):$(PREFECT_PORT)}" \
 	  exec $(BIN)/prefect server start --host $(SERVER_HOST) --port $(PREFECT_PORT) --analytics-off
 
 # Creates the work pool if missing, then creates or updates every deployment in prefect.yaml,
 # then the alert webhook block (from ALLOCATION_ALERT_WEBHOOK_URL) and every automations/*.yaml.
+# A deployment that was paused stays paused (`prefect deploy` alone would resume it).
 deploy: install
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect work-pool inspect $(WORK_POOL) >/dev/null 2>&1 \
 	  || PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect work-pool create $(WORK_POOL) --type process
-	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect --no-prompt deploy --all
+	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/python -m allocation.flows.keep_paused -- \
+	  $(BIN)/prefect --no-prompt deploy --all
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/python -m allocation.flows.automations
+
+# One night of the deployment, by business date, optionally at a later time: START_AT is read
+# as UTC whatever the machine's time zone (TZ=UTC), and the confirmation names the night:
+#   make night BUSINESS_DATE=2026-11-26 [START_AT='2026-11-30 02:30']
+BUSINESS_DATE ?=
+START_AT ?=
+night: install
+	@test -n "$(BUSINESS_DATE)" || { echo "make night: give BUSINESS_DATE=YYYY-MM-DD" >&2; exit 2; }
+	TZ=UTC PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect deployment run 'nightly-allocation/nightly' \
+	  --param business_date=$(BUSINESS_DATE) --flow-run-name 'night-$(BUSINESS_DATE)' \
+	  $(if $(START_AT),--start-at '$(START_AT) UTC')
 
 # Runs the pool's flow runs as subprocesses with this checkout's venv; ALLOCATION_REPO_DIR is
 # where prefect.yaml's pull step moves each run (the deployment stores no machine path).

@@ -104,6 +104,18 @@ class Settings(BaseSettings):
         120.0, ge=0, description="How long a run waits for another run on the same warehouse."
     )
     keep_published: int = Field(7, ge=1, description="Published nights kept for rollback.")
+    order_retry_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="Deployment runs: how soon a night that waits for an earlier night (or for "
+        "the warehouse lock) tries again, after giving its concurrency slot back.",
+    )
+    order_max_wait_seconds: float = Field(
+        6 * 3600.0,
+        ge=0,
+        description="Deployment runs: how long a night may keep waiting for an earlier night "
+        "(or the warehouse lock) before it fails, saying what to run first.",
+    )
     workers: int = Field(
         0,
         ge=0,

@@ -11,6 +11,7 @@ Deployed by `prefect.yaml` as `nightly-allocation/nightly` (see docs/prefect.md)
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import uuid
@@ -21,6 +22,7 @@ from prefect import flow, get_run_logger, runtime, task
 from prefect.cache_policies import NO_CACHE
 
 from allocation import services
+from allocation.flows import ordering
 from allocation.flows.artifacts import publish_artifacts
 from allocation.flows.parameters import (
     BusinessDate,
@@ -29,12 +31,14 @@ from allocation.flows.parameters import (
     confine_to_data_roots,
 )
 from allocation.flows.progress import NightProgress
+from allocation.flows.recovery import retry_crashed_night_once
 from allocation.flows.sharding import allocator_for
 from allocation.io.disk import is_disk_full
-from allocation.io.run_lock import run_lock
+from allocation.io.run_lock import RunLockTimeout, run_lock
 from allocation.settings import RunParameters, Settings
 
 logging.getLogger("allocation").setLevel(logging.INFO)
+log = logging.getLogger(__name__)
 
 
 def not_a_full_disk(task: Any, task_run: Any, state: Any) -> bool:
@@ -50,6 +54,9 @@ IO_RETRIES: dict[str, Any] = {
     "retry_condition_fn": not_a_full_disk,
 }
 NO_RESULTS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
+# A hung night must not hold the deployment's slot for ever: it fails after 4 hours (a night
+# of 10 million lines takes under a minute here; see docs/benchmarks.md).
+NIGHT_TIMEOUT_SECONDS = 4 * 3600
 
 
 def scheduled_business_date() -> dt.date:
@@ -85,10 +92,13 @@ def allocate(
     started: dt.datetime,
     bar: NightProgress,
 ) -> services.NightOutcome:
-    if runtime.task_run.run_count > 1 and services.committed_run(params, run_id):
-        get_run_logger().warning(
-            "Night %s was committed by an earlier attempt of this step: not applying it again",
+    # Checked on every attempt, not only on task retries: a retried or rescheduled flow run
+    # starts its tasks at run count 1 again, with the same run id.
+    if services.committed_run(params, run_id):
+        log.warning(
+            "Night %s was committed by an earlier attempt of this run (%s): not applying it again",
             params.business_date,
+            run_id,
         )
         # The reports are read back from the committed state; the counts are not needed.
         return services.NightOutcome(run_id, params.business_date, counts={})
@@ -149,7 +159,13 @@ def check_parameters(
     return params
 
 
-@flow(name="nightly-allocation", flow_run_name=night_name, validate_parameters=True)
+@flow(
+    name="nightly-allocation",
+    flow_run_name=night_name,
+    validate_parameters=True,
+    timeout_seconds=NIGHT_TIMEOUT_SECONDS,
+    on_crashed=[retry_crashed_night_once],
+)
 def nightly_allocation(
     inbox: str = "data/inbox",
     warehouse: str = "data/warehouse.duckdb",
@@ -188,6 +204,8 @@ def nightly_allocation(
         dask_workers,
         staging,
     )
+    # A deployment run waits (rescheduled, visibly) while an earlier night is pending.
+    ordering.earlier_nights_first(params)
     run_id = str(runtime.flow_run.id or uuid.uuid4())
     started = dt.datetime.now(dt.UTC)
     bar = NightProgress.create(params.business_date.isoformat(), params.dry_run)
@@ -199,12 +217,20 @@ def nightly_allocation(
         params.warehouse,
         params.outbox,
     )
-    with run_lock(
-        params.state_dir / "run.lock",
-        run_id=run_id,
-        business_date=params.business_date.isoformat(),
-        timeout=params.lock_timeout_seconds,
-    ):
+    with contextlib.ExitStack() as locked:
+        try:
+            locked.enter_context(
+                run_lock(
+                    params.state_dir / "run.lock",
+                    run_id=run_id,
+                    business_date=params.business_date.isoformat(),
+                    timeout=params.lock_timeout_seconds,
+                )
+            )
+        except RunLockTimeout as held:
+            if not runtime.deployment.id:
+                raise  # the `allocation` command: exit 3 with the message
+            ordering.wait_for_warehouse(params, str(held))
         services.check_business_date(params)  # a ParameterError: not retried, nothing read
         skip = check_already_ingested(params)
         night = load(params.inbox, skip, bar)

@@ -1,0 +1,460 @@
+"""Issue 15 end to end: operating the deployment as an unlucky operator would.
+
+One module-scoped stack: `make server` (leases kept on disk) on a free loopback port with a
+temporary PREFECT_HOME, `make deploy`, the silent-night automation applied from its file, and TWO
+`make worker`s, each in its own process group. Nights are triggered out of order, workers and
+flow processes are killed with SIGKILL, and the warehouse's ledger says what happened. Teardown
+stops every worker, then the server (helpers shared with test_deployment.py).
+
+Each test holds the warehouse's run lock itself (`held_lock`) when it needs a night to stay
+Running: the night waits for the lock, alive and sending heartbeats, until the test lets go.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import itertools
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import duckdb
+import pytest
+from prefect.client.orchestration import SyncPrefectClient
+from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.sorting import LogSort
+from prefect.states import Scheduled
+from test_deployment import (
+    BIN,
+    DEPLOYMENT,
+    MAKE,
+    SERVER_GRACE,
+    WORKER_GRACE,
+    Service,
+    clean_env,
+    free_port,
+    make,
+    start,
+    stop,
+    wait_healthy,
+)
+
+from allocation.settings import state_dir_for
+from conftest import REPO
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(420)]
+
+AUTOMATION = REPO / "automations" / "crash-silent-night.yaml"
+RUN_TIMEOUT = 180.0
+# The shipped automation crashes a run 90 s after its last heartbeat (one every 30 s).
+CRASH_DETECTION_LIMIT = 200.0
+WORKER_ENV = {
+    "PREFECT_WORKER_QUERY_SECONDS": "1",  # pick runs up quickly
+    "ALLOCATION_ORDER_RETRY_SECONDS": "3",  # a waiting night tries again 3 s later
+    "ALLOCATION_LOCK_TIMEOUT_SECONDS": "240",  # a night stays Running while a test holds the lock
+}
+
+
+@dataclass
+class Ops:
+    api_url: str
+    env: dict[str, str]
+    root: Path
+    deployment_id: UUID
+    workers: list[Service] = field(default_factory=list)
+    started: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def client(self) -> SyncPrefectClient:
+        return SyncPrefectClient(self.api_url)
+
+    def start_worker(self) -> Service:
+        self.started += 1
+        name = f"worker-{self.started}"
+        worker = start(
+            name,
+            [*MAKE, "worker"],
+            cwd=REPO,
+            env={**self.env, **WORKER_ENV},
+            log=self.root / f"{name}.log",
+        )
+        self.workers.append(worker)
+        return worker
+
+    def logs(self) -> str:
+        return "\n".join(worker.tail(30) for worker in self.workers)
+
+
+@pytest.fixture(scope="module")
+def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
+    root = tmp_path_factory.mktemp("prefect-ops")
+    home = root / "prefect-home"
+    home.mkdir()
+    port = free_port()
+    api_url = f"http://127.0.0.1:{port}/api"
+    env = clean_env(home)
+    server: Service | None = None
+    stack: Ops | None = None
+    try:
+        server = start(
+            "server",
+            # Queued runs ask for the slot again every 2 s instead of 30 s: a faster test only.
+            [*MAKE, "server", f"PREFECT_PORT={port}"],
+            cwd=REPO,
+            env={**env, "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "2"},
+            log=root / "server.log",
+        )
+        wait_healthy(server, api_url)
+        env = {**env, "PREFECT_API_URL": api_url}
+        make("deploy", env)
+        applied = subprocess.run(
+            [str(BIN / "prefect"), "automation", "create", "--from-file", str(AUTOMATION)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        with SyncPrefectClient(api_url) as client:
+            deployment = client.read_deployment_by_name(DEPLOYMENT)
+            client.pause_deployment(deployment.id)  # no real 02:30 night during the tests
+        stack = Ops(api_url, env, root, deployment.id)
+        stack.start_worker()
+        stack.start_worker()
+        yield stack
+    finally:
+        for worker in stack.workers if stack else []:
+            print(f"{worker.name}: {stop(worker, WORKER_GRACE)}")
+        if server is not None:
+            print(f"server: {stop(server, SERVER_GRACE)}")
+        if stack:
+            print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in stack.timings.items()))
+
+
+def write_night(inbox: Path, day: str) -> None:
+    """A small night of its own: one batch of RETRO-CLOCK (the same row every night, a
+    duplicate after the first) and two order lines named after the night."""
+    (inbox / "batches").mkdir(parents=True)
+    (inbox / "orders").mkdir(parents=True)
+    (inbox / "batches" / "stock.csv").write_text("reference,sku,qty,eta\nb1,RETRO-CLOCK,100,\n")
+    (inbox / "orders" / f"{day}.csv").write_text(
+        f"orderid,sku,qty\n{day}-a,RETRO-CLOCK,1\n{day}-b,RETRO-CLOCK,2\n"
+    )
+
+
+def parameters(tmp_path: Path, day: str) -> dict[str, Any]:
+    inbox = tmp_path / f"inbox-{day}"
+    if not inbox.exists():
+        write_night(inbox, day)
+    return {
+        "inbox": str(inbox),
+        "warehouse": str(tmp_path / "warehouse.duckdb"),
+        "outbox": str(tmp_path / "outbox"),
+        "business_date": day,
+    }
+
+
+def create_run(ops: Ops, params: dict[str, Any], *, at: dt.datetime | None = None) -> UUID:
+    with ops.client() as client:
+        state = Scheduled(scheduled_time=at) if at else None
+        run = client.create_flow_run_from_deployment(
+            ops.deployment_id, parameters=params, state=state
+        )
+    return run.id
+
+
+def wait_for(ops: Ops, run_id: UUID, done: Any, what: str, timeout: float = RUN_TIMEOUT) -> FlowRun:
+    deadline = time.monotonic() + timeout
+    with ops.client() as client:
+        while time.monotonic() < deadline:
+            run = client.read_flow_run(run_id)
+            if done(run):
+                return run
+            time.sleep(0.5)
+    pytest.fail(f"flow run {run_id} not {what} after {timeout:.0f}s\n{ops.logs()}")
+
+
+def run_logs(ops: Ops, run_id: UUID) -> str:
+    """The run's log lines as the server holds them (the worker does not relay its output)."""
+    with ops.client() as client:
+        lines = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])),
+            limit=200,
+            sort=LogSort.TIMESTAMP_DESC,
+        )[::-1]
+    noise = ("submitting flow run", "Aborted submission")  # a queued run offered to the workers
+    kept = [line for line in lines if not any(word in line.message for word in noise)]
+    return "\n".join(f"{line.level} {line.message}" for line in kept[-60:])
+
+
+def running_periods(ops: Ops, run_id: UUID) -> list[tuple[dt.datetime, dt.datetime]]:
+    """(entered Running, left Running) for each time the run was Running."""
+    with ops.client() as client:
+        states = sorted(client.read_flow_run_states(run_id), key=lambda state: state.timestamp)
+    return [
+        (state.timestamp, following.timestamp)
+        for state, following in itertools.pairwise(states)
+        if state.type == StateType.RUNNING
+    ]
+
+
+def final(run: FlowRun) -> bool:
+    return run.state is not None and run.state.is_final()
+
+
+def running(run: FlowRun) -> bool:
+    return run.state is not None and run.state.type == StateType.RUNNING
+
+
+def ledger(warehouse: Path) -> list[tuple[Any, ...]]:
+    """The committed nights in commit order, from the pipeline's own state."""
+    con = duckdb.connect(str(state_dir_for(warehouse) / "state.duckdb"), read_only=True)
+    try:
+        return con.sql(
+            "SELECT business_date::VARCHAR, run_id FROM runs ORDER BY finished_at"
+        ).fetchall()
+    finally:
+        con.close()
+
+
+@contextlib.contextmanager
+def held_lock(warehouse: Path) -> Iterator[None]:
+    """Holds the warehouse's run lock as another writer would (e.g. a manual `allocation run`)."""
+    path = state_dir_for(warehouse) / "run.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        os.pwrite(fd, json.dumps({"run_id": "the test", "pid": os.getpid()}).encode(), 0)
+        yield
+    finally:
+        os.ftruncate(fd, 0)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def flow_processes(run_id: UUID) -> list[int]:
+    """The PIDs of the processes running flow run `run_id` (found by their environment)."""
+    needle = f"PREFECT__FLOW_RUN_ID={run_id}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+    return found
+
+
+def parent_of(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[1])
+
+
+def worker_of(ops: Ops, pid: int) -> Service:
+    """The worker (of this stack) whose process tree runs `pid`."""
+    by_pid = {worker.process.pid: worker for worker in ops.workers}
+    while pid > 1:
+        if pid in by_pid:
+            return by_pid[pid]
+        pid = parent_of(pid)
+    pytest.fail("the flow process belongs to none of the test's workers")
+
+
+def test_nights_triggered_out_of_order_commit_in_date_order(ops: Ops, tmp_path: Path) -> None:
+    days = ["2026-11-25", "2026-11-26", "2026-11-27"]
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=4)
+    # The latest night is due first, the earliest last: the queue offers them backwards, to two
+    # idle workers, and the later nights win the slot first.
+    runs = {
+        day: create_run(ops, parameters(tmp_path, day), at=soon + dt.timedelta(seconds=i))
+        for i, day in enumerate(reversed(days))
+    }
+    tick = time.monotonic()
+    ended = {day: wait_for(ops, run_id, final, "final") for day, run_id in runs.items()}
+    ops.timings["three nights out of order"] = time.monotonic() - tick
+
+    for day, run in ended.items():
+        assert run.state is not None and run.state.type == StateType.COMPLETED, (
+            f"{day}: {run.state}\n{run_logs(ops, run.id)}"
+        )
+    warehouse = tmp_path / "warehouse.duckdb"
+    assert ledger(warehouse) == [(day, str(runs[day])) for day in days]
+    # Each night's lines were allocated under its own date.
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        placed = con.sql("SELECT orderid, business_date::VARCHAR FROM allocations").fetchall()
+    finally:
+        con.close()
+    assert sorted(placed) == sorted((f"{day}-{x}", day) for day in days for x in "ab")
+    # The latest night waited, visibly: a state naming the earlier nights it waited for.
+    with ops.client() as client:
+        history = client.read_flow_run_states(runs["2026-11-27"])
+    waits = [state for state in history if state.name == "AwaitingEarlierNight"]
+    assert waits, [(state.name, state.message) for state in history]
+    assert "night-2026-11-2" in (waits[0].message or "")
+
+
+def test_a_killed_night_frees_its_slot_once_and_the_next_nights_never_overlap(
+    ops: Ops, tmp_path: Path
+) -> None:
+    night = parameters(tmp_path, "2026-11-25")
+    warehouse = Path(night["warehouse"])
+    with held_lock(warehouse):
+        dead = create_run(ops, night)
+        wait_for(ops, dead, running, "Running", timeout=90)
+        deadline = time.monotonic() + 30
+        while not (pids := flow_processes(dead)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert pids, "no process runs the night"
+        worker = worker_of(ops, pids[0])
+        # Worker and night die at once (kill -9), as on a lost host: nobody reports anything.
+        os.killpg(worker.process.pid, signal.SIGKILL)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        killed = time.monotonic()
+        worker.process.wait(timeout=10)
+        ops.workers.remove(worker)
+        ops.start_worker()  # the stack keeps two workers
+
+        crashed = wait_for(
+            ops,
+            dead,
+            lambda run: run.state is not None and run.state.type == StateType.CRASHED,
+            "Crashed",
+            timeout=CRASH_DETECTION_LIMIT,
+        )
+    ops.timings["killed night marked Crashed (slot freed)"] = time.monotonic() - killed
+    assert crashed.state is not None and "heartbeat" in (crashed.state.message or "")
+    with ops.client() as client:
+        limit = client.read_deployment(ops.deployment_id).global_concurrency_limit
+    assert limit is not None and limit.active_slots == 0
+    # Released once, through its lease: no lease is left for the server to expire and release
+    # a second time (the double release that let two nights run at once).
+    leases = Path(ops.env["PREFECT_HOME"]) / "concurrency_leases"  # `make server` keeps them here
+    assert leases.is_dir()
+    assert [p.name for p in leases.glob("*.json") if p.name != "expirations.json"] == []
+
+    # The dead night again and the next one, triggered together: one at a time, in order.
+    again = create_run(ops, night)
+    after = create_run(ops, parameters(tmp_path, "2026-11-26"))
+    done = [wait_for(ops, run_id, final, "final") for run_id in (again, after)]
+    for run in done:
+        assert run.state is not None and run.state.type == StateType.COMPLETED, run.state
+    # Every stretch one of them spent Running is clear of every stretch of the other (a night
+    # that waited for the earlier one has several).
+    ran = [running_periods(ops, run_id) for run_id in (again, after)]
+    assert all(ran), ran
+    for start_a, end_a in ran[0]:
+        for start_b, end_b in ran[1]:
+            assert end_a <= start_b or end_b <= start_a, f"two nights ran at once: {ran}"
+    assert [day for day, _ in ledger(warehouse)] == ["2026-11-25", "2026-11-26"]
+
+
+def test_killing_only_the_worker_lets_the_night_finish_and_publish(
+    ops: Ops, tmp_path: Path
+) -> None:
+    night = parameters(tmp_path, "2026-11-25")
+    warehouse, outbox = Path(night["warehouse"]), Path(night["outbox"])
+    with held_lock(warehouse):
+        run_id = create_run(ops, night)
+        wait_for(ops, run_id, running, "Running", timeout=90)
+        deadline = time.monotonic() + 30
+        while not (pids := flow_processes(run_id)) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert pids, "no process runs the night"
+        worker = worker_of(ops, pids[0])
+        os.kill(worker.process.pid, signal.SIGKILL)  # the worker alone; the night lives on
+        worker.process.wait(timeout=10)
+        ops.workers.remove(worker)
+        time.sleep(1)
+    # The lock is free: the night goes on, and logs every step, with no worker to read its pipe.
+    run = wait_for(ops, run_id, final, "final")
+    ops.start_worker()
+
+    assert run.state is not None and run.state.type == StateType.COMPLETED, run.state
+    assert ledger(warehouse) == [("2026-11-25", str(run_id))]
+    summary = json.loads((outbox / "2026-11-25" / "summary.json").read_text(encoding="utf-8"))
+    assert summary["run_id"] == str(run_id) and summary["allocated"] == 2
+    assert (outbox / "latest").resolve() == (outbox / "2026-11-25").resolve()
+    con = duckdb.connect(str(warehouse), read_only=True)  # published: the analysts' copy
+    try:
+        assert con.sql("SELECT count(*) FROM runs").fetchall() == [(1,)]
+    finally:
+        con.close()
+
+
+def snapshot(paths: list[Path]) -> dict[str, tuple[int, int] | None]:
+    """Size and modification time of every file under `paths` (None: absent)."""
+    seen: dict[str, tuple[int, int] | None] = {}
+    for path in paths:
+        if not path.exists():
+            seen[str(path)] = None
+            continue
+        for item in [path, *path.rglob("*")] if path.is_dir() else [path]:
+            info = item.lstat()
+            seen[str(item)] = (info.st_size, info.st_mtime_ns)
+    return seen
+
+
+def test_make_run_leaves_the_deployments_warehouse_and_outbox_untouched(tmp_path: Path) -> None:
+    data = REPO / "data"
+    deployment_paths = [
+        data / "warehouse.duckdb",
+        data / ".warehouse.duckdb.pipeline",
+        data / "outbox",
+    ]
+    before = snapshot(deployment_paths)
+    env = clean_env(tmp_path / "prefect-home")  # no PREFECT_API_URL: its own temporary server
+    done = subprocess.run(
+        [*MAKE, "run"], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert snapshot(deployment_paths) == before
+    assert f"reports:   {data / 'sample-run' / 'outbox'}" in done.stdout
+    assert f"warehouse: {data / 'sample-run' / 'warehouse.duckdb'}" in done.stdout
+
+
+def test_deploying_again_keeps_a_paused_deployment_paused(ops: Ops) -> None:
+    with ops.client() as client:
+        assert client.read_deployment(ops.deployment_id).paused is True  # paused by the fixture
+    done = make("deploy", ops.env)
+
+    with ops.client() as client:
+        assert client.read_deployment(ops.deployment_id).paused is True
+    assert f"Deployment '{DEPLOYMENT}' was paused before this deploy: it is paused again" in (
+        done.stdout
+    )
+
+
+def test_make_night_reads_its_start_as_utc_and_names_the_night(ops: Ops) -> None:
+    env = {**ops.env, "TZ": "Europe/Berlin"}  # an operator's machine in Berlin
+    done = subprocess.run(
+        [*MAKE, "night", "BUSINESS_DATE=2026-11-28", "START_AT=2030-01-02 00:30"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Created flow run 'night-2026-11-28'." in done.stdout
+    assert "Scheduled start time: 2030-01-02 00:30" in done.stdout
+    run_id = UUID(done.stdout.split("UUID: ")[1].split()[0])
+    with ops.client() as client:
+        run = client.read_flow_run(run_id)
+        client.delete_flow_run(run_id)  # never to run
+    assert run.expected_start_time == dt.datetime(2030, 1, 2, 0, 30, tzinfo=dt.UTC)
+    assert run.parameters["business_date"] == "2026-11-28"
