@@ -85,7 +85,8 @@ class Ops:
             name,
             [*MAKE, "worker"],
             cwd=REPO,
-            env={**self.env, **WORKER_ENV},
+            # Deployment runs may only use paths inside the data roots: here pytest's folders.
+            env={**self.env, **WORKER_ENV, "ALLOCATION_DATA_ROOTS": str(self.root.parent)},
             log=self.root / f"{name}.log",
         )
         self.workers.append(worker)

@@ -10,10 +10,12 @@ import shutil
 
 from allocation import services
 from allocation.flows import nightly
+from allocation.flows.progress import NightProgress
 from conftest import SAMPLE_INBOX, Site
 
 NIGHT = "2026-11-25"
 RUN_ID = "0b6c3a52-7d51-4c4e-9a65-7f3f1d2b9a10"
+NO_BAR = NightProgress(None)  # no progress artifact outside a flow run
 
 
 def test_a_retried_flow_run_finds_its_own_commit_on_its_first_allocate_attempt(
@@ -25,14 +27,18 @@ def test_a_retried_flow_run_finds_its_own_commit_on_its_first_allocate_attempt(
         str(site.inbox), str(site.warehouse), str(site.outbox), NIGHT, False
     )
     started = dt.datetime.now(dt.UTC)
-    first = nightly.allocate.fn(params, services.load_inbox(params.inbox, set()), RUN_ID, started)
+    first = nightly.allocate.fn(
+        params, services.load_inbox(params.inbox, set()), RUN_ID, started, NO_BAR
+    )
     assert first.counts  # the night was allocated and committed
     services.write_reports(params, first)
     services.publish(params, services.night_label(params, started, RUN_ID))
     allocated = site.query("SELECT count(*) FROM allocations")
 
     # The same flow run again, from its first task attempt (no task retry in between).
-    again = nightly.allocate.fn(params, services.load_inbox(params.inbox, set()), RUN_ID, started)
+    again = nightly.allocate.fn(
+        params, services.load_inbox(params.inbox, set()), RUN_ID, started, NO_BAR
+    )
 
     assert again.counts == {}  # found committed: nothing applied twice
     services.publish(params, services.night_label(params, started, RUN_ID))
