@@ -14,6 +14,7 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -172,15 +173,20 @@ def named(kind: str, content: st.SearchStrategy[bytes], suffix: bytes) -> st.Sea
     return st.tuples(st.just(kind), file_stems.map(lambda stem: stem + suffix), content)
 
 
-@nights
-@given(
-    st.lists(
-        st.sampled_from(KINDS).flatmap(lambda kind: named(kind, csv_files(kind), b".csv")),
+def inbox_files(
+    content: Callable[[str], st.SearchStrategy[bytes]], suffix: bytes
+) -> st.SearchStrategy[list[Any]]:
+    """One to three files of that format, orders or batches, under distinct names."""
+    return st.lists(
+        st.sampled_from(KINDS).flatmap(lambda kind: named(kind, content(kind), suffix)),
         min_size=1,
         max_size=3,
         unique_by=lambda f: (f[0], f[1]),
     )
-)
+
+
+@nights
+@given(inbox_files(csv_files, b".csv"))
 def test_any_csv_files_never_crash_a_night_and_every_row_is_counted(
     files: list[tuple[str, bytes, bytes]],
 ) -> None:
@@ -188,14 +194,7 @@ def test_any_csv_files_never_crash_a_night_and_every_row_is_counted(
 
 
 @nights
-@given(
-    st.lists(
-        st.sampled_from(KINDS).flatmap(lambda kind: named(kind, jsonl_files(kind), b".jsonl")),
-        min_size=1,
-        max_size=3,
-        unique_by=lambda f: (f[0], f[1]),
-    )
-)
+@given(inbox_files(jsonl_files, b".jsonl"))
 def test_any_json_lines_files_never_crash_a_night_and_every_row_is_counted(
     files: list[tuple[str, bytes, bytes]],
 ) -> None:
@@ -203,14 +202,7 @@ def test_any_json_lines_files_never_crash_a_night_and_every_row_is_counted(
 
 
 @nights
-@given(
-    st.lists(
-        st.sampled_from(KINDS).flatmap(lambda kind: named(kind, parquet_files(kind), b".parquet")),
-        min_size=1,
-        max_size=3,
-        unique_by=lambda f: (f[0], f[1]),
-    )
-)
+@given(inbox_files(parquet_files, b".parquet"))
 def test_any_parquet_files_never_crash_a_night_and_every_row_is_counted(
     files: list[tuple[str, bytes, bytes]],
 ) -> None:
