@@ -32,6 +32,7 @@ run: install
 lint: install
 	$(BIN)/ruff check allocation tests
 	$(BIN)/ruff format --check allocation tests
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy
