@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 # Never phone home, and give Prefect's temporary local server time to start on a small machine.
+# The telemetry-off pair is written once for Python (allocation/__init__.py, TELEMETRY_OFF); make
+# is not Python, so it repeats it here (tests/integration/test_telemetry_off.py checks the copy).
 export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
@@ -35,6 +37,7 @@ run: install
 lint: install
 	$(BIN)/ruff check allocation tests
 	$(BIN)/ruff format --check allocation tests
+	$(BIN)/lint-imports
 
 typecheck: install
 	$(BIN)/mypy

@@ -19,10 +19,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from allocation import services
-from allocation.io.inbox import InboxError
+from allocation import checks, services
 from allocation.io.outbox import OutboxError
 from allocation.io.publish import PublishError
+from allocation.io.readers import InboxError
 from allocation.io.run_lock import RunLockError, RunLockTimeout, run_lock
 from allocation.io.unit_of_work import WarehouseError
 from allocation.settings import ParameterError, RunParameters, Settings
@@ -116,8 +116,8 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         task_runner=args.task_runner,
         dask_address=args.dask_address,
     )
-    services.check_run_paths(params)
-    services.check_business_date_if_idle(params)  # one clean line; the flow checks again
+    checks.check_run_paths(params)
+    checks.check_business_date_if_idle(params)  # one clean line; the flow checks again
 
     from allocation.flows.nightly import nightly_allocation
 

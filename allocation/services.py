@@ -5,9 +5,7 @@ The Prefect flow calls these one task each; tests call them directly, without Pr
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import json
 import logging
 import time
 import uuid
@@ -20,29 +18,28 @@ from typing import Any
 import polars as pl
 
 from allocation.allocator import allocate_lines
+from allocation.checks import check_business_date as check_business_date
+from allocation.checks import check_inbox
+from allocation.checks import check_run_paths as check_run_paths
 from allocation.faults import crash_point
-from allocation.io import inbox as inbox_io
-from allocation.io import validation
+from allocation.io import readers, validation
 from allocation.io.ingest import classify_batches, classify_orders
+from allocation.io.outbox import read_summary as read_summary
 from allocation.io.outbox import write_night
 from allocation.io.publish import publish_copy
-from allocation.io.unit_of_work import (
-    DuckDBUnitOfWork,
-    WarehouseError,
-    check_warehouse_path,
-    connect,
-)
+from allocation.io.rejection_log import log_rejected_rows
+from allocation.io.run_lock import run_lock
+from allocation.io.schemas import Kind, empty_rows
+from allocation.io.unit_of_work import DuckDBUnitOfWork, connect
 from allocation.manifest import apply_manifest_updates
-from allocation.settings import ParameterError, RunParameters
+from allocation.settings import RunParameters
+
+# Re-exported (`X as X`) for the flow, which calls them as `services.X`.
+from allocation.state import already_ingested as already_ingested
+from allocation.state import committed_run as committed_run
+from allocation.state import state_db as state_db
 
 log = logging.getLogger("allocation")
-
-STATE_DB = "state.duckdb"
-
-
-def state_db(params: RunParameters) -> Path:
-    return params.state_dir / STATE_DB
-
 
 #: `progress(done, total)`: how far a step is, in its own units (files, lines). The flow turns
 #: it into the run's progress artifact; the service layer knows nothing of Prefect.
@@ -63,7 +60,7 @@ class ValidatedInbox:
     """Tonight's inbox, read and validated: typed valid rows, and everything rejected so far.
 
     In `orders` and `batches`, `raw` is null where the row was received as exactly its typed
-    values (`validation.leave_out_plain_raw`): `coalesce(raw, inbox.raw_text(kind))`."""
+    values (`validation.leave_out_plain_raw`): `coalesce(raw, schemas.raw_text(kind))`."""
 
     orders: pl.DataFrame
     batches: pl.DataFrame
@@ -83,71 +80,10 @@ FILES_SCHEMA = {
     "reason": pl.String,
 }
 
-_VALIDATORS: dict[inbox_io.Kind, Callable[[pl.DataFrame], validation.Validated]] = {
+_VALIDATORS: dict[Kind, Callable[[pl.DataFrame], validation.Validated]] = {
     "orders": validation.validate_orders,
     "batches": validation.validate_batches,
 }
-
-
-def already_ingested(params: RunParameters) -> set[tuple[str, str]]:
-    """Files (name, sha256) this business date already committed: a rerun of the night skips
-    them, so a rerun after a crash converges to what one uninterrupted run would have done."""
-    path = state_db(params)
-    if not path.exists():
-        return set()
-    with DuckDBUnitOfWork(path) as uow:
-        return uow.repo.ingested_files(params.business_date)
-
-
-def last_committed_date(params: RunParameters) -> dt.date | None:
-    """The business date of the latest committed night, None before the first one."""
-    path = state_db(params)
-    if not path.exists():
-        return None
-    con = connect(path, read_only=True)
-    try:
-        found = con.sql(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'runs'"
-        ).fetchall()[0][0]
-        if not found:
-            return None
-        last = con.sql("SELECT max(business_date) FROM runs").fetchall()[0][0]
-        return last if isinstance(last, dt.date) else None
-    finally:
-        con.close()
-
-
-def check_business_date(params: RunParameters) -> None:
-    """Refuses a business date earlier than the last committed night, before anything is read.
-
-    Such a night would allocate later nights' backorders under the earlier date, and the later
-    night's reports and `latest` would stop matching the warehouse. The last committed date
-    itself may run again (with or without new files); an older one only after a rollback to it,
-    as its reports cannot be reproduced from today's state (docs/operations.md)."""
-    last = last_committed_date(params)
-    day = params.business_date
-    if last is not None and day < last:
-        raise ParameterError(
-            f"business date {day} is earlier than the last committed night {last}: run {last} "
-            f"or a later date; to redo {day}, roll back to it first "
-            f"(allocation rollback --to {day}, see docs/operations.md)"
-        )
-
-
-def check_business_date_if_idle(params: RunParameters) -> None:
-    """`check_business_date` before a run starts (the CLI, for one clean line), only if no run
-    holds the warehouse: opening the state beside a running night would make that night fail
-    to open it. Otherwise nothing: the run checks again under the run lock."""
-    from allocation.io.run_lock import RunLockTimeout, run_lock
-
-    idle = run_lock(
-        params.state_dir / "run.lock",
-        run_id="check-business-date",
-        business_date=params.business_date.isoformat(),
-        timeout=0,
-    )
-    with contextlib.suppress(RunLockTimeout, WarehouseError), idle:  # WarehouseError: later
-        check_business_date(params)
 
 
 def load_inbox(
@@ -158,7 +94,7 @@ def load_inbox(
     `progress(bytes done, bytes in all)` is called after each file: a big file moves the bar
     more than a small one."""
     started = time.perf_counter()
-    files, rejected_files = inbox_io.find_inbox_files(inbox)
+    files, rejected_files = readers.find_inbox_files(inbox)
     # A file rejected before it could be read has no digest and is recorded with sha256 "": a
     # rerun of the date must not record it (or its rejection) a second time either.
     seen = pl.Series(
@@ -180,7 +116,7 @@ def load_inbox(
             progress(done, total_bytes)
             continue
         tick = time.perf_counter()
-        read = inbox_io.read_inbox_file(file)
+        read = readers.read_inbox_file(file)
         tock = time.perf_counter()
         checked = _VALIDATORS[file.kind](read.rows)
         validate_seconds += time.perf_counter() - tock
@@ -250,69 +186,10 @@ def load_inbox(
     return night
 
 
-def _concat(frames: list[pl.DataFrame], kind: inbox_io.Kind) -> pl.DataFrame:
+def _concat(frames: list[pl.DataFrame], kind: Kind) -> pl.DataFrame:
     if frames:
         return pl.concat(frames, how="vertical")
-    return _VALIDATORS[kind](inbox_io.empty_rows(kind)).valid  # no file: typed, empty
-
-
-def log_rejected_rows(rejected: pl.DataFrame, reasons_per_file: int = 5) -> None:
-    """Logs the rejected rows counted per file and reason, never one line per row.
-
-    Reasons that differ only in their values (quoted, or any word with a digit: "qty -3 must be
-    at least 1", "row has 5 fields, ...") count as one, shown with its first line as an example.
-    A file with more kinds of reason than ``reasons_per_file`` gets one more line for the rest.
-    """
-    rows = rejected.filter(pl.col("line").is_not_null())
-    if rows.is_empty():
-        return
-    groups = (
-        rows.group_by(
-            "source_file",
-            pl.col("reason")
-            .str.replace_all(r"'[^']*'", "'…'")
-            .str.replace_all(r"[^\s'(),;]*\d[^\s'(),;]*", "…")
-            .alias("alike"),
-        )
-        .agg(
-            rows=pl.len(),
-            line=pl.col("line").min(),
-            example=pl.col("reason").sort_by("line").first(),
-        )
-        .sort(["source_file", "rows", "line"], descending=[False, True, False])
-        .with_columns(rank=pl.int_range(pl.len()).over("source_file"))
-    )
-    shown = groups.filter(pl.col("rank") < reasons_per_file)
-    for source_file, alike, count, line, example in shown.select(
-        "source_file", "alike", "rows", "line", "example"
-    ).iter_rows():
-        if count == 1:
-            log.warning("%s: 1 row(s) rejected: %s (line %d)", source_file, example, line)
-        elif alike == example:
-            log.warning(
-                "%s: %d row(s) rejected: %s (first at line %d)", source_file, count, alike, line
-            )
-        else:
-            log.warning(
-                "%s: %d row(s) rejected: %s (e.g. line %d: %s)",
-                source_file,
-                count,
-                alike,
-                line,
-                example,
-            )
-    rest = (
-        groups.filter(pl.col("rank") >= reasons_per_file)
-        .group_by("source_file", maintain_order=True)
-        .agg(rows=pl.col("rows").sum(), reasons=pl.len())
-    )
-    for source_file, count, reasons in rest.iter_rows():
-        log.warning(
-            "%s: %d row(s) rejected for %d other reason(s): see rejected.csv",
-            source_file,
-            count,
-            reasons,
-        )
+    return _VALIDATORS[kind](empty_rows(kind)).valid  # no file: typed, empty
 
 
 # -- allocate and commit ---------------------------------------------------------------------
@@ -481,65 +358,14 @@ def publish(params: RunParameters, label: str) -> Path:
     )
 
 
-def check_inbox(inbox: Path) -> None:
-    """Fails before anything else when the inbox itself is missing: a person must fix that."""
-    if not inbox.is_dir():
-        raise inbox_io.InboxError(
-            f"inbox folder {inbox} does not exist or is not a folder: create it with batches/ "
-            "and orders/ subfolders, or pass --inbox"
-        )
-
-
-def check_run_paths(params: RunParameters) -> None:
-    """Refuses, before anything is read or written, paths no night can run with: the CLI and
-    the flow both start with this one check."""
-    check_inbox(params.inbox)
-    check_warehouse_path(params.warehouse)
-    if params.outbox.exists() and not params.outbox.is_dir():
-        raise ParameterError(f"outbox {params.outbox} is a file: give a folder for the reports")
-
-
 def night_label(params: RunParameters, started: dt.datetime, run_id: str) -> str:
     """The name a night's published copy is kept under: sortable by date, then start time."""
     return f"{params.business_date}-{started:%Y%m%dT%H%M%S}-{run_id[:8]}"
 
 
-def committed_run(params: RunParameters, run_id: str) -> bool:
-    """Whether run `run_id` is already committed (an earlier attempt of its allocate step
-    committed, then failed before returning)."""
-    path = state_db(params)
-    if params.dry_run or not path.exists():
-        return False
-    with DuckDBUnitOfWork(path) as uow:
-        return uow.repo.has_run(run_id)
-
-
-def read_summary(folder: Path) -> dict[str, Any]:
-    summary: dict[str, Any] = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
-    return summary
-
-
-def top_out_of_stock(folder: Path, limit: int = 20) -> pl.DataFrame:
-    """Skus with the most open demand, for the run's artifact."""
-    return (
-        pl.read_parquet(folder / "out_of_stock.parquet")
-        .group_by("sku")
-        .agg(
-            open_lines=pl.len(),
-            open_qty=pl.col("qty").sum(),
-            available=pl.col("available").first(),
-            next_eta=pl.col("next_eta").min(),
-        )
-        .sort(["open_qty", "sku"], descending=[True, False])
-        .head(limit)
-    )
-
-
 def run_night(params: RunParameters, run_id: str | None = None) -> dict[str, Any]:
     """The whole night without Prefect (tests, and a way to run in a bare Python process):
     the same steps as the flow, in the same order, under the same lock."""
-    from allocation.io.run_lock import run_lock
-
     run_id = run_id or str(uuid.uuid4())
     started = dt.datetime.now(dt.UTC)
     check_inbox(params.inbox)

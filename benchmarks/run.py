@@ -44,6 +44,7 @@ from pathlib import Path
 
 import psutil
 
+from allocation import TELEMETRY_OFF
 from benchmarks import book
 from benchmarks import publish as publish_bench
 from benchmarks.generate import BUSINESS_DATE, generate, sku_count
@@ -53,7 +54,6 @@ BIN = Path(sys.executable).parent
 DOC = REPO / "docs" / "benchmarks.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
 STEPS = ("check-already-ingested", "load", "allocate", "write-reports", "publish")
-QUIET_ENV = {"DO_NOT_TRACK": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
 RUNNERS = ("local", "dask")
 
 
@@ -139,7 +139,7 @@ def prefect_server(work: Path) -> Iterator[dict[str, str]]:
     shutil.rmtree(home, ignore_errors=True)
     home.mkdir(parents=True)
     port = free_port()
-    env = {**os.environ, **QUIET_ENV, "PREFECT_HOME": str(home)}
+    env = {**os.environ, **TELEMETRY_OFF, "PREFECT_HOME": str(home)}
     env.pop("PREFECT_API_URL", None)
     log = (work / "prefect-server.log").open("w")
     server = subprocess.Popen(

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import os
 
-os.environ["DO_NOT_TRACK"] = "1"
-os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+from allocation import TELEMETRY_OFF
+
+os.environ.update(TELEMETRY_OFF)  # whatever the caller's environment says
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 import datetime as dt

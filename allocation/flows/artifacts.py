@@ -10,7 +10,6 @@ import polars as pl
 import pyarrow.parquet as pq
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from allocation.services import top_out_of_stock
 from allocation.settings import RunParameters
 
 SUMMARY_KEY = "nightly-allocation-summary"
@@ -111,4 +110,20 @@ def publish_artifacts(
         table=table.to_dicts(),
         key=OUT_OF_STOCK_KEY + suffix,
         description=f"Out-of-stock skus after night {summary['business_date']}",
+    )
+
+
+def top_out_of_stock(folder: Path, limit: int = 20) -> pl.DataFrame:
+    """Skus with the most open demand, for the run's artifact."""
+    return (
+        pl.read_parquet(folder / "out_of_stock.parquet")
+        .group_by("sku")
+        .agg(
+            open_lines=pl.len(),
+            open_qty=pl.col("qty").sum(),
+            available=pl.col("available").first(),
+            next_eta=pl.col("next_eta").min(),
+        )
+        .sort(["open_qty", "sku"], descending=[True, False])
+        .head(limit)
     )

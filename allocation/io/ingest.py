@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from allocation.io.inbox import Kind, raw_text
-from allocation.io.schemas import REJECTION_SCHEMA
+from allocation.io.schemas import REJECTION_SCHEMA, Kind, raw_text
 
 LINE_KEY = ["orderid", "sku"]
 

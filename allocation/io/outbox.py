@@ -197,3 +197,9 @@ def _point_latest(outbox: Path, written: Path, day: dt.date) -> None:
 
 def _is_day(name: str) -> bool:
     return len(name) == 10 and name[4] == "-" and name[7] == "-" and name.replace("-", "").isdigit()
+
+
+def read_summary(folder: Path) -> dict[str, Any]:
+    """The `summary.json` of a night's report folder (what a run returns and shows)."""
+    summary: dict[str, Any] = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    return summary

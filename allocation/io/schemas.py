@@ -1,4 +1,6 @@
-"""Every pandera ``DataFrameModel`` of the pipeline (polars backend), inputs and outputs.
+"""Every pandera ``DataFrameModel`` of the pipeline (polars backend), inputs and outputs, and the
+reader contract (``Kind``, ``REQUIRED_COLUMNS``, ``rows_schema``, ``raw_text``) that the inbox
+readers hand on and validation and ingestion read.
 
 Inputs (``OrderLineInput``, ``BatchInput``) describe the *typed* frames that
 ``allocation.io.validation`` hands on (design.md "Validated output"): the reader's string frames
@@ -21,7 +23,7 @@ Validate collected ``pl.DataFrame`` objects, never ``pl.LazyFrame``: on a LazyFr
 only the schema by default and value checks pass silently (tests/unit/test_schemas.py shows it).
 """
 
-from typing import Final
+from typing import Final, Literal
 
 import pandera.polars as pa
 import polars as pl
@@ -31,13 +33,56 @@ from pandera.typing.polars import Series
 __all__ = [
     "REJECTION_KINDS",
     "REJECTION_SCHEMA",
+    "REQUIRED_COLUMNS",
     "AllocationReport",
     "BatchInput",
+    "Kind",
     "OrderLineInput",
     "OutOfStockReport",
     "ReallocationReport",
     "RejectedReport",
+    "empty_rows",
+    "raw_text",
+    "rows_schema",
 ]
+
+# --------------------------------------------------------------------------------------------
+# The reader contract (design.md "Reader output"): what every inbox reader hands on
+# --------------------------------------------------------------------------------------------
+
+Kind = Literal["orders", "batches"]
+
+#: The columns a file of each kind must give, in the reader frame's order.
+REQUIRED_COLUMNS: Final[dict[Kind, tuple[str, ...]]] = {
+    "orders": ("orderid", "sku", "qty"),
+    "batches": ("reference", "sku", "qty", "eta"),
+}
+
+
+def raw_text(kind: Kind) -> pl.Expr:
+    """``raw`` for a row that has exactly the required columns of ``kind``, in order: the JSON
+    object of their values as text, worded as the reader words ``raw`` (``"qty": "3"``,
+    ``"eta": "2026-12-01"``). Over a reader frame, the row as received; over typed rows, the row
+    as it would have been received without stray spaces or signs."""
+    return pl.struct(pl.col(c).cast(pl.String) for c in REQUIRED_COLUMNS[kind]).struct.json_encode()
+
+
+def rows_schema(kind: Kind) -> pl.Schema:
+    """Column contract of a reader frame of ``kind``: every value a string as received."""
+    return pl.Schema(
+        {
+            "source_file": pl.String,
+            "line": pl.Int64,
+            **dict.fromkeys(REQUIRED_COLUMNS[kind], pl.String),
+            "raw": pl.String,
+        }
+    )
+
+
+def empty_rows(kind: Kind) -> pl.DataFrame:
+    """A reader frame of ``kind`` with no rows."""
+    return pl.DataFrame(schema=rows_schema(kind))
+
 
 #: The rejection frame every step produces (design.md "Rejections"): the reader's, validation's
 #: and ingestion's rejects, and the `rejected_rows` table without its run columns. ``line`` null
@@ -81,7 +126,7 @@ class OrderLineInput(_Model):
     orderid: Series[pl.String] = pa.Field(str_contains=_NON_EMPTY)
     sku: Series[pl.String] = pa.Field(str_contains=_NON_EMPTY)
     qty: Series[pl.Int64] = pa.Field(ge=1)
-    # Null: the row was exactly its columns as text (`allocation.io.inbox.raw_text` words it).
+    # Null: the row was exactly its columns as text (`raw_text` above words it).
     raw: Series[pl.String] = pa.Field(nullable=True)
 
 

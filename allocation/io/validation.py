@@ -6,7 +6,7 @@ How a frame is validated (vectorised, no Python loop over rows):
    programming error and raises ``FrameContractError``.
 2. Text is stripped and cast in polars (never by pandera coercion: it loses the row index of the
    later checks once a cast fails). Each column gets
-   a *pre-check* reason expression for what the cast or the emptiness rule found
+   a *pre-check* reason expression (``prechecks.py``) for what the cast or the emptiness rule found
    ("qty 'ten' is not a whole number", "sku is empty", ...); a failed value becomes null.
 3. The typed candidate frame (every row, in input order) is validated with the pandera model
    (``lazy=True``, on a collected DataFrame). The row indexes of ``SchemaErrors.failure_cases``
@@ -27,8 +27,15 @@ import pandera.polars as pa
 import polars as pl
 from pandera.errors import SchemaErrors
 
-from allocation.io.inbox import REQUIRED_COLUMNS, Kind, raw_text
-from allocation.io.schemas import REJECTION_SCHEMA, BatchInput, OrderLineInput
+from allocation.io.prechecks import date, shown, text, whole_number
+from allocation.io.schemas import (
+    REJECTION_SCHEMA,
+    REQUIRED_COLUMNS,
+    BatchInput,
+    Kind,
+    OrderLineInput,
+    raw_text,
+)
 
 __all__ = [
     "REJECTION_SCHEMA",
@@ -40,21 +47,6 @@ __all__ = [
     "validate_orders",
 ]
 
-
-#: A whole number in base 10 with an optional sign. ``[0-9]``, not ``\d``: polars' ``\d`` is
-#: Unicode-aware and would let digits such as "٣" through the format check.
-_WHOLE_NUMBER: Final = r"^[+-]?[0-9]+$"
-_ISO_DATE: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
-_DATE_FORMAT: Final = "%Y-%m-%d"
-
-#: Characters an identifier (sku, orderid, reference) may not hold: controls (tab, line breaks),
-#: format characters (zero-width space and joiners, byte order mark, direction marks), private
-#: use code points, and every space but the plain one (U+0020).
-_INVISIBLE: Final = r"[\p{Cc}\p{Cf}\p{Co}\p{Zl}\p{Zp}\p{Zs}--[ ]]"
-_INVISIBLE_SHOWN: Final = "<?>"
-
-#: Values quoted in reasons are cut to this many characters (a reason is not a copy of ``raw``).
-_MAX_SHOWN: Final = 40
 
 _ROW: Final = "__row"
 _FAILED: Final = "__failed"
@@ -143,12 +135,12 @@ def _validate(rows: pl.DataFrame, spec: _Spec) -> Validated:
     why: dict[str, pl.Expr] = {}
     failed: list[pl.Expr] = []
     for column in spec.text_columns:
-        typed[column], why[column] = _text(column)
+        typed[column], why[column] = text(column)
         failed.append(typed[column].is_null())
-    typed["qty"], why["qty"] = _whole_number("qty")
+    typed["qty"], why["qty"] = whole_number("qty")
     failed.append(typed["qty"].is_null())
     if spec.has_eta:
-        typed["eta"], why["eta"] = _date("eta")
+        typed["eta"], why["eta"] = date("eta")
         eta = pl.col("eta").str.strip_chars()
         failed.append(eta.is_not_null() & (eta != "") & typed["eta"].is_null())
 
@@ -259,67 +251,6 @@ def _model_column(column: str) -> str:
     return f"__model_{column}"
 
 
-def _shown(value: pl.Expr) -> pl.Expr:
-    """``value`` cut to ``_MAX_SHOWN`` characters for quoting in a reason."""
-    return (
-        pl.when(value.str.len_chars() > _MAX_SHOWN)
-        .then(pl.concat_str(value.str.slice(0, _MAX_SHOWN), pl.lit("…")))
-        .otherwise(value)
-    )
-
-
-def _text(column: str) -> tuple[pl.Expr, pl.Expr]:
-    """Stripped text; null, empty or whitespace-only -> null and "<column> is empty". Text
-    holding an invisible or control character (a zero-width space, a no-break space, a tab, a
-    line break, a byte order mark, a private-use code point) -> null: two skus
-    that print alike must not be two skus."""
-    stripped = pl.col(column).str.strip_chars()
-    value = pl.when((stripped != "") & ~stripped.str.contains(_INVISIBLE)).then(stripped)
-    marked = stripped.str.replace_all(_INVISIBLE, _INVISIBLE_SHOWN, literal=False)
-    reason = (
-        pl.when(stripped.is_null() | (stripped == ""))
-        .then(pl.lit(f"{column} is empty"))
-        .when(value.is_null())
-        .then(
-            pl.format(
-                f"{column} '{{}}' holds an invisible or control character (shown as "
-                f"{_INVISIBLE_SHOWN}): remove it",
-                _shown(marked),
-            )
-        )
-    )
-    return value, reason
-
-
-def _whole_number(column: str) -> tuple[pl.Expr, pl.Expr]:
-    """A base-10 integer that fits ``Int64``; anything else -> null and a reason."""
-    stripped = pl.col(column).str.strip_chars()
-    looks_whole = stripped.str.contains(_WHOLE_NUMBER)
-    value = pl.when(looks_whole).then(stripped.cast(pl.Int64, strict=False))
-    reason = (
-        pl.when(stripped.is_null() | (stripped == ""))
-        .then(pl.lit(f"{column} is empty"))
-        .when(~looks_whole)
-        .then(pl.format(f"{column} '{{}}' is not a whole number", _shown(stripped)))
-        .when(value.is_null())
-        .then(pl.format(f"{column} '{{}}' is out of range", _shown(stripped)))
-    )
-    return value, reason
-
-
-def _date(column: str) -> tuple[pl.Expr, pl.Expr]:
-    """An optional ``YYYY-MM-DD`` calendar date; null/empty -> null without a reason."""
-    stripped = pl.col(column).str.strip_chars()
-    given = stripped.is_not_null() & (stripped != "")
-    # The regex pins the form (polars alone parses "2026-1-5"); the parse rejects "2026-02-30".
-    parsed = stripped.str.to_date(_DATE_FORMAT, strict=False)
-    value = pl.when(given & stripped.str.contains(_ISO_DATE)).then(parsed)
-    reason = pl.when(given & value.is_null()).then(
-        pl.format(f"{column} '{{}}' is not a date (expected YYYY-MM-DD)", _shown(stripped))
-    )
-    return value, reason
-
-
 def _column_reason(candidates: pl.DataFrame, column: str) -> pl.Expr:
     """The pre-check reason of ``column``, else the model's; a failed cast explains its null."""
     sources = [name for name in (_why(column), _model_column(column)) if name in candidates.columns]
@@ -370,7 +301,7 @@ def _failure_reasons(errors: SchemaErrors, spec: _Spec) -> pl.DataFrame:
 
 def _model_message(model: type[pa.DataFrameModel]) -> pl.Expr:
     """A reason per failure case, worded from the model's own checks (no hard-coded rules)."""
-    value = _shown(pl.col("failure_case").fill_null("null"))
+    value = shown(pl.col("failure_case").fill_null("null"))
     # Fallback for a check without wording: never null, so no failing row can pass as valid.
     message = pl.format(
         "{} {} fails {}", pl.col("column").fill_null("?"), value, pl.col("check").fill_null("?")

@@ -55,6 +55,7 @@ from prefect.events.schemas.automations import AutomationCore
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.states import Scheduled
 
+from allocation import TELEMETRY_OFF
 from allocation.flows.artifacts import OUT_OF_STOCK_KEY, SUMMARY_KEY
 from allocation.flows.automations import ALERT_BLOCK
 from allocation.flows.progress import PROGRESS_KEY
@@ -181,9 +182,8 @@ def clean_env(home: Path) -> dict[str, str]:
         and key not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"}
     }
     env.update(
+        TELEMETRY_OFF,
         PREFECT_HOME=str(home),
-        DO_NOT_TRACK="1",
-        PREFECT_SERVER_ANALYTICS_ENABLED="false",
         COLUMNS="200",  # keep rich's CLI output on one line per item
     )
     return env

@@ -25,7 +25,8 @@ import pytest
 
 from allocation import cli, services
 from allocation.io.publish import PublishError
-from allocation.io.warehouse_schema import ANALYST_OBJECTS, COMMENTS, SCHEMA_VERSION
+from allocation.io.warehouse_comments import ANALYST_OBJECTS, COMMENTS
+from allocation.io.warehouse_schema import SCHEMA_VERSION
 from conftest import REPO, SAMPLE_INBOX, Site
 
 DOC = REPO / "docs" / "analysts.md"

@@ -21,7 +21,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from allocation.io.inbox import InboxError
+from allocation.io.readers import InboxError
 from conftest import Site
 
 DAY = "2026-11-25"

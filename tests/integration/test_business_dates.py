@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import pytest
 
-from allocation import cli, services
+from allocation import checks, cli, services
 from allocation.settings import ParameterError
 from conftest import Site
 
@@ -123,10 +123,10 @@ def test_the_early_check_leaves_a_running_night_alone(
     def no_opening(*args: object, **kwargs: object) -> None:
         raise AssertionError("the state was opened while a night holds it")
 
-    monkeypatch.setattr(services, "last_committed_date", no_opening)
+    monkeypatch.setattr(checks, "last_committed_date", no_opening)
     lock = site.params(day(0)).state_dir / "run.lock"
     with run_lock(lock, run_id="a-night", business_date=day(2), timeout=0):
-        services.check_business_date_if_idle(site.params(day(0)))
+        checks.check_business_date_if_idle(site.params(day(0)))
     monkeypatch.undo()
     with pytest.raises(ParameterError):
-        services.check_business_date_if_idle(site.params(day(0)))
+        checks.check_business_date_if_idle(site.params(day(0)))

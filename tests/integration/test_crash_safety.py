@@ -28,6 +28,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from allocation import TELEMETRY_OFF
 from allocation.faults import CRASH_POINTS
 from conftest import Site
 
@@ -105,7 +106,7 @@ NIGHT_2_FILES = 4  # two order files, one manifest, one rejected file
 # -- running a night in its own process group ----------------------------------------------------
 def child_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALLOCATION_")}
-    env.update(DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false", **extra)
+    env.update(TELEMETRY_OFF, **extra)
     return env
 
 

@@ -131,7 +131,7 @@ _READ_NEW_KEYS = textwrap.dedent(
     """
     import json, resource, sys
     from pathlib import Path
-    from allocation.io.inbox import find_inbox_files, read_inbox_file
+    from allocation.io.readers import find_inbox_files, read_inbox_file
     inbox = Path(sys.argv[1])
     lines = int(sys.argv[2])
     (inbox / "orders").mkdir(parents=True)

@@ -11,15 +11,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from allocation.io.inbox import (
-    REJECTION_SCHEMA,
-    FileRead,
-    InboxError,
-    find_inbox_files,
-    raw_text,
-    read_inbox_file,
-    rows_schema,
-)
+from allocation.io.readers import FileRead, InboxError, find_inbox_files, read_inbox_file
+from allocation.io.schemas import REJECTION_SCHEMA, raw_text, rows_schema
 from allocation.io.validation import leave_out_plain_raw, validate_batches, validate_orders
 
 ORDERS_HEADER = "orderid,sku,qty\n"

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from allocation import TELEMETRY_OFF
 from allocation.io.run_lock import RunLockTimeout, run_lock
 from conftest import Site
 
@@ -58,7 +59,7 @@ def holding(site: Site) -> AbstractContextManager[None]:
 
 def child_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALLOCATION_")}
-    env.update(DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false", **extra)
+    env.update(TELEMETRY_OFF, **extra)
     return env
 
 

@@ -16,7 +16,8 @@ import pytest
 
 from allocation import services
 from allocation.io.unit_of_work import DuckDBUnitOfWork
-from allocation.io.warehouse_schema import COMMENTS, SCHEMA_VERSION, migrate
+from allocation.io.warehouse_comments import COMMENTS
+from allocation.io.warehouse_schema import SCHEMA_VERSION, migrate
 from conftest import Site
 
 OLD_NIGHT = dt.date(2026, 11, 24)

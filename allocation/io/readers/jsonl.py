@@ -1,4 +1,4 @@
-"""The JSON Lines reader: one JSON object per line, read into the reader contract of ``inbox.py``.
+"""The JSON Lines reader: one JSON object per line, read into the reader contract (``schemas.py``).
 
 Time and memory are linear in the file's size whatever its keys: each row keeps only the
 required columns' values and its own ``raw`` text (its own keys, values as text), never a column
@@ -24,8 +24,18 @@ from typing import Any, Final
 
 import polars as pl
 
-from allocation.io import inbox
-from allocation.io.inbox import REQUIRED_COLUMNS, FileRead, InboxFile, Kind
+from allocation.io.readers.discovery import InboxFile
+from allocation.io.readers.encoding import text_problem
+from allocation.io.readers.frames import (
+    FileRead,
+    dumps,
+    gc_paused,
+    one_line,
+    reject_file,
+    rejections,
+)
+from allocation.io.readers.header import normalise
+from allocation.io.schemas import REQUIRED_COLUMNS, Kind, empty_rows
 
 _CHUNK_ROWS: Final = 200_000
 
@@ -76,9 +86,9 @@ def _lone_surrogate(text: str) -> str | None:
 
 def read_jsonl(file: InboxFile) -> FileRead:
     """Read one ``.jsonl`` inbox file; never raises on bad input."""
-    problem = inbox._text_problem(file.path, "empty file: no JSON objects")
+    problem = text_problem(file.path, "empty file: no JSON objects")
     if problem is not None:
-        return inbox._file_rejected(file, problem)
+        return reject_file(file, problem)
     kind = file.kind
     required = REQUIRED_COLUMNS[kind]
     slots = {name: i for i, name in enumerate(required)}
@@ -94,7 +104,7 @@ def read_jsonl(file: InboxFile) -> FileRead:
     bad_raws: list[str | None] = []
     parsed_any = False
     line = 0
-    with file.path.open(encoding="utf-8-sig", newline="\n") as handle, inbox._gc_paused():
+    with file.path.open(encoding="utf-8-sig", newline="\n") as handle, gc_paused():
         for text in handle:
             stripped = text.strip()
             if not stripped:
@@ -105,7 +115,7 @@ def read_jsonl(file: InboxFile) -> FileRead:
                 if type(obj) is not dict:
                     raise _RowProblem(f"not a JSON object: {_json_type(obj)}")
                 parsed_any = True
-                if "\\u" in stripped and (lone := _lone_surrogate(inbox._dumps(obj))):
+                if "\\u" in stripped and (lone := _lone_surrogate(dumps(obj))):
                     raise _RowProblem(
                         f"holds a lone UTF-16 surrogate escape ({lone}), which is not a "
                         "character: fix the exporter's escaping of emoji and other symbols"
@@ -135,13 +145,13 @@ def read_jsonl(file: InboxFile) -> FileRead:
                             )
                         if position is not None:
                             values[position] = value
-                    raw = inbox._dumps(obj)
+                    raw = dumps(obj)
             except _RowProblem as problem_:
                 reason = str(problem_)
             except json.JSONDecodeError as exc:
                 reason = f"not a JSON object: {exc.msg} at column {exc.colno}"
             except (ValueError, RecursionError) as exc:  # huge integer, absurd nesting
-                reason = f"not a JSON object: {inbox._one_line(exc)}"
+                reason = f"not a JSON object: {one_line(exc)}"
             else:
                 rows.append(values)
                 raws.append(raw)
@@ -152,15 +162,15 @@ def read_jsonl(file: InboxFile) -> FileRead:
                 continue
             bad_lines.append(line)
             bad_reasons.append(reason)
-            bad_raws.append(inbox._dumps(text.rstrip("\r\n")))
+            bad_raws.append(dumps(text.rstrip("\r\n")))
     if not parsed_any:
         first = bad_reasons[0].removeprefix("not a JSON object: ")
-        return inbox._file_rejected(file, f"cannot parse as JSON Lines: line 1: {first}")
+        return reject_file(file, f"cannot parse as JSON Lines: line 1: {first}")
     if row_lines:
         frames.append(_frame(file, rows, raws, row_lines))
-    rejected = inbox._rejections(kind, file.source_file, bad_lines, bad_reasons, bad_raws)
+    rejected = rejections(kind, file.source_file, bad_lines, bad_reasons, bad_raws)
     extra = tuple(key for key, name in names.items() if name not in required)
-    table = pl.concat(frames) if frames else inbox.empty_rows(kind)
+    table = pl.concat(frames) if frames else empty_rows(kind)
     return FileRead(file, table, rejected, extra)
 
 
@@ -188,7 +198,7 @@ def _register_keys(kind: Kind, row: dict[str, Any], names: dict[str, str]) -> st
     for key in row:
         name = names.get(key)
         if name is None:
-            name = names[key] = inbox._normalise(kind, key)
+            name = names[key] = normalise(kind, key)
         originals.setdefault(name, []).append(key)
     described = "; ".join(
         f"{name} (from {', '.join(_shown_key(key) for key in same)})"
@@ -211,7 +221,7 @@ def _value_text(column: str | None, value: Any) -> str:
             f"{column} holds a JSON {_json_kind(value)}, not a value: send {column} as text "
             "or a number"
         )
-    return inbox._dumps(value)  # nested list or object in an extra key: as JSON text
+    return dumps(value)  # nested list or object in an extra key: as JSON text
 
 
 def _json_kind(value: Any) -> str:

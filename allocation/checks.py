@@ -1,0 +1,64 @@
+"""Pre-flight checks: what a night refuses before anything is read or written (a missing inbox,
+unusable paths, a business date earlier than the last committed night). The CLI, the flow and
+`services.run_night` all call these.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from allocation.io.readers import InboxError
+from allocation.io.run_lock import RunLockTimeout, run_lock
+from allocation.io.unit_of_work import WarehouseError, check_warehouse_path
+from allocation.settings import ParameterError, RunParameters
+from allocation.state import last_committed_date
+
+
+def check_inbox(inbox: Path) -> None:
+    """Fails before anything else when the inbox itself is missing: a person must fix that."""
+    if not inbox.is_dir():
+        raise InboxError(
+            f"inbox folder {inbox} does not exist or is not a folder: create it with batches/ "
+            "and orders/ subfolders, or pass --inbox"
+        )
+
+
+def check_run_paths(params: RunParameters) -> None:
+    """Refuses, before anything is read or written, paths no night can run with: the CLI and
+    the flow both start with this one check."""
+    check_inbox(params.inbox)
+    check_warehouse_path(params.warehouse)
+    if params.outbox.exists() and not params.outbox.is_dir():
+        raise ParameterError(f"outbox {params.outbox} is a file: give a folder for the reports")
+
+
+def check_business_date(params: RunParameters) -> None:
+    """Refuses a business date earlier than the last committed night, before anything is read.
+
+    Such a night would allocate later nights' backorders under the earlier date, and the later
+    night's reports and `latest` would stop matching the warehouse. The last committed date
+    itself may run again (with or without new files); an older one only after a rollback to it,
+    as its reports cannot be reproduced from today's state (docs/operations.md)."""
+    last = last_committed_date(params)
+    day = params.business_date
+    if last is not None and day < last:
+        raise ParameterError(
+            f"business date {day} is earlier than the last committed night {last}: run {last} "
+            f"or a later date; to redo {day}, roll back to it first "
+            f"(allocation rollback --to {day}, see docs/operations.md)"
+        )
+
+
+def check_business_date_if_idle(params: RunParameters) -> None:
+    """`check_business_date` before a run starts (the CLI, for one clean line), only if no run
+    holds the warehouse: opening the state beside a running night would make that night fail
+    to open it. Otherwise nothing: the run checks again under the run lock."""
+    idle = run_lock(
+        params.state_dir / "run.lock",
+        run_id="check-business-date",
+        business_date=params.business_date.isoformat(),
+        timeout=0,
+    )
+    with contextlib.suppress(RunLockTimeout, WarehouseError), idle:  # WarehouseError: later
+        check_business_date(params)

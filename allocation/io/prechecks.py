@@ -1,0 +1,87 @@
+"""Validation's pre-checks: per column, the cast of a received string and the reason it failed.
+
+Each builder returns ``(value, reason)`` polars expressions over a reader frame's column: the
+stripped, typed value (null when the check fails) and the reason a person reads ("qty 'ten' is
+not a whole number", "sku is empty"), null when the value passed. ``validation.py`` runs them
+before the pandera model, which then never sees a value it would have to coerce.
+"""
+
+from typing import Final
+
+import polars as pl
+
+#: A whole number in base 10 with an optional sign. ``[0-9]``, not ``\d``: polars' ``\d`` is
+#: Unicode-aware and would let digits such as "٣" through the format check.
+_WHOLE_NUMBER: Final = r"^[+-]?[0-9]+$"
+_ISO_DATE: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_DATE_FORMAT: Final = "%Y-%m-%d"
+
+#: Characters an identifier (sku, orderid, reference) may not hold: controls (tab, line breaks),
+#: format characters (zero-width space and joiners, byte order mark, direction marks), private
+#: use code points, and every space but the plain one (U+0020).
+_INVISIBLE: Final = r"[\p{Cc}\p{Cf}\p{Co}\p{Zl}\p{Zp}\p{Zs}--[ ]]"
+_INVISIBLE_SHOWN: Final = "<?>"
+
+#: Values quoted in reasons are cut to this many characters (a reason is not a copy of ``raw``).
+_MAX_SHOWN: Final = 40
+
+
+def shown(value: pl.Expr) -> pl.Expr:
+    """``value`` cut to ``_MAX_SHOWN`` characters for quoting in a reason."""
+    return (
+        pl.when(value.str.len_chars() > _MAX_SHOWN)
+        .then(pl.concat_str(value.str.slice(0, _MAX_SHOWN), pl.lit("…")))
+        .otherwise(value)
+    )
+
+
+def text(column: str) -> tuple[pl.Expr, pl.Expr]:
+    """Stripped text; null, empty or whitespace-only -> null and "<column> is empty". Text
+    holding an invisible or control character (a zero-width space, a no-break space, a tab, a
+    line break, a byte order mark, a private-use code point) -> null: two skus
+    that print alike must not be two skus."""
+    stripped = pl.col(column).str.strip_chars()
+    value = pl.when((stripped != "") & ~stripped.str.contains(_INVISIBLE)).then(stripped)
+    marked = stripped.str.replace_all(_INVISIBLE, _INVISIBLE_SHOWN, literal=False)
+    reason = (
+        pl.when(stripped.is_null() | (stripped == ""))
+        .then(pl.lit(f"{column} is empty"))
+        .when(value.is_null())
+        .then(
+            pl.format(
+                f"{column} '{{}}' holds an invisible or control character (shown as "
+                f"{_INVISIBLE_SHOWN}): remove it",
+                shown(marked),
+            )
+        )
+    )
+    return value, reason
+
+
+def whole_number(column: str) -> tuple[pl.Expr, pl.Expr]:
+    """A base-10 integer that fits ``Int64``; anything else -> null and a reason."""
+    stripped = pl.col(column).str.strip_chars()
+    looks_whole = stripped.str.contains(_WHOLE_NUMBER)
+    value = pl.when(looks_whole).then(stripped.cast(pl.Int64, strict=False))
+    reason = (
+        pl.when(stripped.is_null() | (stripped == ""))
+        .then(pl.lit(f"{column} is empty"))
+        .when(~looks_whole)
+        .then(pl.format(f"{column} '{{}}' is not a whole number", shown(stripped)))
+        .when(value.is_null())
+        .then(pl.format(f"{column} '{{}}' is out of range", shown(stripped)))
+    )
+    return value, reason
+
+
+def date(column: str) -> tuple[pl.Expr, pl.Expr]:
+    """An optional ``YYYY-MM-DD`` calendar date; null/empty -> null without a reason."""
+    stripped = pl.col(column).str.strip_chars()
+    given = stripped.is_not_null() & (stripped != "")
+    # The regex pins the form (polars alone parses "2026-1-5"); the parse rejects "2026-02-30".
+    parsed = stripped.str.to_date(_DATE_FORMAT, strict=False)
+    value = pl.when(given & stripped.str.contains(_ISO_DATE)).then(parsed)
+    reason = pl.when(given & value.is_null()).then(
+        pl.format(f"{column} '{{}}' is not a date (expected YYYY-MM-DD)", shown(stripped))
+    )
+    return value, reason

@@ -1,0 +1,115 @@
+"""What every reader builds: the ``FileRead`` of one file, rejection frames, reader frames.
+
+Shared by the CSV, Parquet and JSON Lines readers; the column contract itself (``Kind``,
+``REQUIRED_COLUMNS``, ``rows_schema``, ``raw_text``) lives in ``allocation.io.schemas``.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+
+import polars as pl
+
+from allocation.io.readers.discovery import InboxFile
+from allocation.io.readers.header import Header
+from allocation.io.schemas import REJECTION_SCHEMA, REQUIRED_COLUMNS, Kind, empty_rows
+
+#: A value or a row as compact JSON text, non-ASCII kept as is (the wording of ``raw``).
+dumps = partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True, eq=False)  # frames have no boolean equality
+class FileRead:
+    file: InboxFile
+    rows: pl.DataFrame  # reader contract: source_file, line, <required columns>, raw
+    rejected: pl.DataFrame  # rejection frame; line null = the whole file
+    extra_columns: tuple[str, ...]  # file columns not used (original names), for the log
+
+    @property
+    def file_rejected(self) -> bool:
+        """True when the whole file was rejected (``rows`` is then empty)."""
+        return bool(self.rejected.height) and self.rejected["line"].is_null().any()
+
+
+def empty_rejections() -> pl.DataFrame:
+    return pl.DataFrame(schema=REJECTION_SCHEMA)
+
+
+def rejections(
+    kind: Kind,
+    source_file: str,
+    lines: Sequence[int | None],
+    reasons: Sequence[str],
+    raws: Sequence[str | None],
+) -> pl.DataFrame:
+    """A rejection frame for rows (or, with line None, the whole file) of one file."""
+    return pl.DataFrame(
+        {
+            "kind": [kind] * len(lines),
+            "source_file": [source_file] * len(lines),
+            "line": lines,
+            "reason": reasons,
+            "raw": raws,
+        },
+        schema=REJECTION_SCHEMA,
+    )
+
+
+def reject_file(file: InboxFile, reason: str) -> FileRead:
+    """The ``FileRead`` of a file rejected whole: no rows, one rejection with line null."""
+    return FileRead(
+        file=file,
+        rows=empty_rows(file.kind),
+        rejected=rejections(file.kind, file.source_file, [None], [reason], [None]),
+        extra_columns=(),
+    )
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (library messages may span several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building millions of small lists and dicts.
+
+    They hold only strings, so they form no cycles and reference counting frees them; the
+    collector would only rescan them again and again (it tripled the CSV read time). It is
+    process-wide, so it is re-enabled right after, and only if it was on.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def assemble(
+    file: InboxFile, header: Header, values: pl.DataFrame, lines: pl.Series
+) -> pl.DataFrame:
+    """Reader frame from string columns named by ``header.keys`` (one per file column)."""
+    height = values.height
+    if header.keys == REQUIRED_COLUMNS[file.kind]:
+        # `raw_text` words it when a row needs it: most never do (~0.1 s per 1M rows saved).
+        raw = pl.repeat(None, height, dtype=pl.String, eager=True)
+    else:
+        raw = values.select(pl.struct(pl.all()).struct.json_encode()).to_series()
+    columns = [
+        pl.repeat(file.source_file, height, dtype=pl.String, eager=True).alias("source_file"),
+        lines.alias("line"),
+    ]
+    for name, source in zip(REQUIRED_COLUMNS[file.kind], header.sources, strict=True):
+        if source is None:
+            columns.append(pl.repeat(None, height, dtype=pl.String, eager=True).alias(name))
+        else:
+            columns.append(values.to_series(source).alias(name))
+    columns.append(raw.alias("raw"))
+    return pl.DataFrame(columns)
