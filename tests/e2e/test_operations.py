@@ -275,11 +275,14 @@ def worker_of(ops: Ops, pid: int) -> Service:
 def test_nights_triggered_out_of_order_commit_in_date_order(ops: Ops, tmp_path: Path) -> None:
     days = ["2026-11-25", "2026-11-26", "2026-11-27"]
     soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=4)
-    # The latest night is due first, the earliest last: the queue offers them backwards, to two
-    # idle workers, and the later nights win the slot first.
+    # The latest night is due first, the earlier two a little later (further than the worker's
+    # 10 s prefetch): the latest night runs alone while they are still pending, and must wait for
+    # them, visibly. (Due a second apart, all three reached the queue together and the slot went
+    # to any of them: when the earliest happened to win it, nothing had to wait.)
+    due = {days[2]: 0, days[1]: 12, days[0]: 13}
     runs = {
-        day: create_run(ops, parameters(tmp_path, day), at=soon + dt.timedelta(seconds=i))
-        for i, day in enumerate(reversed(days))
+        day: create_run(ops, parameters(tmp_path, day), at=soon + dt.timedelta(seconds=due[day]))
+        for day in reversed(days)
     }
     tick = time.monotonic()
     ended = {day: wait_for(ops, run_id, final, "final") for day, run_id in runs.items()}
