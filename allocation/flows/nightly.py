@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import duckdb
 from prefect import flow, get_run_logger, runtime, task
 from prefect.cache_policies import NO_CACHE
 
@@ -41,17 +42,28 @@ logging.getLogger("allocation").setLevel(logging.INFO)
 log = logging.getLogger(__name__)
 
 
-def not_a_full_disk(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry condition: a full disk stays full for the seconds a retry waits, so it is not
-    retried (every other I/O error is)."""
+def worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry condition of the I/O steps: only what a retry a few seconds later can fix, an I/O
+    error (a file system hiccup, a DuckDB file another process holds for a moment) or one raised
+    from it. Never a full disk (it stays full for the seconds a retry waits), a contract error
+    (a bad parameter, a file that is not ours) or a bug: they fail the same way again, and a retry
+    only delays the alert and repeats the traceback."""
     error = state.data if isinstance(state.data, BaseException) else None
-    return not is_disk_full(error)
+    if error is None or is_disk_full(error):
+        return False
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError | duckdb.IOException):
+            return True
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    return False
 
 
 IO_RETRIES: dict[str, Any] = {
     "retries": 2,
     "retry_delay_seconds": [2, 10],
-    "retry_condition_fn": not_a_full_disk,
+    "retry_condition_fn": worth_retrying,
 }
 NO_RESULTS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 # A hung night must not hold the deployment's slot for ever: it fails after 4 hours (a night

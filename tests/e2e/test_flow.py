@@ -33,6 +33,8 @@ from allocation.flows import nightly
 from allocation.flows.artifacts import OUT_OF_STOCK_KEY, SUMMARY_KEY
 from allocation.flows.nightly import nightly_allocation
 from allocation.flows.progress import PROGRESS_KEY
+from allocation.io.unit_of_work import WarehouseError
+from allocation.settings import ParameterError
 from conftest import SAMPLE_INBOX, Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
@@ -308,6 +310,50 @@ def test_a_full_disk_is_not_retried(sample: Site, monkeypatch: pytest.MonkeyPatc
     assert state.is_failed()
     assert calls == ["allocate"]  # once: no retry of a full disk
     assert "No space left on device" in (state.message or "")
+
+
+@pytest.mark.parametrize(
+    "error",
+    [KeyError("batchref"), ParameterError("business_date '2026-13-01' is not a date")],
+    ids=["a bug", "a contract error"],
+)
+def test_only_io_errors_are_retried_never_a_bug_or_a_contract_error(
+    sample: Site, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    calls: list[str] = []
+
+    def fails(*args: Any, **kwargs: Any) -> services.NightOutcome:
+        calls.append("allocate")
+        raise error
+
+    monkeypatch.setattr(services, "allocate_night", fails)
+    monkeypatch.setattr(nightly, "allocate", nightly.allocate.with_options(retry_delay_seconds=0))
+
+    state = run_flow(sample, NIGHT)
+
+    assert state.is_failed()
+    assert calls == ["allocate"]  # once: retrying would fail the same way
+
+
+def test_a_held_duckdb_file_is_retried(sample: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real = services.allocate_night
+
+    def held_once(*args: Any, **kwargs: Any) -> services.NightOutcome:
+        calls.append("allocate")
+        if len(calls) == 1:
+            raise WarehouseError("cannot open the warehouse state") from duckdb.IOException(
+                'Could not set lock on file "state.duckdb": Conflicting lock is held'
+            )
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(services, "allocate_night", held_once)
+    monkeypatch.setattr(nightly, "allocate", nightly.allocate.with_options(retry_delay_seconds=0))
+
+    state = run_flow(sample, NIGHT)
+
+    assert state.is_completed(), state.message
+    assert calls == ["allocate", "allocate"]
 
 
 def test_only_the_io_steps_retry_and_no_step_caches_its_result() -> None:

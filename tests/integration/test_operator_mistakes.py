@@ -17,7 +17,7 @@ from prefect.states import Failed
 
 from allocation import cli
 from allocation.flows import nightly
-from allocation.flows.nightly import not_a_full_disk
+from allocation.flows.nightly import worth_retrying
 from allocation.io.disk import is_disk_full
 from allocation.io.outbox import ReportsNotWritten
 from allocation.io.publish import PublishError
@@ -269,15 +269,15 @@ def test_a_full_disk_is_told_apart_from_other_errors_and_never_retried() -> None
     wrapped.__cause__ = duck
     for error in (full, duck, wrapped):
         assert is_disk_full(error)
-        assert not not_a_full_disk(None, None, Failed(data=error))
+        assert not worth_retrying(None, None, Failed(data=error))
     other = OSError(errno.EACCES, "Permission denied")
     assert not is_disk_full(other)
-    assert not_a_full_disk(None, None, Failed(data=other))
+    assert worth_retrying(None, None, Failed(data=other))
     # Every retried step of the flow asks first.
     for step in (nightly.check_already_ingested, nightly.load, nightly.allocate):
-        assert step.retries == 2 and step.retry_condition_fn is not_a_full_disk
+        assert step.retries == 2 and step.retry_condition_fn is worth_retrying
     for step in (nightly.write_reports, nightly.publish):
-        assert step.retries == 2 and step.retry_condition_fn is not_a_full_disk
+        assert step.retries == 2 and step.retry_condition_fn is worth_retrying
 
 
 @pytest.fixture
