@@ -262,6 +262,22 @@ def parent_of(pid: int) -> int:
     return int(fields[1])
 
 
+def worker_process(worker: Service, pid: int) -> int:
+    """The `prefect worker` process of `worker` (the child of its `make`) that `pid` runs under."""
+    while pid > 1:
+        parent = parent_of(pid)
+        if parent == worker.process.pid:
+            return pid
+        pid = parent
+    pytest.fail("the flow process does not run under this worker")
+
+
+def process_state(pid: int) -> bytes:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/status").read_bytes()
+    return b""
+
+
 def worker_of(ops: Ops, pid: int) -> Service:
     """The worker (of this stack) whose process tree runs `pid`."""
     by_pid = {worker.process.pid: worker for worker in ops.workers}
@@ -379,8 +395,12 @@ def test_killing_only_the_worker_lets_the_night_finish_and_publish(
             time.sleep(0.2)
         assert pids, "no process runs the night"
         worker = worker_of(ops, pids[0])
-        os.kill(worker.process.pid, signal.SIGKILL)  # the worker alone; the night lives on
-        worker.process.wait(timeout=10)
+        # The worker alone: the `prefect worker` process under `make worker` (killing `make`
+        # would leave the real worker running), not the night it started.
+        process = worker_process(worker, pids[0])
+        os.kill(process, signal.SIGKILL)
+        worker.process.wait(timeout=10)  # make ends with its recipe's process
+        assert not Path(f"/proc/{process}").exists() or b"zombie" in process_state(process)
         ops.workers.remove(worker)
         time.sleep(1)
     # The lock is free: the night goes on, and logs every step, with no worker to read its pipe.
