@@ -26,6 +26,7 @@ from allocation.io.readers import InboxError
 from allocation.io.run_lock import RunLockError, RunLockTimeout, run_lock
 from allocation.io.unit_of_work import WarehouseError
 from allocation.settings import ParameterError, RunParameters, Settings
+from allocation.state import state_db
 
 EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (ParameterError, 2),
@@ -142,7 +143,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
 
 def _publish(args: argparse.Namespace) -> Path:
     params = RunParameters.build(warehouse=args.warehouse, business_date=dt.date.today())
-    if not services.state_db(params).exists():
+    if not state_db(params).exists():
         raise WarehouseError(f"no committed state beside {params.warehouse}: run a night first")
     with run_lock(
         params.state_dir / "run.lock",

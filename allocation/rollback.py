@@ -21,6 +21,7 @@ from allocation.io.restore import kept_copies, newest_copy_of, restore_state
 from allocation.io.run_lock import run_lock
 from allocation.io.unit_of_work import DuckDBUnitOfWork, WarehouseError, connect
 from allocation.settings import ParameterError, RunParameters
+from allocation.state import state_db
 
 log = logging.getLogger("allocation")
 
@@ -65,7 +66,7 @@ def rollback(params: RunParameters) -> RolledBack:
                 + f" (in {history})"
             )
         log.info("Restoring the state after night %s from %s", night, chosen.path)
-        state = services.state_db(params)
+        state = state_db(params)
         try:
             restore_state(chosen.path, state)
         except OSError as error:

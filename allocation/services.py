@@ -18,14 +18,11 @@ from typing import Any
 import polars as pl
 
 from allocation.allocator import allocate_lines
-from allocation.checks import check_business_date as check_business_date
-from allocation.checks import check_inbox
-from allocation.checks import check_run_paths as check_run_paths
+from allocation.checks import check_business_date, check_inbox
 from allocation.faults import crash_point
 from allocation.io import readers, validation
 from allocation.io.ingest import classify_batches, classify_orders
-from allocation.io.outbox import read_summary as read_summary
-from allocation.io.outbox import write_night
+from allocation.io.outbox import read_summary, write_night
 from allocation.io.publish import publish_copy
 from allocation.io.rejection_log import log_rejected_rows
 from allocation.io.run_lock import run_lock
@@ -33,11 +30,7 @@ from allocation.io.schemas import Kind, empty_rows
 from allocation.io.unit_of_work import DuckDBUnitOfWork, connect
 from allocation.manifest import apply_manifest_updates
 from allocation.settings import RunParameters
-
-# Re-exported (`X as X`) for the flow, which calls them as `services.X`.
-from allocation.state import already_ingested as already_ingested
-from allocation.state import committed_run as committed_run
-from allocation.state import state_db as state_db
+from allocation.state import already_ingested, state_db
 
 log = logging.getLogger("allocation")
 

@@ -23,6 +23,7 @@ from prefect import flow, get_run_logger, runtime, task
 from prefect.cache_policies import NO_CACHE
 
 from allocation import services
+from allocation.checks import check_business_date, check_run_paths
 from allocation.flows import ordering
 from allocation.flows.artifacts import publish_artifacts
 from allocation.flows.parameters import (
@@ -35,8 +36,10 @@ from allocation.flows.progress import NightProgress
 from allocation.flows.recovery import retry_crashed_night_once
 from allocation.flows.sharding import allocator_for
 from allocation.io.disk import is_disk_full
+from allocation.io.outbox import read_summary
 from allocation.io.run_lock import RunLockTimeout, run_lock
 from allocation.settings import RunParameters, Settings
+from allocation.state import already_ingested, committed_run
 
 logging.getLogger("allocation").setLevel(logging.INFO)
 log = logging.getLogger(__name__)
@@ -87,7 +90,7 @@ def night_name() -> str:
 
 @task(name="check-already-ingested", **IO_RETRIES, **NO_RESULTS)
 def check_already_ingested(params: RunParameters) -> set[tuple[str, str]]:
-    return services.already_ingested(params)
+    return already_ingested(params)
 
 
 @task(name="load", **IO_RETRIES, **NO_RESULTS)
@@ -106,7 +109,7 @@ def allocate(
 ) -> services.NightOutcome:
     # Checked on every attempt, not only on task retries: a retried or rescheduled flow run
     # starts its tasks at run count 1 again, with the same run id.
-    if services.committed_run(params, run_id):
+    if committed_run(params, run_id):
         log.warning(
             "Night %s was committed by an earlier attempt of this run (%s): not applying it again",
             params.business_date,
@@ -167,7 +170,7 @@ def check_parameters(
     )
     if runtime.deployment.id is not None:
         confine_to_data_roots(params, settings.data_root_paths, staging)
-    services.check_run_paths(params)
+    check_run_paths(params)
     return params
 
 
@@ -243,7 +246,7 @@ def nightly_allocation(
             if not runtime.deployment.id:
                 raise  # the `allocation` command: exit 3 with the message
             ordering.wait_for_warehouse(params, str(held))
-        services.check_business_date(params)  # a ParameterError: not retried, nothing read
+        check_business_date(params)  # a ParameterError: not retried, nothing read
         skip = check_already_ingested(params)
         night = load(params.inbox, skip, bar)
         outcome = allocate(params, night, run_id, started, bar)
@@ -253,7 +256,7 @@ def nightly_allocation(
         published = None
         if not params.dry_run:
             published = publish(params, services.night_label(params, started, run_id))
-    summary = services.read_summary(folder)
+    summary = read_summary(folder)
     publish_artifacts(summary, folder, params, published)
     logger.info(
         "Night %s done: %d allocated, %d out of stock; reports in %s",

@@ -35,6 +35,7 @@ from allocation.flows.nightly import nightly_allocation
 from allocation.flows.progress import PROGRESS_KEY
 from allocation.io.unit_of_work import WarehouseError
 from allocation.settings import ParameterError
+from allocation.state import state_db
 from conftest import SAMPLE_INBOX, Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
@@ -86,10 +87,10 @@ def table_rows(artifact: Artifact) -> list[dict[str, Any]]:
 
 
 def runs_committed(site: Site) -> int:
-    state_db = services.state_db(site.params(NIGHT))
-    if not state_db.exists():
+    path = state_db(site.params(NIGHT))
+    if not path.exists():
         return 0
-    con = duckdb.connect(str(state_db), read_only=True)
+    con = duckdb.connect(str(path), read_only=True)
     try:
         row = con.execute("SELECT count(*) FROM runs").fetchone()
     finally:
@@ -221,7 +222,7 @@ def test_a_bad_parameter_fails_the_run_with_a_clear_message_before_any_work(
     assert message in (state.message or "")
     assert not sample.outbox.exists()
     assert not sample.warehouse.exists()
-    assert not services.state_db(sample.params(NIGHT)).exists()
+    assert not state_db(sample.params(NIGHT)).exists()
 
 
 def test_a_dry_run_writes_its_reports_aside_and_commits_and_publishes_nothing(

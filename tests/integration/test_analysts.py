@@ -27,6 +27,7 @@ from allocation import cli, services
 from allocation.io.publish import PublishError
 from allocation.io.warehouse_comments import ANALYST_OBJECTS, COMMENTS
 from allocation.io.warehouse_schema import SCHEMA_VERSION
+from allocation.state import state_db
 from conftest import REPO, SAMPLE_INBOX, Site
 
 DOC = REPO / "docs" / "analysts.md"
@@ -569,7 +570,7 @@ def test_when_the_copy_cannot_be_replaced_the_night_commits_and_says_how_to_publ
     published = counts(site.warehouse)
     assert published["night"] == NIGHT_2, "the committed night was there all along"
     assert published["batch_changes"] == 3
-    history = services.state_db(site.params(NIGHT_2)).parent / "published"
+    history = state_db(site.params(NIGHT_2)).parent / "published"
     assert list(history.glob("republished-*.duckdb"))
 
     # And the next night carries on from it as usual.

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from allocation import services
 from allocation.io.unit_of_work import connect
+from allocation.state import state_db
 from conftest import Site
 
 
@@ -129,7 +129,7 @@ def test_a_warehouse_from_before_the_rule_does_not_replay_files_it_already_read(
     site.batches("m1.csv", "X,LAMP,1,", "X,LAMP,4,")
     site.orders("o1.csv", "W,LAMP,5", "L,LAMP,4")
     site.run(day(0))
-    state = services.state_db(site.params(day(0)))
+    state = state_db(site.params(day(0)))
     con = connect(state)
     try:  # back to what a version-3 pipeline left
         con.execute("DROP TABLE manifest_rows")

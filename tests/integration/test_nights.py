@@ -9,6 +9,7 @@ import duckdb
 import pytest
 
 from allocation import services
+from allocation.state import state_db
 from conftest import Site
 
 
@@ -187,7 +188,7 @@ def test_a_failure_mid_run_leaves_no_trace(
     with pytest.raises(RuntimeError, match="disk full"):
         site.run(day(1))
 
-    state = duckdb.connect(str(services.state_db(site.params(day(1)))), read_only=True)
+    state = duckdb.connect(str(state_db(site.params(day(1)))), read_only=True)
     try:
         assert state.sql("SELECT count(*) FROM batches").fetchall() == [(1,)]
         assert state.sql("SELECT count(*) FROM order_lines").fetchall() == [(1,)]

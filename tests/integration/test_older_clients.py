@@ -21,10 +21,11 @@ import duckdb
 import pytest
 from test_analysts import NIGHT_1, NIGHT_2, doc_sql_blocks, sample_site, second_night_inbox
 
-from allocation import cli, services
+from allocation import cli
 from allocation.io import compatible_copy
 from allocation.io.publish import PublishError, publish_copy
 from allocation.settings import DEFAULT_STORAGE_VERSION
+from allocation.state import state_db
 from conftest import REPO, Site
 
 OLD_CLI = Path(sys.executable).parent / "duckdb"
@@ -99,7 +100,7 @@ def test_the_published_file_is_in_the_default_storage_version_and_the_state_is_c
     con = duckdb.connect(":memory:")
     try:
         con.execute("ATTACH ? AS published (READ_ONLY)", [str(built.warehouse)])
-        state = services.state_db(built.params(NIGHT_2))
+        state = state_db(built.params(NIGHT_2))
         con.execute("ATTACH ? AS working (READ_ONLY)", [str(state)])
         tags = dict(con.sql("SELECT database_name, tags FROM duckdb_databases()").fetchall())
     finally:
@@ -171,7 +172,7 @@ def test_everything_in_the_working_database_reaches_the_published_copy(
 ) -> None:
     """Tables, comments, macros and indexes added to the working database (a marker saying the
     pipeline made the file, say) are in the analysts' copy, in the older format too."""
-    state = services.state_db(built.params(NIGHT_2))
+    state = state_db(built.params(NIGHT_2))
     work = tmp_path / "state.duckdb"
     work.write_bytes(state.read_bytes())
     con = duckdb.connect(str(work))
@@ -311,7 +312,7 @@ def test_a_copy_that_needs_more_memory_than_its_cap_is_made_without_it(
     """The cap keeps the night's memory bounded; a warehouse whose primary keys need more (many
     millions of batches) is still published."""
     monkeypatch.setattr(compatible_copy, "MEMORY_LIMIT", "1MB")
-    state = services.state_db(built.params(NIGHT_2))
+    state = state_db(built.params(NIGHT_2))
     warehouse = tmp_path / "warehouse.duckdb"
     publish_copy(state, warehouse, tmp_path / "published", "label", 2)
     assert "needs more than 1MB" in caplog.text
@@ -325,7 +326,7 @@ def test_the_pipeline_setting_publishes_the_working_file_byte_for_byte(
     monkeypatch.setenv("ALLOCATION_WAREHOUSE_STORAGE_VERSION", "pipeline")
     site = sample_site(tmp_path)
     site.run(NIGHT_1)
-    state = services.state_db(site.params(NIGHT_1))
+    state = state_db(site.params(NIGHT_1))
     assert site.warehouse.read_bytes() == state.read_bytes()
     done = old_cli("-readonly", str(site.warehouse), "-c", "SELECT 1", cwd=tmp_path)
     assert done.returncode != 0 and "version number" in done.stderr, "only DuckDB 2.x reads it"

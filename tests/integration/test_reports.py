@@ -19,10 +19,10 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from allocation import services
 from allocation.io import reports
 from allocation.io.outbox import write_night
 from allocation.io.reports import REPORT_SQL
+from allocation.state import state_db
 from conftest import Site
 
 NIGHT_1 = "2026-11-25"
@@ -62,7 +62,7 @@ def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def state(site: Site) -> Iterator[Path]:
-    yield services.state_db(site.params(NIGHT_1))
+    yield state_db(site.params(NIGHT_1))
 
 
 def two_nights_with_formulas(site: Site) -> None:

@@ -14,7 +14,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from allocation import cli, services
+from allocation import cli
+from allocation.state import state_db
 from conftest import Site
 
 
@@ -76,7 +77,7 @@ def nights_in(path: Path) -> list[str]:
 
 
 def state(site: Site) -> Path:
-    return services.state_db(site.params("2026-11-25"))
+    return state_db(site.params("2026-11-25"))
 
 
 def three_nights(site: Site, day: Callable[[int], str]) -> None:

@@ -14,10 +14,10 @@ from typing import Any
 import duckdb
 import pytest
 
-from allocation import services
 from allocation.io.unit_of_work import DuckDBUnitOfWork
 from allocation.io.warehouse_comments import COMMENTS
 from allocation.io.warehouse_schema import SCHEMA_VERSION, migrate
+from allocation.state import state_db
 from conftest import Site
 
 OLD_NIGHT = dt.date(2026, 11, 24)
@@ -176,7 +176,7 @@ def test_opening_an_older_warehouse_upgrades_it_once_with_its_data_intact(
 def test_a_night_runs_on_an_older_warehouse(
     site: Site, day: Callable[[int], str], old_version: int
 ) -> None:
-    state = services.state_db(site.params(day(0)))
+    state = state_db(site.params(day(0)))
     make_old_warehouse(state, old_version)
 
     site.batches(

@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 
 from allocation import allocator, services
+from allocation.state import already_ingested
 from conftest import Site
 
 
@@ -42,7 +43,7 @@ def test_files_already_committed_still_count_as_loaded(site: Site) -> None:
 
     night = services.load_inbox(
         site.inbox,
-        services.already_ingested(site.params("2026-11-25")),
+        already_ingested(site.params("2026-11-25")),
         lambda d, t: loaded.append((d, t)),
     )
 
