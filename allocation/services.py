@@ -214,7 +214,7 @@ def allocate_night(
     `progress(lines placed, lines to place)` is passed to the default allocator (a custom one
     reports its own) and called once more when every line is placed."""
     day = params.business_date
-    with DuckDBUnitOfWork(state_db(params)) as uow:
+    with DuckDBUnitOfWork(state_db(params), params.duckdb_limits) as uow:
         repo = uow.repo
         batches = classify_batches(
             night.batches,
@@ -333,7 +333,7 @@ def write_reports(params: RunParameters, outcome: NightOutcome) -> Path:
     """Reports come from committed state (or, for a dry run, the state it computed)."""
     if outcome.dry_run_folder is not None:
         return outcome.dry_run_folder
-    con = connect(state_db(params))
+    con = connect(state_db(params), limits=params.duckdb_limits)
     try:
         return write_night(con, params.business_date, params.outbox)
     finally:

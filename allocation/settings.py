@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -59,6 +60,35 @@ OLDEST_STORAGE_VERSION = (1, 1, 0)
 BYTE_COPY = "pipeline"
 NEWEST = "latest"
 STORAGE_VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
+
+
+#: DuckDB's own memory for one night (its buffer pool: hash tables, sorts, temporary tables); past
+#: it DuckDB spills to `temp_directory` on disk instead of growing.
+DEFAULT_DUCKDB_MEMORY_LIMIT = "1GB"
+DUCKDB_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class DuckDBLimits:
+    """What every DuckDB connection of a night may use: `memory_limit` (DuckDB's size syntax,
+    e.g. 1GB or 512MB) and the folder it spills to past it."""
+
+    memory_limit: str
+    temp_directory: Path
+
+    def config(self) -> dict[str, str | bool | int | float | list[str]]:
+        """The `duckdb.connect(config=...)` entries."""
+        return {"memory_limit": self.memory_limit, "temp_directory": str(self.temp_directory)}
+
+
+def parse_memory_limit(text: str) -> str:
+    """A DuckDB size such as `1GB` or `512MB`; anything else raises ValueError saying why."""
+    if not DUCKDB_SIZE.match(text):
+        raise ValueError(
+            f"{text!r} is not a memory size DuckDB takes: use a number and a unit, such as "
+            f"{DEFAULT_DUCKDB_MEMORY_LIMIT} or 512MB"
+        )
+    return text.strip()
 
 
 def parse_storage_version(text: str) -> str:
@@ -164,6 +194,22 @@ class Settings(BaseSettings):
         "(fastest, DuckDB 2.x clients only). The working state keeps the current format.",
     )
 
+    duckdb_memory_limit: str = Field(
+        DEFAULT_DUCKDB_MEMORY_LIMIT,
+        description="Memory DuckDB may use for a night (e.g. 1GB, 512MB); past it DuckDB spills "
+        "to disk in duckdb_temp_directory instead of growing.",
+    )
+    duckdb_temp_directory: Path | None = Field(
+        None,
+        description="Folder DuckDB spills to past duckdb_memory_limit; empty: duckdb-tmp/ in the "
+        "pipeline's state folder beside the warehouse.",
+    )
+
+    @field_validator("duckdb_memory_limit")
+    @classmethod
+    def _known_memory_limit(cls, value: str) -> str:
+        return parse_memory_limit(value)
+
     @field_validator("warehouse_storage_version")
     @classmethod
     def _known_storage_version(cls, value: str) -> str:
@@ -215,6 +261,8 @@ class RunParameters(BaseModel):
     dask_address: str = ""
     dask_workers: int = 2
     staging: str = ""
+    duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
+    duckdb_temp_directory: Path | None = None  # None: the state folder's duckdb-tmp/
 
     @classmethod
     def build(
@@ -255,12 +303,20 @@ class RunParameters(BaseModel):
             dask_address=(dask_address or "").strip() or base.dask_address,
             dask_workers=dask_workers or base.dask_workers,
             staging=(staging or "").strip() or base.staging,
+            duckdb_memory_limit=base.duckdb_memory_limit,
+            duckdb_temp_directory=base.duckdb_temp_directory,
         )
 
     @property
     def state_dir(self) -> Path:
         """Where the pipeline keeps its working state, beside (never inside) the analysts' file."""
         return state_dir_for(self.warehouse)
+
+    @property
+    def duckdb_limits(self) -> DuckDBLimits:
+        """The memory and spill folder of every DuckDB connection this night opens."""
+        folder = self.duckdb_temp_directory or self.state_dir / "duckdb-tmp"
+        return DuckDBLimits(self.duckdb_memory_limit, folder.expanduser().absolute())
 
 
 def state_dir_for(warehouse: Path) -> Path:

@@ -18,6 +18,7 @@ import duckdb
 from allocation.io.disk import is_disk_full
 from allocation.io.repository import DuckDBRepository
 from allocation.io.warehouse_schema import SCHEMA_VERSION, migrate
+from allocation.settings import DuckDBLimits
 
 log = logging.getLogger(__name__)
 
@@ -26,13 +27,19 @@ class WarehouseError(RuntimeError):
     """The warehouse cannot be opened or is not ours; a person must look at it."""
 
 
-def connect(path: Path, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Opens a DuckDB file with a message that says what to do when it cannot be opened."""
+def connect(
+    path: Path, *, read_only: bool = False, limits: DuckDBLimits | None = None
+) -> duckdb.DuckDBPyConnection:
+    """Opens a DuckDB file with a message that says what to do when it cannot be opened.
+    `limits`: the night's memory limit and spill folder (None: DuckDB's defaults)."""
     try:
         if read_only and not path.exists():
             raise WarehouseError(f"warehouse {path} does not exist yet: run a night first")
         path.parent.mkdir(parents=True, exist_ok=True)
-        return duckdb.connect(str(path), read_only=read_only)
+        if limits is None:
+            return duckdb.connect(str(path), read_only=read_only)
+        limits.temp_directory.mkdir(parents=True, exist_ok=True)
+        return duckdb.connect(str(path), read_only=read_only, config=limits.config())
     except duckdb.Error as error:
         first = str(error).splitlines()[0]
         raise WarehouseError(
@@ -142,8 +149,9 @@ def _published_before(warehouse: Path) -> bool:
 class DuckDBUnitOfWork:
     """`with DuckDBUnitOfWork(path) as uow: ...; uow.commit()`: anything not committed is undone."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, limits: DuckDBLimits | None = None) -> None:
         self.path = path
+        self.limits = limits
         self._con: duckdb.DuckDBPyConnection | None = None
         self.schema_version_found = 0
 
@@ -154,7 +162,7 @@ class DuckDBUnitOfWork:
         return self._con
 
     def __enter__(self) -> DuckDBUnitOfWork:
-        self._con = connect(self.path)
+        self._con = connect(self.path, limits=self.limits)
         try:
             self._con.execute("BEGIN TRANSACTION")
             self.schema_version_found = migrate(self._con)
