@@ -348,6 +348,7 @@ def publish(params: RunParameters, label: str) -> Path:
         params.state_dir / "published",
         label,
         params.keep_published,
+        params.warehouse_storage_version,
     )
 
 

@@ -1,8 +1,9 @@
 """The run's settings and parameters, typed once with pydantic.
 
 `Settings` is read from the environment (`ALLOCATION_*`), so a deployment, a shell and a test set
-the same knobs the same way. `RunParameters` is what one night runs with: the settings' paths,
-overridden by whatever the CLI or the Prefect UI passed, plus the business date.
+the same knobs the same way. `RunParameters` is what one night runs with: the same settings (one
+declaration, one default, one description each), where a value the CLI or the Prefect UI passed
+wins over the environment, plus the business date and dry run.
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ from typing import Annotated, Any, Literal
 
 import duckdb
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 TaskRunnerName = Literal["local", "dask"]
@@ -205,6 +209,21 @@ class Settings(BaseSettings):
         "pipeline's state folder beside the warehouse.",
     )
 
+    @field_validator("dask_address", "staging", mode="before")
+    @classmethod
+    def _stripped(cls, value: Any) -> Any:
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("task_runner", mode="before")
+    @classmethod
+    def _any_case(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("duckdb_temp_directory", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("duckdb_memory_limit")
     @classmethod
     def _known_memory_limit(cls, value: str) -> str:
@@ -219,92 +238,114 @@ class Settings(BaseSettings):
             raise ValueError(str(error)) from None
 
     def __init__(self, **values: Any) -> None:
-        """Reads the environment; a bad value is a ``ParameterError`` naming the variable, the
-        value and what is allowed (one line, no traceback), not pydantic's report."""
+        """Reads the environment; a bad value is a ``ParameterError`` naming the variable (or,
+        for a value given here, the parameter), the value and what is allowed (one line, no
+        traceback), not pydantic's report."""
         try:
             super().__init__(**values)
         except ValidationError as error:
-            raise ParameterError(_settings_problem(error)) from None
+            raise ParameterError(_settings_problem(error, given=set(values))) from None
 
 
-def _settings_problem(error: ValidationError) -> str:
+def _settings_problem(error: ValidationError, given: set[str]) -> str:
     problems = []
+    from_environment = False
     for detail in error.errors():
         field = str(detail["loc"][0]) if detail["loc"] else ""
-        name = f"ALLOCATION_{field.upper()}"
-        info = Settings.model_fields.get(field)
+        if field in given:
+            name, shown = field, f"{field} {detail['input']!r}"
+        else:
+            name = f"ALLOCATION_{field.upper()}"
+            shown = f"{name}={detail['input']!r}"
+            from_environment = True
+        info = RunParameters.model_fields.get(field)
         meaning = f" ({info.description.rstrip('.')})" if info and info.description else ""
         if detail["type"] == "value_error":  # our own validators' words, whole
-            problems.append(f"{name}: {detail['ctx']['error']}")
+            words = str(detail["ctx"]["error"])
+            problems.append(words if words.startswith(field) else f"{name}: {words}")
             continue
         allowed = detail["msg"].removeprefix("Input should be ").removeprefix("input should be ")
-        problems.append(
-            f"{name}={detail['input']!r} is not allowed: it should be {allowed}{meaning}"
-        )
-    return "; ".join(problems) + ". Fix or unset it."
+        problems.append(f"{shown} is not allowed: it should be {allowed}{meaning}")
+    return "; ".join(problems) + (". Fix or unset it." if from_environment else ".")
 
 
-class RunParameters(BaseModel):
-    """Everything one night needs; paths are resolved so logs and reports name real places."""
+class _SettingsFromEnvironment(EnvSettingsSource):
+    """The `ALLOCATION_*` variables of the settings only: a night's business date and dry run
+    come from whoever starts it, never from the environment."""
 
-    model_config = ConfigDict(frozen=True)
+    def __call__(self) -> dict[str, Any]:
+        return {k: v for k, v in super().__call__().items() if k in Settings.model_fields}
 
-    inbox: Path
-    warehouse: Path
-    outbox: Path
+
+def _given(value: object) -> bool:
+    """What a caller passes as 'not given': None or empty text (the CLI's and the UI's blanks)."""
+    return value is not None and not (isinstance(value, str) and not value.strip())
+
+
+class RunParameters(Settings):
+    """Everything one night runs with: the settings, each one given by the caller (the CLI, the
+    Prefect UI, a test) or else read from the environment or else its default, plus the night's
+    business date and dry run. Frozen, so it travels to Prefect tasks and Dask workers as it is
+    (a pickled copy does not read the environment again). Paths are resolved so logs and
+    reports name real places."""
+
+    model_config = SettingsConfigDict(frozen=True)
+
     business_date: Annotated[dt.date, BeforeValidator(parse_business_date)]  # or str
     dry_run: bool = False
-    lock_timeout_seconds: float = 120.0
-    keep_published: int = 7
-    workers: int = 0  # 0: one per CPU core
-    task_runner: TaskRunnerName = "local"
-    dask_address: str = ""
-    dask_workers: int = 2
-    staging: str = ""
-    duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT
-    duckdb_temp_directory: Path | None = None  # None: the state folder's duckdb-tmp/
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The caller's values over the environment's over the defaults."""
+        return init_settings, _SettingsFromEnvironment(settings_cls)
+
+    @field_validator("inbox", "warehouse", "outbox")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().absolute()
 
     @classmethod
     def build(
         cls,
         *,
+        business_date: str | dt.date,
+        dry_run: bool = False,
         inbox: str | Path | None = None,
         warehouse: str | Path | None = None,
         outbox: str | Path | None = None,
-        business_date: str | dt.date,
-        dry_run: bool = False,
         task_runner: str | None = None,
         dask_address: str | None = None,
         dask_workers: int | None = None,
         staging: str | None = None,
-        settings: Settings | None = None,
+        **settings: Any,
     ) -> RunParameters:
-        """Merges explicit values over the settings; empty strings (and 0 workers) mean 'use
-        the default'."""
-        base = settings or Settings()
-        runner = (task_runner or "").strip().lower() or base.task_runner
-        if runner not in TASK_RUNNERS:
-            raise ParameterError(
-                f"task_runner {task_runner!r} is not one of {', '.join(TASK_RUNNERS)}: use local "
-                "(the default) or dask"
-            )
-        if dask_workers is not None and dask_workers < 0:
-            raise ParameterError(f"dask_workers {dask_workers} must be 1 or more (0 = default)")
+        """The night's parameters from what a caller passed, the rest from the environment or the
+        defaults. Empty text and 0 `dask_workers` (the UI's and the CLI's blanks) mean 'not given':
+        the setting applies. `settings` names any other setting (e.g. `keep_published=30`)."""
+        unknown = sorted(set(settings) - set(Settings.model_fields))
+        if unknown:
+            raise TypeError(f"RunParameters.build() got unknown settings {', '.join(unknown)}")
+        given: dict[str, Any] = {
+            "inbox": inbox,
+            "warehouse": warehouse,
+            "outbox": outbox,
+            "task_runner": task_runner,
+            "dask_address": dask_address,
+            "dask_workers": dask_workers or None,
+            "staging": staging,
+            **settings,
+        }
         return cls(
-            inbox=Path(inbox or base.inbox).expanduser().absolute(),
-            warehouse=Path(warehouse or base.warehouse).expanduser().absolute(),
-            outbox=Path(outbox or base.outbox).expanduser().absolute(),
             business_date=parse_business_date(business_date),
             dry_run=dry_run,
-            lock_timeout_seconds=base.lock_timeout_seconds,
-            keep_published=base.keep_published,
-            workers=base.workers,
-            task_runner=runner,
-            dask_address=(dask_address or "").strip() or base.dask_address,
-            dask_workers=dask_workers or base.dask_workers,
-            staging=(staging or "").strip() or base.staging,
-            duckdb_memory_limit=base.duckdb_memory_limit,
-            duckdb_temp_directory=base.duckdb_temp_directory,
+            **{name: value for name, value in given.items() if _given(value)},
         )
 
     @property

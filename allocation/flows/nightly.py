@@ -38,7 +38,7 @@ from allocation.flows.sharding import allocator_for
 from allocation.io.disk import is_disk_full
 from allocation.io.outbox import read_summary
 from allocation.io.run_lock import RunLockTimeout, run_lock
-from allocation.settings import RunParameters, Settings
+from allocation.settings import RunParameters
 from allocation.state import already_ingested, committed_run
 
 logging.getLogger("allocation").setLevel(logging.INFO)
@@ -155,7 +155,6 @@ def check_parameters(
     A run of a deployment (the UI, the API, `prefect deployment run`) is untrusted: its paths
     must lie inside the data roots (ALLOCATION_DATA_ROOTS). The flow called in-process (the
     `allocation` command, run by a person in a shell) is not confined."""
-    settings = Settings()
     params = RunParameters.build(
         inbox=inbox,
         warehouse=warehouse,
@@ -166,10 +165,9 @@ def check_parameters(
         dask_address=dask_address,
         dask_workers=dask_workers,
         staging=staging,
-        settings=settings,
     )
     if runtime.deployment.id is not None:
-        confine_to_data_roots(params, settings.data_root_paths, staging)
+        confine_to_data_roots(params, params.data_root_paths, staging)
     check_run_paths(params)
     return params
 

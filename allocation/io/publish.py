@@ -20,7 +20,6 @@ from allocation.io.compatible_copy import CopyError, write_copy
 from allocation.io.disk import is_disk_full
 from allocation.io.files import fsync_dir, fsync_file, remove_leftovers
 from allocation.io.unit_of_work import not_ours
-from allocation.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +28,16 @@ class PublishError(RuntimeError):
     """The night is committed, but analysts still see the previous one."""
 
 
-def publish_copy(state_db: Path, warehouse: Path, history_dir: Path, label: str, keep: int) -> Path:
+def publish_copy(
+    state_db: Path,
+    warehouse: Path,
+    history_dir: Path,
+    label: str,
+    keep: int,
+    storage_version: str,
+) -> Path:
     """Copies the closed, checkpointed working database over `warehouse` atomically (a complete
-    new file in the analysts' storage version, renamed into place) and keeps a copy of the
+    new file in `storage_version`, the analysts' DuckDB storage version, renamed into place) and keeps a copy of the
     working database itself under `history_dir/<label>.duckdb` (`keep_copy`); returns the history
     path.
 
@@ -55,9 +61,9 @@ def publish_copy(state_db: Path, warehouse: Path, history_dir: Path, label: str,
         warehouse.parent.mkdir(parents=True, exist_ok=True)
         remove_leftovers(warehouse.parent, f".{warehouse.name}.publish-*")
         remove_leftovers(history_dir, ".*.partial")
-        # In the storage version of ALLOCATION_WAREHOUSE_STORAGE_VERSION, so that older DuckDB
-        # clients open it; a full disk fails here: the same message applies.
-        write_copy(state_db, tmp, Settings().warehouse_storage_version)
+        # In the storage version older DuckDB clients open (the warehouse_storage_version
+        # setting); a full disk fails here: the same message applies.
+        write_copy(state_db, tmp, storage_version)
         fsync_file(tmp)
         crash_point("while-publishing")
         if warehouse.is_dir():

@@ -38,7 +38,7 @@ from hypothesis.stateful import (
 
 from allocation import services
 from allocation.rollback import NoKeptCopyError, rollback
-from allocation.settings import ParameterError, RunParameters, Settings
+from allocation.settings import ParameterError, RunParameters
 
 SKUS = {"A": "LAMP", "B": "LAMP", "C": "CLOCK"}  # batch reference -> its sku
 FIRST_NIGHT = dt.date(2026, 11, 25)
@@ -232,7 +232,7 @@ class Nights(RuleBasedStateMachine):
             warehouse=self.root / "warehouse.duckdb",
             outbox=self.root / "outbox",
             business_date=day,
-            settings=Settings(keep_published=1000),  # every night can be rolled back to
+            keep_published=1000,  # every night can be rolled back to
         )
 
     def _inbox_now(self) -> tuple[dict[str, list[ManifestRow]], dict[str, list[OrderRow]]]:

@@ -188,7 +188,7 @@ def test_everything_in_the_working_database_reaches_the_published_copy(
     con.close()
 
     warehouse = tmp_path / 'it\'s a "warehouse" é.duckdb'
-    publish_copy(work, warehouse, tmp_path / "published", "label", 2)
+    publish_copy(work, warehouse, tmp_path / "published", "label", 2, DEFAULT_STORAGE_VERSION)
 
     answer = old_answer(
         warehouse,
@@ -314,7 +314,7 @@ def test_a_copy_that_needs_more_memory_than_its_cap_is_made_without_it(
     monkeypatch.setattr(compatible_copy, "MEMORY_LIMIT", "1MB")
     state = state_db(built.params(NIGHT_2))
     warehouse = tmp_path / "warehouse.duckdb"
-    publish_copy(state, warehouse, tmp_path / "published", "label", 2)
+    publish_copy(state, warehouse, tmp_path / "published", "label", 2, DEFAULT_STORAGE_VERSION)
     assert "needs more than 1MB" in caplog.text
     answer = old_answer(warehouse, "SELECT count(*) AS n FROM runs", tmp_path)
     assert answer == [[("n", "2")]]
