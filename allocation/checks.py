@@ -1,6 +1,6 @@
 """Pre-flight checks: what a night refuses before anything is read or written (a missing inbox,
-unusable paths, a business date earlier than the last committed night). The CLI, the flow and
-`services.run_night` all call these.
+unusable paths, a business date earlier than the last committed night). The CLI and every night
+(`allocation.night`: the flow and `run_night`) call these.
 """
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ import contextlib
 from pathlib import Path
 
 from allocation.io.readers import InboxError
-from allocation.io.run_lock import RunLockTimeout, run_lock
+from allocation.io.run_lock import RunLockTimeout
 from allocation.io.unit_of_work import WarehouseError, check_warehouse_path
 from allocation.settings import ParameterError, RunParameters
-from allocation.state import last_committed_date
+from allocation.state import last_committed_date, warehouse_lock
 
 
 def check_inbox(inbox: Path) -> None:
@@ -54,11 +54,6 @@ def check_business_date_if_idle(params: RunParameters) -> None:
     """`check_business_date` before a run starts (the CLI, for one clean line), only if no run
     holds the warehouse: opening the state beside a running night would make that night fail
     to open it. Otherwise nothing: the run checks again under the run lock."""
-    idle = run_lock(
-        params.state_dir / "run.lock",
-        run_id="check-business-date",
-        business_date=params.business_date.isoformat(),
-        timeout=0,
-    )
+    idle = warehouse_lock(params, "check-business-date", timeout=0)
     with contextlib.suppress(RunLockTimeout, WarehouseError), idle:  # WarehouseError: later
         check_business_date(params)

@@ -23,10 +23,10 @@ from allocation import checks, services
 from allocation.io.outbox import OutboxError
 from allocation.io.publish import PublishError
 from allocation.io.readers import InboxError
-from allocation.io.run_lock import RunLockError, RunLockTimeout, run_lock
+from allocation.io.run_lock import RunLockError, RunLockTimeout
 from allocation.io.unit_of_work import WarehouseError
 from allocation.settings import ParameterError, RunParameters, Settings
-from allocation.state import state_db
+from allocation.state import state_db, warehouse_lock
 
 EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (ParameterError, 2),
@@ -145,12 +145,7 @@ def _publish(args: argparse.Namespace) -> Path:
     params = RunParameters.build(warehouse=args.warehouse, business_date=dt.date.today())
     if not state_db(params).exists():
         raise WarehouseError(f"no committed state beside {params.warehouse}: run a night first")
-    with run_lock(
-        params.state_dir / "run.lock",
-        run_id="publish",
-        business_date="",
-        timeout=params.lock_timeout_seconds,
-    ):
+    with warehouse_lock(params, "publish", for_night=False):
         label = f"republished-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
         return services.publish(params, label)
 

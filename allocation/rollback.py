@@ -18,10 +18,9 @@ from allocation import services
 from allocation.io.files import fsync_dir
 from allocation.io.outbox import write_night
 from allocation.io.restore import kept_copies, newest_copy_of, restore_state
-from allocation.io.run_lock import run_lock
 from allocation.io.unit_of_work import DuckDBUnitOfWork, WarehouseError, connect
 from allocation.settings import ParameterError, RunParameters
-from allocation.state import state_db
+from allocation.state import state_db, warehouse_lock
 
 log = logging.getLogger("allocation")
 
@@ -50,12 +49,7 @@ def rollback(params: RunParameters) -> RolledBack:
             f"no copy of the night {night} is kept, so it cannot be restored; nights kept: none "
             f"(no {history}: is --warehouse the analysts' file of a pipeline that ran?)"
         )
-    with run_lock(
-        params.state_dir / "run.lock",
-        run_id="rollback",
-        business_date=night.isoformat(),
-        timeout=params.lock_timeout_seconds,
-    ):
+    with warehouse_lock(params, "rollback"):
         copies = kept_copies(history)
         chosen = newest_copy_of(copies, night)
         if chosen is None:

@@ -1,6 +1,7 @@
 """The night's steps as plain functions over the io layer and the domain (the book's service layer).
 
-The Prefect flow calls these one task each; tests call them directly, without Prefect.
+`allocation.night` puts them in order under the warehouse lock, once for both ways of running a
+night (the Prefect flow, a task per step, and `run_night`); tests also call them directly.
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -18,19 +18,17 @@ from typing import Any
 import polars as pl
 
 from allocation.allocator import allocate_lines
-from allocation.checks import check_business_date, check_inbox
 from allocation.faults import crash_point
 from allocation.io import readers, validation
 from allocation.io.ingest import classify_batches, classify_orders
-from allocation.io.outbox import read_summary, write_night
+from allocation.io.outbox import write_night
 from allocation.io.publish import publish_copy
 from allocation.io.rejection_log import log_rejected_rows
-from allocation.io.run_lock import run_lock
 from allocation.io.schemas import Kind, empty_rows
 from allocation.io.unit_of_work import DuckDBUnitOfWork, connect
 from allocation.manifest import apply_manifest_updates
 from allocation.settings import RunParameters
-from allocation.state import already_ingested, state_db
+from allocation.state import state_db
 
 log = logging.getLogger("allocation")
 
@@ -355,25 +353,3 @@ def publish(params: RunParameters, label: str) -> Path:
 def night_label(params: RunParameters, started: dt.datetime, run_id: str) -> str:
     """The name a night's published copy is kept under: sortable by date, then start time."""
     return f"{params.business_date}-{started:%Y%m%dT%H%M%S}-{run_id[:8]}"
-
-
-def run_night(params: RunParameters, run_id: str | None = None) -> dict[str, Any]:
-    """The whole night without Prefect (tests, and a way to run in a bare Python process):
-    the same steps as the flow, in the same order, under the same lock."""
-    run_id = run_id or str(uuid.uuid4())
-    started = dt.datetime.now(dt.UTC)
-    check_inbox(params.inbox)
-    with run_lock(
-        params.state_dir / "run.lock",
-        run_id=run_id,
-        business_date=params.business_date.isoformat(),
-        timeout=params.lock_timeout_seconds,
-    ):
-        check_business_date(params)
-        night = load_inbox(params.inbox, already_ingested(params))
-        outcome = allocate_night(params, night, run_id, started)
-        del night  # the night's rows: the reports read the warehouse
-        folder = write_reports(params, outcome)
-        if not params.dry_run:
-            publish(params, night_label(params, started, run_id))
-    return {**read_summary(folder), "outbox_folder": str(folder)}

@@ -7,12 +7,15 @@ Read-only questions the night's steps ask before (or while retrying) their work.
 from __future__ import annotations
 
 import datetime as dt
+from contextlib import AbstractContextManager
 from pathlib import Path
 
+from allocation.io.run_lock import run_lock
 from allocation.io.unit_of_work import DuckDBUnitOfWork, connect
 from allocation.settings import RunParameters
 
 STATE_DB = "state.duckdb"
+RUN_LOCK = "run.lock"
 
 
 def state_db(params: RunParameters) -> Path:
@@ -55,3 +58,19 @@ def committed_run(params: RunParameters, run_id: str) -> bool:
         return False
     with DuckDBUnitOfWork(path) as uow:
         return uow.repo.has_run(run_id)
+
+
+def warehouse_lock(
+    params: RunParameters, holder: str, *, for_night: bool = True, timeout: float | None = None
+) -> AbstractContextManager[None]:
+    """The warehouse's one writer lock, the same for every writer (a night, `allocation publish`,
+    a rollback, the CLI's early date check): held by `holder` (a night's run id, or what holds
+    it) for `params.business_date` (or no night, `for_night=False`), waiting at most the
+    lock_timeout_seconds setting unless `timeout` says otherwise. Its holder is what a waiting
+    writer's message names."""
+    return run_lock(
+        params.state_dir / RUN_LOCK,
+        run_id=holder,
+        business_date=params.business_date.isoformat() if for_night else "",
+        timeout=params.lock_timeout_seconds if timeout is None else timeout,
+    )

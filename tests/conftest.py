@@ -19,7 +19,7 @@ import duckdb
 import pytest
 from hypothesis import HealthCheck, settings
 
-from allocation import services
+from allocation.night import run_night
 from allocation.settings import RunParameters
 
 # Property-based and stateful tests (marked `fuzz`): a few examples in `make test`, many in
@@ -80,7 +80,7 @@ class Site:
 
     def run(self, day: str, *, dry_run: bool = False) -> dict[str, Any]:
         """A whole night through the service layer (no Prefect)."""
-        return services.run_night(self.params(day, dry_run=dry_run))
+        return run_night(self.params(day, dry_run=dry_run))
 
     def query(self, sql: str, params: list[object] | None = None) -> list[tuple[Any, ...]]:
         """Reads the published analysts' copy, read-only, as an analyst would."""

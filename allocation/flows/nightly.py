@@ -1,20 +1,22 @@
 """The Prefect flow `nightly-allocation`: a short script of named steps.
 
 load (read and validate each file) -> allocate (one warehouse transaction) -> write reports -> publish.
-The work lives in `allocation.services`; tasks only name the steps, retry the ones that do I/O,
-and never cache (every step that writes must really run). A retry never applies a night twice:
-the allocate step commits once per flow run, and a retry that finds its run already committed
-goes on to the reports instead of allocating again.
+The steps and their order live in `allocation.night` (`Night.run`, the same for `run_night`);
+tasks here only name each step, retry it on I/O errors, move the progress bar and never cache
+(every step that writes must really run). A retry never applies a night twice: the allocate step
+commits once per flow run, and a retry that finds its run already committed goes on to the
+reports instead of allocating again.
 
 Deployed by `prefect.yaml` as `nightly-allocation/nightly` (see docs/prefect.md).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import uuid
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +24,7 @@ import duckdb
 from prefect import flow, get_run_logger, runtime, task
 from prefect.cache_policies import NO_CACHE
 
-from allocation import services
-from allocation.checks import check_business_date, check_run_paths
+from allocation.checks import check_run_paths
 from allocation.flows import ordering
 from allocation.flows.artifacts import publish_artifacts
 from allocation.flows.parameters import (
@@ -37,12 +38,11 @@ from allocation.flows.recovery import retry_crashed_night_once
 from allocation.flows.sharding import allocator_for
 from allocation.io.disk import is_disk_full
 from allocation.io.outbox import read_summary
-from allocation.io.run_lock import RunLockTimeout, run_lock
+from allocation.night import Night
+from allocation.services import NightOutcome, ValidatedInbox
 from allocation.settings import RunParameters
-from allocation.state import already_ingested, committed_run
 
 logging.getLogger("allocation").setLevel(logging.INFO)
-log = logging.getLogger(__name__)
 
 
 def worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
@@ -88,54 +88,56 @@ def night_name() -> str:
     return f"night-{day or scheduled_business_date().isoformat()}{dry}"
 
 
+# -- each step of `Night` as a task -----------------------------------------------------------
 @task(name="check-already-ingested", **IO_RETRIES, **NO_RESULTS)
-def check_already_ingested(params: RunParameters) -> set[tuple[str, str]]:
-    return already_ingested(params)
+def check_already_ingested(night: Night) -> set[tuple[str, str]]:
+    return night.already_ingested()
 
 
 @task(name="load", **IO_RETRIES, **NO_RESULTS)
-def load(inbox: Path, skip: set[tuple[str, str]], bar: NightProgress) -> services.ValidatedInbox:
-    """Reads and validates each file in turn (one file's raw rows in memory at a time)."""
-    return services.load_inbox(inbox, skip, bar.step("load"))
+def load(night: Night, skip: set[tuple[str, str]], bar: NightProgress) -> ValidatedInbox:
+    return night.load(skip, bar.step("load"))
 
 
 @task(name="allocate", **IO_RETRIES, **NO_RESULTS)
-def allocate(
-    params: RunParameters,
-    night: services.ValidatedInbox,
-    run_id: str,
-    started: dt.datetime,
-    bar: NightProgress,
-) -> services.NightOutcome:
-    # Checked on every attempt, not only on task retries: a retried or rescheduled flow run
-    # starts its tasks at run count 1 again, with the same run id.
-    if committed_run(params, run_id):
-        log.warning(
-            "Night %s was committed by an earlier attempt of this run (%s): not applying it again",
-            params.business_date,
-            run_id,
-        )
-        # The reports are read back from the committed state; the counts are not needed.
-        return services.NightOutcome(run_id, params.business_date, counts={})
+def allocate(night: Night, inbox: ValidatedInbox, bar: NightProgress) -> NightOutcome:
     progress = bar.step("allocate")
-    return services.allocate_night(
-        params,
-        night,
-        run_id,
-        started,
-        allocator=allocator_for(params, run_id, progress),
-        progress=progress,
-    )
+    return night.allocate(inbox, allocator_for(night.params, night.run_id, progress), progress)
 
 
 @task(name="write-reports", **IO_RETRIES, **NO_RESULTS)
-def write_reports(params: RunParameters, outcome: services.NightOutcome) -> Path:
-    return services.write_reports(params, outcome)
+def write_reports(night: Night, outcome: NightOutcome) -> Path:
+    return night.write_reports(outcome)
 
 
 @task(name="publish", **IO_RETRIES, **NO_RESULTS)
-def publish(params: RunParameters, label: str) -> Path:
-    return services.publish(params, label)
+def publish(night: Night) -> Path:
+    return night.publish()
+
+
+@dataclass(frozen=True)
+class AsTasks:
+    """`Night.run`'s steps, each run as its task above."""
+
+    night: Night
+    bar: NightProgress
+
+    def already_ingested(self) -> set[tuple[str, str]]:
+        return check_already_ingested(self.night)
+
+    def load(self, skip: set[tuple[str, str]]) -> ValidatedInbox:
+        return load(self.night, skip, self.bar)
+
+    def allocate(self, inbox: ValidatedInbox) -> NightOutcome:
+        return allocate(self.night, inbox, self.bar)
+
+    def write_reports(self, outcome: NightOutcome) -> Path:
+        folder = write_reports(self.night, outcome)
+        self.bar.set(100.0)
+        return folder
+
+    def publish(self) -> Path:
+        return publish(self.night)
 
 
 def check_parameters(
@@ -219,8 +221,7 @@ def nightly_allocation(
     )
     # A deployment run waits (rescheduled, visibly) while an earlier night is pending.
     ordering.earlier_nights_first(params)
-    run_id = str(runtime.flow_run.id or uuid.uuid4())
-    started = dt.datetime.now(dt.UTC)
+    night = Night.start(params, str(runtime.flow_run.id or uuid.uuid4()))
     bar = NightProgress.create(params.business_date.isoformat(), params.dry_run)
     logger.info(
         "Night %s%s: inbox %s, warehouse %s, outbox %s",
@@ -230,30 +231,11 @@ def nightly_allocation(
         params.warehouse,
         params.outbox,
     )
-    with contextlib.ExitStack() as locked:
-        try:
-            locked.enter_context(
-                run_lock(
-                    params.state_dir / "run.lock",
-                    run_id=run_id,
-                    business_date=params.business_date.isoformat(),
-                    timeout=params.lock_timeout_seconds,
-                )
-            )
-        except RunLockTimeout as held:
-            if not runtime.deployment.id:
-                raise  # the `allocation` command: exit 3 with the message
-            ordering.wait_for_warehouse(params, str(held))
-        check_business_date(params)  # a ParameterError: not retried, nothing read
-        skip = check_already_ingested(params)
-        night = load(params.inbox, skip, bar)
-        outcome = allocate(params, night, run_id, started, bar)
-        del night  # the night's rows (~1 GB at 10M lines): the reports read the warehouse
-        folder = write_reports(params, outcome)
-        bar.set(100.0)
-        published = None
-        if not params.dry_run:
-            published = publish(params, services.night_label(params, started, run_id))
+    # Another writer holds the warehouse: the `allocation` command exits 3 with the message; a
+    # deployment run is rescheduled (its slot given back) to try again.
+    waiting = partial(ordering.wait_for_warehouse, params) if runtime.deployment.id else None
+    ran = night.run(AsTasks(night, bar), when_locked=waiting)
+    folder, published = ran.folder, ran.published
     summary = read_summary(folder)
     publish_artifacts(summary, folder, params, published)
     logger.info(

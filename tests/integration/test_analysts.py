@@ -545,15 +545,21 @@ def test_a_wal_left_beside_the_published_file_does_not_break_the_next_one(
 
 # -- (d) the published copy cannot be replaced ----------------------------------------------
 def test_when_the_copy_cannot_be_replaced_the_night_commits_and_says_how_to_publish(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     site = sample_site(tmp_path)
     site.run(NIGHT_1)
-    site.warehouse.unlink()
-    site.warehouse.mkdir()  # something now occupies the analysts' path
+    real = services.write_reports
+
+    def occupy_the_path_meanwhile(*args: Any, **kwargs: Any) -> Path:
+        # After the pre-checks (which refuse a folder up front), before publishing.
+        site.warehouse.unlink()
+        site.warehouse.mkdir()  # something now occupies the analysts' path
+        return real(*args, **kwargs)
 
     second_night_inbox(site)
-    with pytest.raises(PublishError) as failure:
+    with monkeypatch.context() as patched, pytest.raises(PublishError) as failure:
+        patched.setattr(services, "write_reports", occupy_the_path_meanwhile)
         site.run(NIGHT_2)
     message = str(failure.value)
     assert "the night is committed" in message

@@ -6,7 +6,7 @@ kill or a host reboot would stop it. Until the night is run again, analysts must
 whole. Running night 2 again must then give, row for row, the warehouse and the reports of one
 uninterrupted run on a fresh site, with nothing half-written left behind.
 
-Most points run `services.run_night` in a bare Python process (about a second each); one runs the
+Most points run `night.run_night` in a bare Python process (about a second each); one runs the
 real `allocation run` command, Prefect's temporary server included, to prove the product path.
 """
 
@@ -51,7 +51,7 @@ TABLES = {
 
 NIGHT_SCRIPT = """
 import logging, sys
-from allocation.services import run_night
+from allocation.night import run_night
 from allocation.settings import RunParameters
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 inbox, warehouse, outbox, day = sys.argv[1:5]

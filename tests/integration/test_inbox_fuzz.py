@@ -2,7 +2,7 @@
 JSON Lines or Parquet), the night completes, and every file and every row is accounted for:
 received = accepted + duplicate + rejected for orders and for batches (the summary's contract).
 
-Nights run through ``services.run_night`` (no Prefect) in a fresh folder per example. A few
+Nights run through ``night.run_night`` (no Prefect) in a fresh folder per example. A few
 examples each in ``make test``; ``make fuzz`` runs hundreds (HYPOTHESIS_PROFILE=fuzz).
 """
 
@@ -23,7 +23,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from allocation import services
+from allocation.night import run_night
 from allocation.settings import RunParameters
 
 pytestmark = pytest.mark.fuzz
@@ -157,7 +157,7 @@ def run_night_on(files: list[tuple[str, bytes, bytes]]) -> dict[str, Any]:
             outbox=root / "outbox",
             business_date=DAY,
         )
-        summary = services.run_night(params)
+        summary = run_night(params)
         for kind in KINDS:
             counts = summary[kind]
             assert counts["received"] == (

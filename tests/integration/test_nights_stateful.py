@@ -4,7 +4,7 @@ Hypothesis drives a real inbox, warehouse and outbox through new orders, manifes
 up, down, to 0, eta moves), manifests re-delivered or grown by appended rows, reruns of the last
 date, refused earlier dates and rollbacks. After every night the analysts' warehouse must hold
 exactly what the model says: which batch each line is in, each batch's quantity, eta and
-allocation. Nights run through `services.run_night` (no Prefect).
+allocation. Nights run through `night.run_night` (no Prefect).
 
 The model is written from the rules, not from the code:
 - manifests apply in file-name order, rows in order, before allocating; a row its file name
@@ -36,7 +36,7 @@ from hypothesis.stateful import (
     rule,
 )
 
-from allocation import services
+from allocation.night import run_night
 from allocation.rollback import NoKeptCopyError, rollback
 from allocation.settings import ParameterError, RunParameters
 
@@ -247,7 +247,7 @@ class Nights(RuleBasedStateMachine):
         return manifests, orders
 
     def _run(self, day: dt.date) -> None:
-        services.run_night(self._params(day))
+        run_night(self._params(day))
         self.model.night(day, *self._inbox_now())
         self.kept[day] = copy.deepcopy(self.model)
         self._check()
@@ -277,7 +277,7 @@ class Nights(RuleBasedStateMachine):
     def earlier_night_is_refused(self, back: int) -> None:
         assert self.model.last_night is not None
         with pytest.raises(ParameterError, match="earlier than the last committed night"):
-            services.run_night(self._params(self.model.last_night - dt.timedelta(days=back)))
+            run_night(self._params(self.model.last_night - dt.timedelta(days=back)))
         self._check()
 
     @precondition(lambda self: bool(self.kept))

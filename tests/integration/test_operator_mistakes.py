@@ -10,12 +10,13 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
 from prefect.states import Failed
 
-from allocation import cli
+from allocation import cli, services
 from allocation.flows import nightly
 from allocation.flows.nightly import worth_retrying
 from allocation.io.disk import is_disk_full
@@ -94,12 +95,21 @@ def test_an_empty_duckdb_file_is_not_the_pipelines_either(
     assert "did not create (tables: none)" in one_line(capsys.readouterr().err)
 
 
-def test_a_foreign_duckdb_file_found_only_when_publishing_is_kept_and_exit_4(site: Site) -> None:
-    # Run without the CLI's checks (as a bare ``run_night`` does): the last line of defence.
+def test_a_foreign_duckdb_file_found_only_when_publishing_is_kept_and_exit_4(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The file appears while the night runs, after the pre-checks (which refuse it up front):
+    # publishing is the last line of defence.
     a_night(site)
-    con = duckdb.connect(str(site.warehouse))
-    con.execute("CREATE TABLE precious AS SELECT 42 AS answer")
-    con.close()
+    real = services.write_reports
+
+    def someone_creates_the_file_meanwhile(*args: Any, **kwargs: Any) -> Path:
+        con = duckdb.connect(str(site.warehouse))
+        con.execute("CREATE TABLE precious AS SELECT 42 AS answer")
+        con.close()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(services, "write_reports", someone_creates_the_file_meanwhile)
 
     with pytest.raises(PublishError, match="did not create") as raised:
         site.run(DAY)

@@ -8,9 +8,9 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 
-from allocation import services
 from allocation.flows import nightly
 from allocation.flows.progress import NightProgress
+from allocation.night import Night
 from conftest import SAMPLE_INBOX, Site
 
 NIGHT = "2026-11-25"
@@ -26,21 +26,17 @@ def test_a_retried_flow_run_finds_its_own_commit_on_its_first_allocate_attempt(
     params = nightly.check_parameters(
         str(site.inbox), str(site.warehouse), str(site.outbox), NIGHT, False
     )
-    started = dt.datetime.now(dt.UTC)
-    first = nightly.allocate.fn(
-        params, services.load_inbox(params.inbox, set()), RUN_ID, started, NO_BAR
-    )
+    night = Night(params, RUN_ID, dt.datetime.now(dt.UTC))
+    first = nightly.allocate.fn(night, night.load(set()), NO_BAR)
     assert first.counts  # the night was allocated and committed
-    services.write_reports(params, first)
-    services.publish(params, services.night_label(params, started, RUN_ID))
+    night.write_reports(first)
+    night.publish()
     allocated = site.query("SELECT count(*) FROM allocations")
 
     # The same flow run again, from its first task attempt (no task retry in between).
-    again = nightly.allocate.fn(
-        params, services.load_inbox(params.inbox, set()), RUN_ID, started, NO_BAR
-    )
+    again = nightly.allocate.fn(night, night.load(set()), NO_BAR)
 
     assert again.counts == {}  # found committed: nothing applied twice
-    services.publish(params, services.night_label(params, started, RUN_ID))
+    night.publish()
     assert site.query("SELECT count(*) FROM runs") == [(1,)]
     assert site.query("SELECT count(*) FROM allocations") == allocated
