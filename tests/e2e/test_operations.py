@@ -288,6 +288,17 @@ def worker_of(ops: Ops, pid: int) -> Service:
     pytest.fail("the flow process belongs to none of the test's workers")
 
 
+def running_night(ops: Ops, run_id: UUID) -> tuple[list[int], Service]:
+    """Waits for flow run `run_id` to be Running, then finds the processes running it and the
+    worker (of this stack) that started them."""
+    wait_for(ops, run_id, running, "Running", timeout=90)
+    deadline = time.monotonic() + 30
+    while not (pids := flow_processes(run_id)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert pids, "no process runs the night"
+    return pids, worker_of(ops, pids[0])
+
+
 def test_nights_triggered_out_of_order_commit_in_date_order(ops: Ops, tmp_path: Path) -> None:
     days = ["2026-11-25", "2026-11-26", "2026-11-27"]
     soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=4)
@@ -332,12 +343,7 @@ def test_a_killed_night_frees_its_slot_once_and_the_next_nights_never_overlap(
     warehouse = Path(night["warehouse"])
     with held_lock(warehouse):
         dead = create_run(ops, night)
-        wait_for(ops, dead, running, "Running", timeout=90)
-        deadline = time.monotonic() + 30
-        while not (pids := flow_processes(dead)) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert pids, "no process runs the night"
-        worker = worker_of(ops, pids[0])
+        pids, worker = running_night(ops, dead)
         # Worker and night die at once (kill -9), as on a lost host: nobody reports anything.
         os.killpg(worker.process.pid, signal.SIGKILL)
         for pid in pids:
@@ -389,12 +395,7 @@ def test_killing_only_the_worker_lets_the_night_finish_and_publish(
     warehouse, outbox = Path(night["warehouse"]), Path(night["outbox"])
     with held_lock(warehouse):
         run_id = create_run(ops, night)
-        wait_for(ops, run_id, running, "Running", timeout=90)
-        deadline = time.monotonic() + 30
-        while not (pids := flow_processes(run_id)) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert pids, "no process runs the night"
-        worker = worker_of(ops, pids[0])
+        pids, worker = running_night(ops, run_id)
         # The worker alone: the `prefect worker` process under `make worker` (killing `make`
         # would leave the real worker running), not the night it started.
         process = worker_process(worker, pids[0])
