@@ -1,0 +1,141 @@
+"""One way through a night (issue 16 item 1): `run_night` and the Prefect flow go through the same
+`Night.run`, so they check the same things first, take the same lock and never apply one run id
+twice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NoReturn
+
+import duckdb
+import pytest
+
+from allocation import cli
+from allocation.io.readers import InboxError
+from allocation.io.run_lock import RunLockTimeout
+from allocation.io.unit_of_work import WarehouseError
+from allocation.night import Night, run_night
+from allocation.rollback import rollback
+from allocation.services import NightOutcome, ValidatedInbox
+from allocation.state import warehouse_lock
+from conftest import Site
+
+NIGHT = "2026-11-25"
+RUN_ID = "5f0c1e4e-2d7a-4b8e-9c61-0a9d3f6b7e21"
+
+
+def a_night(site: Site) -> None:
+    site.batches("b.csv", "B1,RETRO-CLOCK,10,")
+    site.orders("o.csv", "o1,RETRO-CLOCK,3", "o2,RETRO-CLOCK,4")
+
+
+def test_run_night_again_with_a_committed_run_id_does_not_apply_the_night_twice(
+    site: Site,
+) -> None:
+    """As in the flow: a retried run (same run id) whose first attempt committed goes on to the
+    reports from the committed state instead of allocating again."""
+    a_night(site)
+    first = run_night(site.params(NIGHT), run_id=RUN_ID)
+    site.orders("late.csv", "o3,RETRO-CLOCK,1")  # arrives between the two attempts
+
+    again = run_night(site.params(NIGHT), run_id=RUN_ID)
+
+    assert site.query("SELECT run_id, orders_received FROM runs") == [(RUN_ID, 2)]
+    assert site.query("SELECT count(*) FROM allocations") == [(2,)]
+    assert again["allocated"] == first["allocated"] == 2
+
+
+def test_run_night_refuses_a_warehouse_path_it_could_never_publish_before_anything(
+    site: Site,
+) -> None:
+    """The flow's pre-checks: a foreign DuckDB file at the warehouse path is refused up front
+    (run_night used to commit the night, then fail to publish it)."""
+    a_night(site)
+    con = duckdb.connect(str(site.warehouse))
+    con.execute("CREATE TABLE precious AS SELECT 42 AS answer")
+    con.close()
+
+    with pytest.raises(WarehouseError, match="did not create"):
+        site.run(NIGHT)
+
+    assert not site.params(NIGHT).state_dir.exists()
+    assert not site.outbox.exists()
+
+
+def test_run_night_refuses_a_missing_inbox_before_anything(site: Site, tmp_path: Path) -> None:
+    params = site.params(NIGHT).model_copy(update={"inbox": tmp_path / "nowhere"})
+    with pytest.raises(InboxError, match="does not exist"):
+        run_night(params)
+    assert not params.state_dir.exists()
+
+
+class Recorded:
+    """Runs a night's steps as plain calls, noting each one."""
+
+    def __init__(self, night: Night) -> None:
+        self.night = night
+        self.calls: list[str] = []
+
+    def already_ingested(self) -> set[tuple[str, str]]:
+        self.calls.append("check-already-ingested")
+        return self.night.already_ingested()
+
+    def load(self, skip: set[tuple[str, str]]) -> ValidatedInbox:
+        self.calls.append("load")
+        return self.night.load(skip)
+
+    def allocate(self, inbox: ValidatedInbox) -> NightOutcome:
+        self.calls.append("allocate")
+        return self.night.allocate(inbox)
+
+    def write_reports(self, outcome: NightOutcome) -> Path:
+        self.calls.append("write-reports")
+        return self.night.write_reports(outcome)
+
+    def publish(self) -> Path:
+        self.calls.append("publish")
+        return self.night.publish()
+
+
+@pytest.mark.parametrize(
+    ("dry_run", "steps"),
+    [
+        (False, ["check-already-ingested", "load", "allocate", "write-reports", "publish"]),
+        (True, ["check-already-ingested", "load", "allocate", "write-reports"]),
+    ],
+)
+def test_the_steps_run_in_order_and_a_dry_run_publishes_nothing(
+    site: Site, dry_run: bool, steps: list[str]
+) -> None:
+    a_night(site)
+    night = Night.start(site.params(NIGHT, dry_run=dry_run))
+    recorded = Recorded(night)
+
+    ran = night.run(recorded)
+
+    assert recorded.calls == steps
+    assert (ran.published is None) == dry_run
+    assert site.warehouse.exists() != dry_run
+
+
+def test_every_writer_takes_the_same_lock_and_names_who_holds_it(
+    site: Site, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    a_night(site)
+    site.run(NIGHT)  # something to publish and roll back to
+    monkeypatch.setenv("ALLOCATION_LOCK_TIMEOUT_SECONDS", "0")
+    holder = "a-manual-run"
+    with warehouse_lock(site.params(NIGHT), holder):
+        with pytest.raises(RunLockTimeout, match=holder):
+            site.run(NIGHT)
+        with pytest.raises(RunLockTimeout, match=holder):
+            rollback(site.params(NIGHT))
+        with pytest.raises(RunLockTimeout, match=holder):
+            Night.start(site.params(NIGHT)).run(when_locked=_refused)
+        assert cli.main(["publish", "--warehouse", str(site.warehouse)]) == 3
+        assert holder in capsys.readouterr().err
+    assert site.query("SELECT count(*) FROM runs") == [(1,)]
+
+
+def _refused(holder: str) -> NoReturn:
+    raise RunLockTimeout(holder)
