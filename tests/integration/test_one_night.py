@@ -17,7 +17,8 @@ from allocation.io.unit_of_work import WarehouseError
 from allocation.night import Night, run_night
 from allocation.rollback import rollback
 from allocation.services import NightOutcome, ValidatedInbox
-from allocation.state import warehouse_lock
+from allocation.settings import RunParameters
+from allocation.state import state_db, warehouse_lock
 from conftest import Site
 
 NIGHT = "2026-11-25"
@@ -139,3 +140,23 @@ def test_every_writer_takes_the_same_lock_and_names_who_holds_it(
 
 def _refused(holder: str) -> NoReturn:
     raise RunLockTimeout(holder)
+
+
+def test_the_analysts_copy_is_written_in_the_storage_version_of_the_runs_parameters(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The publisher takes the storage version from the night's parameters (io reads no
+    environment): given here, it wins over ALLOCATION_WAREHOUSE_STORAGE_VERSION."""
+    a_night(site)
+    monkeypatch.setenv("ALLOCATION_WAREHOUSE_STORAGE_VERSION", "v1.1.0")
+    params = RunParameters.build(
+        inbox=site.inbox,
+        warehouse=site.warehouse,
+        outbox=site.outbox,
+        business_date=NIGHT,
+        warehouse_storage_version="pipeline",
+    )
+
+    run_night(params)
+
+    assert site.warehouse.read_bytes() == state_db(params).read_bytes()  # byte for byte
