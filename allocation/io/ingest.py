@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from allocation.io import rejections
 from allocation.io.schemas import REJECTION_SCHEMA, Kind, raw_text
 
 LINE_KEY = ["orderid", "sku"]
@@ -33,13 +34,14 @@ MANIFEST_ROW = ["source_file", "reference", "sku", "qty", "eta"]
 
 
 def _rejections(kind: Kind, frame: pl.DataFrame, reason: pl.Expr) -> pl.DataFrame:
-    return frame.select(
-        pl.lit(kind).alias("kind"),
-        "source_file",
-        "line",
-        reason.alias("reason"),
+    return rejections.build(
+        rows=frame,
+        kind=kind,
+        source_file=pl.col("source_file"),
+        line=pl.col("line"),
+        reason=reason,
         # A valid row's raw text may have been left out (`leave_out_plain_raw`).
-        pl.coalesce("raw", raw_text(kind)).alias("raw"),
+        raw=pl.coalesce("raw", raw_text(kind)),
     )
 
 

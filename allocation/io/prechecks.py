@@ -1,12 +1,13 @@
 """Validation's pre-checks: per column, the cast of a received string and the reason it failed.
 
-Each builder returns ``(value, reason)`` polars expressions over a reader frame's column: the
-stripped, typed value (null when the check fails) and the reason a person reads ("qty 'ten' is
-not a whole number", "sku is empty"), null when the value passed. ``validation.py`` runs them
-before the pandera model, which then never sees a value it would have to coerce.
+Each builder returns a ``Precheck`` of polars expressions over a reader frame's column: the
+stripped, typed value (null when the check fails), whether it failed, and the reason a person
+reads ("qty 'ten' is not a whole number", "sku is empty"), null when the value passed.
+``validation.py`` runs them before the pandera model, which then never sees a value it would have
+to coerce, nor a null it would have to word (pandera's nullability has no words of its own).
 """
 
-from typing import Final
+from typing import Final, NamedTuple
 
 import polars as pl
 
@@ -26,6 +27,12 @@ _INVISIBLE_SHOWN: Final = "<?>"
 _MAX_SHOWN: Final = 40
 
 
+class Precheck(NamedTuple):
+    value: pl.Expr  # the typed value, null when the check failed (or nothing was given)
+    failed: pl.Expr  # cheap: a reason is worded only for the rows where this is true
+    reason: pl.Expr  # what a person reads, null when the value passed
+
+
 def shown(value: pl.Expr) -> pl.Expr:
     """``value`` cut to ``_MAX_SHOWN`` characters for quoting in a reason."""
     return (
@@ -35,7 +42,15 @@ def shown(value: pl.Expr) -> pl.Expr:
     )
 
 
-def text(column: str) -> tuple[pl.Expr, pl.Expr]:
+def present(column: str) -> Precheck:
+    """A value the reader always gives (``source_file``, ``line``): null -> "<column> is missing"."""
+    value = pl.col(column)
+    return Precheck(
+        value, value.is_null(), pl.when(value.is_null()).then(pl.lit(f"{column} is missing"))
+    )
+
+
+def text(column: str) -> Precheck:
     """Stripped text; null, empty or whitespace-only -> null and "<column> is empty". Text
     holding an invisible or control character (a zero-width space, a no-break space, a tab, a
     line break, a byte order mark, a private-use code point) -> null: two skus
@@ -55,10 +70,10 @@ def text(column: str) -> tuple[pl.Expr, pl.Expr]:
             )
         )
     )
-    return value, reason
+    return Precheck(value, value.is_null(), reason)
 
 
-def whole_number(column: str) -> tuple[pl.Expr, pl.Expr]:
+def whole_number(column: str) -> Precheck:
     """A base-10 integer that fits ``Int64``; anything else -> null and a reason."""
     stripped = pl.col(column).str.strip_chars()
     looks_whole = stripped.str.contains(_WHOLE_NUMBER)
@@ -71,10 +86,10 @@ def whole_number(column: str) -> tuple[pl.Expr, pl.Expr]:
         .when(value.is_null())
         .then(pl.format(f"{column} '{{}}' is out of range", shown(stripped)))
     )
-    return value, reason
+    return Precheck(value, value.is_null(), reason)
 
 
-def date(column: str) -> tuple[pl.Expr, pl.Expr]:
+def date(column: str) -> Precheck:
     """An optional ``YYYY-MM-DD`` calendar date; null/empty -> null without a reason."""
     stripped = pl.col(column).str.strip_chars()
     given = stripped.is_not_null() & (stripped != "")
@@ -84,4 +99,4 @@ def date(column: str) -> tuple[pl.Expr, pl.Expr]:
     reason = pl.when(given & value.is_null()).then(
         pl.format(f"{column} '{{}}' is not a date (expected YYYY-MM-DD)", shown(stripped))
     )
-    return value, reason
+    return Precheck(value, given & value.is_null(), reason)

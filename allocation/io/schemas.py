@@ -19,11 +19,16 @@ Conventions shared by all models (``_Model.Config``):
 - identifiers and free text that must say something use ``_NON_EMPTY`` (at least one
   non-whitespace character; a null passes that check and is caught by nullability instead).
 
+Every check of an input model carries its own words (``error=``): they are the reason a rejected
+row shows, with ``{value}`` standing for the failing value (``qty 0 must be at least 1``).
+pandera's nullability has no words of its own; ``allocation.io.prechecks`` words every null of a
+non-nullable input column before the model runs ("sku is empty", "source_file is missing").
+
 Validate collected ``pl.DataFrame`` objects, never ``pl.LazyFrame``: on a LazyFrame pandera checks
 only the schema by default and value checks pass silently (tests/unit/test_schemas.py shows it).
 """
 
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import pandera.polars as pa
 import polars as pl
@@ -34,6 +39,7 @@ __all__ = [
     "REJECTION_KINDS",
     "REJECTION_SCHEMA",
     "REQUIRED_COLUMNS",
+    "VALUE",
     "AllocationReport",
     "BatchInput",
     "Kind",
@@ -103,6 +109,21 @@ REJECTION_KINDS: tuple[str, ...] = ("orders", "batches")
 #: Regex for "has at least one non-whitespace character" (``str_contains`` searches, unanchored).
 _NON_EMPTY = r"\S"
 
+#: Stands for the failing value in an input check's ``error`` (see the module docstring).
+VALUE: Final = "{value}"
+
+
+# ``Field`` passes a dict to the check as its keyword arguments (pandera documents it; its
+# annotation of ``str_contains`` says ``str`` only, hence ``Any``).
+def _said(column: str) -> Any:
+    """``str_contains`` options: ``column`` must say something, else "<column> is empty"."""
+    return {"pattern": _NON_EMPTY, "error": f"{column} is empty"}
+
+
+def _at_least(minimum: int, error: str) -> Any:
+    """``ge`` options: at least ``minimum``, else ``error`` (``VALUE``: the failing value)."""
+    return {"min_value": minimum, "error": error}
+
 
 class _Model(pa.DataFrameModel):
     """Shared configuration of every model in this module."""
@@ -123,9 +144,9 @@ class OrderLineInput(_Model):
 
     source_file: Series[pl.String]
     line: Series[pl.Int64]
-    orderid: Series[pl.String] = pa.Field(str_contains=_NON_EMPTY)
-    sku: Series[pl.String] = pa.Field(str_contains=_NON_EMPTY)
-    qty: Series[pl.Int64] = pa.Field(ge=1)
+    orderid: Series[pl.String] = pa.Field(str_contains=_said("orderid"))
+    sku: Series[pl.String] = pa.Field(str_contains=_said("sku"))
+    qty: Series[pl.Int64] = pa.Field(ge=_at_least(1, f"qty {VALUE} must be at least 1"))
     # Null: the row was exactly its columns as text (`raw_text` above words it).
     raw: Series[pl.String] = pa.Field(nullable=True)
 
@@ -135,9 +156,9 @@ class BatchInput(_Model):
 
     source_file: Series[pl.String]
     line: Series[pl.Int64]
-    reference: Series[pl.String] = pa.Field(str_contains=_NON_EMPTY)
-    sku: Series[pl.String] = pa.Field(str_contains=_NON_EMPTY)
-    qty: Series[pl.Int64] = pa.Field(ge=0)
+    reference: Series[pl.String] = pa.Field(str_contains=_said("reference"))
+    sku: Series[pl.String] = pa.Field(str_contains=_said("sku"))
+    qty: Series[pl.Int64] = pa.Field(ge=_at_least(0, f"qty {VALUE} must not be negative"))
     eta: Series[pl.Date] = pa.Field(nullable=True)
     raw: Series[pl.String] = pa.Field(nullable=True)  # null: see OrderLineInput.raw
 
@@ -175,7 +196,7 @@ class OutOfStockReport(_Model):
 class RejectedReport(_Model):
     """A rejected row (or, with a null ``line``, a whole rejected file) and why.
 
-    Same columns as ``allocation.io.validation.rejection_frame``. ``raw`` is the row as received
+    Same columns as the frames ``allocation.io.rejections.build`` makes. ``raw`` is the row as received
     (JSON text), null when there is no row to show.
     """
 

@@ -6,31 +6,37 @@ How a frame is validated (vectorised, no Python loop over rows):
    programming error and raises ``FrameContractError``.
 2. Text is stripped and cast in polars (never by pandera coercion: it loses the row index of the
    later checks once a cast fails). Each column gets
-   a *pre-check* reason expression (``prechecks.py``) for what the cast or the emptiness rule found
-   ("qty 'ten' is not a whole number", "sku is empty", ...); a failed value becomes null.
+   a *pre-check* (``prechecks.py``) whose reason says what the cast, the emptiness or the
+   presence rule found ("qty 'ten' is not a whole number", "sku is empty", "source_file is
+   missing"); a failed value becomes null.
 3. The typed candidate frame (every row, in input order) is validated with the pandera model
-   (``lazy=True``, on a collected DataFrame). The row indexes of ``SchemaErrors.failure_cases``
-   become reasons too, so value rules such as ``qty >= 1`` live in ``allocation.io.schemas`` only.
-   A model failure on a column that already has a pre-check reason in that row is a consequence of
-   it (the null left by a failed cast) and is not repeated. A failure without a row index (wrong
-   dtype, missing column) means this module built a wrong frame: ``FrameContractError``.
+   (``lazy=True``, on a collected DataFrame). Each failing check's own words (its ``error=`` in
+   ``allocation.io.schemas``, the failing value put in for ``{value}``) become the row's reason
+   for that column, so value rules such as ``qty >= 1`` and their wording live in the model only.
+   A null left by a failed pre-check fails the model's nullability too; the pre-check has said
+   why, so that failure is not repeated (every non-nullable column has a pre-check: ``_Spec``
+   checks it). A failure without a row index (wrong dtype, missing column) means this module
+   built a wrong frame: ``FrameContractError``.
 4. A row's reasons are joined with "; " in column order. Rows without a reason are ``valid``
    (typed, stripped), the others are ``rejected`` (``raw`` as received). Both keep the input
    order, and ``len(valid) + len(rejected) == len(rows)``.
 """
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import pandera.polars as pa
 import polars as pl
 from pandera.errors import SchemaErrors
 
-from allocation.io.prechecks import date, shown, text, whole_number
+from allocation.io import rejections
+from allocation.io.prechecks import Precheck, date, present, shown, text, whole_number
+from allocation.io.rejections import REJECTION_SCHEMA
+from allocation.io.rejections import from_records as rejection_frame
 from allocation.io.schemas import (
-    REJECTION_SCHEMA,
     REQUIRED_COLUMNS,
+    VALUE,
     BatchInput,
     Kind,
     OrderLineInput,
@@ -70,16 +76,45 @@ class Validated:
 class _Spec:
     kind: Kind
     model: type[pa.DataFrameModel]
-    text_columns: tuple[str, ...]  # stripped; empty -> "<col> is empty"
-    has_eta: bool
+    prechecks: dict[str, Callable[[str], Precheck]]  # per column; the others pass as received
+
+    def __post_init__(self) -> None:
+        # pandera words no null: a non-nullable column without a pre-check could reject a row
+        # with no reason a person can read.
+        columns = self.model.to_schema().columns
+        unworded = [c for c, column in columns.items() if not column.nullable]
+        unworded = [c for c in unworded if c not in self.prechecks]
+        if unworded:
+            raise TypeError(f"{self.model.__name__}: no pre-check words a null in {unworded}")
 
     @property
     def columns(self) -> list[str]:
         return list(self.model.to_schema().columns)
 
 
-_ORDERS: Final = _Spec("orders", OrderLineInput, ("orderid", "sku"), has_eta=False)
-_BATCHES: Final = _Spec("batches", BatchInput, ("reference", "sku"), has_eta=True)
+_ORDERS: Final = _Spec(
+    "orders",
+    OrderLineInput,
+    {
+        "source_file": present,
+        "line": present,
+        "orderid": text,
+        "sku": text,
+        "qty": whole_number,
+    },
+)
+_BATCHES: Final = _Spec(
+    "batches",
+    BatchInput,
+    {
+        "source_file": present,
+        "line": present,
+        "reference": text,
+        "sku": text,
+        "qty": whole_number,
+        "eta": date,
+    },
+)
 
 
 def validate_orders(rows: pl.DataFrame) -> Validated:
@@ -90,20 +125,6 @@ def validate_orders(rows: pl.DataFrame) -> Validated:
 def validate_batches(rows: pl.DataFrame) -> Validated:
     """Validate a batches string frame (``source_file, line, reference, sku, qty, eta, raw``)."""
     return _validate(rows, _BATCHES)
-
-
-def rejection_frame(rows: Iterable[Mapping[str, Any]] | None = None) -> pl.DataFrame:
-    """A rejection frame with exactly ``REJECTION_SCHEMA``: empty, or built from ``rows``.
-
-    Missing keys become null (e.g. ``line`` for a whole-file rejection); an unknown key raises
-    ``ValueError`` instead of being dropped.
-    """
-    records = [dict(row) for row in rows] if rows is not None else []
-    unknown = sorted({key for record in records for key in record} - set(REJECTION_SCHEMA))
-    if unknown:
-        allowed = list(REJECTION_SCHEMA)
-        raise ValueError(f"rejection rows have unknown keys {unknown}; allowed: {allowed}")
-    return pl.DataFrame(records, schema=REJECTION_SCHEMA)
 
 
 def leave_out_plain_raw(valid: pl.DataFrame, kind: Kind) -> pl.DataFrame:
@@ -131,18 +152,10 @@ def _validate(rows: pl.DataFrame, spec: _Spec) -> Validated:
     # Typed candidate values, pre-check reasons and whether a pre-check failed, per column.
     # The reasons are worded only for the rows that failed something (polars evaluates every
     # branch of a when/then for every row: wording them for all rows cost most of the time).
-    typed: dict[str, pl.Expr] = {}
-    why: dict[str, pl.Expr] = {}
-    failed: list[pl.Expr] = []
-    for column in spec.text_columns:
-        typed[column], why[column] = text(column)
-        failed.append(typed[column].is_null())
-    typed["qty"], why["qty"] = whole_number("qty")
-    failed.append(typed["qty"].is_null())
-    if spec.has_eta:
-        typed["eta"], why["eta"] = date("eta")
-        eta = pl.col("eta").str.strip_chars()
-        failed.append(eta.is_not_null() & (eta != "") & typed["eta"].is_null())
+    checks = {column: precheck(column) for column, precheck in spec.prechecks.items()}
+    typed = {column: check.value for column, check in checks.items()}
+    why = {column: check.reason for column, check in checks.items()}
+    failed = [check.failed for check in checks.values()]
 
     candidates = frame.select(
         pl.col(_ROW),
@@ -158,15 +171,12 @@ def _validate(rows: pl.DataFrame, spec: _Spec) -> Validated:
             candidates = candidates.with_columns(
                 candidates["raw"].scatter(unplain.arg_true(), worded_raw.to_series())
             )
-    model_reasons = _model_reasons(candidates.select(columns), spec)
     bad = candidates.filter(pl.col(_FAILED))[_ROW]
+    model_reasons = _model_reasons(candidates.select(columns), spec, prechecked=bad)
     if model_reasons is not None:
         bad = pl.concat([bad, model_reasons[_ROW]]).unique().sort()
     if not bad.len():
-        return Validated(
-            valid=candidates.select(columns),
-            rejected=pl.DataFrame(schema=REJECTION_SCHEMA),
-        )
+        return Validated(valid=candidates.select(columns), rejected=rejections.empty())
 
     # rechunk: polars 2.1 panics ("i < self.len()") wording a filtered multi-chunk frame.
     worded = (
@@ -200,8 +210,13 @@ def _validate(rows: pl.DataFrame, spec: _Spec) -> Validated:
     rejected_rows = worded.filter(is_rejected)[_ROW]
     valid = candidates.filter(~pl.col(_ROW).is_in(rejected_rows.implode())).select(columns)
     # source_file, line and raw pass through untouched: the rejection shows the row as received.
-    rejected = worded.filter(is_rejected).select(
-        pl.lit(spec.kind, pl.String).alias("kind"), "source_file", "line", "reason", "raw"
+    rejected = rejections.build(
+        rows=worded.filter(is_rejected),
+        kind=spec.kind,
+        source_file=pl.col("source_file"),
+        line=pl.col("line"),
+        reason=pl.col("reason"),
+        raw=pl.col("raw"),
     )
     return Validated(valid=valid, rejected=rejected)
 
@@ -259,22 +274,30 @@ def _column_reason(candidates: pl.DataFrame, column: str) -> pl.Expr:
     return pl.coalesce(sources)
 
 
-def _model_reasons(typed: pl.DataFrame, spec: _Spec) -> pl.DataFrame | None:
+def _model_reasons(
+    typed: pl.DataFrame, spec: _Spec, prechecked: pl.Series | None = None
+) -> pl.DataFrame | None:
     """Row-level model failures as ``__row`` + one ``__model_<column>`` reason column each.
 
-    ``None`` when the model accepts every row. Raises ``FrameContractError`` for a failure that
-    has no row index (the frame itself is wrong).
+    ``None`` when no check with words of its own failed. ``prechecked``: the rows a pre-check
+    rejected (and worded). Raises ``FrameContractError`` for a failure that has no row index (the
+    frame itself is wrong) and for a null that no pre-check explained.
     """
     try:
         spec.model.validate(typed, lazy=True)
     except SchemaErrors as errors:
-        return _failure_reasons(errors, spec)
+        explained = prechecked if prechecked is not None else pl.Series(dtype=pl.get_index_type())
+        return _failure_reasons(errors, spec, explained)
     return None
 
 
-def _failure_reasons(errors: SchemaErrors, spec: _Spec) -> pl.DataFrame:
+def _failure_reasons(
+    errors: SchemaErrors, spec: _Spec, prechecked: pl.Series
+) -> pl.DataFrame | None:
     """``_model_reasons`` for the failures in ``errors``."""
-    failures: pl.DataFrame = errors.failure_cases
+    failures: pl.DataFrame = errors.failure_cases.with_columns(
+        pl.col("index").cast(pl.get_index_type())
+    )
 
     schema_level = failures.filter(pl.col("index").is_null())
     if schema_level.height:
@@ -284,52 +307,30 @@ def _failure_reasons(errors: SchemaErrors, spec: _Spec) -> pl.DataFrame:
             f"(a bug in allocation.io.validation, not bad data): {details}"
         ) from errors
 
+    # pandera's nullability has no words; the pre-check of that column has said why (_Spec).
+    nulls = pl.col("check") == "not_nullable"
+    unexplained = failures.filter(nulls & ~pl.col("index").is_in(prechecked.implode()))
+    if unexplained.height:
+        raise FrameContractError(
+            f"{spec.kind}: nulls no pre-check explained in columns "
+            f"{unexplained['column'].unique(maintain_order=True).to_list()} "
+            "(a bug in allocation.io.validation, not bad data)"
+        ) from errors
+    worded = failures.filter(~nulls).select(
+        pl.col("index").alias(_ROW),
+        pl.col("column"),
+        # The check's own words, with the failing value where its error says {value}.
+        pl.col("check")
+        .str.replace(VALUE, shown(pl.col("failure_case").fill_null("null")), literal=True)
+        .alias("message"),
+        pl.col("check_number").fill_null(-1).alias("order"),
+    )
+    if not worded.height:
+        return None
     messages = (
-        failures.select(
-            pl.col("index").cast(pl.get_index_type()).alias(_ROW),
-            pl.col("column"),
-            _model_message(spec.model).alias("message"),
-            pl.col("check_number").fill_null(-1).alias("order"),
-        )
-        .sort(_ROW, "column", "order")
+        worded.sort(_ROW, "column", "order")
         .group_by(_ROW, "column", maintain_order=True)
         .agg(pl.col("message").str.join("; "))
     )
     wide = messages.pivot(on="column", index=_ROW, values="message")
     return wide.rename({c: _model_column(c) for c in wide.columns if c != _ROW})
-
-
-def _model_message(model: type[pa.DataFrameModel]) -> pl.Expr:
-    """A reason per failure case, worded from the model's own checks (no hard-coded rules)."""
-    value = shown(pl.col("failure_case").fill_null("null"))
-    # Fallback for a check without wording: never null, so no failing row can pass as valid.
-    message = pl.format(
-        "{} {} fails {}", pl.col("column").fill_null("?"), value, pl.col("check").fill_null("?")
-    )
-    for name, column in model.to_schema().columns.items():
-        message = (
-            pl.when((pl.col("column") == name) & (pl.col("check") == "not_nullable"))
-            .then(pl.lit(f"{name} is missing"))
-            .otherwise(message)
-        )
-        for check in column.checks:
-            identifier = check.error if check.error is not None else check.name
-            text = _check_text(name, check.name, check.statistics)
-            if text is None:
-                continue
-            matches = (pl.col("column") == name) & (pl.col("check") == identifier)
-            worded = pl.format(text, value) if "{}" in text else pl.lit(text)
-            message = pl.when(matches).then(worded).otherwise(message)
-    return message
-
-
-def _check_text(column: str, check: str | None, statistics: Mapping[str, Any]) -> str | None:
-    """A ``pl.format`` template ("{}" = the failing value) for a built-in check, if known."""
-    if check == "greater_than_or_equal_to":
-        minimum = statistics["min_value"]
-        if minimum == 0:
-            return f"{column} {{}} must not be negative"
-        return f"{column} {{}} must be at least {minimum}"
-    if check == "str_contains" and statistics.get("pattern") == r"\S":
-        return f"{column} is empty"
-    return None

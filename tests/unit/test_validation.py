@@ -8,6 +8,7 @@ import pandera.polars as pa
 import polars as pl
 import pytest
 from pandera.errors import SchemaErrors
+from pandera.typing.polars import Series
 
 from allocation.io import validation
 from allocation.io.schemas import BatchInput, OrderLineInput, RejectedReport
@@ -570,3 +571,120 @@ def test_the_input_models_themselves_hold_the_qty_rule(
         model.validate(frame, lazy=True)
     failures = caught.value.failure_cases.select("column", "index").rows()
     assert failures == [("qty", 0)]
+
+
+# ---------------------------------------------------------------------------------------------
+# The model's checks speak for themselves: their own words are the reason a rejected row shows
+# ---------------------------------------------------------------------------------------------
+
+INPUT_CHECKS = [
+    (model, name, check)
+    for model in (OrderLineInput, BatchInput)
+    for name, column in model.to_schema().columns.items()
+    for check in column.checks
+]
+
+
+@pytest.mark.parametrize(
+    ("model", "column", "check"),
+    INPUT_CHECKS,
+    ids=[f"{model.__name__}.{column}.{check.name}" for model, column, check in INPUT_CHECKS],
+)
+def test_every_input_check_carries_its_own_words(
+    model: type[pa.DataFrameModel], column: str, check: pa.Check
+) -> None:
+    # pandera's default error is the check's name and arguments: "greater_than_or_equal_to(1)".
+    assert check.error is not None
+    assert not str(check.error).startswith(str(check.name)), check.error
+    assert str(check.error).startswith(f"{column} "), check.error
+
+
+@pytest.mark.parametrize(
+    ("validate", "row", "reason"),
+    [
+        (validate_orders, {"qty": "0"}, "qty 0 must be at least 1"),
+        (validate_orders, {"qty": "-7"}, "qty -7 must be at least 1"),
+        (validate_batches, {"qty": "-1"}, "qty -1 must not be negative"),
+    ],
+    ids=["order-qty-zero", "order-qty-negative", "batch-qty-negative"],
+)
+def test_a_failing_model_check_shows_its_own_words_with_the_value(
+    validate: Any, row: dict[str, Any], reason: str
+) -> None:
+    rows = orders(row) if validate is validate_orders else batches(row)
+
+    result = validate(rows)
+
+    assert only_reason(result) == reason
+    assert result.rejected.select("line", "raw").row(0) == (1, rows["raw"][0])
+
+
+@pytest.mark.parametrize(
+    ("spec", "column", "reason"),
+    [
+        (validation._ORDERS, "orderid", "orderid is empty"),
+        (validation._ORDERS, "sku", "sku is empty"),
+        (validation._BATCHES, "reference", "reference is empty"),
+        (validation._BATCHES, "sku", "sku is empty"),
+    ],
+)
+def test_an_identifier_check_of_the_model_says_the_column_is_empty(
+    spec: Any, column: str, reason: str
+) -> None:
+    # The pre-check finds an empty identifier first; the model's own check says the same words
+    # should a typed frame ever bring one (a blank the pre-check let through).
+    rows = orders({}) if spec is validation._ORDERS else batches({})
+    typed = validation._validate(rows, spec).valid.with_columns(pl.lit(" ").alias(column))
+
+    found = validation._model_reasons(typed, spec)
+
+    assert found is not None
+    assert found.rows(named=True) == [{"__row": 0, f"__model_{column}": reason}]
+
+
+def test_the_reason_is_whatever_the_check_says_not_a_wording_kept_elsewhere() -> None:
+    class BulkOrderLine(OrderLineInput):
+        qty: Series[pl.Int64] = pa.Field(
+            ge={"min_value": 5, "error": "qty {value} is below the bulk minimum of 5"}
+        )
+
+    spec = validation._Spec("orders", BulkOrderLine, validation._ORDERS.prechecks)
+
+    result = validation._validate(orders({"qty": "3"}, {"qty": "5"}), spec)
+
+    assert reasons(result) == ["qty 3 is below the bulk minimum of 5"]
+    assert result.valid["qty"].to_list() == [5]
+
+
+def test_a_batch_row_without_source_file_is_rejected_as_missing() -> None:
+    rows = batches({}).with_columns(pl.lit(None, pl.String).alias("source_file"))
+
+    assert only_reason(validate_batches(rows)) == "source_file is missing"
+
+
+def test_a_null_line_is_rejected_as_missing() -> None:
+    rows = orders({}, {}).with_columns(
+        pl.when(pl.col("line") == 2).then(pl.col("line")).alias("line")
+    )
+
+    result = validate_orders(rows)
+
+    assert reasons(result) == ["line is missing"]
+    assert result.valid["line"].to_list() == [2]
+
+
+def test_a_required_column_without_a_precheck_is_refused_when_validation_is_set_up() -> None:
+    prechecks = dict(validation._ORDERS.prechecks)
+    del prechecks["line"]
+
+    with pytest.raises(TypeError, match=r"no pre-check words a null in \['line'\]"):
+        validation._Spec("orders", OrderLineInput, prechecks)
+
+
+def test_a_null_no_precheck_explained_raises_instead_of_passing_or_reading_not_nullable() -> None:
+    typed = validate_orders(orders({})).valid.with_columns(pl.lit(None, pl.String).alias("sku"))
+
+    with pytest.raises(
+        FrameContractError, match=r"nulls no pre-check explained in columns \['sku'\]"
+    ):
+        validation._model_reasons(typed, validation._ORDERS)

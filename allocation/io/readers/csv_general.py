@@ -11,6 +11,7 @@ from typing import Final
 
 import polars as pl
 
+from allocation.io import rejections
 from allocation.io.readers.discovery import InboxFile
 from allocation.io.readers.frames import (
     FileRead,
@@ -18,7 +19,6 @@ from allocation.io.readers.frames import (
     dumps,
     gc_paused,
     reject_file,
-    rejections,
 )
 from allocation.io.readers.header import Header, map_header
 from allocation.io.schemas import empty_rows
@@ -82,7 +82,13 @@ def _parse_csv(file: InboxFile, reader: Iterator[list[str]]) -> FileRead:
     return FileRead(
         file=file,
         rows=rows_frame,
-        rejected=rejections(file.kind, file.source_file, bad_lines, bad_reasons, bad_raws),
+        rejected=rejections.build(
+            kind=file.kind,
+            source_file=file.source_file,
+            line=bad_lines,
+            reason=bad_reasons,
+            raw=bad_raws,
+        ),
         extra_columns=header.extra,
     )
 

@@ -14,10 +14,11 @@ from pathlib import Path
 
 import polars as pl
 
+from allocation.io import rejections
 from allocation.io.readers.csv_general import CSV_FIELD_SIZE_LIMIT
 from allocation.io.readers.discovery import InboxFile
 from allocation.io.readers.encoding import READ_BLOCK
-from allocation.io.readers.frames import FileRead, assemble, empty_rejections
+from allocation.io.readers.frames import FileRead, assemble
 from allocation.io.readers.header import map_header
 from allocation.io.schemas import empty_rows
 
@@ -107,12 +108,12 @@ def read_plain_csv(file: InboxFile) -> FileRead | None:
     ):
         return None  # the csv module refuses such a field: let it word the rejection
     if rows == 0:
-        return FileRead(file, empty_rows(file.kind), empty_rejections(), header.extra)
+        return FileRead(file, empty_rows(file.kind), rejections.empty(), header.extra)
     values.columns = list(header.keys)
     lines = pl.int_range(1, rows + 1, dtype=pl.Int64, eager=True)
     return FileRead(
         file=file,
         rows=assemble(file, header, values, lines),
-        rejected=empty_rejections(),
+        rejected=rejections.empty(),
         extra_columns=header.extra,
     )

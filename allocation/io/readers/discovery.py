@@ -15,7 +15,8 @@ from typing import Final
 
 import polars as pl
 
-from allocation.io.schemas import REJECTION_SCHEMA, Kind
+from allocation.io import rejections
+from allocation.io.schemas import Kind
 
 KINDS: Final[tuple[Kind, ...]] = ("batches", "orders")  # batches first: stock before demand
 SUPPORTED_SUFFIXES: Final[tuple[str, ...]] = (".csv", ".parquet", ".jsonl")
@@ -94,17 +95,10 @@ def find_inbox_files(inbox: Path) -> tuple[list[InboxFile], pl.DataFrame]:
             else:
                 files.append(found)
 
-    rejections = pl.DataFrame(
-        {
-            "kind": rej_kinds,
-            "source_file": rej_sources,
-            "line": [None] * len(rej_kinds),
-            "reason": rej_reasons,
-            "raw": [None] * len(rej_kinds),
-        },
-        schema=REJECTION_SCHEMA,
+    rejected = rejections.build(
+        kind=rej_kinds, source_file=rej_sources, line=None, reason=rej_reasons, raw=None
     )
-    return files, rejections
+    return files, rejected
 
 
 _BAD_NAME: Final = (

@@ -1,4 +1,5 @@
-"""What every reader builds: the ``FileRead`` of one file, rejection frames, reader frames.
+"""What every reader builds: the ``FileRead`` of one file and reader frames (rejection frames come
+from ``allocation.io.rejections``).
 
 Shared by the CSV, Parquet and JSON Lines readers; the column contract itself (``Kind``,
 ``REQUIRED_COLUMNS``, ``rows_schema``, ``raw_text``) lives in ``allocation.io.schemas``.
@@ -8,16 +9,17 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
 import polars as pl
 
+from allocation.io import rejections
 from allocation.io.readers.discovery import InboxFile
 from allocation.io.readers.header import Header
-from allocation.io.schemas import REJECTION_SCHEMA, REQUIRED_COLUMNS, Kind, empty_rows
+from allocation.io.schemas import REQUIRED_COLUMNS, empty_rows
 
 #: A value or a row as compact JSON text, non-ASCII kept as is (the wording of ``raw``).
 dumps = partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
@@ -36,36 +38,14 @@ class FileRead:
         return bool(self.rejected.height) and self.rejected["line"].is_null().any()
 
 
-def empty_rejections() -> pl.DataFrame:
-    return pl.DataFrame(schema=REJECTION_SCHEMA)
-
-
-def rejections(
-    kind: Kind,
-    source_file: str,
-    lines: Sequence[int | None],
-    reasons: Sequence[str],
-    raws: Sequence[str | None],
-) -> pl.DataFrame:
-    """A rejection frame for rows (or, with line None, the whole file) of one file."""
-    return pl.DataFrame(
-        {
-            "kind": [kind] * len(lines),
-            "source_file": [source_file] * len(lines),
-            "line": lines,
-            "reason": reasons,
-            "raw": raws,
-        },
-        schema=REJECTION_SCHEMA,
-    )
-
-
 def reject_file(file: InboxFile, reason: str) -> FileRead:
     """The ``FileRead`` of a file rejected whole: no rows, one rejection with line null."""
     return FileRead(
         file=file,
         rows=empty_rows(file.kind),
-        rejected=rejections(file.kind, file.source_file, [None], [reason], [None]),
+        rejected=rejections.build(
+            kind=file.kind, source_file=file.source_file, line=None, reason=reason, raw=None
+        ),
         extra_columns=(),
     )
 

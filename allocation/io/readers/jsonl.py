@@ -24,6 +24,7 @@ from typing import Any, Final
 
 import polars as pl
 
+from allocation.io import rejections
 from allocation.io.readers.discovery import InboxFile
 from allocation.io.readers.encoding import text_problem
 from allocation.io.readers.frames import (
@@ -32,7 +33,6 @@ from allocation.io.readers.frames import (
     gc_paused,
     one_line,
     reject_file,
-    rejections,
 )
 from allocation.io.readers.header import normalise
 from allocation.io.schemas import REQUIRED_COLUMNS, Kind, empty_rows
@@ -168,7 +168,9 @@ def read_jsonl(file: InboxFile) -> FileRead:
         return reject_file(file, f"cannot parse as JSON Lines: line 1: {first}")
     if row_lines:
         frames.append(_frame(file, rows, raws, row_lines))
-    rejected = rejections(kind, file.source_file, bad_lines, bad_reasons, bad_raws)
+    rejected = rejections.build(
+        kind=kind, source_file=file.source_file, line=bad_lines, reason=bad_reasons, raw=bad_raws
+    )
     extra = tuple(key for key, name in names.items() if name not in required)
     table = pl.concat(frames) if frames else empty_rows(kind)
     return FileRead(file, table, rejected, extra)

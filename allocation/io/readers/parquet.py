@@ -6,8 +6,9 @@ from datetime import time
 
 import polars as pl
 
+from allocation.io import rejections
 from allocation.io.readers.discovery import InboxFile
-from allocation.io.readers.frames import FileRead, assemble, empty_rejections, one_line, reject_file
+from allocation.io.readers.frames import FileRead, assemble, one_line, reject_file
 from allocation.io.readers.header import map_header
 
 
@@ -33,7 +34,7 @@ def read_parquet(file: InboxFile) -> FileRead:
     return FileRead(
         file=file,
         rows=assemble(file, header, pl.DataFrame(texts, height=table.height), lines),
-        rejected=empty_rejections(),
+        rejected=rejections.empty(),
         extra_columns=header.extra,
     )
 
