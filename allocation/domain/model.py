@@ -2,16 +2,37 @@
 
 This module is deliberately standard library only, so the business rules can be read, tested
 and reasoned about without DuckDB, polars or Prefect in the picture (the repository and the
-flow adapt to it, never the other way round).
+flow adapt to it, never the other way round). It follows the book's chapter 7 model; where it
+differs, it is for a night of millions of lines, not for show:
+
+* a batch keeps a running total of what its lines hold, where the book sums them on every
+  question: the book's cost per line grows with the lines already placed;
+* `Product` sorts its batches once (the book sorts on every line), finds a line it already
+  holds in one dict look-up, and leaves a full batch out of its search.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
-from typing import TYPE_CHECKING, Any, NamedTuple, Self
+from typing import Any, NamedTuple, Self
 
-_new_tuple = tuple.__new__  # one global read per new line instead of two look-ups
+
+class OutOfStockError(Exception):
+    """No batch of the line's sku has room for it; the line stays open for another night.
+
+    Raised as `OutOfStockError(sku)`. About one line in ten raises it on a big night, so it has
+    no `__init__` of its own (see the module docstring); the sku is its one argument, which
+    also lets it pickle across processes.
+    """
+
+    @property
+    def sku(self) -> str:
+        sku: str = self.args[0]
+        return sku
+
+    def __str__(self) -> str:
+        return f"Out of stock for sku {self.sku}"
 
 
 class _LineValues(NamedTuple):
@@ -24,9 +45,9 @@ class OrderLine(_LineValues):
     """A customer wants `qty` of `sku` for order `orderid`.
 
     A value object: two lines with the same values are the same line, which is what lets a
-    re-delivered order be recognised and allocated only once. A night builds one per open line,
-    so it is an immutable named tuple (fields, hash and equality in C: half the cost of a frozen
-    dataclass to build and to look up) rather than a frozen dataclass.
+    re-delivered order be recognised and allocated only once. A night builds and hashes one
+    per open line, so it is a named tuple (built, hashed and compared in C), not the book's
+    frozen dataclass (see the module docstring for what that buys).
     """
 
     __slots__ = ()
@@ -35,11 +56,11 @@ class OrderLine(_LineValues):
         # A line of zero or fewer units would silently corrupt a batch's running totals.
         if qty <= 0:
             raise ValueError(f"order line {orderid}/{sku} needs a positive qty")
-        return _new_tuple(cls, (orderid, sku, qty))
+        return tuple.__new__(cls, (orderid, sku, qty))
 
     @classmethod
     def _make(cls, iterable: Iterable[Any]) -> Self:  # type: ignore[override]  # mypy's own
-        return cls(*iterable)  # so `_replace` validates too
+        return cls(*iterable)  # so `_replace` checks the qty too
 
     # Equal to another order line only, never to a plain tuple that happens to hold the values
     # (NotImplemented would let the tuple compare itself with the line, and say yes).
@@ -50,26 +71,6 @@ class OrderLine(_LineValues):
         return not self == other
 
     __hash__ = _LineValues.__hash__
-
-
-class OutOfStockError(Exception):
-    """No batch of the line's sku has room for it; the line stays open for another night.
-
-    Raised for about one line in ten on a big night, so it has no Python `__init__` and formats
-    its message only when read; its one argument is the sku, so it pickles across processes.
-    """
-
-    if TYPE_CHECKING:
-
-        def __init__(self, sku: str) -> None: ...
-
-    @property
-    def sku(self) -> str:
-        sku: str = self.args[0]
-        return sku
-
-    def __str__(self) -> str:
-        return f"Out of stock for sku {self.sku}"
 
 
 class Batch:
@@ -91,27 +92,15 @@ class Batch:
                 f"batch {ref}: {previously_allocated} previously allocated exceeds "
                 f"the purchased quantity {qty}"
             )
-        self._reference = ref
-        self._sku = sku
-        self._eta = eta
-        self._sort_key = (eta is not None, eta or date.min, ref)
+        self.reference = ref
+        self.sku = sku
+        self.eta = eta
         self._purchased_quantity = qty
         self._previously_allocated = previously_allocated
         # A dict keeps arrival order (to release newest first) with O(1) membership checks.
         self._allocations: dict[OrderLine, None] = {}
-        self._held_quantity = 0  # running total of the held lines, so queries stay O(1)
-
-    @property
-    def reference(self) -> str:
-        return self._reference
-
-    @property
-    def sku(self) -> str:
-        return self._sku
-
-    @property
-    def eta(self) -> date | None:
-        return self._eta
+        # Kept up to date by every change, where the book sums the lines on each question.
+        self._available_quantity = qty - previously_allocated
 
     @property
     def purchased_quantity(self) -> int:
@@ -128,36 +117,32 @@ class Batch:
 
     @property
     def allocated_quantity(self) -> int:
-        return self._previously_allocated + self._held_quantity
+        return self._purchased_quantity - self._available_quantity
 
     @property
     def available_quantity(self) -> int:
-        return self._purchased_quantity - self.allocated_quantity
+        return self._available_quantity
 
     def holds(self, line: OrderLine) -> bool:
         return line in self._allocations
 
     def can_allocate(self, line: OrderLine) -> bool:
-        return self.sku == line.sku and self.available_quantity >= line.qty
+        return self.sku == line.sku and self._available_quantity >= line.qty
 
     def allocate(self, line: OrderLine) -> None:
         """Take the line if it fits; a line already held is not counted twice."""
-        if not self.holds(line) and self.can_allocate(line):
-            self._take(line)
-
-    def _take(self, line: OrderLine) -> None:
-        self._allocations[line] = None
-        self._held_quantity += line.qty
+        if line not in self._allocations and self.can_allocate(line):
+            self._allocations[line] = None
+            self._available_quantity -= line.qty
 
     def deallocate(self, line: OrderLine) -> None:
         if self.holds(line):
             del self._allocations[line]
-            self._held_quantity -= line.qty
+            self._available_quantity += line.qty
 
     def change_eta(self, eta: date | None) -> None:
         """A manifest update: the shipment moved (None means it has arrived)."""
-        self._eta = eta
-        self._sort_key = (eta is not None, eta or date.min, self._reference)
+        self.eta = eta
 
     def change_purchased_quantity(self, qty: int) -> list[OrderLine]:
         """A manifest update: set the quantity and release lines, newest first, until they fit.
@@ -173,28 +158,24 @@ class Batch:
                 f"batch {self.reference}: {self._previously_allocated} units were allocated to "
                 f"lines not loaded, more than the new quantity {qty}; load those lines first"
             )
+        self._available_quantity += qty - self._purchased_quantity
         self._purchased_quantity = qty
         released: list[OrderLine] = []
-        while self.available_quantity < 0:
+        while self._available_quantity < 0:
             line, _ = self._allocations.popitem()  # dicts pop their newest entry
-            self._held_quantity -= line.qty
+            self._available_quantity += line.qty
             released.append(line)
         return released
 
     @property
     def sort_key(self) -> tuple[bool, date, str]:
         """In stock first, then the earliest arrival, ties broken by reference."""
-        return self._sort_key
+        return (self.eta is not None, self.eta or date.min, self.reference)
 
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, Batch):
             return NotImplemented
         return self.sort_key < other.sort_key
-
-    def __gt__(self, other: object) -> bool:
-        if not isinstance(other, Batch):
-            return NotImplemented
-        return self.sort_key > other.sort_key
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Batch):
@@ -211,14 +192,10 @@ class Batch:
         )
 
 
-def _by_preference(batch: Batch) -> tuple[bool, date, str]:
-    return batch._sort_key
-
-
 class Product:
     """One sku and its batches: the aggregate (the book's chapter 7) a night allocates through.
 
-    The same rule as `allocate`, at a cost that does not grow with the batches or the lines
+    The same rule as the book's, at a cost that does not grow with the batches or the lines
     already placed: the batches are sorted once (again only when an eta changes), the lines
     they hold are indexed, and a batch with nothing left leaves the search (no line has a qty
     below 1). Change the batches through the product, so that order and index stay right.
@@ -226,12 +203,11 @@ class Product:
 
     def __init__(self, sku: str, batches: Iterable[Batch]) -> None:
         self.sku = sku
-        self._batches = sorted(batches, key=_by_preference)
-        if any(batch._sku != sku for batch in self._batches):
+        self._batches = sorted(batches)
+        if any(batch.sku != sku for batch in self._batches):
             raise ValueError(f"product {sku}: every batch must be of sku {sku}")
-        self._holder = {line: batch for batch in self._batches for line in batch._allocations}
-        self._open: list[Batch] = []
-        self._find_open()
+        self._holder = {line: batch for batch in self._batches for line in batch.allocations}
+        self._open = self._batches_with_room()
 
     @property
     def batches(self) -> tuple[Batch, ...]:
@@ -245,28 +221,21 @@ class Product:
         """
         held = self._holder.get(line)
         if held is not None:
-            return held._reference
-        qty = line.qty
-        if line.sku == self.sku:
-            for batch in self._open:
-                room = (
-                    batch._purchased_quantity - batch._previously_allocated - batch._held_quantity
-                )
-                if room >= qty:
-                    # `batch._take(line)`, written out: this runs once per line of the night.
-                    batch._allocations[line] = None
-                    batch._held_quantity += qty
-                    self._holder[line] = batch
-                    if room == qty:
-                        self._open.remove(batch)
-                    return batch._reference
+            return held.reference
+        for batch in self._open:
+            if batch.can_allocate(line):
+                batch.allocate(line)
+                self._holder[line] = batch
+                if batch.available_quantity == 0:
+                    self._open.remove(batch)
+                return batch.reference
         raise OutOfStockError(line.sku)
 
     def change_eta(self, reference: str, eta: date | None) -> None:
         """A manifest update: the shipment moved, so the order of preference may change."""
         self._batch(reference).change_eta(eta)
-        self._batches.sort(key=_by_preference)
-        self._find_open()
+        self._batches.sort()
+        self._open = self._batches_with_room()
 
     def change_purchased_quantity(self, reference: str, qty: int) -> list[OrderLine]:
         """A manifest update (see `Batch.change_purchased_quantity`); the released lines are no
@@ -274,17 +243,17 @@ class Product:
         released = self._batch(reference).change_purchased_quantity(qty)
         for line in released:
             del self._holder[line]
-        self._find_open()
+        self._open = self._batches_with_room()
         return released
 
     def _batch(self, reference: str) -> Batch:
         for batch in self._batches:
-            if batch._reference == reference:
+            if batch.reference == reference:
                 return batch
         raise KeyError(f"product {self.sku} has no batch {reference}")
 
-    def _find_open(self) -> None:
-        self._open = [batch for batch in self._batches if batch.available_quantity > 0]
+    def _batches_with_room(self) -> list[Batch]:
+        return [batch for batch in self._batches if batch.available_quantity > 0]
 
 
 def allocate(line: OrderLine, batches: Iterable[Batch]) -> str:
@@ -293,4 +262,4 @@ def allocate(line: OrderLine, batches: Iterable[Batch]) -> str:
 
     Allocating a line twice changes nothing, so a re-run night gives the same answer.
     """
-    return Product(line.sku, [batch for batch in batches if batch._sku == line.sku]).allocate(line)
+    return Product(line.sku, [batch for batch in batches if batch.sku == line.sku]).allocate(line)
