@@ -19,17 +19,11 @@ from typing import Any, NamedTuple, Self
 
 
 class OutOfStockError(Exception):
-    """No batch of the line's sku has room for it; the line stays open for another night.
+    """No batch of the line's sku has room for it; the line stays open for another night."""
 
-    Raised as `OutOfStockError(sku)`. About one line in ten raises it on a big night, so it has
-    no `__init__` of its own (see the module docstring); the sku is its one argument, which
-    also lets it pickle across processes.
-    """
-
-    @property
-    def sku(self) -> str:
-        sku: str = self.args[0]
-        return sku
+    def __init__(self, sku: str) -> None:
+        super().__init__(sku)  # the sku alone in `args`, so the error pickles across processes
+        self.sku = sku
 
     def __str__(self) -> str:
         return f"Out of stock for sku {self.sku}"
