@@ -2,13 +2,31 @@
 
 This module is deliberately standard library only, so the business rules can be read, tested
 and reasoned about without DuckDB, polars or Prefect in the picture (the repository and the
-flow adapt to it, never the other way round). It follows the book's chapter 7 model; where it
-differs, it is for a night of millions of lines, not for show:
+flow adapt to it, never the other way round). It is the book's chapter 7 model (`OrderLine`,
+`Batch`, the `Product` aggregate, `allocate`, an out-of-stock error), and `Product.allocate`
+is the book's loop: the first batch, in order of preference, that `can_allocate` the line
+`allocate`s it. Where it differs, a measurement says what the difference buys: CPU time a line
+of `allocator.allocate_lines` over 1M generated lines (one process, best of 3, each variant
+beside this one in the same session; this module: 1.42 µs a line).
 
-* a batch keeps a running total of what its lines hold, where the book sums them on every
-  question: the book's cost per line grows with the lines already placed;
-* `Product` sorts its batches once (the book sorts on every line), finds a line it already
-  holds in one dict look-up, and leaves a full batch out of its search.
+* A batch keeps its available quantity as a running figure (the book sums its lines on every
+  question), and `Product` sorts its batches once (the book: on every line) and finds a line
+  it already holds in one dict look-up. Without them a line's cost grows with the lines
+  already placed: the book's loop takes about 10 times longer a line at 10k lines than at
+  2.5k (`benchmarks/book.py`, docs/benchmarks.md).
+* `Product` leaves a batch with nothing left out of its search: no difference on a fresh
+  catalogue, 0.7 µs a line (2.32 against 1.64, -30 %) once every sku also has ten fully
+  allocated batches from earlier nights, which the warehouse keeps and loads.
+* `OrderLine` is a named tuple (built, hashed and compared in C), not the book's frozen
+  dataclass: a frozen dataclass costs 0.53 µs more a line (1.95 against 1.42, +37 %), since
+  a night builds one per line and hashes it three times. Being a tuple, it needs `__new__`
+  to check the qty, `_make` so that `_replace` checks it too, and `__eq__`/`__ne__` so that
+  a line never equals a plain tuple of the same values.
+
+Tricks that measured under 5 % went: an `OutOfStockError` without `__init__` (no difference),
+a cached sort key, a module-level `tuple.__new__`. `Product` working through `Batch`'s public
+methods costs 0.22 µs a line against `Batch`'s bookkeeping written out inside
+`Product.allocate` (1.42 against 1.20): paid, so that a batch's rules live in `Batch` alone.
 """
 
 from __future__ import annotations
