@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pickle
-import random
-from collections.abc import Iterable
 from datetime import date, timedelta
 
 import pytest
@@ -474,45 +472,6 @@ def test_a_full_batch_given_more_stock_through_the_product_takes_lines_again() -
     assert product.change_purchased_quantity("in-stock-batch", 20) == []
 
     assert product.allocate(OrderLine("order-3", "RETRO-CLOCK", 1)) == "in-stock-batch"
-
-
-def _the_rule(line: OrderLine, batches: Iterable[Batch]) -> str | None:
-    """The allocation rule written the plain way (the book's): what the product must match."""
-    candidates = [batch for batch in batches if batch.sku == line.sku]
-    for batch in candidates:
-        if batch.holds(line):
-            return batch.reference
-    for batch in sorted(candidates):
-        if batch.can_allocate(line):
-            batch.allocate(line)
-            return batch.reference
-    return None
-
-
-@pytest.mark.parametrize("seed", range(5))
-def test_a_product_gives_the_same_answers_as_the_plain_rule(seed: int) -> None:
-    rng = random.Random(seed)
-
-    def batches() -> list[Batch]:
-        r = random.Random(seed)  # the same batches twice, one set for each side
-        return [
-            Batch(f"batch-{n}", "RETRO-CLOCK", r.randint(0, 30), r.choice([None, today, later]))
-            for n in range(r.randint(1, 5))
-        ]
-
-    lines = [OrderLine(f"order-{n}", "RETRO-CLOCK", rng.randint(1, 9)) for n in range(60)]
-    lines += rng.sample(lines, 20)  # some lines come again, later in the night
-    plain, ours = batches(), batches()
-    product = Product("RETRO-CLOCK", ours)
-
-    for line in lines:
-        try:
-            answer: str | None = product.allocate(line)
-        except OutOfStockError:
-            answer = None
-        assert answer == _the_rule(line, plain)
-
-    assert [b.allocations for b in ours] == [b.allocations for b in plain]
 
 
 # Manifest updates (chapter 9)
