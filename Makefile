@@ -35,8 +35,8 @@ run: install
 	$(BIN)/allocation run --inbox data/sample --warehouse $(SAMPLE_RUN)/warehouse.duckdb --outbox $(SAMPLE_RUN)/outbox
 
 lint: install
-	$(BIN)/ruff check allocation tests
-	$(BIN)/ruff format --check allocation tests
+	$(BIN)/ruff check allocation tests benchmarks
+	$(BIN)/ruff format --check allocation tests benchmarks
 	$(BIN)/lint-imports
 
 typecheck: install
