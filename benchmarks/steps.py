@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class TaskRecord:
-    """One task run as the API returns it: `name` is the task run's name (`load-3a9`)."""
+    """One task run as the API returns it: `name` is the task run's name (`load-3a9`: the
+    task's name and the start of the run's `dynamic_key`, unless the task names its runs)."""
 
     name: str
     start: dt.datetime
     end: dt.datetime
+    dynamic_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,10 +55,13 @@ class Steps:
     rates: dict[str, float] = field(default_factory=dict)  # log-derived: kind -> seconds
 
 
-def step_name(task_run_name: str) -> str:
-    """`load-3a9` -> `load`; `allocate-shard-0` -> `allocate-shard` (Prefect appends a suffix)."""
-    head, _, tail = task_run_name.rpartition("-")
-    return head if head and tail else task_run_name
+def step_name(task_run_name: str, dynamic_key: str = "") -> str:
+    """The step a task run belongs to: `load-3a9` (dynamic key `3a9…`) -> `load`; a run the
+    task named itself, `allocate-shard-001-of-002` -> `allocate-shard-N-of-N`."""
+    for suffix in (dynamic_key, dynamic_key[:3]):
+        if suffix and task_run_name.endswith("-" + suffix):
+            return task_run_name[: -len(suffix) - 1]
+    return re.sub(r"\d+", "N", task_run_name)
 
 
 def _union_seconds(spans: Sequence[tuple[dt.datetime, dt.datetime]]) -> float:
@@ -77,7 +82,7 @@ def steps_from_records(
     """The table's columns from plain records (all datetimes timezone-aware)."""
     spans: dict[str, tuple[dt.datetime, dt.datetime]] = {}
     for task in sorted(flow.tasks, key=lambda t: t.start):
-        name = step_name(task.name)
+        name = step_name(task.name, task.dynamic_key)
         start, end = spans.get(name, (task.start, task.end))
         spans[name] = (min(start, task.start), max(end, task.end))
     nested: dict[str, str] = {}
@@ -109,6 +114,9 @@ def log_rates(text: str) -> dict[str, float]:
     return {kind: float(seconds) for kind, _, seconds in _RATE.findall(text)}
 
 
+PAGE = 200
+
+
 def read_flow_run(api_url: str, flow_name: str, since: dt.datetime) -> FlowRecord:
     """The newest run of `flow_name` that started after `since`, with its task runs, from the
     Prefect server at `api_url`."""
@@ -120,6 +128,7 @@ def read_flow_run(api_url: str, flow_name: str, since: dt.datetime) -> FlowRecor
         FlowRunFilterId,
         FlowRunFilterStartTime,
     )
+    from prefect.client.schemas.objects import TaskRun
     from prefect.client.schemas.sorting import FlowRunSort
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
@@ -136,9 +145,16 @@ def read_flow_run(api_url: str, flow_name: str, since: dt.datetime) -> FlowRecor
         if not runs:
             raise LookupError(f"no run of flow {flow_name!r} started after {since} at {api_url}")
         run = runs[0]
-        tasks = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id]))
-        )
+        tasks: list[TaskRun] = []
+        while True:  # the server answers at most PAGE rows a call
+            page = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])),
+                limit=PAGE,
+                offset=len(tasks),
+            )
+            tasks += page
+            if len(page) < PAGE:
+                break
     if run.start_time is None or run.end_time is None:
         raise LookupError(f"flow run {run.name} ({run.id}) has not finished: {run.state_name}")
     return FlowRecord(
@@ -146,7 +162,7 @@ def read_flow_run(api_url: str, flow_name: str, since: dt.datetime) -> FlowRecor
         start=run.start_time,
         end=run.end_time,
         tasks=[
-            TaskRecord(task.name, task.start_time, task.end_time)
+            TaskRecord(task.name, task.start_time, task.end_time, task.dynamic_key)
             for task in tasks
             if task.start_time is not None and task.end_time is not None
         ],
