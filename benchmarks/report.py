@@ -58,6 +58,11 @@ def runner_label(runner: str, dask_workers: int) -> str:
     return f"dask ({dask_workers} workers)" if runner == "dask" else runner
 
 
+def share(value: float) -> str:
+    """A share of lines: two decimals below 1 % (a uniform night's hottest sku: 0.02 %)."""
+    return f"{value:.1%}" if value >= 0.01 else f"{value:.2%}"
+
+
 def _seconds(value: float) -> str:
     return "–" if math.isnan(value) else f"{value:.2f}"
 
@@ -74,7 +79,7 @@ def main_table(results: list[Result], fixed: Fixed | None, dask_workers: int) ->
         if fixed is not None:
             net = f"{(r.pipeline.wall - fixed.run.wall) / r.floor.wall:.1f}×"
         out.append(
-            f"| {label(r.lines)} | {r.shape} ({r.skus:,}; {r.hot_share:.1%}) | "
+            f"| {label(r.lines)} | {r.shape} ({r.skus:,}; {share(r.hot_share)}) | "
             f"{runner_label(r.runner, dask_workers)} | {r.floor.wall:.2f} s "
             f"({r.floor.cpu:.2f} s) | {r.floor.tree_rss_mb:,.0f} MiB | {r.pipeline.wall:.2f} s "
             f"({r.pipeline.cpu:.2f} s) | **{r.pipeline.tree_rss_mb:,.0f} MiB** "

@@ -6,7 +6,7 @@ import datetime as dt
 import xml.etree.ElementTree as ET
 
 from benchmarks.process import Timed
-from benchmarks.report import END, START, Fixed, Result, block, plot, replace_block
+from benchmarks.report import END, START, Fixed, Result, block, plot, replace_block, share
 from benchmarks.steps import Steps
 
 NOW = dt.datetime(2026, 11, 30, 1, 0, tzinfo=dt.UTC)
@@ -62,3 +62,8 @@ def test_the_plot_has_pipeline_and_floor_for_each_shape() -> None:
     names = [t.text for t in root.iter("{http://www.w3.org/2000/svg}title")]
     assert names.count("floor (zipf)") == 2  # wall time and memory panels
     assert names.count("pipeline, local (uniform)") == 2
+
+
+def test_a_small_hot_share_keeps_its_digits() -> None:
+    assert share(0.083) == "8.3%"
+    assert share(0.0002) == "0.02%"  # a uniform night's hottest sku, not "0.0%"
