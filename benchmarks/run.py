@@ -67,7 +67,7 @@ def inbox_for(lines: int, work: Path, seed: int, shape: Shape) -> Generated:
     """The generated inbox, made once per work folder (its figures kept in the marker)."""
     inbox = work / f"inbox-{label(lines)}-{shape}-seed{seed}"
     marker = inbox / ".complete"
-    if marker.exists():
+    with contextlib.suppress(OSError, ValueError):  # none yet, or an older harness's marker
         skus, share = marker.read_text().split()
         return Generated(inbox, lines, int(skus), shape, float(share))
     shutil.rmtree(inbox, ignore_errors=True)
