@@ -51,6 +51,7 @@ from benchmarks.report import (
     plot,
     replace_block,
     runner_label,
+    share,
 )
 from benchmarks.steps import Steps, log_rates, read_flow_run, steps_from_records
 from benchmarks.trivial import FLOW_NAME as TRIVIAL_FLOW
@@ -68,15 +69,15 @@ def inbox_for(lines: int, work: Path, seed: int, shape: Shape) -> Generated:
     inbox = work / f"inbox-{label(lines)}-{shape}-seed{seed}"
     marker = inbox / ".complete"
     with contextlib.suppress(OSError, ValueError):  # none yet, or an older harness's marker
-        skus, share = marker.read_text().split()
-        return Generated(inbox, lines, int(skus), shape, float(share))
+        skus, hot = marker.read_text().split()
+        return Generated(inbox, lines, int(skus), shape, float(hot))
     shutil.rmtree(inbox, ignore_errors=True)
     tick = time.perf_counter()
     made = generate(lines, inbox, seed, shape=shape)
     marker.write_text(f"{made.skus} {made.hot_share!r}\n")
     print(
         f"generated {label(lines)} {shape} lines in {time.perf_counter() - tick:.1f}s: "
-        f"{made.skus:,} skus, hottest {made.hot_share:.1%}",
+        f"{made.skus:,} skus, hottest {share(made.hot_share)}",
         flush=True,
     )
     return made
