@@ -67,3 +67,4 @@ def test_the_plot_has_pipeline_and_floor_for_each_shape() -> None:
 def test_a_small_hot_share_keeps_its_digits() -> None:
     assert share(0.083) == "8.3%"
     assert share(0.0002) == "0.02%"  # a uniform night's hottest sku, not "0.0%"
+    assert share(0.0000141) == "0.0014%"
