@@ -2,8 +2,10 @@
 and the Prefect server the measured runs talk to.
 
 `timed` waits for the child with `os.wait4` (wall time; CPU = user + system of the child and
-every descendant it waited for; `ru_maxrss` = the largest single process). A sampler thread adds
-the peak of the summed RSS of the whole tree every 0.1 s: the child and every descendant, found
+every descendant it waited for). Memory is sampled, not taken from `ru_maxrss`: a child forked
+from this process starts with this process's peak as its own, so `ru_maxrss` can report the
+harness rather than the run. A sampler thread reads every 0.1 s the summed RSS of the whole
+tree and its largest single process: the child and every descendant, found
 through parent links (`psutil.Process.children(recursive=True)`), so the helpers a
 `ProcessPoolExecutor` spawns, a forkserver's children and a Dask nanny's workers all count.
 The sum counts pages a forked child still shares with its parent twice: an upper bound.
@@ -38,7 +40,7 @@ BIN = Path(sys.executable).parent
 class Timed:
     wall: float
     cpu: float  # user + system seconds of the process and the children it waited for
-    max_rss_mb: float  # largest single process (kernel accounting, children included as max)
+    max_rss_mb: float  # largest single process seen by the sampler
     tree_rss_mb: float  # sampled sum over the process tree (workers included)
     tree_procs: int  # most processes seen in the tree at one sample (the run's own included)
     output: str
@@ -47,20 +49,21 @@ class Timed:
     code: int
 
 
-def tree_memory(pid: int) -> tuple[int, int]:
-    """The RSS in bytes summed over process `pid` and all its descendants, and how many
-    processes that is (0, 0 once `pid` is gone or a zombie)."""
+def tree_memory(pid: int) -> tuple[int, int, int]:
+    """The RSS in bytes summed over process `pid` and all its descendants, the largest single
+    one's, and how many processes that is (all 0 once `pid` is gone or a zombie)."""
     try:
         root = psutil.Process(pid)
-        total, seen = root.memory_info().rss, 1
+        total = largest = root.memory_info().rss
+        seen = 1
         descendants = root.children(recursive=True)
     except psutil.Error:
-        return 0, 0
+        return 0, 0, 0
     for proc in descendants:
         with contextlib.suppress(psutil.Error):  # it may end between the listing and the read
-            total += proc.memory_info().rss
-            seen += 1
-    return total, seen
+            rss = proc.memory_info().rss
+            total, largest, seen = total + rss, max(largest, rss), seen + 1
+    return total, largest, seen
 
 
 def timed(command: list[str], env: dict[str, str], log: Path) -> Timed:
@@ -69,13 +72,14 @@ def timed(command: list[str], env: dict[str, str], log: Path) -> Timed:
     tick = time.perf_counter()
     with log.open("w") as out:
         child = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
-        peak, procs = [0], [0]
+        peak, single, procs = [0], [0], [0]
         done = threading.Event()
 
         def sample() -> None:
             while not done.wait(0.1):
-                total, seen = tree_memory(child.pid)
+                total, largest, seen = tree_memory(child.pid)
                 peak[0] = max(peak[0], total)
+                single[0] = max(single[0], largest)
                 procs[0] = max(procs[0], seen)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -89,8 +93,8 @@ def timed(command: list[str], env: dict[str, str], log: Path) -> Timed:
     return Timed(
         wall=wall,
         cpu=usage.ru_utime + usage.ru_stime,
-        max_rss_mb=usage.ru_maxrss / 1024,
-        tree_rss_mb=max(peak[0], usage.ru_maxrss * 1024) / 2**20,
+        max_rss_mb=single[0] / 2**20,
+        tree_rss_mb=peak[0] / 2**20,
         tree_procs=procs[0],
         output=log.read_text(errors="replace"),
         started=started,
