@@ -35,8 +35,8 @@ run: install
 	$(BIN)/allocation run --inbox data/sample --warehouse $(SAMPLE_RUN)/warehouse.duckdb --outbox $(SAMPLE_RUN)/outbox
 
 lint: install
-	$(BIN)/ruff check allocation tests
-	$(BIN)/ruff format --check allocation tests
+	$(BIN)/ruff check allocation tests benchmarks
+	$(BIN)/ruff format --check allocation tests benchmarks
 	$(BIN)/lint-imports
 
 typecheck: install
@@ -55,8 +55,11 @@ unit: install
 fuzz: install
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -m fuzz --timeout 3600
 
+# Options pass through, e.g. `make bench BENCH_ARGS="--10m --30m --runners local"`
+# (docs/benchmarks.md lists them; `python -m benchmarks.run --help`).
+BENCH_ARGS ?=
 bench: install
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 # Basic auth: a server started with PREFECT_SERVER_API_AUTH_STRING=user:password asks every
 # client for it; the worker, the CLI and `make deploy` send PREFECT_API_AUTH_STRING (taken from

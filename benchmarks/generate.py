@@ -1,16 +1,22 @@
 """A deterministic inbox of any size for the benchmarks.
 
     python -m benchmarks.generate --lines 1000000 --out /tmp/inbox [--seed 42]
+                                  [--shape zipf|uniform] [--skus N]
 
-The same seed and size always give the same files (Python's ``random.Random``, no hashing that
-could change between library versions). The shape follows issue 6:
+The same seed, size and shape always give the same files (Python's ``random.Random``, no
+hashing that could change between library versions). Two shapes:
 
-* skus: one per 100 lines, at least 100 and at most 100,000; popularity is skewed (Zipf, s=1:
-  the k-th sku is ordered about 1/k as often as the first);
-* orders: one line per (orderid, sku), 1-10 units, in files of at most 1,000,000 lines
-  (``orders/<date>-part-NNN.csv``);
-* batches: 1-4 per sku, the first in stock for about half of the skus, the others with distinct
-  ETAs; the stock of a sku is a bit short of its demand (90 %) so some lines go out of stock.
+* ``zipf`` (the default, issue 6's shape): one sku per 100 lines, at least 100 and at most
+  100,000; popularity is skewed (Zipf, s=1: the k-th sku is ordered about 1/k as often as the
+  first, so the hottest sku holds 1/H(skus) of the lines: ~10 % at 1M lines, ~8.3 % from 10M,
+  where the sku count stops growing); 1-4 batches per sku;
+* ``uniform`` (issue 14): one sku per 100 lines, however many lines, every sku equally likely
+  (about 100 lines each, the hottest ~0.01-0.1 %); 1-3 batches per sku.
+
+Both: one line per (orderid, sku), 1-10 units, in files of at most 1,000,000 lines
+(``orders/<date>-part-NNN.csv``); the first batch in stock for about half of the skus, the
+others with distinct ETAs; the stock of a sku is a bit short of its demand (90 %) so some lines
+go out of stock.
 
 Plain CSV without quote characters, as most exports are.
 """
@@ -21,29 +27,54 @@ import argparse
 import datetime as dt
 import itertools
 import random
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 import polars as pl
 
 BUSINESS_DATE = dt.date(2026, 11, 26)
 FILE_LINES = 1_000_000
 STOCK_SHARE = 0.9
+Shape = Literal["zipf", "uniform"]
+SHAPES: tuple[Shape, ...] = get_args(Shape)
+MAX_BATCHES: dict[Shape, int] = {"zipf": 4, "uniform": 3}
 
 
-def sku_count(lines: int) -> int:
+@dataclass(frozen=True)
+class Generated:
+    """What was written: the inbox folder and the figures the benchmark table reports."""
+
+    path: Path
+    lines: int
+    skus: int
+    shape: Shape
+    hot_share: float  # the hottest sku's share of the night's lines
+
+
+def sku_count(lines: int, shape: Shape = "zipf") -> int:
+    if shape == "uniform":
+        return max(1, lines // 100)
     return max(100, min(100_000, lines // 100))
 
 
-def generate(lines: int, out: Path, seed: int = 42, skus: int | None = None) -> Path:
-    """Writes ``out/batches/`` and ``out/orders/``; returns ``out``. ``skus`` overrides the
-    default of one sku per 100 lines."""
+def generate(
+    lines: int, out: Path, seed: int = 42, skus: int | None = None, shape: Shape = "zipf"
+) -> Generated:
+    """Writes ``out/batches/`` and ``out/orders/``. ``skus`` overrides the shape's default of
+    one sku per 100 lines."""
+    if shape not in SHAPES:
+        raise ValueError(f"shape must be one of {', '.join(SHAPES)}, not {shape!r}")
     rng = random.Random(seed)
-    skus = skus or sku_count(lines)
+    skus = skus or sku_count(lines, shape)
     names = [f"SKU-{i:06d}" for i in range(skus)]
-    cum_weights = list(itertools.accumulate(1.0 / (k + 1) for k in range(skus)))
+    cum_weights = (
+        list(itertools.accumulate(1.0 / (k + 1) for k in range(skus))) if shape == "zipf" else None
+    )
     (out / "orders").mkdir(parents=True, exist_ok=True)
     (out / "batches").mkdir(parents=True, exist_ok=True)
     demand = [0] * skus
+    ordered = [0] * skus  # lines per sku
     done = 0
     part = 0
     while done < lines:
@@ -52,6 +83,7 @@ def generate(lines: int, out: Path, seed: int = 42, skus: int | None = None) -> 
         qtys = [rng.randint(1, 10) for _ in range(size)]
         for sku, qty in zip(picks, qtys, strict=True):
             demand[sku] += qty
+            ordered[sku] += 1
         frame = pl.DataFrame(
             {
                 "orderid": [f"ORD-{n:09d}" for n in range(done, done + size)],
@@ -68,7 +100,7 @@ def generate(lines: int, out: Path, seed: int = 42, skus: int | None = None) -> 
     quantities: list[int] = []
     etas: list[dt.date | None] = []
     for index, name in enumerate(names):
-        count = rng.randint(1, 4)
+        count = rng.randint(1, MAX_BATCHES[shape])
         stock = max(1, int(demand[index] * STOCK_SHARE))
         cuts = sorted(rng.randint(0, stock) for _ in range(count - 1))
         shares = [b - a for a, b in zip([0, *cuts], [*cuts, stock], strict=True)]
@@ -83,7 +115,7 @@ def generate(lines: int, out: Path, seed: int = 42, skus: int | None = None) -> 
         {"reference": references, "sku": batch_skus, "qty": quantities, "eta": etas},
         schema={"reference": pl.String, "sku": pl.String, "qty": pl.Int64, "eta": pl.Date},
     ).write_csv(out / "batches" / f"{BUSINESS_DATE}-manifest.csv")
-    return out
+    return Generated(out, lines, skus, shape, max(ordered) / lines if lines else 0.0)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -91,9 +123,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lines", type=int, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--skus", type=int, help="default: one per 100 lines (100 to 100,000)")
+    parser.add_argument("--skus", type=int, help="default: one per 100 lines")
+    parser.add_argument("--shape", choices=SHAPES, default="zipf")
     args = parser.parse_args(argv)
-    generate(args.lines, args.out, args.seed, args.skus)
+    made = generate(args.lines, args.out, args.seed, args.skus, args.shape)
+    print(f"{made.lines:,} lines, {made.skus:,} skus, hottest sku {made.hot_share:.1%}")
 
 
 if __name__ == "__main__":
