@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import time
@@ -53,7 +52,6 @@ def _peak_rss_bytes() -> int:
 
 
 def _child(state: Path, out: Path, version: str) -> dict[str, Any]:
-    os.environ["ALLOCATION_WAREHOUSE_STORAGE_VERSION"] = version
     from allocation.io.publish import publish_copy
 
     shutil.rmtree(out, ignore_errors=True)
@@ -61,7 +59,7 @@ def _child(state: Path, out: Path, version: str) -> dict[str, Any]:
     warehouse = out / "warehouse.duckdb"
     rss_before = _peak_rss_bytes()
     tick, cpu = time.perf_counter(), time.process_time()
-    publish_copy(state, warehouse, out / "published", "bench", 1)
+    publish_copy(state, warehouse, out / "published", "bench", 1, version)
     seconds, cpu = time.perf_counter() - tick, time.process_time() - cpu
     rss_after = _peak_rss_bytes()
     con = duckdb.connect(str(state), read_only=True)
