@@ -94,9 +94,12 @@ def check_already_ingested(params: RunParameters) -> set[tuple[str, str]]:
 
 
 @task(name="load", **IO_RETRIES, **NO_RESULTS)
-def load(inbox: Path, skip: set[tuple[str, str]], bar: NightProgress) -> services.ValidatedInbox:
-    """Reads and validates each file in turn (one file's raw rows in memory at a time)."""
-    return services.load_inbox(inbox, skip, bar.step("load"))
+def load(
+    params: RunParameters, run_id: str, skip: set[tuple[str, str]], bar: NightProgress
+) -> services.ValidatedInbox:
+    """Reads and validates each file in turn into the run's staging file (one file's rows in
+    memory at a time)."""
+    return services.load_inbox(params, run_id, skip, bar.step("load"))
 
 
 @task(name="allocate", **IO_RETRIES, **NO_RESULTS)
@@ -248,9 +251,11 @@ def nightly_allocation(
             ordering.wait_for_warehouse(params, str(held))
         check_business_date(params)  # a ParameterError: not retried, nothing read
         skip = check_already_ingested(params)
-        night = load(params.inbox, skip, bar)
-        outcome = allocate(params, night, run_id, started, bar)
-        del night  # the night's rows (~1 GB at 10M lines): the reports read the warehouse
+        night = load(params, run_id, skip, bar)
+        try:
+            outcome = allocate(params, night, run_id, started, bar)
+        finally:
+            night.discard()  # committed or rolled back for good: the reports read the warehouse
         folder = write_reports(params, outcome)
         bar.set(100.0)
         published = None

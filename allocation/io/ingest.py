@@ -8,7 +8,7 @@ batch manifests, where a new eta or quantity is an update (the book's chapter 9)
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -32,7 +32,9 @@ class Classified:
 MANIFEST_ROW = ["source_file", "reference", "sku", "qty", "eta"]
 
 
-def _rejections(kind: Kind, frame: pl.DataFrame, reason: pl.Expr) -> pl.DataFrame:
+def _rejections(
+    kind: Kind, frame: pl.DataFrame, reason: pl.Expr, carry: Sequence[str] = ()
+) -> pl.DataFrame:
     return frame.select(
         pl.lit(kind).alias("kind"),
         "source_file",
@@ -40,6 +42,7 @@ def _rejections(kind: Kind, frame: pl.DataFrame, reason: pl.Expr) -> pl.DataFram
         reason.alias("reason"),
         # A valid row's raw text may have been left out (`leave_out_plain_raw`).
         pl.coalesce("raw", raw_text(kind)).alias("raw"),
+        *carry,
     )
 
 
@@ -54,9 +57,13 @@ def key_hash() -> pl.Expr:
     return pl.struct(LINE_KEY).hash(seed=0)
 
 
-def classify_orders(tonight: pl.DataFrame, known: pl.DataFrame) -> Classified:
+def classify_orders(
+    tonight: pl.DataFrame, known: pl.DataFrame, carry: Sequence[str] = ()
+) -> Classified:
     """`tonight`: validated orders in arrival order. `known`: earlier nights' lines for the same
-    keys (orderid, sku, known_qty, known_date, known_file, known_line).
+    keys (orderid, sku, known_qty, known_date, known_file, known_line). `carry`: more columns of
+    `tonight` the rejections keep after their own (e.g. a global arrival number, when `tonight`
+    is one partition of a night).
 
     Most rows are new: a hash pass finds the first arrival of each key, and only the (few) other
     rows (repeats tonight, keys known from earlier nights) are joined and worded: sorting or
@@ -67,7 +74,8 @@ def classify_orders(tonight: pl.DataFrame, known: pl.DataFrame) -> Classified:
         maybe_new = maybe_new & ~key_hash().is_in(known_hashes.implode())
     flags = tonight.select(maybe_new.alias("_new"))["_new"]
     if flags.all():  # the usual night: no copy of the frame
-        return Classified(tonight, tonight.clear(), 0, pl.DataFrame(schema=REJECTION_SCHEMA))
+        none = pl.DataFrame(schema={**REJECTION_SCHEMA, **tonight.select(carry).schema})
+        return Classified(tonight, tonight.clear(), 0, none)
 
     # The rows that are not new, with the first arrival of their key tonight and what is known.
     numbered = tonight.with_row_index("_seq")
@@ -127,6 +135,7 @@ def classify_orders(tonight: pl.DataFrame, known: pl.DataFrame) -> Classified:
                 pl.col("qty").cast(pl.String),
                 reference,
             ),
+            carry,
         ),
     )
 

@@ -28,7 +28,7 @@ def test_a_retried_flow_run_finds_its_own_commit_on_its_first_allocate_attempt(
     )
     started = dt.datetime.now(dt.UTC)
     first = nightly.allocate.fn(
-        params, services.load_inbox(params.inbox, set()), RUN_ID, started, NO_BAR
+        params, services.load_inbox(params, RUN_ID, set()), RUN_ID, started, NO_BAR
     )
     assert first.counts  # the night was allocated and committed
     services.write_reports(params, first)
@@ -37,7 +37,7 @@ def test_a_retried_flow_run_finds_its_own_commit_on_its_first_allocate_attempt(
 
     # The same flow run again, from its first task attempt (no task retry in between).
     again = nightly.allocate.fn(
-        params, services.load_inbox(params.inbox, set()), RUN_ID, started, NO_BAR
+        params, services.load_inbox(params, RUN_ID, set()), RUN_ID, started, NO_BAR
     )
 
     assert again.counts == {}  # found committed: nothing applied twice
