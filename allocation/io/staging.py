@@ -26,8 +26,9 @@ from typing import cast
 import duckdb
 import polars as pl
 
+from allocation.io.disk import is_disk_full
 from allocation.io.ingest import LINE_KEY, classify_orders
-from allocation.io.unit_of_work import connect
+from allocation.io.unit_of_work import WarehouseError, connect
 from allocation.settings import DuckDBLimits
 
 #: The schema name the night's connection attaches the staging file under.
@@ -107,8 +108,12 @@ class StagingWriter:
         discard(path)
         self.path = path
         self.con = connect(path, limits=limits)
-        self.con.execute(_TABLES)
         self._next = dict.fromkeys(_INSERT, 0)
+        try:
+            self.con.execute(_TABLES)
+        except BaseException as error:
+            self.__exit__(type(error), error, error.__traceback__)
+            raise
 
     def add(self, table: str, frame: pl.DataFrame) -> None:
         """Appends `frame` (the table's columns but `seq`, `key_hash`) after the rows so far."""
@@ -118,11 +123,9 @@ class StagingWriter:
             )
             self._next[table] += part.height
             name = f"incoming_{next(_names)}"
-            self.con.register(name, numbered.to_arrow())
-            try:
-                self.con.execute(_INSERT[table].format(frame=name))
-            finally:
-                self.con.unregister(name)
+            # A relation from Arrow rather than a registered frame: faster into a file (1M
+            # order lines: ~1.6 s against ~2.1 s on a busy machine).
+            self.con.from_arrow(numbered.to_arrow()).query(name, _INSERT[table].format(frame=name))
 
     def __enter__(self) -> StagingWriter:
         return self
@@ -133,13 +136,23 @@ class StagingWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        failure = exc
         try:
             if exc is None:
                 self.con.execute("CHECKPOINT")  # the file complete on its own, no .wal
+        except (duckdb.Error, OSError) as error:
+            failure = error
+            raise
         finally:
             self.con.close()
-            if exc is not None:
+            if failure is not None:
                 discard(self.path)
+            if isinstance(failure, duckdb.Error | OSError) and is_disk_full(failure):
+                raise WarehouseError(
+                    f"the disk holding the warehouse state {self.path.parent.parent} is full (No "
+                    "space left on device) while loading the inbox: nothing of this night was "
+                    "committed. Free space on that disk, then run the same night again"
+                ) from failure
 
 
 # -- the night's transaction reads it ----------------------------------------------------------
@@ -172,18 +185,21 @@ def staged_batches(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
 def classify_staged_orders(
     con: duckdb.DuckDBPyConnection, first_arrival_seq: int, partition_rows: int = PARTITION_ROWS
 ) -> int:
-    """Sorts tonight's staged orders into new, duplicate and conflicting, one partition of the
-    (orderid, sku) hash at a time through `classify_orders`: every row of a key is in the same
-    partition, so each partition's answer is exact and together they are the whole night's.
+    """Sorts tonight's staged orders into new, duplicate and conflicting, with the answers of
+    `classify_orders` over the whole night, in bounded memory.
+
+    A row whose key hash no other row tonight and no earlier line shares is new for sure (two
+    keys with different hashes differ): DuckDB finds the others, the *suspects* (usually none or
+    few), and only they go through `classify_orders`, one partition of the hash at a time (about
+    `partition_rows` rows each). Every row of one key is in the same partition, so each
+    partition's answer is exact, and together they are the whole night's.
 
     Leaves two TEMP tables in `con`: `night_lines` (arrival_seq, orderid, sku, qty, source_file,
     line: tonight's new lines, `arrival_seq` dense from `first_arrival_seq` in arrival order) and
     `night_rejected` (seq, kind, source_file, line, reason, raw: the conflicts, `seq` their
     arrival). Returns how many rows were duplicates."""
-    total = int(con.sql(f"SELECT count(*) FROM {STAGED}.orders").fetchall()[0][0])  # noqa: S608
-    parts = max(1, math.ceil(total / max(1, partition_rows)))
     # Earlier nights' lines that may share a key with tonight's (by hash: a shared hash only
-    # brings a row `classify_orders` then finds is another key).
+    # brings a line `classify_orders` then finds is another key).
     con.execute(
         "CREATE TEMP TABLE night_known AS SELECT hash(l.orderid, l.sku) AS key_hash, "  # noqa: S608
         "l.orderid, l.sku, l.qty AS known_qty, l.first_seen AS known_date, "
@@ -191,18 +207,27 @@ def classify_staged_orders(
         f"WHERE hash(l.orderid, l.sku) IN (SELECT key_hash FROM {STAGED}.orders)"
     )
     con.execute(
-        "CREATE TEMP TABLE night_new (seq BIGINT, orderid VARCHAR, sku VARCHAR, qty BIGINT, "
-        "source_file VARCHAR, line BIGINT)"
+        "CREATE TEMP TABLE night_suspects AS "  # noqa: S608
+        f"SELECT key_hash FROM {STAGED}.orders GROUP BY key_hash HAVING count(*) > 1 "
+        "UNION SELECT key_hash FROM night_known"
     )
+    con.execute("CREATE TEMP TABLE night_dropped (seq BIGINT)")  # duplicates and conflicts
     con.execute(
         "CREATE TEMP TABLE night_rejected (seq BIGINT, kind VARCHAR, source_file VARCHAR, "
         "line BIGINT, reason VARCHAR, raw VARCHAR)"
     )
+    suspects = int(
+        con.sql(
+            f"SELECT count(*) FROM {STAGED}.orders SEMI JOIN night_suspects USING (key_hash)"  # noqa: S608
+        ).fetchall()[0][0]
+    )
+    parts = max(1, math.ceil(suspects / max(1, partition_rows)))
     duplicates = 0
-    for part in range(parts):
+    for part in range(parts if suspects else 0):
         tonight: pl.DataFrame = con.sql(
             "SELECT seq, source_file, line, orderid, sku, qty, raw "  # noqa: S608
-            f"FROM {STAGED}.orders WHERE key_hash % $parts = $part ORDER BY seq",
+            f"FROM {STAGED}.orders SEMI JOIN night_suspects USING (key_hash) "
+            "WHERE key_hash % $parts = $part ORDER BY seq",
             params={"parts": parts, "part": part},
         ).pl()
         known: pl.DataFrame = con.sql(
@@ -214,25 +239,30 @@ def classify_staged_orders(
             tonight, known.unique(LINE_KEY, maintain_order=True), carry=("seq",)
         )
         duplicates += found.duplicates
-        _insert(
-            con,
-            "night_new",
-            found.new.select("seq", "orderid", "sku", "qty", "source_file", "line"),
-        )
+        dropped = tonight.select("seq").filter(~pl.col("seq").is_in(found.new["seq"].implode()))
+        _insert(con, "night_dropped", dropped)
         _insert(
             con,
             "night_rejected",
             found.rejected.select("seq", "kind", "source_file", "line", "reason", "raw"),
         )
-        del tonight, known, found
+        del tonight, known, found, dropped
+    none_dropped = not con.sql("SELECT count(*) FROM night_dropped").fetchall()[0][0]
+    # `seq` is dense from 0 in arrival order: the usual night (nothing dropped) numbers by it,
+    # without sorting or joining the night again. (The table's own row order is not promised:
+    # read it ORDER BY arrival_seq.)
+    if none_dropped:
+        arrival, dropped_rows = "$first + seq", ""
+    else:
+        arrival = "$first - 1 + row_number() OVER (ORDER BY seq)"
+        dropped_rows = "ANTI JOIN night_dropped USING (seq)"
     con.execute(
-        "CREATE TEMP TABLE night_lines AS SELECT "
-        "($first - 1 + row_number() OVER (ORDER BY seq))::BIGINT AS arrival_seq, "
-        "orderid, sku, qty, source_file, line FROM night_new ORDER BY seq",
+        f"CREATE TEMP TABLE night_lines AS SELECT ({arrival})::BIGINT AS arrival_seq, "  # noqa: S608
+        f"orderid, sku, qty, source_file, line FROM {STAGED}.orders {dropped_rows}",
         {"first": first_arrival_seq},
     )
-    con.execute("DROP TABLE night_new")
-    con.execute("DROP TABLE night_known")
+    for table in ("night_known", "night_suspects", "night_dropped"):
+        con.execute(f"DROP TABLE {table}")
     return duplicates
 
 
