@@ -90,8 +90,10 @@ class Night:
             check_business_date(self.params)  # a ParameterError: nothing read, not retried
             skip = steps.already_ingested()
             inbox = steps.load(skip)
-            outcome = steps.allocate(inbox)
-            del inbox  # the night's rows (~1 GB at 10M lines): the reports read the warehouse
+            try:
+                outcome = steps.allocate(inbox)
+            finally:
+                inbox.discard()  # committed or rolled back: the reports read the warehouse
             folder = steps.write_reports(outcome)
             published = None if self.params.dry_run else steps.publish()
         return Ran(folder, published)
@@ -102,8 +104,9 @@ class Night:
         return already_ingested(self.params)
 
     def load(self, skip: Skip, progress: Progress = _no_progress) -> ValidatedInbox:
-        """Reads and validates each file in turn (one file's raw rows in memory at a time)."""
-        return services.load_inbox(self.params.inbox, skip, progress)
+        """Reads and validates each file in turn into the run's staging file (one file's rows
+        in memory at a time)."""
+        return services.load_inbox(self.params, self.run_id, skip, progress)
 
     def allocate(
         self,

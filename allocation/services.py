@@ -7,6 +7,7 @@ night (the Prefect flow, a task per step, and `run_night`); tests also call them
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -19,12 +20,12 @@ import polars as pl
 
 from allocation.allocator import allocate_lines
 from allocation.faults import crash_point
-from allocation.io import readers, validation
-from allocation.io.ingest import classify_batches, classify_orders
+from allocation.io import readers, staging, validation
+from allocation.io.ingest import classify_batches
 from allocation.io.outbox import write_night
 from allocation.io.publish import publish_copy
 from allocation.io.rejection_log import log_rejected_rows
-from allocation.io.schemas import Kind, empty_rows
+from allocation.io.schemas import Kind
 from allocation.io.unit_of_work import DuckDBUnitOfWork, connect
 from allocation.manifest import apply_manifest_updates
 from allocation.settings import RunParameters
@@ -48,17 +49,21 @@ def rate(rows: int, seconds: float) -> str:
 # -- load and validate ------------------------------------------------------------------------
 @dataclass
 class ValidatedInbox:
-    """Tonight's inbox, read and validated: typed valid rows, and everything rejected so far.
+    """Tonight's inbox, read and validated: a handle on the run's staging file, which holds the
+    typed valid rows and everything rejected so far (`allocation.io.staging`), and what the load
+    saw of each file. Small: it travels between the flow's steps.
 
-    In `orders` and `batches`, `raw` is null where the row was received as exactly its typed
-    values (`validation.leave_out_plain_raw`): `coalesce(raw, schemas.raw_text(kind))`."""
+    In the staged orders and batches, `raw` is null where the row was received as exactly its
+    typed values (`validation.leave_out_plain_raw`): `coalesce(raw, schemas.raw_text(kind))`."""
 
-    orders: pl.DataFrame
-    batches: pl.DataFrame
-    rejected: pl.DataFrame
+    staging: Path
     files: pl.DataFrame  # kind, file_name, size, sha256, rows, status, reason
     received: dict[str, int]  # data rows per kind, the unreadable ones included
     skipped: list[str] = field(default_factory=list)
+
+    def discard(self) -> None:
+        """Removes the staging file: once the night has committed or rolled back for good."""
+        staging.discard(self.staging)
 
 
 FILES_SCHEMA = {
@@ -78,14 +83,21 @@ _VALIDATORS: dict[Kind, Callable[[pl.DataFrame], validation.Validated]] = {
 
 
 def load_inbox(
-    inbox: Path, skip: set[tuple[str, str]], progress: Progress = _no_progress
+    params: RunParameters,
+    run_id: str,
+    skip: set[tuple[str, str]],
+    progress: Progress = _no_progress,
 ) -> ValidatedInbox:
-    """Reads and validates the inbox one file at a time: only one file's rows as received
-    (strings and their `raw` text) are in memory at once, the typed valid rows accumulate.
+    """Reads and validates the inbox one file at a time, appending each file's typed valid rows
+    and rejections to the run's staging file: only one file's rows are in memory at once.
     `progress(bytes done, bytes in all)` is called after each file: a big file moves the bar
-    more than a small one."""
+    more than a small one. Call it holding the run lock: it removes the staging files that
+    killed runs left behind."""
     started = time.perf_counter()
-    files, rejected_files = readers.find_inbox_files(inbox)
+    removed = staging.clear_leftovers(params.state_dir)
+    if removed:
+        log.info("Removed %d staging file(s) left by an earlier run that stopped", len(removed))
+    files, rejected_files = readers.find_inbox_files(params.inbox)
     # A file rejected before it could be read has no digest and is recorded with sha256 "": a
     # rerun of the date must not record it (or its rejection) a second time either.
     seen = pl.Series(
@@ -93,49 +105,53 @@ def load_inbox(
     )
     skipped: list[str] = rejected_files.filter(seen)["source_file"].to_list()
     rejected_files = rejected_files.filter(~seen)
-    valid: dict[str, list[pl.DataFrame]] = {"orders": [], "batches": []}
     received = {"orders": 0, "batches": 0}
-    rejected = [rejected_files]
     records: list[dict[str, Any]] = []
     read_seconds = validate_seconds = 0.0
+    row_rejects = 0
     total_bytes = sum(file.size for file in files)
     done = 0
-    for file in files:
-        done += file.size
-        if (file.source_file, file.sha256) in skip:
-            skipped.append(file.source_file)
-            progress(done, total_bytes)
-            continue
-        tick = time.perf_counter()
-        read = readers.read_inbox_file(file)
-        tock = time.perf_counter()
-        checked = _VALIDATORS[file.kind](read.rows)
-        validate_seconds += time.perf_counter() - tock
-        read_seconds += tock - tick
-        valid[file.kind].append(validation.leave_out_plain_raw(checked.valid, file.kind))
-        rejected += [read.rejected, checked.rejected]
-        unreadable = 0 if read.file_rejected else read.rejected.height  # e.g. ragged CSV rows
-        received[file.kind] += read.rows.height + unreadable
-        if read.extra_columns:
-            log.info(
-                "%s: ignored extra columns %s", file.source_file, ", ".join(read.extra_columns)
+    path = staging.staging_path(params.state_dir, run_id)
+    with staging.StagingWriter(path, params.duckdb_limits) as staged:
+        staged.add("rejected", rejected_files)
+        for file in files:
+            done += file.size
+            if (file.source_file, file.sha256) in skip:
+                skipped.append(file.source_file)
+                progress(done, total_bytes)
+                continue
+            tick = time.perf_counter()
+            read = readers.read_inbox_file(file)
+            tock = time.perf_counter()
+            checked = _VALIDATORS[file.kind](read.rows)
+            validate_seconds += time.perf_counter() - tock
+            read_seconds += tock - tick
+            staged.add(file.kind, validation.leave_out_plain_raw(checked.valid, file.kind))
+            staged.add("rejected", read.rejected)
+            staged.add("rejected", checked.rejected)
+            unreadable = 0 if read.file_rejected else read.rejected.height  # e.g. ragged rows
+            row_rejects += int(read.rejected["line"].is_not_null().sum()) + checked.rejected.height
+            received[file.kind] += read.rows.height + unreadable
+            if read.extra_columns:
+                log.info(
+                    "%s: ignored extra columns %s", file.source_file, ", ".join(read.extra_columns)
+                )
+            reason = read.rejected["reason"][0] if read.file_rejected else None
+            if reason:
+                log.warning("Rejected file %s: %s", file.source_file, reason)
+            records.append(
+                {
+                    "kind": file.kind,
+                    "file_name": file.source_file,
+                    "size": file.size,
+                    "sha256": file.sha256,
+                    "rows": read.rows.height + unreadable,
+                    "status": "rejected" if read.file_rejected else "loaded",
+                    "reason": reason,
+                }
             )
-        reason = read.rejected["reason"][0] if read.file_rejected else None
-        if reason:
-            log.warning("Rejected file %s: %s", file.source_file, reason)
-        records.append(
-            {
-                "kind": file.kind,
-                "file_name": file.source_file,
-                "size": file.size,
-                "sha256": file.sha256,
-                "rows": read.rows.height + unreadable,
-                "status": "rejected" if read.file_rejected else "loaded",
-                "reason": reason,
-            }
-        )
-        del read, checked  # this file's strings: the next file reuses the memory
-        progress(done, total_bytes)
+            del read, checked  # this file's rows: the next file reuses the memory
+            progress(done, total_bytes)
     for row in rejected_files.iter_rows(named=True):
         log.warning("Rejected file %s: %s", row["source_file"], row["reason"])
         records.append(
@@ -153,14 +169,11 @@ def load_inbox(
         log.info("Skipped %d file(s) already committed for this business date", len(skipped))
     crash_point("after-load")
     night = ValidatedInbox(
-        orders=_concat(valid["orders"], "orders"),
-        batches=_concat(valid["batches"], "batches"),
-        rejected=pl.concat(rejected, how="vertical"),
+        staging=path,
         files=pl.DataFrame(records, schema=FILES_SCHEMA),
         received=received,
         skipped=skipped,
     )
-    row_rejects = night.rejected.filter(pl.col("line").is_not_null()).height
     log.info(
         "Loaded %d file(s): orders %s; batches %d rows",
         len(records),
@@ -175,12 +188,6 @@ def load_inbox(
     )
     crash_point("after-validate")
     return night
-
-
-def _concat(frames: list[pl.DataFrame], kind: Kind) -> pl.DataFrame:
-    if frames:
-        return pl.concat(frames, how="vertical")
-    return _VALIDATORS[kind](empty_rows(kind)).valid  # no file: typed, empty
 
 
 # -- allocate and commit ---------------------------------------------------------------------
@@ -212,14 +219,19 @@ def allocate_night(
     `progress(lines placed, lines to place)` is passed to the default allocator (a custom one
     reports its own) and called once more when every line is placed."""
     day = params.business_date
-    with DuckDBUnitOfWork(state_db(params), params.duckdb_limits) as uow:
+    with (
+        DuckDBUnitOfWork(state_db(params), params.duckdb_limits) as uow,
+        staging.attached(uow.con, night.staging),
+    ):
         repo = uow.repo
+        tonight_batches = staging.staged_batches(uow.con)
         batches = classify_batches(
-            night.batches,
-            repo.known_batches(night.batches),
-            repo.received_manifest_rows(night.batches),
+            tonight_batches,
+            repo.known_batches(tonight_batches),
+            repo.received_manifest_rows(tonight_batches),
             repo.loaded_before(night.files.filter(pl.col("kind") == "batches")),
         )
+        del tonight_batches
         repo.add_rows(
             "manifest_rows",
             batches.received.with_columns(business_date=pl.lit(day), run_id=pl.lit(run_id)),
@@ -227,9 +239,12 @@ def allocate_night(
         repo.add_batches(batches.new, day)
         changes = apply_manifest_updates(repo, batches.updates, day, run_id)
 
-        orders = classify_orders(night.orders, repo.known_lines(night.orders))
-        new_lines = orders.new.with_row_index("arrival_seq", offset=repo.next_arrival_seq())
-        new_lines = new_lines.with_columns(pl.col("arrival_seq").cast(pl.Int64))
+        order_duplicates = staging.classify_staged_orders(uow.con, repo.next_arrival_seq())
+        # seam: stream-allocate reads night_lines directly
+        new_lines: pl.DataFrame = uow.con.sql(
+            "SELECT arrival_seq, orderid, sku, qty, source_file, line FROM night_lines "
+            "ORDER BY arrival_seq"
+        ).pl()
         waiting = repo.open_lines()
         candidates = pl.concat(
             [waiting, new_lines.select("orderid", "sku", "qty", "arrival_seq")], how="vertical"
@@ -255,17 +270,24 @@ def allocate_night(
         replaced = changes.record_destinations(repo, placed, day, run_id)
         allocated = int(placed["batchref"].is_not_null().sum())
 
-        rejected = pl.concat([night.rejected, batches.rejected, orders.rejected], how="vertical")
-        log_rejected_rows(rejected)
+        # The rejections by SQL from the staging file, in the order they were found: the
+        # load's, the manifests', the orders'.
+        log_rejected_rows(itertools.chain(staging.rejection_chunks(uow.con), [batches.rejected]))
+        staging.add_load_rejections(uow.con, run_id, day)
         repo.add_rows(
             "rejected_rows",
-            rejected.with_columns(run_id=pl.lit(run_id), business_date=pl.lit(day)),
+            batches.rejected.with_columns(run_id=pl.lit(run_id), business_date=pl.lit(day)),
         )
+        staging.add_order_rejections(uow.con, run_id, day)
         repo.add_rows(
             "ingested_files",
             night.files.with_columns(run_id=pl.lit(run_id), business_date=pl.lit(day)),
         )
-        counts = _counts(night, orders.duplicates, batches.duplicates, rejected, changes.counts)
+        rejected_rows = staging.rejected_row_counts(uow.con)
+        rejected_rows["batches"] = rejected_rows.get("batches", 0) + int(
+            batches.rejected["line"].is_not_null().sum()
+        )
+        counts = _counts(night, order_duplicates, batches.duplicates, rejected_rows, changes.counts)
         counts.update(
             allocated=allocated,
             out_of_stock=placed.height - allocated,
@@ -275,9 +297,11 @@ def allocate_night(
         if params.dry_run:
             folder = write_night(uow.con, day, params.outbox, dry_run=True)
             log.info("Dry run: nothing committed")
+            night.discard()
             return NightOutcome(run_id, day, counts, folder)
         crash_point("before-commit")
         uow.commit()
+        night.discard()
         crash_point("after-commit")
     return NightOutcome(run_id, day, counts)
 
@@ -286,17 +310,16 @@ def _counts(
     night: ValidatedInbox,
     order_duplicates: int,
     batch_duplicates: int,
-    rejected: pl.DataFrame,
+    rejected_rows: dict[str, int],
     changes: dict[str, int],
 ) -> dict[str, int]:
-    rows = rejected.filter(pl.col("line").is_not_null())
     counts: dict[str, int] = {}
     for kind, duplicates in (("orders", order_duplicates), ("batches", batch_duplicates)):
-        rejected_rows = rows.filter(pl.col("kind") == kind).height
+        rejected = rejected_rows.get(kind, 0)
         counts[f"{kind}_received"] = night.received[kind]
         counts[f"{kind}_duplicate"] = duplicates
-        counts[f"{kind}_rejected"] = rejected_rows
-        counts[f"{kind}_accepted"] = night.received[kind] - duplicates - rejected_rows
+        counts[f"{kind}_rejected"] = rejected
+        counts[f"{kind}_accepted"] = night.received[kind] - duplicates - rejected
     counts.update(changes)
     counts["files_received"] = night.files.height
     counts["files_rejected"] = night.files.filter(pl.col("status") == "rejected").height

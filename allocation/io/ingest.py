@@ -8,13 +8,13 @@ batch manifests, where a new eta or quantity is an update (the book's chapter 9)
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
 
 from allocation.io import rejections
-from allocation.io.schemas import REJECTION_SCHEMA, Kind, raw_text
+from allocation.io.schemas import Kind, raw_text
 
 LINE_KEY = ["orderid", "sku"]
 
@@ -33,8 +33,11 @@ class Classified:
 MANIFEST_ROW = ["source_file", "reference", "sku", "qty", "eta"]
 
 
-def _rejections(kind: Kind, frame: pl.DataFrame, reason: pl.Expr) -> pl.DataFrame:
-    return rejections.build(
+def _rejections(
+    kind: Kind, frame: pl.DataFrame, reason: pl.Expr, carry: Sequence[str] = ()
+) -> pl.DataFrame:
+    """Rejections of `frame`'s rows, with the `carry` columns of each row kept beside them."""
+    built = rejections.build(
         rows=frame,
         kind=kind,
         source_file=pl.col("source_file"),
@@ -43,6 +46,7 @@ def _rejections(kind: Kind, frame: pl.DataFrame, reason: pl.Expr) -> pl.DataFram
         # A valid row's raw text may have been left out (`leave_out_plain_raw`).
         raw=pl.coalesce("raw", raw_text(kind)),
     )
+    return pl.concat([built, frame.select(*carry)], how="horizontal") if carry else built
 
 
 def _where(file: str, line: str) -> pl.Expr:
@@ -56,9 +60,13 @@ def key_hash() -> pl.Expr:
     return pl.struct(LINE_KEY).hash(seed=0)
 
 
-def classify_orders(tonight: pl.DataFrame, known: pl.DataFrame) -> Classified:
+def classify_orders(
+    tonight: pl.DataFrame, known: pl.DataFrame, carry: Sequence[str] = ()
+) -> Classified:
     """`tonight`: validated orders in arrival order. `known`: earlier nights' lines for the same
-    keys (orderid, sku, known_qty, known_date, known_file, known_line).
+    keys (orderid, sku, known_qty, known_date, known_file, known_line). `carry`: more columns of
+    `tonight` the rejections keep after their own (e.g. a global arrival number, when `tonight`
+    is one partition of a night).
 
     Most rows are new: a hash pass finds the first arrival of each key, and only the (few) other
     rows (repeats tonight, keys known from earlier nights) are joined and worded: sorting or
@@ -69,7 +77,8 @@ def classify_orders(tonight: pl.DataFrame, known: pl.DataFrame) -> Classified:
         maybe_new = maybe_new & ~key_hash().is_in(known_hashes.implode())
     flags = tonight.select(maybe_new.alias("_new"))["_new"]
     if flags.all():  # the usual night: no copy of the frame
-        return Classified(tonight, tonight.clear(), 0, pl.DataFrame(schema=REJECTION_SCHEMA))
+        none = _rejections("orders", tonight.clear(), pl.lit(None, pl.String), carry)
+        return Classified(tonight, tonight.clear(), 0, none)
 
     # The rows that are not new, with the first arrival of their key tonight and what is known.
     numbered = tonight.with_row_index("_seq")
@@ -129,6 +138,7 @@ def classify_orders(tonight: pl.DataFrame, known: pl.DataFrame) -> Classified:
                 pl.col("qty").cast(pl.String),
                 reference,
             ),
+            carry,
         ),
     )
 

@@ -24,7 +24,7 @@ def test_loading_reports_each_file_and_allocating_reports_up_to_every_line(
     loaded: list[tuple[int, int]] = []
     placed: list[tuple[int, int]] = []
 
-    night = services.load_inbox(params.inbox, set(), lambda d, t: loaded.append((d, t)))
+    night = services.load_inbox(params, "run-1", set(), lambda d, t: loaded.append((d, t)))
     services.allocate_night(
         params, night, "run-1", dt.datetime.now(dt.UTC), progress=lambda d, t: placed.append((d, t))
     )
@@ -41,9 +41,11 @@ def test_files_already_committed_still_count_as_loaded(site: Site) -> None:
     site.run("2026-11-25")
     loaded: list[tuple[int, int]] = []
 
+    params = site.params("2026-11-25")
     night = services.load_inbox(
-        site.inbox,
-        already_ingested(site.params("2026-11-25")),
+        params,
+        "run-2",
+        already_ingested(params),
         lambda d, t: loaded.append((d, t)),
     )
 

@@ -1,0 +1,323 @@
+"""The night's load staging file: tonight's valid rows and rejections, one DuckDB file per run.
+
+`services.load_inbox` reads and validates one inbox file at a time and appends what it found to
+this file, so only one file's rows are ever in Python. The night's transaction then attaches it
+read-only (`attached`), classifies the orders partition by partition (`classify_staged_orders`)
+and records the rejections by SQL, so no step holds the whole night's rows in Python.
+
+The file is the run's own (`STATE_DIR/load/RUN_ID.duckdb`, opened with the night's DuckDB memory
+limit): it outlives a retry of the allocate step, is removed once the night has committed or
+rolled back, and a leftover of a killed run is removed by the next run's load (under the run
+lock, so no other night is using it). Not to be confused with the Dask runner's shard exchange
+folder (`RunParameters.staging`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import itertools
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import cast
+
+import duckdb
+import polars as pl
+
+from allocation.io.disk import is_disk_full
+from allocation.io.ingest import LINE_KEY, classify_orders
+from allocation.io.unit_of_work import WarehouseError, connect
+from allocation.settings import DuckDBLimits
+
+#: The schema name the night's connection attaches the staging file under.
+STAGED = "tonight"
+#: Rows handed to DuckDB at a time while loading (a file may hold millions).
+SLICE_ROWS = 500_000
+#: Orders classified at a time: each partition of the key hash goes through polars on its own
+#: (about 1M rows: a few hundred MB at most, whatever the size of the night).
+PARTITION_ROWS = 1_000_000
+
+_TABLES = """
+CREATE TABLE orders (
+    seq BIGINT, source_file VARCHAR, line BIGINT, orderid VARCHAR, sku VARCHAR, qty BIGINT,
+    raw VARCHAR, key_hash UBIGINT
+);
+CREATE TABLE batches (
+    seq BIGINT, source_file VARCHAR, line BIGINT, reference VARCHAR, sku VARCHAR, qty BIGINT,
+    eta DATE, raw VARCHAR
+);
+CREATE TABLE rejected (
+    seq BIGINT, kind VARCHAR, source_file VARCHAR, line BIGINT, reason VARCHAR, raw VARCHAR
+);
+"""
+
+# `seq` is the arrival order within each table: file order, then line order. `key_hash` puts
+# every row of one (orderid, sku) in the same partition of `classify_staged_orders`.
+_INSERT = {
+    "orders": "INSERT INTO orders SELECT seq, source_file, line, orderid, sku, qty, raw, "
+    "hash(orderid, sku) FROM {frame}",
+    "batches": "INSERT INTO batches SELECT seq, source_file, line, reference, sku, qty, eta, raw "
+    "FROM {frame}",
+    "rejected": "INSERT INTO rejected SELECT seq, kind, source_file, line, reason, raw "
+    "FROM {frame}",
+}
+
+_names = itertools.count()
+
+
+class StagingError(RuntimeError):
+    """The night's staging file is gone: the night must be loaded again."""
+
+
+def staging_folder(state_dir: Path) -> Path:
+    return state_dir / "load"
+
+
+def staging_path(state_dir: Path, run_id: str) -> Path:
+    return staging_folder(state_dir) / f"{run_id}.duckdb"
+
+
+def discard(path: Path) -> None:
+    """Removes a staging file and its write-ahead log, if they are there."""
+    for leftover in (path, path.with_name(path.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+
+
+def clear_leftovers(state_dir: Path) -> list[str]:
+    """Removes every staging file in the state folder (call it holding the run lock: then none
+    belongs to a live night). Returns the names removed."""
+    folder = staging_folder(state_dir)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for leftover in sorted(folder.iterdir()):
+        if leftover.is_file():
+            leftover.unlink(missing_ok=True)
+            removed.append(leftover.name)
+    return removed
+
+
+class StagingWriter:
+    """`with StagingWriter(path, limits) as staging: staging.add("orders", frame) ...`: a new
+    staging file (an older one at the same path is replaced: a retried load starts over). On an
+    error the half-written file is removed."""
+
+    def __init__(self, path: Path, limits: DuckDBLimits | None = None) -> None:
+        discard(path)
+        self.path = path
+        self.con = connect(path, limits=limits)
+        self._next = dict.fromkeys(_INSERT, 0)
+        try:
+            self.con.execute(_TABLES)
+        except BaseException as error:
+            self.__exit__(type(error), error, error.__traceback__)
+            raise
+
+    def add(self, table: str, frame: pl.DataFrame) -> None:
+        """Appends `frame` (the table's columns but `seq`, `key_hash`) after the rows so far."""
+        for part in frame.iter_slices(SLICE_ROWS):
+            numbered = part.with_row_index("seq", offset=self._next[table]).with_columns(
+                pl.col("seq").cast(pl.Int64)
+            )
+            self._next[table] += part.height
+            name = f"incoming_{next(_names)}"
+            # A relation from Arrow rather than a registered frame: faster into a file (1M
+            # order lines: ~1.6 s against ~2.1 s on a busy machine).
+            self.con.from_arrow(numbered.to_arrow()).query(name, _INSERT[table].format(frame=name))
+
+    def __enter__(self) -> StagingWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        failure = exc
+        try:
+            if exc is None:
+                self.con.execute("CHECKPOINT")  # the file complete on its own, no .wal
+        except (duckdb.Error, OSError) as error:
+            failure = error
+            raise
+        finally:
+            self.con.close()
+            if failure is not None:
+                discard(self.path)
+            if isinstance(failure, duckdb.Error | OSError) and is_disk_full(failure):
+                raise WarehouseError(
+                    f"the disk holding the warehouse state {self.path.parent.parent} is full (No "
+                    "space left on device) while loading the inbox: nothing of this night was "
+                    "committed. Free space on that disk, then run the same night again"
+                ) from failure
+
+
+# -- the night's transaction reads it ----------------------------------------------------------
+@contextlib.contextmanager
+def attached(con: duckdb.DuckDBPyConnection, path: Path) -> Iterator[None]:
+    """The staging file attached read-only as `tonight` in `con` (the night's transaction, which
+    writes only the warehouse and TEMP tables)."""
+    if not path.exists():
+        raise StagingError(
+            f"the night's staging file {path} is gone (removed by another run?): run the night "
+            "again, it loads the inbox anew"
+        )
+    con.execute(f"ATTACH ? AS {STAGED} (READ_ONLY)", [str(path)])
+    try:
+        yield
+    finally:
+        with contextlib.suppress(duckdb.Error):  # a failed transaction refuses it: closing does
+            con.execute(f"DETACH {STAGED}")
+
+
+def staged_batches(con: duckdb.DuckDBPyConnection) -> pl.DataFrame:
+    """Tonight's valid manifest rows in arrival order (they scale with batches, not lines)."""
+    frame: pl.DataFrame = con.sql(
+        f"SELECT source_file, line, reference, sku, qty, eta, raw FROM {STAGED}.batches "  # noqa: S608
+        "ORDER BY seq"
+    ).pl()
+    return frame
+
+
+def classify_staged_orders(
+    con: duckdb.DuckDBPyConnection, first_arrival_seq: int, partition_rows: int = PARTITION_ROWS
+) -> int:
+    """Sorts tonight's staged orders into new, duplicate and conflicting, with the answers of
+    `classify_orders` over the whole night, in bounded memory.
+
+    A row whose key hash no other row tonight and no earlier line shares is new for sure (two
+    keys with different hashes differ): DuckDB finds the others, the *suspects* (usually none or
+    few), and only they go through `classify_orders`, one partition of the hash at a time (about
+    `partition_rows` rows each). Every row of one key is in the same partition, so each
+    partition's answer is exact, and together they are the whole night's.
+
+    Leaves in `con`: `night_lines` (arrival_seq, orderid, sku, qty, source_file, line: tonight's
+    new lines, `arrival_seq` dense from `first_arrival_seq` in arrival order; a TEMP view over the
+    staging file when every row is new, else a TEMP table; its row order is not promised) and
+    the TEMP table `night_rejected` (seq, kind, source_file, line, reason, raw: the conflicts, `seq` their
+    arrival). Returns how many rows were duplicates."""
+    # Earlier nights' lines that may share a key with tonight's (by hash: a shared hash only
+    # brings a line `classify_orders` then finds is another key).
+    con.execute(
+        "CREATE TEMP TABLE night_known AS SELECT hash(l.orderid, l.sku) AS key_hash, "  # noqa: S608
+        "l.orderid, l.sku, l.qty AS known_qty, l.first_seen AS known_date, "
+        "l.source_file AS known_file, l.source_line AS known_line FROM order_lines l "
+        f"WHERE hash(l.orderid, l.sku) IN (SELECT key_hash FROM {STAGED}.orders)"
+    )
+    con.execute(
+        "CREATE TEMP TABLE night_suspects AS "  # noqa: S608
+        f"SELECT key_hash FROM {STAGED}.orders GROUP BY key_hash HAVING count(*) > 1 "
+        "UNION SELECT key_hash FROM night_known"
+    )
+    con.execute("CREATE TEMP TABLE night_dropped (seq BIGINT)")  # duplicates and conflicts
+    con.execute(
+        "CREATE TEMP TABLE night_rejected (seq BIGINT, kind VARCHAR, source_file VARCHAR, "
+        "line BIGINT, reason VARCHAR, raw VARCHAR)"
+    )
+    suspects = int(
+        con.sql(
+            f"SELECT count(*) FROM {STAGED}.orders SEMI JOIN night_suspects USING (key_hash)"  # noqa: S608
+        ).fetchall()[0][0]
+    )
+    parts = max(1, math.ceil(suspects / max(1, partition_rows)))
+    duplicates = 0
+    for part in range(parts if suspects else 0):
+        tonight: pl.DataFrame = con.sql(
+            "SELECT seq, source_file, line, orderid, sku, qty, raw "  # noqa: S608
+            f"FROM {STAGED}.orders SEMI JOIN night_suspects USING (key_hash) "
+            "WHERE key_hash % $parts = $part ORDER BY seq",
+            params={"parts": parts, "part": part},
+        ).pl()
+        known: pl.DataFrame = con.sql(
+            "SELECT orderid, sku, known_qty, known_date, known_file, known_line "
+            "FROM night_known WHERE key_hash % $parts = $part",
+            params={"parts": parts, "part": part},
+        ).pl()
+        found = classify_orders(
+            tonight, known.unique(LINE_KEY, maintain_order=True), carry=("seq",)
+        )
+        duplicates += found.duplicates
+        dropped = tonight.select("seq").filter(~pl.col("seq").is_in(found.new["seq"].implode()))
+        _insert(con, "night_dropped", dropped)
+        _insert(
+            con,
+            "night_rejected",
+            found.rejected.select("seq", "kind", "source_file", "line", "reason", "raw"),
+        )
+        del tonight, known, found, dropped
+    none_dropped = not con.sql("SELECT count(*) FROM night_dropped").fetchall()[0][0]
+    con.execute(
+        "CREATE TEMP TABLE night_first AS SELECT $first::BIGINT AS first",
+        {"first": first_arrival_seq},
+    )
+    if none_dropped:
+        # The usual night: every staged row is new and `seq` (dense from 0 in arrival order)
+        # numbers it. A view, not a copy: ~1 s and ~50 MB of DuckDB memory per million lines
+        # saved (measured at 1M on this machine).
+        con.execute(
+            "CREATE TEMP VIEW night_lines AS SELECT (f.first + o.seq)::BIGINT AS arrival_seq, "  # noqa: S608
+            "o.orderid, o.sku, o.qty, o.source_file, o.line "
+            f"FROM {STAGED}.orders o CROSS JOIN night_first f"
+        )
+    else:
+        con.execute(
+            "CREATE TEMP TABLE night_lines AS SELECT "  # noqa: S608
+            "(f.first - 1 + row_number() OVER (ORDER BY o.seq))::BIGINT AS arrival_seq, "
+            "o.orderid, o.sku, o.qty, o.source_file, o.line "
+            f"FROM {STAGED}.orders o ANTI JOIN night_dropped d USING (seq) CROSS JOIN night_first f"
+        )
+    for table in ("night_known", "night_suspects", "night_dropped"):
+        con.execute(f"DROP TABLE {table}")
+    return duplicates
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:
+    if frame.height:
+        con.from_arrow(frame.to_arrow()).insert_into(table)
+
+
+# -- rejections --------------------------------------------------------------------------------
+def add_load_rejections(con: duckdb.DuckDBPyConnection, run_id: str, day: dt.date) -> None:
+    """Records the load's rejections (files and rows the readers and validation refused), in the
+    order they were found."""
+    con.execute(
+        "INSERT INTO rejected_rows (run_id, business_date, kind, source_file, line, reason, raw) "  # noqa: S608
+        f"SELECT ?, ?, kind, source_file, line, reason, raw FROM {STAGED}.rejected "
+        "ORDER BY seq",
+        [run_id, day],
+    )
+
+
+def add_order_rejections(con: duckdb.DuckDBPyConnection, run_id: str, day: dt.date) -> None:
+    """Records the conflicting order lines `classify_staged_orders` found, in arrival order."""
+    con.execute(
+        "INSERT INTO rejected_rows (run_id, business_date, kind, source_file, line, reason, raw) "
+        "SELECT ?, ?, kind, source_file, line, reason, raw FROM night_rejected ORDER BY seq",
+        [run_id, day],
+    )
+
+
+def rejected_row_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    """Rejected rows (not whole files) per kind, of the load and of the orders' classification."""
+    rows = con.sql(
+        "SELECT kind, count(*)::BIGINT FROM ("  # noqa: S608
+        f"SELECT kind, line FROM {STAGED}.rejected UNION ALL SELECT kind, line FROM night_rejected"
+        ") WHERE line IS NOT NULL GROUP BY kind"
+    ).fetchall()
+    return {str(kind): int(count) for kind, count in rows}
+
+
+def rejection_chunks(
+    con: duckdb.DuckDBPyConnection, rows_per_chunk: int = SLICE_ROWS
+) -> Iterator[pl.DataFrame]:
+    """The rejected rows of the load and of the classification (source_file, line, reason), a
+    chunk at a time: for the log, which counts them without holding them all."""
+    reader = con.sql(
+        f"SELECT source_file, line, reason FROM {STAGED}.rejected WHERE line IS NOT NULL "  # noqa: S608
+        "UNION ALL SELECT source_file, line, reason FROM night_rejected"
+    ).to_arrow_reader(rows_per_chunk)
+    for batch in reader:
+        yield cast(pl.DataFrame, pl.from_arrow(batch))
