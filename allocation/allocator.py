@@ -1,9 +1,12 @@
-"""The domain `allocate` applied to every open line of the night, one sku at a time.
+"""The domain `allocate` applied to every open line of the night, one chunk of skus at a time.
 
-Skus never share a batch, so each sku is an independent unit: its lines are gathered in arrival
-order beside its batches (one row per sku), a domain `Product` is built over those batches,
-every line goes through `Product.allocate`, then the product is dropped (memory stays flat
-however many skus there are). Shards of skus can go to other processes; the result is the same.
+Skus never share a batch, so each sku is an independent unit. The night's candidates
+(`Candidates`: in production `allocation.io.candidates`, streamed out of DuckDB) come in chunks
+of skus of about `CHUNK_LINES` lines, biggest first, each sku's lines together in arrival
+order. In a chunk, each sku's lines are gathered beside its batches (one row per sku), a domain
+`Product` is built over those batches, every line goes through `Product.allocate`, then the
+product is dropped. The placements of a chunk (arrival_seq, batch id, qty) go back to the
+candidates, which keep them out of Python: memory holds the chunks in flight, not the night.
 
 What keeps the per-line cost down (the domain's rule still decides every line):
 
@@ -11,14 +14,13 @@ What keeps the per-line cost down (the domain's rule still decides every line):
   sku once, then the lists of its lines' order ids and quantities;
 * the product sorts its batches once, finds a line it already holds in one dict look-up, and
   leaves full batches out of its search;
-* the result is an integer per line (the batch's row in `batches`, -1 when out of stock) and
-  the reference and eta are gathered by position, not joined on strings;
+* the result is an integer per line (the batch's id, -1 when out of stock);
 * the cyclic garbage collector is paused in the loop: it holds only `OrderLine`/`Batch` objects
   without cycles, which reference counting frees.
 
 In parallel, the helper processes are spawned first, so their start-up (imports, about 1 s)
-overlaps the sharding here; this process allocates too, from the smallest shards up, while the
-helpers take the biggest ones as soon as they are up.
+overlaps the first chunks; each helper holds two chunks at a time (the biggest come first, so a
+hot sku starts early), and this process allocates the next chunk whenever they are all busy.
 """
 
 from __future__ import annotations
@@ -338,9 +340,7 @@ class FrameCandidates:
             .sort("sku")
             .with_columns(chunk=chunk_of_skus(pl.col("lines"), self._chunk_lines))
         )
-        chunked = self._lines.join(per_sku, on="sku").with_columns(
-            size=pl.col("lines").sum().over("chunk")
-        )
+        chunked = self._lines.join(per_sku, on="sku").with_columns(size=pl.len().over("chunk"))
         ordered = chunked.sort(
             ["size", "chunk", "sku", "arrival_seq"], descending=[True, False, False, False]
         )
