@@ -209,9 +209,9 @@ class Candidates(Protocol):
         """reference, sku, eta, purchased, allocated, `__batch` (an integer id) of every batch
         of the candidates' skus: the catalogue, not the night, so it is held whole."""
 
-    def chunks(self) -> Iterator[pl.DataFrame]:
-        """orderid, sku, qty, arrival_seq: one frame per chunk of about the same number of
-        lines, the biggest first; each sku's lines in one chunk, in arrival order."""
+    def chunks(self, chunk_lines: int) -> Iterator[pl.DataFrame]:
+        """orderid, sku, qty, arrival_seq: one frame per chunk of about `chunk_lines` lines
+        (`chunk_of_skus`), the biggest first; each sku's lines in one chunk, in arrival order."""
 
     def record(self, placed: pl.DataFrame) -> None:
         """Keeps the placements (`allocate_chunk`'s frame) of one chunk."""
@@ -237,7 +237,7 @@ class _Helpers:
     def __exit__(self, *_: object) -> None:
         self._pool.shutdown(cancel_futures=True)
 
-    def share(self, candidates: Candidates, progress: _Progress) -> None:
+    def share(self, candidates: Candidates, chunk_lines: int, progress: _Progress) -> None:
         """Allocates every chunk, biggest first: each helper that is up holds `_IN_FLIGHT`
         chunks, and this process takes the next chunk whenever they are all busy. Only the
         chunks in flight are in memory; the last ones handed out are the smallest, so the
@@ -251,7 +251,7 @@ class _Helpers:
                 lines = running.pop(future)
                 _record(candidates, future.result(), lines, progress)
 
-        for chunk in candidates.chunks():
+        for chunk in candidates.chunks(chunk_lines):
             handed += 1
             collect([future for future in running if future.done()])
             ready = sum(started.done() for started in self._started)
@@ -283,19 +283,21 @@ def allocate_candidates(
     candidates: Candidates,
     workers: int = 1,
     progress: Callable[[int, int], None] = _no_progress,
+    chunk_lines: int | None = None,
 ) -> None:
     """Allocates every chunk of `candidates` and records its placements. `workers` > 1 spreads
     the chunks over that many processes, this one included (0 = one per CPU core), for nights
     of `PARALLEL_MIN_LINES` lines or more. `progress(lines done, lines)` is called in this
-    process after every chunk."""
+    process after every chunk. `chunk_lines`: lines per chunk (default `CHUNK_LINES`)."""
     workers = workers or os.cpu_count() or 1
+    chunk_lines = chunk_lines or CHUNK_LINES
     done = _Progress(candidates.lines, progress)
     if workers > 1 and candidates.lines >= PARALLEL_MIN_LINES:
         with _Helpers(workers - 1) as helpers:
-            helpers.share(candidates, done)
+            helpers.share(candidates, chunk_lines, done)
         return
     batches = candidates.batches()
-    for chunk in candidates.chunks():
+    for chunk in candidates.chunks(chunk_lines):
         _record(candidates, allocate_chunk(chunk, batches), chunk.height, done)
 
 
@@ -311,9 +313,7 @@ class FrameCandidates:
     `lines` (orderid, sku, qty, arrival_seq, each arrival_seq once) and `batches` (reference,
     sku, eta, purchased, allocated)."""
 
-    def __init__(
-        self, lines: pl.DataFrame, batches: pl.DataFrame, chunk_lines: int = CHUNK_LINES
-    ) -> None:
+    def __init__(self, lines: pl.DataFrame, batches: pl.DataFrame) -> None:
         self._lines = lines
         self._batches = batches.select(
             "reference",
@@ -323,7 +323,6 @@ class FrameCandidates:
             "allocated",
             pl.int_range(pl.len()).alias(_BATCH),
         )
-        self._chunk_lines = chunk_lines
         self.placed: list[pl.DataFrame] = []
 
     @property
@@ -333,12 +332,12 @@ class FrameCandidates:
     def batches(self) -> pl.DataFrame:
         return self._batches
 
-    def chunks(self) -> Iterator[pl.DataFrame]:
+    def chunks(self, chunk_lines: int) -> Iterator[pl.DataFrame]:
         per_sku = (
             self._lines.group_by("sku")
             .len("lines")
             .sort("sku")
-            .with_columns(chunk=chunk_of_skus(pl.col("lines"), self._chunk_lines))
+            .with_columns(chunk=chunk_of_skus(pl.col("lines"), max(1, chunk_lines)))
         )
         chunked = self._lines.join(per_sku, on="sku").with_columns(size=pl.len().over("chunk"))
         ordered = chunked.sort(
@@ -356,13 +355,13 @@ def allocate_lines(
     batches: pl.DataFrame,
     workers: int = 1,
     progress: Callable[[int, int], None] = _no_progress,
-    chunk_lines: int = CHUNK_LINES,
+    chunk_lines: int | None = None,
 ) -> pl.DataFrame:
     """Places every line of frames in memory; returns `lines` with `batchref` (null = out of
     stock) and the batch's `eta`, in arrival order. The night itself streams its candidates
     out of DuckDB (`allocate_candidates`); this is the same allocation over frames."""
-    candidates = FrameCandidates(lines, batches, chunk_lines)
-    allocate_candidates(candidates, workers, progress)
+    candidates = FrameCandidates(lines, batches)
+    allocate_candidates(candidates, workers, progress, chunk_lines)
     numbered = candidates.batches()
     placed = pl.concat(
         [

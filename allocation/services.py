@@ -17,7 +17,7 @@ from typing import Any
 
 import polars as pl
 
-from allocation.allocator import CHUNK_LINES, Candidates, allocate_candidates
+from allocation.allocator import Candidates, allocate_candidates
 from allocation.checks import check_business_date, check_inbox
 from allocation.faults import crash_point
 from allocation.io import readers, validation
@@ -251,7 +251,7 @@ def allocate_night(
         # end of seam
 
         tick = time.perf_counter()
-        candidates = DuckDBCandidates(uow.con, CHUNK_LINES, params.duckdb_limits.temp_directory)
+        candidates = DuckDBCandidates(uow.con, params.duckdb_limits.temp_directory)
         try:
             allocate = allocator or partial(
                 allocate_candidates, workers=params.workers, progress=progress
@@ -267,8 +267,10 @@ def allocate_night(
             allocated,
             candidates.lines - allocated,
         )
+        tick = time.perf_counter()
         replaced = changes.record_destinations(repo, day, run_id)
         repo.record_placements(day, run_id)
+        log.info("Recorded the night's placements in %.2fs", time.perf_counter() - tick)
 
         rejected = pl.concat([night.rejected, batches.rejected, orders.rejected], how="vertical")
         log_rejected_rows(rejected)

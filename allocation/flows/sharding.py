@@ -40,7 +40,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.futures import PrefectFuture, as_completed
 
-from allocation.allocator import Candidates, allocate_candidates, allocate_chunk
+from allocation.allocator import CHUNK_LINES, Candidates, allocate_candidates, allocate_chunk
 from allocation.services import Allocator, Progress, rate
 from allocation.settings import RunParameters
 
@@ -178,10 +178,12 @@ def allocate_on_dask(
     run_id: str,
     keep_staging: bool = False,
     progress: Progress | None = None,
+    chunk_lines: int | None = None,
 ) -> None:
     """Allocates every chunk of `candidates` as shard tasks on `runner` (a DaskTaskRunner, not
     yet started) and records their placements. `progress(lines done, lines)` is called each
-    time a chunk's result is in."""
+    time a chunk's result is in. `chunk_lines`: lines per chunk; by default `CHUNK_LINES`, or
+    fewer so that every worker thread gets a chunk of a small night."""
     if not candidates.lines:
         allocate_candidates(candidates)
         return
@@ -190,6 +192,7 @@ def allocate_on_dask(
     batches = candidates.batches()
     with runner:
         threads = max(1, sum(runner.client.nthreads().values()))
+        chunk_lines = chunk_lines or min(CHUNK_LINES, -(-candidates.lines // threads))
         log.info(
             "Allocating %s lines in chunks of skus staged under %s; %d worker thread(s) on %s",
             f"{candidates.lines:,}",
@@ -208,7 +211,7 @@ def allocate_on_dask(
             if progress is not None:
                 progress(done, candidates.lines)
 
-        for chunk in candidates.chunks():
+        for chunk in candidates.chunks(chunk_lines):
             while len(running) >= _IN_FLIGHT * threads:
                 collect(next(as_completed(list(running))))
             shards += 1

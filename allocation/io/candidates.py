@@ -2,8 +2,8 @@
 
 Candidates are the lines waiting in `order_lines` (backorders, and lines a manifest change
 released tonight) and tonight's new lines (the TEMP table `night_lines`). DuckDB counts the lines
-per sku, packs the skus (in sku order) into chunks of about `chunk_lines` lines (a sku is never
-split), and hands the lines over in ONE ordered query, biggest chunk first, each sku's lines in
+per sku, packs the skus (in sku order) into chunks of about the lines the allocator asks for (a
+sku is never split), and hands the lines over in ONE ordered query, biggest chunk first, each sku's lines in
 arrival order: one sort, spilled by DuckDB past its memory limit, instead of a query per chunk
 (each of which scans the whole night). Python holds one chunk (and the arrow batch it is cut
 from) at a time.
@@ -38,18 +38,14 @@ class DuckDBCandidates:
     """`allocation.allocator.Candidates` over the night's connection. `folder`: where the
     placements are kept while the candidates stream (the night's spill folder)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, chunk_lines: int, folder: Path) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, folder: Path) -> None:
         self.con = con
         con.execute(f"CREATE OR REPLACE TEMP VIEW candidate_lines AS {CANDIDATE_LINES}")
         con.execute(
-            "CREATE OR REPLACE TEMP TABLE candidate_chunks AS "
-            "SELECT sku, lines, sum(lines) OVER (PARTITION BY chunk) AS chunk_size, chunk FROM ("
-            "  SELECT sku, lines, (sum(lines) OVER (ORDER BY sku ROWS BETWEEN UNBOUNDED "
-            "  PRECEDING AND CURRENT ROW) - lines) // ? AS chunk FROM ("
-            "    SELECT sku, count(*) AS lines FROM candidate_lines GROUP BY sku))",
-            [chunk_lines],
+            "CREATE OR REPLACE TEMP TABLE candidate_skus AS "
+            "SELECT sku, count(*) AS lines FROM candidate_lines GROUP BY sku"
         )
-        rows = con.sql("SELECT coalesce(sum(lines), 0)::BIGINT FROM candidate_chunks").fetchall()
+        rows = con.sql("SELECT coalesce(sum(lines), 0)::BIGINT FROM candidate_skus").fetchall()
         self._lines = int(rows[0][0])
         folder.mkdir(parents=True, exist_ok=True)
         self._path = folder / f"placements-{uuid.uuid4().hex}.parquet"
@@ -63,15 +59,23 @@ class DuckDBCandidates:
     def batches(self) -> pl.DataFrame:
         frame: pl.DataFrame = self.con.sql(
             "SELECT b.reference, b.sku, b.eta, b.purchased, b.allocated, b.rowid AS __batch "
-            "FROM batches b SEMI JOIN candidate_chunks c USING (sku) ORDER BY b.sku, b.reference"
+            "FROM batches b SEMI JOIN candidate_skus c USING (sku) ORDER BY b.sku, b.reference"
         ).pl()
         return frame
 
-    def chunks(self) -> Iterator[pl.DataFrame]:
+    def chunks(self, chunk_lines: int) -> Iterator[pl.DataFrame]:
+        # A sku goes to the chunk where its first line falls (skus in sku order), as
+        # `allocation.allocator.chunk_of_skus` packs them.
         reader = self.con.sql(
-            "SELECT l.orderid, l.sku, l.qty, l.arrival_seq, c.chunk "
-            "FROM candidate_lines l JOIN candidate_chunks c USING (sku) "
-            "ORDER BY c.chunk_size DESC, c.chunk, l.sku, l.arrival_seq"
+            "WITH packed AS ("
+            "  SELECT sku, (sum(lines) OVER (ORDER BY sku ROWS BETWEEN UNBOUNDED PRECEDING "
+            "  AND CURRENT ROW) - lines) // $lines AS chunk, lines FROM candidate_skus"
+            "), sized AS ("
+            "  SELECT sku, chunk, sum(lines) OVER (PARTITION BY chunk) AS chunk_size FROM packed"
+            ") SELECT l.orderid, l.sku, l.qty, l.arrival_seq, c.chunk "
+            "FROM candidate_lines l JOIN sized c USING (sku) "
+            "ORDER BY c.chunk_size DESC, c.chunk, l.sku, l.arrival_seq",
+            params={"lines": max(1, chunk_lines)},
         ).to_arrow_reader(_READ_ROWS)
         try:
             held: list[pl.DataFrame] = []

@@ -260,7 +260,7 @@ def test_the_dask_allocator_is_pure_and_matches_allocate_lines(
 
     def run() -> pl.DataFrame:
         reported.clear()
-        candidates = FrameCandidates(lines, batches, chunk_lines=600)  # 7 chunks of skus
+        candidates = FrameCandidates(lines, batches)
         allocate_on_dask(
             candidates,
             runner=task_runner_for(params),
@@ -268,6 +268,7 @@ def test_the_dask_allocator_is_pure_and_matches_allocate_lines(
             run_id="pure",
             keep_staging=True,
             progress=lambda done, total: reported.append((done, total)),
+            chunk_lines=600,  # 7 chunks of skus
         )
         numbered = candidates.batches().select(
             pl.col("__batch").alias("batch"), pl.col("reference").alias("batchref"), "eta"

@@ -12,7 +12,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from allocation import allocator, services
+from allocation import allocator
 from allocation.io.candidates import DuckDBCandidates
 from allocation.io.unit_of_work import DuckDBUnitOfWork
 from conftest import Site
@@ -48,9 +48,9 @@ def test_candidates_come_in_chunks_of_whole_skus_biggest_first_in_arrival_order(
 ) -> None:
     uow = _warehouse_with_a_night(tmp_path / "w.duckdb")
     try:
-        candidates = DuckDBCandidates(uow.con, 50, tmp_path / "spill")
+        candidates = DuckDBCandidates(uow.con, tmp_path / "spill")
         batches = candidates.batches()
-        chunks = list(candidates.chunks())
+        chunks = list(candidates.chunks(50))
     finally:
         uow.__exit__(None, None, None)
 
@@ -72,8 +72,8 @@ def test_placements_are_kept_out_of_memory_and_the_file_is_removed(tmp_path: Pat
     uow = _warehouse_with_a_night(tmp_path / "w.duckdb")
     spill = tmp_path / "spill"
     try:
-        candidates = DuckDBCandidates(uow.con, 50, spill)
-        allocator.allocate_candidates(candidates)
+        candidates = DuckDBCandidates(uow.con, spill)
+        allocator.allocate_candidates(candidates, chunk_lines=50)
         placed = candidates.load_placements()
         rows = uow.con.sql(
             "SELECT b.reference, count(*), sum(p.qty)::BIGINT FROM placements p "
@@ -138,7 +138,7 @@ def test_a_night_records_the_same_rows_with_any_chunk_size_and_helper_processes(
 
     monkeypatch.setattr(allocator, "PARALLEL_MIN_LINES", 0)
     monkeypatch.setattr(allocator, "_Helpers", HelpersUpFirst)
-    monkeypatch.setattr(services, "CHUNK_LINES", 25)
+    monkeypatch.setattr(allocator, "CHUNK_LINES", 25)
     monkeypatch.setenv("ALLOCATION_WORKERS", "2")
     many = Site(tmp_path / "many")
     with caplog.at_level("INFO", logger="allocation"):

@@ -95,9 +95,9 @@ def test_chunks_keep_each_sku_whole_in_arrival_order_biggest_first() -> None:
     hot = [(f"h{n}", "HOT-LAMP", 1, 1000 - n) for n in range(300)]  # arrives in reverse
     cold = [(f"c{n}", f"SKU-{n % 40:02d}", 1, 2000 + n) for n in range(400)]
     lines = pl.DataFrame(hot + cold, schema=LINE_SCHEMA, orient="row")
-    candidates = allocator.FrameCandidates(lines, pl.DataFrame([], schema=BATCH_SCHEMA), 100)
+    candidates = allocator.FrameCandidates(lines, pl.DataFrame([], schema=BATCH_SCHEMA))
 
-    chunks = list(candidates.chunks())
+    chunks = list(candidates.chunks(100))
 
     sizes = [chunk.height for chunk in chunks]
     assert sizes == sorted(sizes, reverse=True) and sum(sizes) == 700
@@ -115,12 +115,12 @@ def test_chunks_keep_each_sku_whole_in_arrival_order_biggest_first() -> None:
 class RecordingCandidates(allocator.FrameCandidates):
     """Notes which chunk sizes were handed out, in order."""
 
-    def __init__(self, lines: pl.DataFrame, batches: pl.DataFrame, chunk_lines: int) -> None:
-        super().__init__(lines, batches, chunk_lines)
+    def __init__(self, lines: pl.DataFrame, batches: pl.DataFrame) -> None:
+        super().__init__(lines, batches)
         self.handed: list[int] = []
 
-    def chunks(self) -> Iterator[pl.DataFrame]:
-        for chunk in super().chunks():
+    def chunks(self, chunk_lines: int) -> Iterator[pl.DataFrame]:
+        for chunk in super().chunks(chunk_lines):
             self.handed.append(chunk.height)
             yield chunk
 
@@ -145,10 +145,12 @@ def test_helpers_get_the_biggest_chunks_and_every_chunk_is_recorded_once(
     lines, batches = _night(13, 3_000, repeat_lines=False)
     monkeypatch.setattr(allocator, "PARALLEL_MIN_LINES", 0)
     monkeypatch.setattr(allocator, "_Helpers", HelpersUpFirst)
-    candidates = RecordingCandidates(lines, batches, 150)
+    candidates = RecordingCandidates(lines, batches)
     reported: list[tuple[int, int]] = []
 
-    allocator.allocate_candidates(candidates, 2, lambda done, total: reported.append((done, total)))
+    allocator.allocate_candidates(
+        candidates, 2, lambda done, total: reported.append((done, total)), chunk_lines=150
+    )
 
     assert candidates.handed == sorted(candidates.handed, reverse=True)
     placed = pl.concat(candidates.placed)
