@@ -48,6 +48,9 @@ class DuckDBCandidates:
         rows = con.sql("SELECT coalesce(sum(lines), 0)::BIGINT FROM candidate_skus").fetchall()
         self._lines = int(rows[0][0])
         folder.mkdir(parents=True, exist_ok=True)
+        # Runs never overlap (the run lock): a placements file here is one a killed night left.
+        for leftover in folder.glob("placements-*.parquet"):
+            leftover.unlink(missing_ok=True)
         self._path = folder / f"placements-{uuid.uuid4().hex}.parquet"
         self._writer: pq.ParquetWriter | None = None
         self.placed = 0

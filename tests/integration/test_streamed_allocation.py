@@ -88,6 +88,20 @@ def test_placements_are_kept_out_of_memory_and_the_file_is_removed(tmp_path: Pat
     assert list(spill.iterdir()) == []
 
 
+def test_placements_a_killed_night_left_behind_are_removed_by_the_next(tmp_path: Path) -> None:
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    (spill / "placements-0123abcd.parquet").write_bytes(b"half a file")  # killed mid-night
+    (spill / "duckdb_temp_storage-0.tmp").write_bytes(b"")  # DuckDB's own: not ours to touch
+    uow = _warehouse_with_a_night(tmp_path / "w.duckdb")
+    try:
+        DuckDBCandidates(uow.con, spill)
+    finally:
+        uow.__exit__(None, None, None)
+
+    assert [path.name for path in spill.iterdir()] == ["duckdb_temp_storage-0.tmp"]
+
+
 def _nights(site: Site, rng: random.Random, day: Callable[[int], str]) -> None:
     skus = [f"SKU-{n:02d}" for n in range(30)]
     for night in range(3):
