@@ -247,7 +247,10 @@ def allocate_night(
                 pl.col("arrival_seq").cast(pl.Int64), "orderid", "sku", "qty", "source_file", "line"
             ),
         )
-        del new_lines
+        # Only the counts and rejects of the classification are needed from here on: its frame
+        # of new lines (the size of the night) is freed before the allocation.
+        order_duplicates, order_rejects = orders.duplicates, orders.rejected
+        del new_lines, orders
         # end of seam
 
         tick = time.perf_counter()
@@ -272,7 +275,7 @@ def allocate_night(
         repo.record_placements(day, run_id)
         log.info("Recorded the night's placements in %.2fs", time.perf_counter() - tick)
 
-        rejected = pl.concat([night.rejected, batches.rejected, orders.rejected], how="vertical")
+        rejected = pl.concat([night.rejected, batches.rejected, order_rejects], how="vertical")
         log_rejected_rows(rejected)
         repo.add_rows(
             "rejected_rows",
@@ -282,7 +285,7 @@ def allocate_night(
             "ingested_files",
             night.files.with_columns(run_id=pl.lit(run_id), business_date=pl.lit(day)),
         )
-        counts = _counts(night, orders.duplicates, batches.duplicates, rejected, changes.counts)
+        counts = _counts(night, order_duplicates, batches.duplicates, rejected, changes.counts)
         counts.update(
             allocated=allocated,
             out_of_stock=candidates.lines - allocated,
