@@ -1,12 +1,11 @@
 """The domain `allocate` applied to every open line of the night, one chunk of skus at a time.
 
-Skus never share a batch, so each sku is an independent unit. The night's candidates
-(`Candidates`: in production `allocation.io.candidates`, streamed out of DuckDB) come in chunks
-of skus of about `CHUNK_LINES` lines, biggest first, each sku's lines together in arrival
-order. In a chunk, each sku's lines are gathered beside its batches (one row per sku), a domain
-`Product` is built over those batches, every line goes through `Product.allocate`, then the
-product is dropped. The placements of a chunk (arrival_seq, batch id, qty) go back to the
-candidates, which keep them out of Python: memory holds the chunks in flight, not the night.
+Skus never share a batch, so each sku is an independent unit. The night's `Candidates` (in
+production streamed out of DuckDB, `allocation.io.candidates`) come in chunks of skus of about
+`CHUNK_LINES` lines, biggest first, each sku's lines in arrival order. In a chunk, each sku's
+lines are gathered beside its batches, a domain `Product` is built over them, every line goes
+through `Product.allocate`. A chunk's placements go back to the candidates, which keep them out
+of Python: memory holds the chunks in flight, not the night.
 
 What keeps the per-line cost down (the domain's rule still decides every line):
 
@@ -18,9 +17,8 @@ What keeps the per-line cost down (the domain's rule still decides every line):
 * the cyclic garbage collector is paused in the loop: it holds only `OrderLine`/`Batch` objects
   without cycles, which reference counting frees.
 
-In parallel, the helper processes are spawned first, so their start-up (imports, about 1 s)
-overlaps the first chunks; each helper holds two chunks at a time (the biggest come first, so a
-hot sku starts early), and this process allocates the next chunk whenever they are all busy.
+In parallel, helpers are spawned first (their imports overlap the first chunks); each holds two
+chunks at a time, biggest first, and this process allocates the next whenever they are busy.
 """
 
 from __future__ import annotations
@@ -139,6 +137,10 @@ class _Progress:
         self.report = report
         self.started = self.last = time.perf_counter()
 
+    def within(self, lines: int, _chunk: int) -> None:
+        """`lines` done of a chunk this process is allocating (counted by `add` at its end)."""
+        self.report(self.done + lines, self.total)
+
     def add(self, lines: int) -> None:
         self.done += lines
         self.report(self.done, self.total)
@@ -176,14 +178,20 @@ def allocate_shard(
     )
 
 
-def allocate_chunk(lines: pl.DataFrame, batches: pl.DataFrame) -> pl.DataFrame:
+def allocate_chunk(
+    lines: pl.DataFrame,
+    batches: pl.DataFrame,
+    progress: Callable[[int, int], None] = _no_progress,
+) -> pl.DataFrame:
     """One chunk of a `Candidates` source: `lines` (orderid, sku, qty, arrival_seq), each sku's
     lines together in arrival order; `batches` (reference, sku, eta, purchased, allocated,
     `__batch` id) of at least its skus. Returns `arrival_seq`, `batch` (the `__batch` id) and
-    `qty` of the lines placed, sku by sku in arrival order; the others are out of stock."""
+    `qty` of the lines placed, sku by sku in arrival order; the others are out of stock.
+    `progress(lines done, lines)` after each run of `_RUN_LINES` lines of the chunk."""
     placed = allocate_shard(
         lines.select("orderid", "sku", "qty", pl.col("arrival_seq").alias(_ROW)),
         batches.join(lines.select("sku").unique(), on="sku", how="semi"),
+        progress,
     )
     return (
         placed.filter(pl.col(_BATCH) >= 0)
@@ -259,7 +267,8 @@ class _Helpers:
                 work = (chunk, batches.join(chunk.select("sku").unique(), on="sku", how="semi"))
                 running[self._pool.submit(allocate_chunk, *work)] = chunk.height
                 continue
-            _record(candidates, allocate_chunk(chunk, batches), chunk.height, progress)
+            placed = allocate_chunk(chunk, batches, progress.within)
+            _record(candidates, placed, chunk.height, progress)
             here += chunk.height
         while running:
             collect([next(as_completed(running))])
@@ -298,7 +307,7 @@ def allocate_candidates(
         return
     batches = candidates.batches()
     for chunk in candidates.chunks(chunk_lines):
-        _record(candidates, allocate_chunk(chunk, batches), chunk.height, done)
+        _record(candidates, allocate_chunk(chunk, batches, done.within), chunk.height, done)
 
 
 def chunk_of_skus(lines_per_sku: pl.Expr, chunk_lines: int) -> pl.Expr:
