@@ -1,9 +1,11 @@
-"""The domain `allocate` applied to every open line of the night, one sku at a time.
+"""The domain `allocate` applied to every open line of the night, one chunk of skus at a time.
 
-Skus never share a batch, so each sku is an independent unit: its lines are gathered in arrival
-order beside its batches (one row per sku), a domain `Product` is built over those batches,
-every line goes through `Product.allocate`, then the product is dropped (memory stays flat
-however many skus there are). Shards of skus can go to other processes; the result is the same.
+Skus never share a batch, so each sku is an independent unit. The night's `Candidates` (in
+production streamed out of DuckDB, `allocation.io.candidates`) come in chunks of skus of about
+`CHUNK_LINES` lines, biggest first, each sku's lines in arrival order. In a chunk, each sku's
+lines are gathered beside its batches, a domain `Product` is built over them, every line goes
+through `Product.allocate`. A chunk's placements go back to the candidates, which keep them out
+of Python: memory holds the chunks in flight, not the night.
 
 What keeps the per-line cost down (the domain's rule still decides every line):
 
@@ -11,28 +13,25 @@ What keeps the per-line cost down (the domain's rule still decides every line):
   sku once, then the lists of its lines' order ids and quantities;
 * the product sorts its batches once, finds a line it already holds in one dict look-up, and
   leaves full batches out of its search;
-* the result is an integer per line (the batch's row in `batches`, -1 when out of stock) and
-  the reference and eta are gathered by position, not joined on strings;
+* the result is an integer per line (the batch's id, -1 when out of stock);
 * the cyclic garbage collector is paused in the loop: it holds only `OrderLine`/`Batch` objects
   without cycles, which reference counting frees.
 
-In parallel, the helper processes are spawned first, so their start-up (imports, about 1 s)
-overlaps the sharding here; this process allocates too, from the smallest shards up, while the
-helpers take the biggest ones as soon as they are up.
+In parallel, helpers are spawned first (their imports overlap the first chunks); each holds two
+chunks at a time, biggest first, and this process allocates the next whenever they are busy.
 """
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
 import multiprocessing
 import os
 import time
-from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from itertools import pairwise
+from typing import Protocol
 
 import polars as pl
 
@@ -50,9 +49,13 @@ _BATCH_COLUMNS = ("reference", "eta", "purchased", "allocated", _BATCH)
 PARALLEL_MIN_LINES = 500_000
 _PROGRESS_SECONDS = 10.0
 _RUN_LINES = 100_000  # lines turned into Python objects at once: memory stays flat
-# Shards per allocating process: enough that the processes finish close together, few enough
-# that grouping each one stays cheap.
-_SHARDS_PER_WORKER = 12
+#: Lines per chunk of skus handed out at a time (a sku bigger than this is a chunk alone): small
+#: enough that the chunks in flight weigh little beside the process (~15 MB each as frames),
+#: big enough that the per-chunk costs (a DuckDB batch, a trip to a helper) stay small.
+CHUNK_LINES = 250_000
+# Chunks each helper holds at a time: one it works on, one waiting, so it never waits for this
+# process (which reads the chunks and allocates too) to hand it the next.
+_IN_FLIGHT = 2
 
 
 def _per_sku(lines: pl.DataFrame, batches: pl.DataFrame) -> pl.DataFrame:
@@ -134,6 +137,10 @@ class _Progress:
         self.report = report
         self.started = self.last = time.perf_counter()
 
+    def within(self, lines: int, _chunk: int) -> None:
+        """`lines` done of a chunk this process is allocating (counted by `add` at its end)."""
+        self.report(self.done + lines, self.total)
+
     def add(self, lines: int) -> None:
         self.done += lines
         self.report(self.done, self.total)
@@ -171,12 +178,59 @@ def allocate_shard(
     )
 
 
+def allocate_chunk(
+    lines: pl.DataFrame,
+    batches: pl.DataFrame,
+    progress: Callable[[int, int], None] = _no_progress,
+) -> pl.DataFrame:
+    """One chunk of a `Candidates` source: `lines` (orderid, sku, qty, arrival_seq), each sku's
+    lines together in arrival order; `batches` (reference, sku, eta, purchased, allocated,
+    `__batch` id) of at least its skus. Returns `arrival_seq`, `batch` (the `__batch` id) and
+    `qty` of the lines placed, sku by sku in arrival order; the others are out of stock.
+    `progress(lines done, lines)` after each run of `_RUN_LINES` lines of the chunk."""
+    placed = allocate_shard(
+        lines.select("orderid", "sku", "qty", pl.col("arrival_seq").alias(_ROW)),
+        batches.join(lines.select("sku").unique(), on="sku", how="semi"),
+        progress,
+    )
+    return (
+        placed.filter(pl.col(_BATCH) >= 0)
+        .join(
+            lines.select(pl.col("arrival_seq").alias(_ROW), "qty"),
+            on=_ROW,
+            maintain_order="left",
+        )
+        .select(pl.col(_ROW).alias("arrival_seq"), pl.col(_BATCH).alias("batch"), "qty")
+    )
+
+
+class Candidates(Protocol):
+    """The night's open lines, handed out one chunk of skus at a time, and where their
+    placements go. A sku is never split between chunks (skus never share a batch), so chunks
+    are independent: whoever allocates them, in whatever order, the answer is the same."""
+
+    @property
+    def lines(self) -> int:
+        """How many lines there are in all the chunks."""
+
+    def batches(self) -> pl.DataFrame:
+        """reference, sku, eta, purchased, allocated, `__batch` (an integer id) of every batch
+        of the candidates' skus: the catalogue, not the night, so it is held whole."""
+
+    def chunks(self, chunk_lines: int) -> Iterator[pl.DataFrame]:
+        """orderid, sku, qty, arrival_seq: one frame per chunk of about `chunk_lines` lines
+        (`chunk_of_skus`), the biggest first; each sku's lines in one chunk, in arrival order."""
+
+    def record(self, placed: pl.DataFrame) -> None:
+        """Keeps the placements (`allocate_chunk`'s frame) of one chunk."""
+
+
 def _warm_up() -> None:
     """Submitted first, so a helper starts (and imports this module) before there is work."""
 
 
 class _Helpers:
-    """`count` spawned processes that allocate sku shards beside this one."""
+    """`count` spawned processes that allocate chunks beside this one."""
 
     def __init__(self, count: int) -> None:
         # spawn, not fork: forking a process that runs polars' and Prefect's threads can hang.
@@ -191,68 +245,118 @@ class _Helpers:
     def __exit__(self, *_: object) -> None:
         self._pool.shutdown(cancel_futures=True)
 
-    def share(
-        self,
-        shards: list[pl.DataFrame],
-        batches: pl.DataFrame,
-        report: Callable[[int, int], None] = _no_progress,
-    ) -> list[pl.DataFrame]:
-        """`allocate_shard` of every shard of lines with its skus' batches, results in order.
-        Helpers that are up get the biggest shards (two each at a time), this process takes the
-        smallest, until none is left: nobody waits for a helper still starting, and the last
-        shards are small ones."""
-        queue = deque(sorted(range(len(shards)), key=lambda index: -shards[index].height))
-        results: dict[int, pl.DataFrame] = {}
+    def share(self, candidates: Candidates, chunk_lines: int, progress: _Progress) -> None:
+        """Allocates every chunk, biggest first: each helper that is up holds `_IN_FLIGHT`
+        chunks, and this process takes the next chunk whenever they are all busy. Only the
+        chunks in flight are in memory; the last ones handed out are the smallest, so the
+        processes finish close together (a hot sku, the biggest chunk, starts first)."""
+        batches = candidates.batches()
         running: dict[Future[pl.DataFrame], int] = {}
-        progress = _Progress(sum(shard.height for shard in shards), report)
-        here = 0
-        while queue:
-            for future in [future for future in running if future.done()]:
-                index = running.pop(future)
-                results[index] = future.result()
-                progress.add(shards[index].height)
+        here = handed = 0
+
+        def collect(futures: Iterable[Future[pl.DataFrame]]) -> None:
+            for future in futures:
+                lines = running.pop(future)
+                _record(candidates, future.result(), lines, progress)
+
+        for chunk in candidates.chunks(chunk_lines):
+            handed += 1
+            collect([future for future in running if future.done()])
             ready = sum(started.done() for started in self._started)
-            while queue and len(running) < 2 * ready:
-                index = queue.popleft()
-                work = (shards[index], _batches_of(shards[index], batches))
-                running[self._pool.submit(allocate_shard, *work)] = index
-            if queue:
-                index = queue.pop()
-                results[index] = allocate_shard(shards[index], _batches_of(shards[index], batches))
-                progress.add(shards[index].height)
-                here += shards[index].height
-        for future, index in running.items():
-            results[index] = future.result()
-            progress.add(shards[index].height)
+            if len(running) < _IN_FLIGHT * ready:
+                work = (chunk, batches.join(chunk.select("sku").unique(), on="sku", how="semi"))
+                running[self._pool.submit(allocate_chunk, *work)] = chunk.height
+                continue
+            placed = allocate_chunk(chunk, batches, progress.within)
+            _record(candidates, placed, chunk.height, progress)
+            here += chunk.height
+        while running:
+            collect([next(as_completed(running))])
         log.info(
-            "Allocated %s lines in %d sku shards: %s in this process, the rest in %d helper(s)",
+            "Allocated %s lines in %d chunks of skus: %s in this process, the rest in %d helper(s)",
             f"{progress.total:,}",
-            len(shards),
+            handed,
             f"{here:,}",
             len(self._started),
         )
-        return [results[index] for index in range(len(shards))]
 
 
-def shard_by_sku(lines: pl.DataFrame, count: int) -> list[pl.DataFrame]:
-    """Splits lines into at most `count` shards by a stable hash of the sku: skus never share a
-    batch, so each shard can be allocated on its own (in a process, or on a Dask worker)."""
-    shard = pl.col("sku").hash(seed=0) % count
-    return [
-        part.drop("_shard")
-        for part in lines.with_columns(_shard=shard).partition_by("_shard", maintain_order=True)
-    ]
+def _record(candidates: Candidates, placed: pl.DataFrame, lines: int, progress: _Progress) -> None:
+    if placed.height > lines:
+        raise RuntimeError(f"a chunk of {lines} lines came back with {placed.height} placements")
+    candidates.record(placed)
+    progress.add(lines)
 
 
-def shards_with_batches(
-    lines: pl.DataFrame, batches: pl.DataFrame, count: int
-) -> list[tuple[pl.DataFrame, pl.DataFrame]]:
-    """`shard_by_sku`, each shard paired with the batches of its skus: what one worker needs."""
-    return [(part, _batches_of(part, batches)) for part in shard_by_sku(lines, count)]
+def allocate_candidates(
+    candidates: Candidates,
+    workers: int = 1,
+    progress: Callable[[int, int], None] = _no_progress,
+    chunk_lines: int | None = None,
+) -> None:
+    """Allocates every chunk of `candidates` and records its placements. `workers` > 1 spreads
+    the chunks over that many processes, this one included (0 = one per CPU core), for nights
+    of `PARALLEL_MIN_LINES` lines or more. `progress(lines done, lines)` is called in this
+    process after every chunk. `chunk_lines`: lines per chunk (default `CHUNK_LINES`)."""
+    workers = workers or os.cpu_count() or 1
+    chunk_lines = chunk_lines or CHUNK_LINES
+    done = _Progress(candidates.lines, progress)
+    if workers > 1 and candidates.lines >= PARALLEL_MIN_LINES:
+        with _Helpers(workers - 1) as helpers:
+            helpers.share(candidates, chunk_lines, done)
+        return
+    batches = candidates.batches()
+    for chunk in candidates.chunks(chunk_lines):
+        _record(candidates, allocate_chunk(chunk, batches, done.within), chunk.height, done)
 
 
-def _batches_of(lines: pl.DataFrame, batches: pl.DataFrame) -> pl.DataFrame:
-    return batches.join(lines.select("sku").unique(), on="sku", how="semi")
+def chunk_of_skus(lines_per_sku: pl.Expr, chunk_lines: int) -> pl.Expr:
+    """Packs skus, in the order given, into chunks of about `chunk_lines` lines: a sku goes to
+    the chunk where its first line falls, so a sku bigger than a chunk is a chunk of its own
+    (with at most the tail of the skus before it)."""
+    return (lines_per_sku.cum_sum() - lines_per_sku) // chunk_lines
+
+
+class FrameCandidates:
+    """`Candidates` over frames already in memory (tests, benchmarks of the domain loop):
+    `lines` (orderid, sku, qty, arrival_seq, each arrival_seq once) and `batches` (reference,
+    sku, eta, purchased, allocated)."""
+
+    def __init__(self, lines: pl.DataFrame, batches: pl.DataFrame) -> None:
+        self._lines = lines
+        self._batches = batches.select(
+            "reference",
+            "sku",
+            "eta",
+            "purchased",
+            "allocated",
+            pl.int_range(pl.len()).alias(_BATCH),
+        )
+        self.placed: list[pl.DataFrame] = []
+
+    @property
+    def lines(self) -> int:
+        return self._lines.height
+
+    def batches(self) -> pl.DataFrame:
+        return self._batches
+
+    def chunks(self, chunk_lines: int) -> Iterator[pl.DataFrame]:
+        per_sku = (
+            self._lines.group_by("sku")
+            .len("lines")
+            .sort("sku")
+            .with_columns(chunk=chunk_of_skus(pl.col("lines"), max(1, chunk_lines)))
+        )
+        chunked = self._lines.join(per_sku, on="sku").with_columns(size=pl.len().over("chunk"))
+        ordered = chunked.sort(
+            ["size", "chunk", "sku", "arrival_seq"], descending=[True, False, False, False]
+        )
+        for chunk in ordered.partition_by("chunk", maintain_order=True):
+            yield chunk.select("orderid", "sku", "qty", "arrival_seq")
+
+    def record(self, placed: pl.DataFrame) -> None:
+        self.placed.append(placed)
 
 
 def allocate_lines(
@@ -260,33 +364,29 @@ def allocate_lines(
     batches: pl.DataFrame,
     workers: int = 1,
     progress: Callable[[int, int], None] = _no_progress,
+    chunk_lines: int | None = None,
 ) -> pl.DataFrame:
-    """Places every line it can; returns `lines` with `batchref` (null = out of stock) and the
-    batch's `eta`, in arrival order. `workers` > 1 spreads sku shards over that many processes,
-    this one included (0 = one per CPU core). `progress(lines done, lines)` is called in this
-    process after every run of lines or shard done."""
-    workers = workers or os.cpu_count() or 1
-    parallel = workers > 1 and lines.height >= PARALLEL_MIN_LINES
-    with _Helpers(workers - 1) if parallel else contextlib.nullcontext() as helpers:
-        if not lines["arrival_seq"].is_sorted():
-            lines = lines.sort("arrival_seq", maintain_order=True)
-        numbered_lines = lines.select("orderid", "sku", "qty", pl.int_range(pl.len()).alias(_ROW))
-        numbered = batches.select("sku", *_BATCH_COLUMNS[:-1], pl.int_range(pl.len()).alias(_BATCH))
-        if helpers is None:
-            placed = [allocate_shard(numbered_lines, numbered, progress=progress)]
-        else:
-            # Each shard's batches are picked when it is handed out: work starts sooner.
-            shards = shard_by_sku(numbered_lines, workers * _SHARDS_PER_WORKER)
-            placed = helpers.share(shards, numbered, progress)
-    # Each line's batch id back at the line's row (cheaper than sorting by row), -1 to null.
-    batch_of_row = pl.repeat(-1, lines.height, dtype=pl.Int64, eager=True).alias(_BATCH)
-    for result in placed:
-        batch_of_row.scatter(result[_ROW], result[_BATCH])
-    found = batch_of_row.to_frame().select(
-        pl.when(pl.col(_BATCH) >= 0).then(pl.col(_BATCH)).alias(_BATCH)
-    )[_BATCH]
-    return lines.with_columns(
-        batchref=batches["reference"].gather(found), eta=batches["eta"].gather(found)
+    """Places every line of frames in memory; returns `lines` with `batchref` (null = out of
+    stock) and the batch's `eta`, in arrival order. The night itself streams its candidates
+    out of DuckDB (`allocate_candidates`); this is the same allocation over frames."""
+    candidates = FrameCandidates(lines, batches)
+    allocate_candidates(candidates, workers, progress, chunk_lines)
+    numbered = candidates.batches()
+    placed = pl.concat(
+        [
+            pl.DataFrame(schema={"arrival_seq": pl.Int64, "batch": pl.Int64, "qty": pl.Int64}),
+            *candidates.placed,
+        ],
+        how="vertical",
+    )
+    found = placed.join(
+        numbered.select(
+            pl.col(_BATCH).alias("batch"), pl.col("reference").alias("batchref"), "eta"
+        ),
+        on="batch",
+    ).select("arrival_seq", "batchref", "eta")
+    return lines.sort("arrival_seq", maintain_order=True).join(
+        found, on="arrival_seq", how="left", maintain_order="left"
     )
 
 

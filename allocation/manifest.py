@@ -36,18 +36,15 @@ class ManifestChanges:
     counts: dict[str, int]
     released: pl.DataFrame = field(default_factory=lambda: released_lines_frame([]))
 
-    def record_destinations(
-        self, repo: DuckDBRepository, placed: pl.DataFrame, day: dt.date, run_id: str
-    ) -> int:
+    def record_destinations(self, repo: DuckDBRepository, day: dt.date, run_id: str) -> int:
         """Writes a `reallocations` row per released line, with where it went tonight (or
-        nowhere: out of stock). Returns how many were re-placed."""
+        nowhere: out of stock), from the night's placements in DuckDB: call it after the
+        allocation and before the placements are recorded. Returns how many were re-placed."""
         if not self.released.height:
             return 0
-        moved = self.released.join(
-            placed.select("orderid", "sku", pl.col("batchref").alias("to_batchref")),
-            on=["orderid", "sku"],
-            how="left",
-        ).with_columns(business_date=pl.lit(day), run_id=pl.lit(run_id))
+        moved = repo.destinations(self.released).with_columns(
+            business_date=pl.lit(day), run_id=pl.lit(run_id)
+        )
         repo.add_rows("reallocations", moved)
         return int(moved["to_batchref"].is_not_null().sum())
 

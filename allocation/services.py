@@ -18,9 +18,10 @@ from typing import Any
 
 import polars as pl
 
-from allocation.allocator import allocate_lines
+from allocation.allocator import Candidates, allocate_candidates
 from allocation.faults import crash_point
 from allocation.io import readers, staging, validation
+from allocation.io.candidates import DuckDBCandidates
 from allocation.io.ingest import classify_batches
 from allocation.io.outbox import write_night
 from allocation.io.publish import publish_copy
@@ -199,7 +200,9 @@ class NightOutcome:
     dry_run_folder: Path | None = None  # a dry run writes its reports before rolling back
 
 
-Allocator = Callable[[pl.DataFrame, pl.DataFrame], pl.DataFrame]
+#: Allocates every chunk of the night's candidates and records each chunk's placements in it
+#: (`allocation.allocator.allocate_candidates` is the default).
+Allocator = Callable[[Candidates], None]
 
 
 def allocate_night(
@@ -213,11 +216,12 @@ def allocate_night(
     """One transaction: ingest, apply manifest changes, allocate every open line, record the run.
     Commits unless this is a dry run (then the reports are read before rolling back).
 
-    `allocator(lines, batches)` places the lines (see `allocation.allocator.allocate_lines` for
-    the frames); by default in this process, spread over `params.workers` processes. Whatever
-    runs it, the merge into the warehouse happens here, in this run's single transaction.
-    `progress(lines placed, lines to place)` is passed to the default allocator (a custom one
-    reports its own) and called once more when every line is placed."""
+    `allocator(candidates)` places the night's open lines, chunk of skus by chunk of skus
+    streamed out of DuckDB (`allocation.io.candidates`); by default in this process, spread
+    over `params.workers` processes. Whatever runs it, the placements are recorded here, by
+    SQL, in this run's single transaction. `progress(lines placed, lines to place)` is passed
+    to the default allocator (a custom one reports its own) and called once more when every
+    line is placed."""
     day = params.business_date
     with (
         DuckDBUnitOfWork(state_db(params), params.duckdb_limits) as uow,
@@ -239,36 +243,31 @@ def allocate_night(
         repo.add_batches(batches.new, day)
         changes = apply_manifest_updates(repo, batches.updates, day, run_id)
 
+        # Tonight's new lines: the TEMP table or view `night_lines` (arrival_seq dense from
+        # the next free number), read below while the staging file is attached.
         order_duplicates = staging.classify_staged_orders(uow.con, repo.next_arrival_seq())
-        # seam: stream-allocate reads night_lines directly
-        new_lines: pl.DataFrame = uow.con.sql(
-            "SELECT arrival_seq, orderid, sku, qty, source_file, line FROM night_lines "
-            "ORDER BY arrival_seq"
-        ).pl()
-        waiting = repo.open_lines()
-        candidates = pl.concat(
-            [waiting, new_lines.select("orderid", "sku", "qty", "arrival_seq")], how="vertical"
-        )
+
         tick = time.perf_counter()
-        allocate = allocator or partial(allocate_lines, workers=params.workers, progress=progress)
-        placed = allocate(candidates, repo.batches_for_skus(candidates.select("sku").unique()))
-        progress(candidates.height, candidates.height)
+        candidates = DuckDBCandidates(uow.con, params.duckdb_limits.temp_directory)
+        try:
+            allocate = allocator or partial(
+                allocate_candidates, workers=params.workers, progress=progress
+            )
+            allocate(candidates)
+            allocated = candidates.load_placements()
+        finally:
+            candidates.discard()
+        progress(candidates.lines, candidates.lines)
         log.info(
             "Allocated %s: %d placed, %d out of stock",
-            rate(candidates.height, time.perf_counter() - tick),
-            placed["batchref"].is_not_null().sum(),
-            placed["batchref"].is_null().sum(),
+            rate(candidates.lines, time.perf_counter() - tick),
+            allocated,
+            candidates.lines - allocated,
         )
-        # `placed` is `candidates` row for row (checked): the waiting lines, then tonight's.
-        if not placed["arrival_seq"].equals(candidates["arrival_seq"]):
-            raise RuntimeError("the allocator must return every line once, in arrival order")
-        repo.add_lines(
-            new_lines.with_columns(placed["batchref"].tail(new_lines.height)), day, run_id
-        )
-        placed_before = placed.head(waiting.height).filter(pl.col("batchref").is_not_null())
-        repo.save_allocations(placed_before, placed, day, run_id)
-        replaced = changes.record_destinations(repo, placed, day, run_id)
-        allocated = int(placed["batchref"].is_not_null().sum())
+        tick = time.perf_counter()
+        replaced = changes.record_destinations(repo, day, run_id)
+        repo.record_placements(day, run_id)
+        log.info("Recorded the night's placements in %.2fs", time.perf_counter() - tick)
 
         # The rejections by SQL from the staging file, in the order they were found: the
         # load's, the manifests', the orders'.
@@ -290,7 +289,7 @@ def allocate_night(
         counts = _counts(night, order_duplicates, batches.duplicates, rejected_rows, changes.counts)
         counts.update(
             allocated=allocated,
-            out_of_stock=placed.height - allocated,
+            out_of_stock=candidates.lines - allocated,
             lines_replaced=replaced,
         )
         _record_run(uow, run_id, day, started_at, night, counts)

@@ -1,24 +1,24 @@
-"""The night's allocation on a Dask cluster, as one Prefect task run per sku shard.
+"""The night's allocation on a Dask cluster, as one Prefect task run per chunk of skus.
 
 `dask_allocator(params)` returns an allocator for `services.allocate_night` (the same contract as
-`allocation.allocator.allocate_lines`). Called inside the night's single warehouse transaction, it
+`allocation.allocator.allocate_candidates`). Called inside the night's single warehouse
+transaction, it
 
-1. splits the open lines and their batches into shards by sku (the same hash as
-   `allocate_lines`: skus never share a batch, so shards are independent and a shard's lines
-   get the same batch alone as with every other sku beside them);
-2. writes each shard's inputs as Parquet to the staging location (a folder, or any fsspec URL
-   every worker can reach) under a folder named after the shard's content;
-3. runs one Prefect task `allocate-shard` per shard on a `prefect_dask.DaskTaskRunner` (an
-   existing scheduler, or a temporary `LocalCluster`); a shard task reads its two files,
-   allocates them with `allocate_lines(..., workers=1)` (the public, pure per-shard contract:
-   lines in, lines with batchref and eta out), writes `placed.parquet` beside them and
-   returns that path. Only paths travel through the scheduler, never frames;
-4. reads the results back and returns them in arrival order: the frame `allocate_lines` returns
-   for the whole night (same columns, same order, same rows).
+1. takes the night's candidates chunk by chunk of skus, biggest first, as they stream out of
+   DuckDB (skus never share a batch, so chunks are independent: a chunk's lines get the same
+   batches alone as with every other sku beside them);
+2. writes each chunk's lines and its skus' batches as Parquet to the staging location (a
+   folder, or any fsspec URL every worker can reach) under a folder named after the content;
+3. runs one Prefect task `allocate-shard` per chunk on a `prefect_dask.DaskTaskRunner` (an
+   existing scheduler, or a temporary `LocalCluster`), at most `_IN_FLIGHT` per worker thread at
+   a time, so only those chunks are staged and held at once; a shard task reads its two files,
+   allocates them with `allocate_chunk` (the pure per-chunk contract), writes `placed.parquet`
+   beside them and returns that path. Only paths travel through the scheduler, never frames;
+4. reads each result back as it comes in and records it with the candidates.
 
-The merge into the warehouse stays where it was: `allocate_night` applies the returned frame
-once, in the run's transaction. A shard task that fails, is retried, or runs twice (a worker
-lost mid-task) only rewrites the same file with the same content, so nothing applies twice.
+The placements are recorded into the warehouse where they always were: by `allocate_night`, once,
+in the run's transaction. A shard task that fails, is retried, or runs twice (a worker lost
+mid-task) only rewrites the same file with the same content, so nothing applies twice.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import math
 import time
 import uuid
 from collections.abc import Iterator
@@ -35,20 +34,21 @@ from typing import Any
 
 import fsspec
 import polars as pl
-import pyarrow.parquet as pq
 from fsspec.core import url_to_fs
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
-from prefect.futures import as_completed
+from prefect.futures import PrefectFuture, as_completed
 
-from allocation.allocator import allocate_lines, shards_with_batches
+from allocation.allocator import CHUNK_LINES, Candidates, allocate_candidates, allocate_chunk
 from allocation.services import Allocator, Progress, rate
 from allocation.settings import RunParameters
 
 log = logging.getLogger("allocation")
 
-SHARD_LINES = 250_000  # lines per shard at most, so a big night has several shards per worker
+# Chunks per worker thread at a time: one it works on, one waiting (its files staged), so no
+# worker waits for this process to stage the next.
+_IN_FLIGHT = 2
 LINES_FILE = "lines.parquet"
 BATCHES_FILE = "batches.parquet"
 RESULT_FILE = "placed.parquet"
@@ -109,7 +109,7 @@ def allocate_shard_task(shard: str, lines_url: str, batches_url: str, result_url
         return result_url
     started = time.perf_counter()
     lines = read_parquet(lines_url)
-    placed = allocate_lines(lines, read_parquet(batches_url), workers=1)
+    placed = allocate_chunk(lines, read_parquet(batches_url))
     _put(result_url, _parquet_bytes(placed))
     logger.info("Shard %s: allocated %s", shard, rate(lines.height, time.perf_counter() - started))
     return result_url
@@ -156,101 +156,88 @@ def task_runner_for(params: RunParameters) -> Any:
     )
 
 
-def stage_shards(
-    lines: pl.DataFrame, batches: pl.DataFrame, count: int, root: str
-) -> list[tuple[str, str, str]]:
-    """Writes each shard's lines and batches under `root/shard-<digest>/`; returns the
-    (lines, batches, result) URLs per shard. The digest is the inputs' content, so a shard
-    staged again with the same rows lands on the same files."""
-    staged = []
-    for part, part_batches in shards_with_batches(lines, batches, count):
-        data = _parquet_bytes(part), _parquet_bytes(part_batches)
-        digest = hashlib.sha256(data[0] + b"\0" + data[1]).hexdigest()[:24]
-        folder = _join(root, f"shard-{digest}")
-        urls = (
-            _join(folder, LINES_FILE),
-            _join(folder, BATCHES_FILE),
-            _join(folder, RESULT_FILE),
-        )
-        for url, content in zip(urls[:2], data, strict=True):
-            if not _exists(url):
-                _put(url, content)
-        staged.append(urls)
-    return staged
+def stage_chunk(lines: pl.DataFrame, batches: pl.DataFrame, root: str) -> tuple[str, str, str]:
+    """Writes one chunk's lines and batches under `root/shard-<digest>/`; returns the (lines,
+    batches, result) URLs. The digest is the inputs' content, so a chunk staged again with the
+    same rows lands on the same files."""
+    data = _parquet_bytes(lines), _parquet_bytes(batches)
+    digest = hashlib.sha256(data[0] + b"\0" + data[1]).hexdigest()[:24]
+    folder = _join(root, f"shard-{digest}")
+    urls = (_join(folder, LINES_FILE), _join(folder, BATCHES_FILE), _join(folder, RESULT_FILE))
+    for url, content in zip(urls[:2], data, strict=True):
+        if not _exists(url):
+            _put(url, content)
+    return urls
 
 
 def allocate_on_dask(
-    lines: pl.DataFrame,
-    batches: pl.DataFrame,
+    candidates: Candidates,
     *,
     runner: Any,
     staging: str,
     run_id: str,
-    shards: int | None = None,
     keep_staging: bool = False,
     progress: Progress | None = None,
-) -> pl.DataFrame:
-    """Allocates `lines` (orderid, sku, qty, arrival_seq) against `batches` as shard tasks on
-    `runner` (a DaskTaskRunner, not yet started). `shards` defaults to one per worker thread of
-    the cluster, more when shards would exceed SHARD_LINES lines. `progress(lines done, lines)`
-    is called each time a shard's result is in."""
-    if lines.is_empty():
-        return allocate_lines(lines, batches)
+    chunk_lines: int | None = None,
+) -> None:
+    """Allocates every chunk of `candidates` as shard tasks on `runner` (a DaskTaskRunner, not
+    yet started) and records their placements. `progress(lines done, lines)` is called each
+    time a chunk's result is in. `chunk_lines`: lines per chunk; by default `CHUNK_LINES`, or
+    fewer so that every worker thread gets a chunk of a small night."""
+    if not candidates.lines:
+        allocate_candidates(candidates)
+        return
     root = _join(staging, f"run-{run_id}")
     started = time.perf_counter()
+    batches = candidates.batches()
     with runner:
-        threads = sum(runner.client.nthreads().values())
-        count = shards or max(threads, math.ceil(lines.height / SHARD_LINES), 1)
-        staged = stage_shards(lines, batches, count, root)
+        threads = max(1, sum(runner.client.nthreads().values()))
+        chunk_lines = chunk_lines or min(CHUNK_LINES, -(-candidates.lines // threads))
         log.info(
-            "Staged %d shard(s) of %d lines under %s in %.2fs; %d worker thread(s) on %s",
-            len(staged),
-            lines.height,
+            "Allocating %s lines in chunks of skus staged under %s; %d worker thread(s) on %s",
+            f"{candidates.lines:,}",
             root,
-            time.perf_counter() - started,
             threads,
             runner.client.scheduler.address,
         )
-        with _parent_without_parameters():
-            futures = [
-                runner.submit(
+        running: dict[PrefectFuture[str], int] = {}
+        done = shards = 0
+
+        def collect(future: PrefectFuture[str]) -> None:
+            nonlocal done
+            lines = running.pop(future)
+            candidates.record(read_parquet(future.result()))  # raises the shard's error, if any
+            done += lines
+            if progress is not None:
+                progress(done, candidates.lines)
+
+        for chunk in candidates.chunks(chunk_lines):
+            while len(running) >= _IN_FLIGHT * threads:
+                collect(next(as_completed(list(running))))
+            shards += 1
+            chunk_batches = batches.join(chunk.select("sku").unique(), on="sku", how="semi")
+            lines_url, batches_url, result_url = stage_chunk(chunk, chunk_batches, root)
+            with _parent_without_parameters():
+                future = runner.submit(
                     allocate_shard_task,
                     parameters={
-                        "shard": f"{index + 1:03d}-of-{len(staged):03d}",
+                        "shard": f"{shards:04d}",
                         "lines_url": lines_url,
                         "batches_url": batches_url,
                         "result_url": result_url,
                     },
                 )
-                for index, (lines_url, batches_url, result_url) in enumerate(staged)
-            ]
-        shard_lines = {
-            id(future): _lines_of(staged[index][0]) for index, future in enumerate(futures)
-        }
-        done = 0
-        for future in as_completed(futures):
-            future.result()  # raises the shard's error, if any
-            done += shard_lines[id(future)]
-            if progress is not None:
-                progress(done, lines.height)
-        results = [future.result() for future in futures]
-    placed = pl.concat([read_parquet(url) for url in results], how="vertical")
+            running[future] = chunk.height
+        while running:
+            collect(next(as_completed(list(running))))
     if not keep_staging:
         fs, path = url_to_fs(root)
         fs.rm(path, recursive=True)
     log.info(
-        "Dask allocation of %d shard(s): %s",
-        len(staged),
-        rate(lines.height, time.perf_counter() - started),
+        "Dask allocation of %d chunk(s): %s",
+        shards,
+        rate(candidates.lines, time.perf_counter() - started),
     )
-    return placed.sort("arrival_seq")
-
-
-def _lines_of(lines_url: str) -> int:
-    """A staged shard's line count, from its Parquet footer (no rows read)."""
-    fs, path = url_to_fs(lines_url)
-    with fs.open(path, "rb") as handle:
-        return int(pq.ParquetFile(handle).metadata.num_rows)
 
 
 def dask_allocator(
@@ -258,10 +245,9 @@ def dask_allocator(
 ) -> Allocator:
     """The allocator `allocate_night` takes, running the shards on the configured cluster."""
 
-    def allocate(lines: pl.DataFrame, batches: pl.DataFrame) -> pl.DataFrame:
-        return allocate_on_dask(
-            lines,
-            batches,
+    def allocate(candidates: Candidates) -> None:
+        allocate_on_dask(
+            candidates,
             runner=task_runner_for(params),
             staging=staging_root(params),
             run_id=run_id,

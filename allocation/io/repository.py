@@ -17,6 +17,13 @@ from allocation.domain import Batch, OrderLine
 
 _names = itertools.count()
 SLICE_ROWS = 1_000_000  # rows handed to DuckDB at a time
+_BIGINT_MAX = 9_223_372_036_854_775_807
+#: Every line a night may place: the waiting ones and tonight's (the TEMP table `night_lines`);
+#: the TEMP view `candidate_lines` of the night's connection (`allocation.io.candidates`).
+CANDIDATE_LINES = (
+    "SELECT orderid, sku, qty, arrival_seq FROM order_lines WHERE status = 'out_of_stock' "
+    "UNION ALL SELECT orderid, sku, qty, arrival_seq FROM night_lines"
+)
 
 
 class DuckDBRepository:
@@ -214,76 +221,67 @@ class DuckDBRepository:
                 [business_date],
             )
 
-    # -- open lines and allocation -----------------------------------------------------------
-    def add_lines(self, lines: pl.DataFrame, business_date: dt.date, run_id: str) -> None:
-        """Inserts tonight's new lines, in arrival order, with the status the night decided
-        for them (`batchref` null: out of stock)."""
-        placed = pl.col("batchref").is_not_null()
-        self._append(
-            "order_lines",
-            lines,
-            pl.col("orderid", "sku", "qty"),
-            pl.when(placed)
-            .then(pl.lit("allocated"))
-            .otherwise(pl.lit("out_of_stock"))
-            .alias("status"),
-            pl.col("batchref"),
-            pl.lit(business_date).alias("first_seen"),
-            pl.when(placed).then(pl.lit(business_date)).alias("allocated_on"),
-            pl.col("arrival_seq"),
-            pl.col("source_file"),
-            pl.col("line").alias("source_line"),
-            pl.lit(run_id).alias("run_id"),
+    # -- recording the night's placements ---------------------------------------------------
+    def record_placements(self, business_date: dt.date, run_id: str) -> None:
+        """Records the night from the TEMP tables `night_lines` (tonight's new lines),
+        `candidate_lines` (`CANDIDATE_LINES`) and
+        `placements` (arrival_seq, batch rowid, qty of every line placed tonight, the waiting
+        lines' included), all in DuckDB: tonight's lines into `order_lines` with their status,
+        the waiting lines that got stock marked allocated, an `allocations` row per placement,
+        and the batches' totals. Rows go in arrival order, as they always have (the reports
+        read `allocations` in slices of `arrival_seq`)."""
+        self.con.execute(
+            "INSERT INTO allocations (orderid, sku, qty, batchref, eta, business_date, run_id, "
+            "arrival_seq) "
+            "SELECT l.orderid, l.sku, l.qty, b.reference, b.eta, $day, $run, l.arrival_seq "
+            "FROM candidate_lines l JOIN placements p USING (arrival_seq) "
+            "JOIN batches b ON b.rowid = p.batch ORDER BY l.arrival_seq",
+            {"day": business_date, "run": run_id},
         )
-
-    def open_lines(self) -> pl.DataFrame:
-        """Lines still waiting from earlier nights (and lines a manifest change released)."""
-        frame: pl.DataFrame = self.con.sql(
-            "SELECT orderid, sku, qty, arrival_seq FROM order_lines "
-            "WHERE status = 'out_of_stock' ORDER BY arrival_seq"
-        ).pl()
-        return frame
-
-    def batches_for_skus(self, skus: pl.DataFrame) -> pl.DataFrame:
-        """Batches of the given skus with what is already allocated, as the allocator needs them."""
-        return self._query(
-            "SELECT b.reference, b.sku, b.eta, b.purchased, b.allocated FROM batches b "
-            "SEMI JOIN {frame} s USING (sku) ORDER BY b.sku, b.reference",
-            skus.select("sku"),
+        # The waiting lines (every one older than tonight's) that got stock. Before tonight's
+        # lines go in, so that the join only meets the waiting ones.
+        self.con.execute(
+            "UPDATE order_lines SET status = 'allocated', batchref = w.reference, "
+            "allocated_on = $day FROM ("
+            "  SELECT p.arrival_seq, b.reference FROM placements p "
+            "  JOIN batches b ON b.rowid = p.batch "
+            "  WHERE p.arrival_seq < (SELECT coalesce(min(arrival_seq), $last) FROM night_lines)"
+            ") w WHERE order_lines.arrival_seq = w.arrival_seq "
+            "AND order_lines.status = 'out_of_stock'",
+            {"day": business_date, "last": _BIGINT_MAX},
         )
-
-    def save_allocations(
-        self, placed_before: pl.DataFrame, placed: pl.DataFrame, business_date: dt.date, run_id: str
-    ) -> None:
-        """Records tonight's placements. `placed`: every line tried tonight, in arrival order
-        (orderid, sku, qty, batchref (null: out of stock, not recorded), eta, arrival_seq);
-        `placed_before`: the placed lines that were already in `order_lines` (backorders and
-        released lines), whose status changes."""
-        if placed_before.height:
-            self._run(
-                "UPDATE order_lines SET status = 'allocated', batchref = p.batchref, "
-                "allocated_on = ? FROM {frame} p "
-                "WHERE order_lines.orderid = p.orderid AND order_lines.sku = p.sku",
-                placed_before,
-                [business_date],
-            )
-        got_stock = pl.col("batchref").is_not_null()
-        self._append(
-            "allocations",
-            placed,
-            pl.col("orderid", "sku", "qty", "batchref", "eta"),
-            pl.lit(business_date).alias("business_date"),
-            pl.lit(run_id).alias("run_id"),
-            pl.col("arrival_seq"),
-            where=got_stock,
+        self.con.execute(
+            "INSERT INTO order_lines (orderid, sku, qty, status, batchref, first_seen, "
+            "allocated_on, arrival_seq, source_file, source_line, run_id) "
+            "SELECT n.orderid, n.sku, n.qty, "
+            "CASE WHEN b.reference IS NULL THEN 'out_of_stock' ELSE 'allocated' END, "
+            "b.reference, $day, CASE WHEN b.reference IS NULL THEN NULL ELSE $day END, "
+            "n.arrival_seq, n.source_file, n.line, $run "
+            "FROM night_lines n LEFT JOIN placements p USING (arrival_seq) "
+            "LEFT JOIN batches b ON b.rowid = p.batch ORDER BY n.arrival_seq",
+            {"day": business_date, "run": run_id},
         )
-        # Totals per batch summed by DuckDB from what was just recorded: grouping 9M lines by
-        # batch reference in polars held ~0.9 GB for a moment.
         self.con.execute(
             "UPDATE batches SET allocated = allocated + t.qty FROM ("
-            "SELECT batchref, sum(qty)::BIGINT AS qty FROM allocations WHERE run_id = ? "
-            "GROUP BY batchref) t WHERE batches.reference = t.batchref",
-            [run_id],
+            "SELECT batch, sum(qty)::BIGINT AS qty FROM placements GROUP BY batch) t "
+            "WHERE batches.rowid = t.batch"
+        )
+
+    def destinations(self, released: pl.DataFrame) -> pl.DataFrame:
+        """`released` (lines a manifest change gave back tonight) with `to_batchref`, the batch
+        each went to tonight (null: out of stock), in the order given. Read before
+        `record_placements` marks them allocated."""
+        numbered = released.with_row_index("__released")
+        found = self._query(
+            "SELECT r.__released, b.reference AS to_batchref FROM {frame} r "
+            "JOIN order_lines l ON l.orderid = r.orderid AND l.sku = r.sku "
+            "AND l.status = 'out_of_stock' "
+            "JOIN placements p ON p.arrival_seq = l.arrival_seq "
+            "JOIN batches b ON b.rowid = p.batch",
+            numbered.select("__released", "orderid", "sku"),
+        )
+        return numbered.join(found, on="__released", how="left", maintain_order="left").drop(
+            "__released"
         )
 
     # -- bookkeeping -------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.context import serialize_context
 from prefect.states import State
 
-from allocation.allocator import allocate_lines
+from allocation.allocator import FrameCandidates, allocate_lines
 from allocation.flows.nightly import nightly_allocation
 from allocation.flows.sharding import (
     _parent_without_parameters,
@@ -260,20 +260,27 @@ def test_the_dask_allocator_is_pure_and_matches_allocate_lines(
 
     def run() -> pl.DataFrame:
         reported.clear()
-        return allocate_on_dask(
-            lines,
-            batches,
+        candidates = FrameCandidates(lines, batches)
+        allocate_on_dask(
+            candidates,
             runner=task_runner_for(params),
             staging=staging_root(params),
             run_id="pure",
-            shards=7,
             keep_staging=True,
             progress=lambda done, total: reported.append((done, total)),
+            chunk_lines=600,  # 7 chunks of skus
+        )
+        numbered = candidates.batches().select(
+            pl.col("__batch").alias("batch"), pl.col("reference").alias("batchref"), "eta"
+        )
+        placed = pl.concat(candidates.placed).join(numbered, on="batch")
+        return lines.sort("arrival_seq").join(
+            placed.select("arrival_seq", "batchref", "eta"), on="arrival_seq", how="left"
         )
 
     expected = allocate_lines(lines, batches)
     placed = run()
-    # Progress as each shard's result comes in: one report per shard, up to every line.
+    # Progress as each chunk's result comes in: one report per chunk, up to every line.
     assert len(reported) == 7 and reported[-1] == (4000, 4000)
     assert [done for done, _ in reported] == sorted({done for done, _ in reported})
     assert placed.columns == expected.columns

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from allocation import TELEMETRY_OFF, services
-from allocation.allocator import allocate_lines
+from allocation.allocator import Candidates, allocate_candidates
 from allocation.io import staging
 from allocation.io.ingest import classify_orders
 from allocation.io.unit_of_work import DuckDBUnitOfWork
@@ -63,7 +63,7 @@ def test_no_staging_file_is_left_after_a_night_that_failed(
 ) -> None:
     a_night(site)
 
-    def broken(lines: pl.DataFrame, batches: pl.DataFrame) -> pl.DataFrame:
+    def broken(candidates: Candidates) -> None:
         raise RuntimeError("the allocator broke")
 
     real = services.allocate_night
@@ -87,12 +87,12 @@ def test_a_retried_allocate_step_reads_the_same_staging_file_again(site: Site) -
     night = services.load_inbox(params, "run-1", set())
     calls = 0
 
-    def flaky(lines: pl.DataFrame, batches: pl.DataFrame) -> pl.DataFrame:
+    def flaky(candidates: Candidates) -> None:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise OSError("the network file system hiccupped")
-        return allocate_lines(lines, batches)
+        allocate_candidates(candidates, workers=1)
 
     started = dt.datetime.now(dt.UTC)
     with pytest.raises(OSError, match="hiccupped"):

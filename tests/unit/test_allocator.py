@@ -1,11 +1,12 @@
-"""The night's allocation over frames: the domain rule for every line, and the same answer when
-sku shards run in worker processes (forced below the size where `allocate_lines` would go
-parallel on its own)."""
+"""The night's allocation chunk of skus by chunk of skus: the domain rule for every line, and the
+same answer whatever the chunks and wherever they run (worker processes are forced below the size
+where the allocator would go parallel on its own)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Iterator
 
 import polars as pl
 import pytest
@@ -69,17 +70,93 @@ class HelpersUpFirst(allocator._Helpers):
 
 
 @pytest.mark.parametrize("repeat_lines", [False, True])
-def test_shards_in_worker_processes_match_one_process(
+def test_chunks_in_worker_processes_match_one_process(
     monkeypatch: pytest.MonkeyPatch, repeat_lines: bool
 ) -> None:
     lines, batches = _night(11, 3_000, repeat_lines)
     one = allocate_lines(lines, batches, workers=1)
     monkeypatch.setattr(allocator, "PARALLEL_MIN_LINES", 0)
     monkeypatch.setattr(allocator, "_Helpers", HelpersUpFirst)
-    two = allocate_lines(lines, batches, workers=2)
+    two = allocate_lines(lines, batches, workers=2, chunk_lines=200)
     assert one.equals(two)
     assert one["arrival_seq"].is_sorted()
     assert 0 < one["batchref"].null_count() < one.height
+
+
+@pytest.mark.parametrize("chunk_lines", [1, 37, 500, 10_000])
+def test_the_size_of_the_chunks_does_not_change_any_answer(chunk_lines: int) -> None:
+    lines, batches = _night(7, 2_000, repeat_lines=True)
+    assert allocate_lines(lines, batches, chunk_lines=chunk_lines).equals(
+        allocate_lines(lines, batches)
+    )
+
+
+def test_chunks_keep_each_sku_whole_in_arrival_order_biggest_first() -> None:
+    hot = [(f"h{n}", "HOT-LAMP", 1, 1000 - n) for n in range(300)]  # arrives in reverse
+    cold = [(f"c{n}", f"SKU-{n % 40:02d}", 1, 2000 + n) for n in range(400)]
+    lines = pl.DataFrame(hot + cold, schema=LINE_SCHEMA, orient="row")
+    candidates = allocator.FrameCandidates(lines, pl.DataFrame([], schema=BATCH_SCHEMA))
+
+    chunks = list(candidates.chunks(100))
+
+    sizes = [chunk.height for chunk in chunks]
+    assert sizes == sorted(sizes, reverse=True) and sum(sizes) == 700
+    assert chunks[0]["sku"].unique().to_list() == ["HOT-LAMP"]  # the hot sku first, alone
+    assert max(sizes[1:]) < 200  # about 100 lines each: a sku of 10 lines may overshoot
+    seen: set[str] = set()
+    for chunk in chunks:
+        skus = set(chunk["sku"])
+        assert not skus & seen, "a sku split between chunks"
+        seen |= skus
+        for (_sku,), group in chunk.group_by("sku"):
+            assert group["arrival_seq"].is_sorted()
+
+
+class RecordingCandidates(allocator.FrameCandidates):
+    """Notes which chunk sizes were handed out, in order."""
+
+    def __init__(self, lines: pl.DataFrame, batches: pl.DataFrame) -> None:
+        super().__init__(lines, batches)
+        self.handed: list[int] = []
+
+    def chunks(self, chunk_lines: int) -> Iterator[pl.DataFrame]:
+        for chunk in super().chunks(chunk_lines):
+            self.handed.append(chunk.height)
+            yield chunk
+
+
+def test_a_chunk_that_comes_back_with_more_placements_than_lines_fails_the_night(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lines, batches = _night(3, 50, repeat_lines=False)
+    allocate_chunk = allocator.allocate_chunk
+
+    def twice(chunk: pl.DataFrame, batches: pl.DataFrame, *progress: object) -> pl.DataFrame:
+        return pl.concat([allocate_chunk(chunk, batches)] * 2)
+
+    monkeypatch.setattr(allocator, "allocate_chunk", twice)
+    with pytest.raises(RuntimeError, match=r"chunk of \d+ lines came back with \d+ placements"):
+        allocator.allocate_candidates(allocator.FrameCandidates(lines, batches))
+
+
+def test_helpers_get_the_biggest_chunks_and_every_chunk_is_recorded_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lines, batches = _night(13, 3_000, repeat_lines=False)
+    monkeypatch.setattr(allocator, "PARALLEL_MIN_LINES", 0)
+    monkeypatch.setattr(allocator, "_Helpers", HelpersUpFirst)
+    candidates = RecordingCandidates(lines, batches)
+    reported: list[tuple[int, int]] = []
+
+    allocator.allocate_candidates(
+        candidates, 2, lambda done, total: reported.append((done, total)), chunk_lines=150
+    )
+
+    assert candidates.handed == sorted(candidates.handed, reverse=True)
+    placed = pl.concat(candidates.placed)
+    assert placed["arrival_seq"].is_unique().all()
+    assert reported[-1] == (3_000, 3_000) and len(reported) >= len(candidates.handed)
+    assert [done for done, _ in reported] == sorted(done for done, _ in reported)
 
 
 def test_a_shard_answers_line_by_line_in_the_order_given() -> None:

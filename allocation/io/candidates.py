@@ -1,0 +1,131 @@
+"""The night's open lines streamed out of DuckDB in chunks of skus, and their placements kept.
+
+Candidates are the lines waiting in `order_lines` (backorders, and lines a manifest change
+released tonight) and tonight's new lines (the TEMP table `night_lines`). DuckDB counts the lines
+per sku, packs the skus (in sku order) into chunks of about the lines the allocator asks for (a
+sku is never split), and hands the lines over in ONE ordered query, biggest chunk first, each sku's lines in
+arrival order: one sort, spilled by DuckDB past its memory limit, instead of a query per chunk
+(each of which scans the whole night). Python holds one chunk (and the arrow batch it is cut
+from) at a time.
+
+While that query streams, the connection can run nothing else, so the placements go to a Parquet
+file in the night's spill folder as they come back; `load_placements` then reads it into the
+TEMP table `placements` (arrival_seq, batch, qty), from which the night is recorded by SQL
+(`DuckDBRepository.record_placements`). `batch` is the batch's `rowid` in `batches`: an integer
+key, stable for the night's transaction (batches are updated in place, never deleted).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pyarrow as arrow
+import pyarrow.parquet as pq
+
+from allocation.io.repository import CANDIDATE_LINES
+
+PLACEMENTS_SCHEMA = arrow.schema(
+    [("arrival_seq", arrow.int64()), ("batch", arrow.int64()), ("qty", arrow.int64())]
+)
+_READ_ROWS = 100_000  # rows per arrow batch of the ordered query
+
+
+class DuckDBCandidates:
+    """`allocation.allocator.Candidates` over the night's connection. `folder`: where the
+    placements are kept while the candidates stream (the night's spill folder)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, folder: Path) -> None:
+        self.con = con
+        con.execute(f"CREATE OR REPLACE TEMP VIEW candidate_lines AS {CANDIDATE_LINES}")
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE candidate_skus AS "
+            "SELECT sku, count(*) AS lines FROM candidate_lines GROUP BY sku"
+        )
+        rows = con.sql("SELECT coalesce(sum(lines), 0)::BIGINT FROM candidate_skus").fetchall()
+        self._lines = int(rows[0][0])
+        folder.mkdir(parents=True, exist_ok=True)
+        # Runs never overlap (the run lock): a placements file here is one a killed night left.
+        for leftover in folder.glob("placements-*.parquet"):
+            leftover.unlink(missing_ok=True)
+        self._path = folder / f"placements-{uuid.uuid4().hex}.parquet"
+        self._writer: pq.ParquetWriter | None = None
+        self.placed = 0
+
+    @property
+    def lines(self) -> int:
+        return self._lines
+
+    def batches(self) -> pl.DataFrame:
+        frame: pl.DataFrame = self.con.sql(
+            "SELECT b.reference, b.sku, b.eta, b.purchased, b.allocated, b.rowid AS __batch "
+            "FROM batches b SEMI JOIN candidate_skus c USING (sku) ORDER BY b.sku, b.reference"
+        ).pl()
+        return frame
+
+    def chunks(self, chunk_lines: int) -> Iterator[pl.DataFrame]:
+        # A sku goes to the chunk where its first line falls (skus in sku order), as
+        # `allocation.allocator.chunk_of_skus` packs them.
+        reader = self.con.sql(
+            "WITH packed AS ("
+            "  SELECT sku, (sum(lines) OVER (ORDER BY sku ROWS BETWEEN UNBOUNDED PRECEDING "
+            "  AND CURRENT ROW) - lines) // $lines AS chunk, lines FROM candidate_skus"
+            "), sized AS ("
+            "  SELECT sku, chunk, sum(lines) OVER (PARTITION BY chunk) AS chunk_size FROM packed"
+            ") SELECT l.orderid, l.sku, l.qty, l.arrival_seq, c.chunk "
+            "FROM candidate_lines l JOIN sized c USING (sku) "
+            "ORDER BY c.chunk_size DESC, c.chunk, l.sku, l.arrival_seq",
+            params={"lines": max(1, chunk_lines)},
+        ).to_arrow_reader(_READ_ROWS)
+        try:
+            held: list[pl.DataFrame] = []
+            for batch in reader:
+                frame = pl.DataFrame(arrow.Table.from_batches([batch]))
+                for part in frame.partition_by("chunk", maintain_order=True):
+                    if held and held[0]["chunk"][0] != part["chunk"][0]:
+                        yield _chunk(held)
+                    held.append(part)
+            if held:
+                yield _chunk(held)
+        finally:
+            reader.close()  # else the connection refuses every statement, ROLLBACK included
+
+    def record(self, placed: pl.DataFrame) -> None:
+        table = placed.select("arrival_seq", "batch", "qty").to_arrow().cast(PLACEMENTS_SCHEMA)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._path, PLACEMENTS_SCHEMA, compression="lz4")
+        self._writer.write_table(table)
+        self.placed += placed.height
+
+    def load_placements(self) -> int:
+        """Closes the placements file and loads it as the TEMP table `placements`; returns how
+        many lines were placed. Call once every chunk is recorded."""
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE placements "
+            "(arrival_seq BIGINT NOT NULL, batch BIGINT NOT NULL, qty BIGINT NOT NULL)"
+        )
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+            self.con.execute(
+                "INSERT INTO placements SELECT arrival_seq, batch, qty FROM read_parquet(?)",
+                [str(self._path)],
+            )
+        self.discard()
+        return self.placed
+
+    def discard(self) -> None:
+        """Removes the placements file (also when the night fails)."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._path.unlink(missing_ok=True)
+
+
+def _chunk(held: list[pl.DataFrame]) -> pl.DataFrame:
+    frame = pl.concat(held, how="vertical").drop("chunk")
+    held.clear()
+    return frame

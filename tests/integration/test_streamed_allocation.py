@@ -1,0 +1,179 @@
+"""The night's candidates stream out of a real DuckDB file in chunks of whole skus, and the night
+records the same warehouse whatever the chunk size and however many processes allocate."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from allocation import allocator
+from allocation.io.candidates import DuckDBCandidates
+from allocation.io.unit_of_work import DuckDBUnitOfWork
+from conftest import Site
+
+
+def _warehouse_with_a_night(path: Path) -> DuckDBUnitOfWork:
+    """Batches, two earlier lines (one waiting, one allocated) and tonight's lines."""
+    uow = DuckDBUnitOfWork(path)
+    uow.__enter__()
+    con = uow.con
+    con.execute(
+        "INSERT INTO batches (reference, sku, eta, purchased, allocated, first_seen) VALUES "
+        "('b-hot', 'HOT-LAMP', NULL, 50, 0, DATE '2026-11-24'), "
+        "('b-cold', 'SKU-07', NULL, 5, 1, DATE '2026-11-24')"
+    )
+    con.execute(
+        "INSERT INTO order_lines (orderid, sku, qty, status, batchref, first_seen, arrival_seq) "
+        "VALUES ('waiting', 'HOT-LAMP', 1, 'out_of_stock', NULL, DATE '2026-11-24', 1), "
+        "('done', 'SKU-07', 1, 'allocated', 'b-cold', DATE '2026-11-24', 2)"
+    )
+    rows = [(3 + n, f"h{n}", "HOT-LAMP", 1, "o.csv", n + 2) for n in range(120)]
+    rows += [(200 + n, f"c{n}", f"SKU-{n % 20:02d}", 1, "o.csv", n + 200) for n in range(200)]
+    con.execute(
+        "CREATE TEMP TABLE night_lines (arrival_seq BIGINT, orderid VARCHAR, sku VARCHAR, "
+        "qty BIGINT, source_file VARCHAR, line BIGINT)"
+    )
+    con.executemany("INSERT INTO night_lines VALUES (?, ?, ?, ?, ?, ?)", rows)
+    return uow
+
+
+def test_candidates_come_in_chunks_of_whole_skus_biggest_first_in_arrival_order(
+    tmp_path: Path,
+) -> None:
+    uow = _warehouse_with_a_night(tmp_path / "w.duckdb")
+    try:
+        candidates = DuckDBCandidates(uow.con, tmp_path / "spill")
+        batches = candidates.batches()
+        chunks = list(candidates.chunks(50))
+    finally:
+        uow.__exit__(None, None, None)
+
+    assert candidates.lines == 1 + 120 + 200  # the waiting line, not the allocated one
+    assert sorted(batches["reference"]) == ["b-cold", "b-hot"]
+    sizes = [chunk.height for chunk in chunks]
+    assert sizes == sorted(sizes, reverse=True) and sum(sizes) == candidates.lines
+    assert chunks[0]["sku"].unique().to_list() == ["HOT-LAMP"]  # the hot sku, alone, first
+    assert chunks[0]["orderid"][0] == "waiting"  # the oldest line first
+    seen: set[str] = set()
+    for chunk in chunks:
+        assert chunk.columns == ["orderid", "sku", "qty", "arrival_seq"]
+        assert not set(chunk["sku"]) & seen, "a sku split between chunks"
+        seen |= set(chunk["sku"])
+        assert chunk.sort("sku", "arrival_seq", maintain_order=True).equals(chunk)
+
+
+def test_placements_are_kept_out_of_memory_and_the_file_is_removed(tmp_path: Path) -> None:
+    uow = _warehouse_with_a_night(tmp_path / "w.duckdb")
+    spill = tmp_path / "spill"
+    try:
+        candidates = DuckDBCandidates(uow.con, spill)
+        allocator.allocate_candidates(candidates, chunk_lines=50)
+        placed = candidates.load_placements()
+        rows = uow.con.sql(
+            "SELECT b.reference, count(*), sum(p.qty)::BIGINT FROM placements p "
+            "JOIN batches b ON b.rowid = p.batch GROUP BY ALL ORDER BY 1"
+        ).fetchall()
+    finally:
+        uow.__exit__(None, None, None)
+
+    # 50 units of the hot lamp for 121 lines, the waiting one first; 4 left of SKU-07's batch.
+    assert rows == [("b-cold", 4, 4), ("b-hot", 50, 50)]
+    assert placed == 54
+    assert list(spill.iterdir()) == []
+
+
+def test_placements_a_killed_night_left_behind_are_removed_by_the_next(tmp_path: Path) -> None:
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    (spill / "placements-0123abcd.parquet").write_bytes(b"half a file")  # killed mid-night
+    (spill / "duckdb_temp_storage-0.tmp").write_bytes(b"")  # DuckDB's own: not ours to touch
+    uow = _warehouse_with_a_night(tmp_path / "w.duckdb")
+    try:
+        DuckDBCandidates(uow.con, spill)
+    finally:
+        uow.__exit__(None, None, None)
+
+    assert [path.name for path in spill.iterdir()] == ["duckdb_temp_storage-0.tmp"]
+
+
+def _nights(site: Site, rng: random.Random, day: Callable[[int], str]) -> None:
+    skus = [f"SKU-{n:02d}" for n in range(30)]
+    for night in range(3):
+        site.clear_inbox()
+        picks = rng.choices(skus, weights=[30 - k for k in range(30)], k=600)
+        site.orders(
+            f"{night}.csv",
+            *[f"N{night}-{n},{sku},{rng.randint(1, 5)}" for n, sku in enumerate(picks)],
+        )
+        batches = [f"B{night}-{k},{sku},{rng.randint(0, 60)}," for k, sku in enumerate(skus[::2])]
+        if night == 1:
+            batches += ["B0-0,SKU-00,2,", "B0-1,SKU-02,0,"]  # a batch shrinks, one is cancelled
+        site.batches(f"{night}.csv", *batches)
+        site.run(day(night))
+
+
+def _warehouse(site: Site) -> dict[str, list[tuple[object, ...]]]:
+    """Every table as stored (physical order), without run ids and timestamps."""
+    con = duckdb.connect(str(site.warehouse), read_only=True)
+    try:
+        found = {}
+        for (name,) in con.sql("SELECT table_name FROM duckdb_tables() ORDER BY 1").fetchall():
+            frame = con.sql(f'SELECT * FROM "{name}"').pl()  # noqa: S608
+            kept = [c for c in frame.columns if c != "run_id" and not c.endswith("_at")]
+            found[name] = frame.select(kept).rows()
+        return found
+    finally:
+        con.close()
+
+
+class HelpersUpFirst(allocator._Helpers):
+    """Waits for its worker process to be up, so that it surely gets chunks."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(count)
+        for started in self._started:
+            started.result()
+
+
+def test_a_night_records_the_same_rows_with_any_chunk_size_and_helper_processes(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    day: Callable[[int], str],
+) -> None:
+    one = Site(tmp_path / "one")
+    _nights(one, random.Random(5), day)
+
+    monkeypatch.setattr(allocator, "PARALLEL_MIN_LINES", 0)
+    monkeypatch.setattr(allocator, "_Helpers", HelpersUpFirst)
+    monkeypatch.setattr(allocator, "CHUNK_LINES", 25)
+    monkeypatch.setenv("ALLOCATION_WORKERS", "2")
+    many = Site(tmp_path / "many")
+    with caplog.at_level("INFO", logger="allocation"):
+        _nights(many, random.Random(5), day)
+    shared = [r.getMessage() for r in caplog.records if "chunks of skus" in r.getMessage()]
+    assert len(shared) == 3
+    for message in shared:  # "Allocated 1,234 lines in 50 chunks of skus: 600 in this process"
+        total, here = re.findall(r"([\d,]+) (?:lines|in this process)", message)
+        assert int(here.replace(",", "")) < int(total.replace(",", "")), message
+
+    expected, got = _warehouse(one), _warehouse(many)
+    assert got.keys() == expected.keys()
+    for name, rows in expected.items():
+        assert got[name] == rows, name
+    assert expected["allocations"] and expected["reallocations"]
+    for night in range(3):
+        for name in ("allocations", "out_of_stock", "reallocations"):
+            reports = [
+                pl.read_parquet(site.outbox / day(night) / f"{name}.parquet").drop(
+                    "run_id", strict=False
+                )
+                for site in (one, many)
+            ]
+            assert reports[0].equals(reports[1]), (night, name)
