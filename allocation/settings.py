@@ -68,14 +68,16 @@ STORAGE_VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 
 #: DuckDB's own memory for one night (its buffer pool: hash tables, sorts, temporary tables); past
 #: it DuckDB spills to `temp_directory` on disk instead of growing.
-DEFAULT_DUCKDB_MEMORY_LIMIT = "1GB"
+# 512MB keeps a 10M-line night's whole process tree under 1.5 GB (docs/scaling.md): 1GB measured
+# the same time and ~0.45 GB more at the peak.
+DEFAULT_DUCKDB_MEMORY_LIMIT = "512MB"
 DUCKDB_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class DuckDBLimits:
     """What every DuckDB connection of a night may use: `memory_limit` (DuckDB's size syntax,
-    e.g. 1GB or 512MB) and the folder it spills to past it."""
+    e.g. 512MB or 1GB) and the folder it spills to past it."""
 
     memory_limit: str
     temp_directory: Path
@@ -86,11 +88,11 @@ class DuckDBLimits:
 
 
 def parse_memory_limit(text: str) -> str:
-    """A DuckDB size such as `1GB` or `512MB`; anything else raises ValueError saying why."""
+    """A DuckDB size such as `512MB` or `1GB`; anything else raises ValueError saying why."""
     if not DUCKDB_SIZE.match(text):
         raise ValueError(
             f"{text!r} is not a memory size DuckDB takes: use a number and a unit, such as "
-            f"{DEFAULT_DUCKDB_MEMORY_LIMIT} or 512MB"
+            f"{DEFAULT_DUCKDB_MEMORY_LIMIT} or 1GB"
         )
     return text.strip()
 
@@ -200,7 +202,7 @@ class Settings(BaseSettings):
 
     duckdb_memory_limit: str = Field(
         DEFAULT_DUCKDB_MEMORY_LIMIT,
-        description="Memory DuckDB may use for a night (e.g. 1GB, 512MB); past it DuckDB spills "
+        description="Memory DuckDB may use for a night (e.g. 512MB, 1GB); past it DuckDB spills "
         "to disk in duckdb_temp_directory instead of growing.",
     )
     duckdb_temp_directory: Path | None = Field(
