@@ -18,6 +18,8 @@ from allocation.domain import Batch, OrderLine
 _names = itertools.count()
 SLICE_ROWS = 1_000_000  # rows handed to DuckDB at a time
 _BIGINT_MAX = 9_223_372_036_854_775_807
+#: Lines recorded per statement (`record_placements`): one range's join and sort stay in memory.
+RECORD_ROWS = 1_000_000
 #: Every line a night may place: the waiting ones and tonight's (the TEMP table `night_lines`);
 #: the TEMP view `candidate_lines` of the night's connection (`allocation.io.candidates`).
 CANDIDATE_LINES = (
@@ -230,14 +232,20 @@ class DuckDBRepository:
         the waiting lines that got stock marked allocated, an `allocations` row per placement,
         and the batches' totals. Rows go in arrival order, as they always have (the reports
         read `allocations` in slices of `arrival_seq`)."""
-        self.con.execute(
-            "INSERT INTO allocations (orderid, sku, qty, batchref, eta, business_date, run_id, "
-            "arrival_seq) "
-            "SELECT l.orderid, l.sku, l.qty, b.reference, b.eta, $day, $run, l.arrival_seq "
-            "FROM candidate_lines l JOIN placements p USING (arrival_seq) "
-            "JOIN batches b ON b.rowid = p.batch ORDER BY l.arrival_seq",
-            {"day": business_date, "run": run_id},
-        )
+        # Range by range of arrival_seq, about RECORD_ROWS lines each, in order: each range's join
+        # and sort fit in DuckDB's memory, where one statement over the whole night spilled both
+        # to disk (30M lines: 116 s, against 14 s for 10M).
+        for low, high in self._ranges("placements", "arrival_seq"):
+            self.con.execute(
+                "INSERT INTO allocations (orderid, sku, qty, batchref, eta, business_date, "
+                "run_id, arrival_seq) "
+                "SELECT l.orderid, l.sku, l.qty, b.reference, b.eta, $day, $run, l.arrival_seq "
+                "FROM candidate_lines l JOIN placements p USING (arrival_seq) "
+                "JOIN batches b ON b.rowid = p.batch "
+                "WHERE l.arrival_seq >= $low AND l.arrival_seq < $high "
+                "AND p.arrival_seq >= $low AND p.arrival_seq < $high ORDER BY l.arrival_seq",
+                {"day": business_date, "run": run_id, "low": low, "high": high},
+            )
         # The waiting lines (every one older than tonight's) that got stock. Before tonight's
         # lines go in, so that the join only meets the waiting ones.
         self.con.execute(
@@ -250,22 +258,41 @@ class DuckDBRepository:
             "AND order_lines.status = 'out_of_stock'",
             {"day": business_date, "last": _BIGINT_MAX},
         )
-        self.con.execute(
-            "INSERT INTO order_lines (orderid, sku, qty, status, batchref, first_seen, "
-            "allocated_on, arrival_seq, source_file, source_line, run_id) "
-            "SELECT n.orderid, n.sku, n.qty, "
-            "CASE WHEN b.reference IS NULL THEN 'out_of_stock' ELSE 'allocated' END, "
-            "b.reference, $day, CASE WHEN b.reference IS NULL THEN NULL ELSE $day END, "
-            "n.arrival_seq, n.source_file, n.line, $run "
-            "FROM night_lines n LEFT JOIN placements p USING (arrival_seq) "
-            "LEFT JOIN batches b ON b.rowid = p.batch ORDER BY n.arrival_seq",
-            {"day": business_date, "run": run_id},
-        )
+        for low, high in self._ranges("night_lines", "arrival_seq"):
+            self.con.execute(
+                "INSERT INTO order_lines (orderid, sku, qty, status, batchref, first_seen, "
+                "allocated_on, arrival_seq, source_file, source_line, run_id) "
+                "SELECT n.orderid, n.sku, n.qty, "
+                "CASE WHEN b.reference IS NULL THEN 'out_of_stock' ELSE 'allocated' END, "
+                "b.reference, $day, CASE WHEN b.reference IS NULL THEN NULL ELSE $day END, "
+                "n.arrival_seq, n.source_file, n.line, $run "
+                "FROM (SELECT * FROM night_lines "
+                "      WHERE arrival_seq >= $low AND arrival_seq < $high) n "
+                "LEFT JOIN (SELECT * FROM placements "
+                "           WHERE arrival_seq >= $low AND arrival_seq < $high) p USING (arrival_seq) "
+                "LEFT JOIN batches b ON b.rowid = p.batch ORDER BY n.arrival_seq",
+                {"day": business_date, "run": run_id, "low": low, "high": high},
+            )
         self.con.execute(
             "UPDATE batches SET allocated = allocated + t.qty FROM ("
             "SELECT batch, sum(qty)::BIGINT AS qty FROM placements GROUP BY batch) t "
             "WHERE batches.rowid = t.batch"
         )
+
+    def _ranges(self, table: str, column: str) -> list[tuple[int, int]]:
+        """Consecutive ranges [low, high) of `column`, covering every value there could be, each
+        holding about RECORD_ROWS of `table`'s rows (cut at DuckDB's approximate quantiles, read
+        in one pass in bounded memory; a skewed cut only makes a range bigger, never loses a
+        row). `table` and `column` are constants of this module, never input."""
+        rows, cuts = self.con.sql(
+            f"SELECT count(*), approx_quantile({column}, $fractions::FLOAT[]) FROM {table}",  # noqa: S608
+            params={"fractions": [step / 64 for step in range(1, 64)]},
+        ).fetchall()[0]
+        parts = max(1, min(64, -(-int(rows) // RECORD_ROWS)))
+        wanted = [cuts[round(64 * step / parts) - 1] for step in range(1, parts)] if cuts else []
+        bounds = sorted({int(cut) for cut in wanted if cut is not None})
+        edges = [-_BIGINT_MAX - 1, *bounds, _BIGINT_MAX]
+        return [(low, high) for low, high in itertools.pairwise(edges) if low < high]
 
     def destinations(self, released: pl.DataFrame) -> pl.DataFrame:
         """`released` (lines a manifest change gave back tonight) with `to_batchref`, the batch

@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 
 from allocation import allocator
+from allocation.io import repository
 from allocation.io.candidates import DuckDBCandidates
 from allocation.io.unit_of_work import DuckDBUnitOfWork
 from conftest import Site
@@ -177,3 +178,22 @@ def test_a_night_records_the_same_rows_with_any_chunk_size_and_helper_processes(
                 for site in (one, many)
             ]
             assert reports[0].equals(reports[1]), (night, name)
+
+
+def test_a_night_recorded_range_by_range_stores_the_same_rows_in_the_same_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, day: Callable[[int], str]
+) -> None:
+    """A big night is recorded in ranges of arrival_seq (each range's join and sort fit in
+    DuckDB's memory): the tables hold the same rows, stored in the same arrival order, as when
+    the whole night is one range. Three nights, so waiting lines and reallocations span ranges."""
+    whole = Site(tmp_path / "whole")
+    _nights(whole, random.Random(11), day)
+
+    monkeypatch.setattr(repository, "RECORD_ROWS", 7)
+    ranged = Site(tmp_path / "ranged")
+    _nights(ranged, random.Random(11), day)
+
+    expected, got = _warehouse(whole), _warehouse(ranged)
+    assert expected["allocations"] and expected["reallocations"]
+    for name, rows in expected.items():
+        assert got[name] == rows, name
