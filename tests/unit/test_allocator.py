@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from allocation import allocator
 from allocation.allocator import allocate_lines
+from allocation.domain import OrderLine, Product
 
 BATCH_SCHEMA = {
     "reference": pl.String,
@@ -288,12 +289,12 @@ def test_pieces_of_a_hot_sku_in_this_process_match_one_process_with_helpers(
     assert one.equals(two)
 
 
-class CountingProduct(allocator.Product):
+class CountingProduct(Product):
     """A domain `Product` that notes the most lines it ever held."""
 
     most = 0
 
-    def allocate(self, line: allocator.OrderLine) -> str:
+    def allocate(self, line: OrderLine) -> str:
         reference = super().allocate(line)
         held = sum(len(batch.allocations) for batch in self.batches)
         CountingProduct.most = max(CountingProduct.most, held)
