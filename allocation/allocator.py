@@ -242,10 +242,11 @@ class Candidates(Protocol):
 
     def chunks(self, chunk_lines: int) -> AbstractContextManager[Streams]:
         """The lines (orderid, sku, qty, arrival_seq) as two streams that can be read side by
-        side: `pieces`, the chunks of skus (`chunk_of_skus`) of more than `chunk_lines` lines,
-        biggest first, cut into consecutive pieces of at most `chunk_lines` lines (a sku may
-        straddle two), to be allocated one after another carrying the batches' state
-        (`carry`); `whole`, the other chunks, biggest first. Each sku's lines in arrival
+        side: `pieces`, the chunks of skus (`chunk_of_skus`) that hold a sku of more than
+        `chunk_lines` lines (a hot sku), biggest first, cut into consecutive pieces of at most
+        `chunk_lines` lines (a sku may straddle two), to be allocated one after another
+        carrying the batches' state (`carry`); `whole`, the other chunks (under twice
+        `chunk_lines` lines), biggest first. Each sku's lines in arrival
         order. Only the pieces and chunks read are in memory."""
 
     def record(self, placed: pl.DataFrame) -> None:
@@ -412,13 +413,16 @@ class FrameCandidates:
             .sort("sku")
             .with_columns(chunk=chunk_of_skus(pl.col("lines"), chunk_lines))
         )
-        chunked = self._lines.join(per_sku, on="sku").with_columns(size=pl.len().over("chunk"))
+        chunked = self._lines.join(per_sku, on="sku").with_columns(
+            size=pl.len().over("chunk"), big=(pl.col("lines").max() > chunk_lines).over("chunk")
+        )
         ordered = chunked.sort(
-            ["size", "chunk", "sku", "arrival_seq"], descending=[True, False, False, False]
+            ["big", "size", "chunk", "sku", "arrival_seq"],
+            descending=[True, True, False, False, False],
         )
         columns = ("orderid", "sku", "qty", "arrival_seq")
-        big = ordered.filter(pl.col("size") > chunk_lines).select(columns)
-        small = ordered.filter(pl.col("size") <= chunk_lines)
+        big = ordered.filter(pl.col("big")).select(columns)
+        small = ordered.filter(~pl.col("big"))
         yield (
             iter(big.iter_slices(chunk_lines)),
             (chunk.select(columns) for chunk in small.partition_by("chunk", maintain_order=True)),

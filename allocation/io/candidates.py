@@ -89,11 +89,11 @@ class DuckDBCandidates:
             "  UNBOUNDED PRECEDING AND CURRENT ROW) - lines) // $lines AS chunk, lines "
             "  FROM candidate_skus"
             "), sized AS ("
-            "  SELECT sku, sku_rank, chunk, sum(lines) OVER (PARTITION BY chunk) AS chunk_size "
-            "  FROM packed"
-            ") SELECT l.orderid, l.sku, l.qty, l.arrival_seq, c.chunk, c.chunk_size > $lines "
-            "AS big FROM candidate_lines l JOIN sized c USING (sku) "
-            "ORDER BY c.chunk_size DESC, c.sku_rank, l.arrival_seq",
+            "  SELECT sku, sku_rank, chunk, sum(lines) OVER (PARTITION BY chunk) AS chunk_size, "
+            "  max(lines) OVER (PARTITION BY chunk) > $lines AS big FROM packed"
+            ") SELECT l.orderid, l.sku, l.qty, l.arrival_seq, c.chunk, c.big "
+            "FROM candidate_lines l JOIN sized c USING (sku) "
+            "ORDER BY c.big DESC, c.chunk_size DESC, c.sku_rank, l.arrival_seq",
             params={"lines": lines},
         ).to_arrow_reader(_READ_ROWS)
         spool = self._path.with_name(f"pieces-{uuid.uuid4().hex}.parquet")

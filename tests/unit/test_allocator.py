@@ -108,7 +108,7 @@ def test_chunks_keep_each_sku_whole_in_arrival_order_biggest_first() -> None:
     assert hot_lines["arrival_seq"].is_sorted() and hot_lines["arrival_seq"].is_unique().all()
     sizes = [chunk.height for chunk in chunks]
     assert sizes == sorted(sizes, reverse=True) and sum(sizes) == 400
-    assert max(sizes) <= 100  # the small chunks are whole
+    assert max(sizes) < 200  # whole chunks: a sku of 10 lines may overshoot
     seen: set[str] = {"HOT-LAMP"}
     for chunk in chunks:
         skus = set(chunk["sku"])
