@@ -17,8 +17,13 @@ What keeps the per-line cost down (the domain's rule still decides every line):
 * the cyclic garbage collector is paused in the loop: it holds only `OrderLine`/`Batch` objects
   without cycles, which reference counting frees.
 
+A chunk holding a sku of more than `chunk_lines` lines (a hot sku) comes in pieces of at most
+`chunk_lines` lines, allocated in order in this process, each batch's state carried from piece
+to piece (`carry`): no `Product` holds more than a piece's lines.
+
 In parallel, helpers are spawned first (their imports overlap the first chunks); each holds two
-chunks at a time, biggest first, and this process allocates the next whenever they are busy.
+whole chunks at a time, biggest first, topped up between the pieces of the hot skus, and this
+process allocates the next whole chunk whenever they are busy.
 """
 
 from __future__ import annotations

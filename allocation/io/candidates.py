@@ -3,10 +3,13 @@
 Candidates are the lines waiting in `order_lines` (backorders, and lines a manifest change
 released tonight) and tonight's new lines (the TEMP table `night_lines`). DuckDB counts the lines
 per sku, packs the skus (in sku order) into chunks of about the lines the allocator asks for (a
-sku is never split), and hands the lines over in ONE ordered query, biggest chunk first, each sku's lines in
-arrival order: one sort, spilled by DuckDB past its memory limit, instead of a query per chunk
-(each of which scans the whole night). Python holds one chunk (and the arrow batch it is cut
-from) at a time.
+sku is never split between chunks), and hands the lines over in ONE ordered query (sorted on
+integers: a rank per sku, not its text), the chunks holding a hot sku first, then biggest chunk
+first, each sku's lines in arrival order: one sort, spilled by DuckDB past its memory limit,
+instead of a query per chunk (each of which scans the whole night). The hot chunks' rows are
+spooled to a Parquet file and read back in pieces of at most the chunk's lines while the query
+streams the other chunks: Python holds the pieces and chunks in flight (and the arrow batch they
+are cut from), never a whole hot sku.
 
 While that query streams, the connection can run nothing else, so the placements go to a Parquet
 file in the night's spill folder as they come back; `load_placements` then reads it into the
