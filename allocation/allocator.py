@@ -17,8 +17,13 @@ What keeps the per-line cost down (the domain's rule still decides every line):
 * the cyclic garbage collector is paused in the loop: it holds only `OrderLine`/`Batch` objects
   without cycles, which reference counting frees.
 
+A chunk holding a sku of more than `chunk_lines` lines (a hot sku) comes in pieces of at most
+`chunk_lines` lines, allocated in order in this process, each batch's state carried from piece
+to piece (`carry`): no `Product` holds more than a piece's lines.
+
 In parallel, helpers are spawned first (their imports overlap the first chunks); each holds two
-chunks at a time, biggest first, and this process allocates the next whenever they are busy.
+whole chunks at a time, biggest first, topped up between the pieces of the hot skus, and this
+process allocates the next whole chunk whenever they are busy.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from contextlib import AbstractContextManager, contextmanager
 from itertools import pairwise
 from typing import Protocol
 
@@ -204,6 +210,28 @@ def allocate_chunk(
     )
 
 
+#: `Candidates.chunks`: the pieces of the big chunks, in order; the whole small chunks.
+Streams = tuple[Iterator[pl.DataFrame], Iterator[pl.DataFrame]]
+
+
+def carry(batches: pl.DataFrame, placed: pl.DataFrame) -> pl.DataFrame:
+    """`batches` with `allocated` grown by the qty `placed` (`allocate_chunk`'s frame) put on
+    each. Exact for the next piece of a sku: the domain's rule places a line on the first
+    batch in preference order with room, which depends only on the batches' order and
+    available quantity (a night's lines are distinct, so no line is found already held)."""
+    used = placed.group_by("batch").agg(pl.col("qty").sum().alias("__used"))
+    return batches.join(
+        used, left_on=_BATCH, right_on="batch", how="left", maintain_order="left"
+    ).select(
+        *(
+            (pl.col("allocated") + pl.col("__used").fill_null(0)).alias("allocated")
+            if name == "allocated"
+            else pl.col(name)
+            for name in batches.columns
+        )
+    )
+
+
 class Candidates(Protocol):
     """The night's open lines, handed out one chunk of skus at a time, and where their
     placements go. A sku is never split between chunks (skus never share a batch), so chunks
@@ -217,9 +245,14 @@ class Candidates(Protocol):
         """reference, sku, eta, purchased, allocated, `__batch` (an integer id) of every batch
         of the candidates' skus: the catalogue, not the night, so it is held whole."""
 
-    def chunks(self, chunk_lines: int) -> Iterator[pl.DataFrame]:
-        """orderid, sku, qty, arrival_seq: one frame per chunk of about `chunk_lines` lines
-        (`chunk_of_skus`), the biggest first; each sku's lines in one chunk, in arrival order."""
+    def chunks(self, chunk_lines: int) -> AbstractContextManager[Streams]:
+        """The lines (orderid, sku, qty, arrival_seq) as two streams that can be read side by
+        side: `pieces`, the chunks of skus (`chunk_of_skus`) that hold a sku of more than
+        `chunk_lines` lines (a hot sku), biggest first, cut into consecutive pieces of at most
+        `chunk_lines` lines (a sku may straddle two), to be allocated one after another
+        carrying the batches' state (`carry`); `whole`, the other chunks (under twice
+        `chunk_lines` lines), biggest first. Each sku's lines in arrival
+        order. Only the pieces and chunks read are in memory."""
 
     def record(self, placed: pl.DataFrame) -> None:
         """Keeps the placements (`allocate_chunk`'s frame) of one chunk."""
@@ -246,34 +279,63 @@ class _Helpers:
         self._pool.shutdown(cancel_futures=True)
 
     def share(self, candidates: Candidates, chunk_lines: int, progress: _Progress) -> None:
-        """Allocates every chunk, biggest first: each helper that is up holds `_IN_FLIGHT`
-        chunks, and this process takes the next chunk whenever they are all busy. Only the
-        chunks in flight are in memory; the last ones handed out are the smallest, so the
-        processes finish close together (a hot sku, the biggest chunk, starts first)."""
+        """Allocates every chunk, biggest first. This process allocates the pieces of the big
+        chunks (a hot sku) one after another, carrying the batches' state; between pieces it
+        hands the whole chunks to the helpers, `_IN_FLIGHT` each, so they work while it does.
+        Once the pieces are done, it takes the next whole chunk whenever the helpers are all
+        busy. Only the chunks in flight are in memory; the last ones handed out are the
+        smallest, so the processes finish close together."""
         batches = candidates.batches()
         running: dict[Future[pl.DataFrame], int] = {}
         here = handed = 0
+        held: pl.DataFrame | None = None  # the next whole chunk, when no helper had room
 
         def collect(futures: Iterable[Future[pl.DataFrame]]) -> None:
             for future in futures:
                 lines = running.pop(future)
                 _record(candidates, future.result(), lines, progress)
 
-        for chunk in candidates.chunks(chunk_lines):
-            handed += 1
+        def hand_out(whole: Iterator[pl.DataFrame]) -> None:
+            nonlocal held, handed
             collect([future for future in running if future.done()])
             ready = sum(started.done() for started in self._started)
-            if len(running) < _IN_FLIGHT * ready:
-                work = (chunk, batches.join(chunk.select("sku").unique(), on="sku", how="semi"))
-                running[self._pool.submit(allocate_chunk, *work)] = chunk.height
-                continue
-            placed = allocate_chunk(chunk, batches, progress.within)
-            _record(candidates, placed, chunk.height, progress)
-            here += chunk.height
-        while running:
-            collect([next(as_completed(running))])
+            while True:
+                if held is None:
+                    held = next(whole, None)
+                    if held is None:
+                        return
+                    handed += 1
+                if len(running) >= _IN_FLIGHT * ready:
+                    return
+                work = (held, batches.join(held.select("sku").unique(), on="sku", how="semi"))
+                running[self._pool.submit(allocate_chunk, *work)] = held.height
+                held = None
+
+        with candidates.chunks(chunk_lines) as (pieces, whole):
+            carried = batches
+            for piece in pieces:
+                hand_out(whole)
+                placed = allocate_chunk(piece, carried, progress.within)
+                carried = carry(carried, placed)
+                _record(candidates, placed, piece.height, progress)
+                here += piece.height
+            while True:
+                hand_out(whole)
+                if held is None:
+                    break
+                chunk, held = held, None
+                _record(
+                    candidates,
+                    allocate_chunk(chunk, batches, progress.within),
+                    chunk.height,
+                    progress,
+                )
+                here += chunk.height
+            while running:
+                collect([next(as_completed(running))])
         log.info(
-            "Allocated %s lines in %d chunks of skus: %s in this process, the rest in %d helper(s)",
+            "Allocated %s lines in %d whole chunks of skus and the pieces of the big ones: %s in "
+            "this process, the rest in %d helper(s)",
             f"{progress.total:,}",
             handed,
             f"{here:,}",
@@ -306,8 +368,14 @@ def allocate_candidates(
             helpers.share(candidates, chunk_lines, done)
         return
     batches = candidates.batches()
-    for chunk in candidates.chunks(chunk_lines):
-        _record(candidates, allocate_chunk(chunk, batches, done.within), chunk.height, done)
+    with candidates.chunks(chunk_lines) as (pieces, whole):
+        carried = batches
+        for piece in pieces:
+            placed = allocate_chunk(piece, carried, done.within)
+            carried = carry(carried, placed)
+            _record(candidates, placed, piece.height, done)
+        for chunk in whole:
+            _record(candidates, allocate_chunk(chunk, batches, done.within), chunk.height, done)
 
 
 def chunk_of_skus(lines_per_sku: pl.Expr, chunk_lines: int) -> pl.Expr:
@@ -341,19 +409,29 @@ class FrameCandidates:
     def batches(self) -> pl.DataFrame:
         return self._batches
 
-    def chunks(self, chunk_lines: int) -> Iterator[pl.DataFrame]:
+    @contextmanager
+    def chunks(self, chunk_lines: int) -> Iterator[Streams]:
+        chunk_lines = max(1, chunk_lines)
         per_sku = (
             self._lines.group_by("sku")
             .len("lines")
             .sort("sku")
-            .with_columns(chunk=chunk_of_skus(pl.col("lines"), max(1, chunk_lines)))
+            .with_columns(chunk=chunk_of_skus(pl.col("lines"), chunk_lines))
         )
-        chunked = self._lines.join(per_sku, on="sku").with_columns(size=pl.len().over("chunk"))
+        chunked = self._lines.join(per_sku, on="sku").with_columns(
+            size=pl.len().over("chunk"), big=(pl.col("lines").max() > chunk_lines).over("chunk")
+        )
         ordered = chunked.sort(
-            ["size", "chunk", "sku", "arrival_seq"], descending=[True, False, False, False]
+            ["big", "size", "chunk", "sku", "arrival_seq"],
+            descending=[True, True, False, False, False],
         )
-        for chunk in ordered.partition_by("chunk", maintain_order=True):
-            yield chunk.select("orderid", "sku", "qty", "arrival_seq")
+        columns = ("orderid", "sku", "qty", "arrival_seq")
+        big = ordered.filter(pl.col("big")).select(columns)
+        small = ordered.filter(~pl.col("big"))
+        yield (
+            iter(big.iter_slices(chunk_lines)),
+            (chunk.select(columns) for chunk in small.partition_by("chunk", maintain_order=True)),
+        )
 
     def record(self, placed: pl.DataFrame) -> None:
         self.placed.append(placed)

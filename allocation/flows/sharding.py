@@ -6,7 +6,9 @@ transaction, it
 
 1. takes the night's candidates chunk by chunk of skus, biggest first, as they stream out of
    DuckDB (skus never share a batch, so chunks are independent: a chunk's lines get the same
-   batches alone as with every other sku beside them);
+   batches alone as with every other sku beside them); a chunk bigger than `chunk_lines` (a
+   hot sku) comes in pieces that depend on each other, which this process allocates in order,
+   carrying the batches' state, while the workers take the whole chunks;
 2. writes each chunk's lines and its skus' batches as Parquet to the staging location (a
    folder, or any fsspec URL every worker can reach) under a folder named after the content;
 3. runs one Prefect task `allocate-shard` per chunk on a `prefect_dask.DaskTaskRunner` (an
@@ -40,7 +42,13 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.futures import PrefectFuture, as_completed
 
-from allocation.allocator import CHUNK_LINES, Candidates, allocate_candidates, allocate_chunk
+from allocation.allocator import (
+    CHUNK_LINES,
+    Candidates,
+    allocate_candidates,
+    allocate_chunk,
+    carry,
+)
 from allocation.services import Allocator, Progress, rate
 from allocation.settings import RunParameters
 
@@ -211,9 +219,8 @@ def allocate_on_dask(
             if progress is not None:
                 progress(done, candidates.lines)
 
-        for chunk in candidates.chunks(chunk_lines):
-            while len(running) >= _IN_FLIGHT * threads:
-                collect(next(as_completed(list(running))))
+        def submit(chunk: pl.DataFrame) -> None:
+            nonlocal shards
             shards += 1
             chunk_batches = batches.join(chunk.select("sku").unique(), on="sku", how="semi")
             lines_url, batches_url, result_url = stage_chunk(chunk, chunk_batches, root)
@@ -228,8 +235,32 @@ def allocate_on_dask(
                     },
                 )
             running[future] = chunk.height
-        while running:
-            collect(next(as_completed(list(running))))
+
+        with candidates.chunks(chunk_lines) as (pieces, whole):
+            # The pieces of a big chunk (a hot sku) depend on each other: this process
+            # allocates them in order, carrying the batches' state, and between pieces
+            # tops the workers up with whole chunks, so they work meanwhile.
+            carried = batches
+            for piece in pieces:
+                for finished in [future for future in running if future.state.is_final()]:
+                    collect(finished)
+                while len(running) < _IN_FLIGHT * threads:
+                    chunk = next(whole, None)
+                    if chunk is None:
+                        break
+                    submit(chunk)
+                placed = allocate_chunk(piece, carried)
+                carried = carry(carried, placed)
+                candidates.record(placed)
+                done += piece.height
+                if progress is not None:
+                    progress(done, candidates.lines)
+            for chunk in whole:
+                while len(running) >= _IN_FLIGHT * threads:
+                    collect(next(as_completed(list(running))))
+                submit(chunk)
+            while running:
+                collect(next(as_completed(list(running))))
     if not keep_staging:
         fs, path = url_to_fs(root)
         fs.rm(path, recursive=True)

@@ -3,10 +3,13 @@
 Candidates are the lines waiting in `order_lines` (backorders, and lines a manifest change
 released tonight) and tonight's new lines (the TEMP table `night_lines`). DuckDB counts the lines
 per sku, packs the skus (in sku order) into chunks of about the lines the allocator asks for (a
-sku is never split), and hands the lines over in ONE ordered query, biggest chunk first, each sku's lines in
-arrival order: one sort, spilled by DuckDB past its memory limit, instead of a query per chunk
-(each of which scans the whole night). Python holds one chunk (and the arrow batch it is cut
-from) at a time.
+sku is never split between chunks), and hands the lines over in ONE ordered query (sorted on
+integers: a rank per sku, not its text), the chunks holding a hot sku first, then biggest chunk
+first, each sku's lines in arrival order: one sort, spilled by DuckDB past its memory limit,
+instead of a query per chunk (each of which scans the whole night). The hot chunks' rows are
+spooled to a Parquet file and read back in pieces of at most the chunk's lines while the query
+streams the other chunks: Python holds the pieces and chunks in flight (and the arrow batch they
+are cut from), never a whole hot sku.
 
 While that query streams, the connection can run nothing else, so the placements go to a Parquet
 file in the night's spill folder as they come back; `load_placements` then reads it into the
@@ -17,8 +20,10 @@ key, stable for the night's transaction (batches are updated in place, never del
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -32,6 +37,7 @@ PLACEMENTS_SCHEMA = arrow.schema(
     [("arrival_seq", arrow.int64()), ("batch", arrow.int64()), ("qty", arrow.int64())]
 )
 _READ_ROWS = 100_000  # rows per arrow batch of the ordered query
+_COLUMNS = ("orderid", "sku", "qty", "arrival_seq")
 
 
 class DuckDBCandidates:
@@ -43,14 +49,16 @@ class DuckDBCandidates:
         con.execute(f"CREATE OR REPLACE TEMP VIEW candidate_lines AS {CANDIDATE_LINES}")
         con.execute(
             "CREATE OR REPLACE TEMP TABLE candidate_skus AS "
-            "SELECT sku, count(*) AS lines FROM candidate_lines GROUP BY sku"
+            "SELECT sku, row_number() OVER (ORDER BY sku) AS sku_rank, count(*) AS lines "
+            "FROM candidate_lines GROUP BY sku"
         )
         rows = con.sql("SELECT coalesce(sum(lines), 0)::BIGINT FROM candidate_skus").fetchall()
         self._lines = int(rows[0][0])
         folder.mkdir(parents=True, exist_ok=True)
         # Runs never overlap (the run lock): a placements file here is one a killed night left.
-        for leftover in folder.glob("placements-*.parquet"):
-            leftover.unlink(missing_ok=True)
+        for pattern in ("placements-*.parquet", "pieces-*.parquet"):
+            for leftover in folder.glob(pattern):
+                leftover.unlink(missing_ok=True)
         self._path = folder / f"placements-{uuid.uuid4().hex}.parquet"
         self._writer: pq.ParquetWriter | None = None
         self.placed = 0
@@ -66,32 +74,39 @@ class DuckDBCandidates:
         ).pl()
         return frame
 
-    def chunks(self, chunk_lines: int) -> Iterator[pl.DataFrame]:
+    @contextmanager
+    def chunks(
+        self, chunk_lines: int
+    ) -> Iterator[tuple[Iterator[pl.DataFrame], Iterator[pl.DataFrame]]]:
+        """`allocation.allocator.Candidates.chunks`. The big chunks come first out of the
+        ordered query; they are spooled to a Parquet file in the spill folder (the connection
+        cannot serve a second query while this one streams), read back piece by piece while
+        the rest of the query streams the whole chunks."""
+        lines = max(1, chunk_lines)
         # A sku goes to the chunk where its first line falls (skus in sku order), as
-        # `allocation.allocator.chunk_of_skus` packs them.
+        # `allocation.allocator.chunk_of_skus` packs them; chunks are contiguous ranges of
+        # sku_rank, so sorting on the integer rank keeps each chunk together.
         reader = self.con.sql(
             "WITH packed AS ("
-            "  SELECT sku, (sum(lines) OVER (ORDER BY sku ROWS BETWEEN UNBOUNDED PRECEDING "
-            "  AND CURRENT ROW) - lines) // $lines AS chunk, lines FROM candidate_skus"
+            "  SELECT sku, sku_rank, (sum(lines) OVER (ORDER BY sku_rank ROWS BETWEEN "
+            "  UNBOUNDED PRECEDING AND CURRENT ROW) - lines) // $lines AS chunk, lines "
+            "  FROM candidate_skus"
             "), sized AS ("
-            "  SELECT sku, chunk, sum(lines) OVER (PARTITION BY chunk) AS chunk_size FROM packed"
-            ") SELECT l.orderid, l.sku, l.qty, l.arrival_seq, c.chunk "
+            "  SELECT sku, sku_rank, chunk, sum(lines) OVER (PARTITION BY chunk) AS chunk_size, "
+            "  max(lines) OVER (PARTITION BY chunk) > $lines AS big FROM packed"
+            ") SELECT l.orderid, l.sku, l.qty, l.arrival_seq, c.chunk, c.big "
             "FROM candidate_lines l JOIN sized c USING (sku) "
-            "ORDER BY c.chunk_size DESC, c.chunk, l.sku, l.arrival_seq",
-            params={"lines": max(1, chunk_lines)},
+            "ORDER BY c.big DESC, c.chunk_size DESC, c.sku_rank, l.arrival_seq",
+            params={"lines": lines},
         ).to_arrow_reader(_READ_ROWS)
+        spool = self._path.with_name(f"pieces-{uuid.uuid4().hex}.parquet")
         try:
-            held: list[pl.DataFrame] = []
-            for batch in reader:
-                frame = pl.DataFrame(arrow.Table.from_batches([batch]))
-                for part in frame.partition_by("chunk", maintain_order=True):
-                    if held and held[0]["chunk"][0] != part["chunk"][0]:
-                        yield _chunk(held)
-                    held.append(part)
-            if held:
-                yield _chunk(held)
+            rest = _spool_big_chunks(reader, spool)
+            pieces = _pieces(spool, lines) if spool.exists() else iter(())
+            yield pieces, _whole_chunks(rest, reader)
         finally:
             reader.close()  # else the connection refuses every statement, ROLLBACK included
+            spool.unlink(missing_ok=True)
 
     def record(self, placed: pl.DataFrame) -> None:
         table = placed.select("arrival_seq", "batch", "qty").to_arrow().cast(PLACEMENTS_SCHEMA)
@@ -125,7 +140,65 @@ class DuckDBCandidates:
         self._path.unlink(missing_ok=True)
 
 
+def _spool_big_chunks(reader: arrow.RecordBatchReader, spool: Path) -> pl.DataFrame | None:
+    """Writes the rows of the big chunks (the first out of the reader) to `spool`; returns the
+    rest of the batch where they end (None when the reader is done)."""
+    writer: pq.ParquetWriter | None = None
+    try:
+        for batch in reader:
+            frame = pl.DataFrame(arrow.Table.from_batches([batch]))
+            big = frame.filter(pl.col("big"))
+            if big.height:
+                if writer is None:
+                    writer = pq.ParquetWriter(spool, big.to_arrow().schema, compression="lz4")
+                writer.write_table(big.to_arrow())
+            if big.height < frame.height:
+                return frame.filter(~pl.col("big"))
+        return None
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _pieces(spool: Path, lines: int) -> Iterator[pl.DataFrame]:
+    """The spooled rows in order, in pieces of `lines` lines (the last one fewer)."""
+    held: list[pl.DataFrame] = []
+    count = 0
+    for batch in pq.ParquetFile(spool).iter_batches(batch_size=_READ_ROWS):
+        frame = pl.DataFrame(arrow.Table.from_batches([batch])).select(_COLUMNS)
+        while frame.height:
+            take = frame.head(lines - count)
+            held.append(take)
+            count += take.height
+            frame = frame.slice(take.height)
+            if count == lines:
+                yield pl.concat(held, how="vertical")
+                held.clear()
+                count = 0
+    if held:
+        yield pl.concat(held, how="vertical")
+
+
+def _whole_chunks(
+    first: pl.DataFrame | None, reader: arrow.RecordBatchReader
+) -> Iterator[pl.DataFrame]:
+    """The chunks of `first` and the rest of `reader`, one frame each."""
+    if first is None:
+        return
+    held: list[pl.DataFrame] = []
+    frames = itertools.chain(
+        [first], (pl.DataFrame(arrow.Table.from_batches([batch])) for batch in reader)
+    )
+    for frame in frames:
+        for part in frame.partition_by("chunk", maintain_order=True):
+            if held and held[0]["chunk"][0] != part["chunk"][0]:
+                yield _chunk(held)
+            held.append(part)
+    if held:
+        yield _chunk(held)
+
+
 def _chunk(held: list[pl.DataFrame]) -> pl.DataFrame:
-    frame = pl.concat(held, how="vertical").drop("chunk")
+    frame = pl.concat(held, how="vertical").select(_COLUMNS)
     held.clear()
     return frame

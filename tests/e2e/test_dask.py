@@ -292,6 +292,69 @@ def test_the_dask_allocator_is_pure_and_matches_allocate_lines(
     assert {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in results} == before
 
 
+@pytest.mark.filterwarnings("ignore:Logger 'allocation' attempted to send logs:UserWarning")
+def test_a_hot_sku_bigger_than_a_chunk_is_allocated_in_pieces_beside_the_shards(
+    tmp_path: Path, dask_address: str
+) -> None:
+    rng = random.Random(4)
+    skus = ["HOT-LAMP"] * 30 + [f"S{n}" for n in range(30)]
+    picks = [rng.choice(skus) for _ in range(3000)]
+    lines = pl.DataFrame(
+        {
+            "orderid": [f"o{n}" for n in range(3000)],
+            "sku": picks,
+            "qty": [rng.randint(1, 4) for _ in range(3000)],
+            "arrival_seq": pl.Series(rng.sample(range(10_000), 3000), dtype=pl.Int64),
+        }
+    )
+    batches = pl.DataFrame(
+        [
+            ("lamp-stock", "HOT-LAMP", None, 500, 120),
+            ("lamp-dec", "HOT-LAMP", dt.date(2026, 12, 3), 700, 0),
+            ("lamp-jan", "HOT-LAMP", dt.date(2027, 1, 9), 900, 50),
+            *[(f"b{n}", f"S{n}", None, rng.randint(0, 80), 0) for n in range(30)],
+        ],
+        schema={
+            "reference": pl.String,
+            "sku": pl.String,
+            "eta": pl.Date,
+            "purchased": pl.Int64,
+            "allocated": pl.Int64,
+        },
+        orient="row",
+    )
+    params = RunParameters.build(
+        warehouse=tmp_path / "w.duckdb",
+        business_date="2026-11-25",
+        task_runner="dask",
+        dask_address=dask_address,
+    )
+    candidates = FrameCandidates(lines, batches)
+
+    allocate_on_dask(
+        candidates,
+        runner=task_runner_for(params),
+        staging=staging_root(params),
+        run_id="hot",
+        keep_staging=True,
+        chunk_lines=100,  # the lamp's ~1500 lines: 15 pieces in this process
+    )
+
+    numbered = candidates.batches().select(
+        pl.col("__batch").alias("batch"), pl.col("reference").alias("batchref"), "eta"
+    )
+    placed = pl.concat(candidates.placed).join(numbered, on="batch")
+    got = lines.sort("arrival_seq").join(
+        placed.select("arrival_seq", "batchref", "eta"), on="arrival_seq", how="left"
+    )
+    expected = allocate_lines(lines, batches)
+    assert got.to_dicts() == expected.to_dicts()
+    lamp = expected.filter(pl.col("sku") == "HOT-LAMP")
+    assert lamp["batchref"].n_unique() == 4  # three batches used up, then out of stock
+    staged = list(Path(staging_root(params)).glob("run-hot/shard-*/lines.parquet"))
+    assert staged and all("HOT-LAMP" not in pl.read_parquet(path)["sku"] for path in staged)
+
+
 @task(cache_policy=NO_CACHE, persist_result=False)
 def _heavy_parent(frame: pl.DataFrame) -> dict[str, Any]:
     with _parent_without_parameters():

@@ -3,6 +3,7 @@ records the same warehouse whatever the chunk size and however many processes al
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 from collections.abc import Callable
@@ -48,22 +49,38 @@ def test_candidates_come_in_chunks_of_whole_skus_biggest_first_in_arrival_order(
     tmp_path: Path,
 ) -> None:
     uow = _warehouse_with_a_night(tmp_path / "w.duckdb")
+    spill = tmp_path / "spill"
     try:
-        candidates = DuckDBCandidates(uow.con, tmp_path / "spill")
+        candidates = DuckDBCandidates(uow.con, spill)
         batches = candidates.batches()
-        chunks = list(candidates.chunks(50))
+        with candidates.chunks(50) as (streamed_pieces, streamed_whole):
+            # read side by side, as the allocator does: a piece, a whole chunk, a piece...
+            pieces: list[pl.DataFrame] = []
+            chunks: list[pl.DataFrame] = []
+            for piece in streamed_pieces:
+                pieces.append(piece)
+                chunks.extend(itertools.islice(streamed_whole, 1))
+            chunks.extend(streamed_whole)
+            spooled = [path.name for path in spill.glob("pieces-*.parquet")]
+        after = [path.name for path in spill.glob("pieces-*.parquet")]
+        assert uow.con.sql("SELECT 1").fetchall() == [(1,)]  # the connection is free again
     finally:
         uow.__exit__(None, None, None)
 
     assert candidates.lines == 1 + 120 + 200  # the waiting line, not the allocated one
     assert sorted(batches["reference"]) == ["b-cold", "b-hot"]
+    # the hot sku (121 lines) is bigger than a chunk: pieces of 50, in arrival order
+    assert [piece.height for piece in pieces] == [50, 50, 21]
+    hot = pl.concat(pieces)
+    assert hot["sku"].unique().to_list() == ["HOT-LAMP"]
+    assert hot["orderid"][0] == "waiting" and hot["arrival_seq"].is_sorted()
+    assert len(spooled) == 1 and after == []
     sizes = [chunk.height for chunk in chunks]
-    assert sizes == sorted(sizes, reverse=True) and sum(sizes) == candidates.lines
-    assert chunks[0]["sku"].unique().to_list() == ["HOT-LAMP"]  # the hot sku, alone, first
-    assert chunks[0]["orderid"][0] == "waiting"  # the oldest line first
-    seen: set[str] = set()
-    for chunk in chunks:
+    assert sizes == sorted(sizes, reverse=True) and sum(sizes) == 200 and max(sizes) < 100
+    seen: set[str] = {"HOT-LAMP"}
+    for chunk in [*pieces, *chunks]:
         assert chunk.columns == ["orderid", "sku", "qty", "arrival_seq"]
+    for chunk in chunks:
         assert not set(chunk["sku"]) & seen, "a sku split between chunks"
         seen |= set(chunk["sku"])
         assert chunk.sort("sku", "arrival_seq", maintain_order=True).equals(chunk)

@@ -7,12 +7,16 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from allocation import allocator
 from allocation.allocator import allocate_lines
+from allocation.domain import OrderLine, Product
 
 BATCH_SCHEMA = {
     "reference": pl.String,
@@ -40,7 +44,9 @@ def test_previous_allocations_count_against_a_batch() -> None:
     ]
 
 
-def _night(seed: int, lines: int, repeat_lines: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
+def _night(seed: int, lines: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A night of distinct lines (as every night is: tonight's are deduplicated against the
+    warehouse and each other), over 50 skus with 1-4 batches each."""
     rng = random.Random(seed)
     skus = [f"SKU-{i}" for i in range(50)]
     batches = pl.DataFrame(
@@ -53,8 +59,6 @@ def _night(seed: int, lines: int, repeat_lines: bool) -> tuple[pl.DataFrame, pl.
         orient="row",
     )
     rows = [(f"o{n}", rng.choice(skus), rng.randint(1, 9), n) for n in range(lines)]
-    if repeat_lines:  # the same line twice: the domain places it once, on the same batch
-        rows += [(orderid, sku, qty, seq + lines) for orderid, sku, qty, seq in rows[::7]]
     shuffled = rng.sample(rows, len(rows))  # arrival order is arrival_seq, not row order
     return pl.DataFrame(shuffled, schema=LINE_SCHEMA, orient="row"), batches
 
@@ -69,11 +73,8 @@ class HelpersUpFirst(allocator._Helpers):
             started.result()
 
 
-@pytest.mark.parametrize("repeat_lines", [False, True])
-def test_chunks_in_worker_processes_match_one_process(
-    monkeypatch: pytest.MonkeyPatch, repeat_lines: bool
-) -> None:
-    lines, batches = _night(11, 3_000, repeat_lines)
+def test_chunks_in_worker_processes_match_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    lines, batches = _night(11, 3_000)
     one = allocate_lines(lines, batches, workers=1)
     monkeypatch.setattr(allocator, "PARALLEL_MIN_LINES", 0)
     monkeypatch.setattr(allocator, "_Helpers", HelpersUpFirst)
@@ -85,7 +86,7 @@ def test_chunks_in_worker_processes_match_one_process(
 
 @pytest.mark.parametrize("chunk_lines", [1, 37, 500, 10_000])
 def test_the_size_of_the_chunks_does_not_change_any_answer(chunk_lines: int) -> None:
-    lines, batches = _night(7, 2_000, repeat_lines=True)
+    lines, batches = _night(7, 2_000)
     assert allocate_lines(lines, batches, chunk_lines=chunk_lines).equals(
         allocate_lines(lines, batches)
     )
@@ -97,13 +98,18 @@ def test_chunks_keep_each_sku_whole_in_arrival_order_biggest_first() -> None:
     lines = pl.DataFrame(hot + cold, schema=LINE_SCHEMA, orient="row")
     candidates = allocator.FrameCandidates(lines, pl.DataFrame([], schema=BATCH_SCHEMA))
 
-    chunks = list(candidates.chunks(100))
+    with candidates.chunks(100) as (streamed_pieces, streamed_whole):
+        pieces, chunks = list(streamed_pieces), list(streamed_whole)
 
+    # the hot sku, bigger than a chunk, in consecutive pieces of at most 100 lines
+    assert [piece.height for piece in pieces] == [100, 100, 100]
+    hot_lines = pl.concat(pieces)
+    assert hot_lines["sku"].unique().to_list() == ["HOT-LAMP"]
+    assert hot_lines["arrival_seq"].is_sorted() and hot_lines["arrival_seq"].is_unique().all()
     sizes = [chunk.height for chunk in chunks]
-    assert sizes == sorted(sizes, reverse=True) and sum(sizes) == 700
-    assert chunks[0]["sku"].unique().to_list() == ["HOT-LAMP"]  # the hot sku first, alone
-    assert max(sizes[1:]) < 200  # about 100 lines each: a sku of 10 lines may overshoot
-    seen: set[str] = set()
+    assert sizes == sorted(sizes, reverse=True) and sum(sizes) == 400
+    assert max(sizes) < 200  # whole chunks: a sku of 10 lines may overshoot
+    seen: set[str] = {"HOT-LAMP"}
     for chunk in chunks:
         skus = set(chunk["sku"])
         assert not skus & seen, "a sku split between chunks"
@@ -113,22 +119,29 @@ def test_chunks_keep_each_sku_whole_in_arrival_order_biggest_first() -> None:
 
 
 class RecordingCandidates(allocator.FrameCandidates):
-    """Notes which chunk sizes were handed out, in order."""
+    """Notes the sizes of the whole chunks and of the pieces handed out, in order."""
 
     def __init__(self, lines: pl.DataFrame, batches: pl.DataFrame) -> None:
         super().__init__(lines, batches)
         self.handed: list[int] = []
+        self.pieces: list[int] = []
 
-    def chunks(self, chunk_lines: int) -> Iterator[pl.DataFrame]:
-        for chunk in super().chunks(chunk_lines):
-            self.handed.append(chunk.height)
-            yield chunk
+    @contextmanager
+    def chunks(self, chunk_lines: int) -> Iterator[allocator.Streams]:
+        with super().chunks(chunk_lines) as (pieces, whole):
+            yield self._note(pieces, self.pieces), self._note(whole, self.handed)
+
+    @staticmethod
+    def _note(frames: Iterator[pl.DataFrame], sizes: list[int]) -> Iterator[pl.DataFrame]:
+        for frame in frames:
+            sizes.append(frame.height)
+            yield frame
 
 
 def test_a_chunk_that_comes_back_with_more_placements_than_lines_fails_the_night(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    lines, batches = _night(3, 50, repeat_lines=False)
+    lines, batches = _night(3, 50)
     allocate_chunk = allocator.allocate_chunk
 
     def twice(chunk: pl.DataFrame, batches: pl.DataFrame, *progress: object) -> pl.DataFrame:
@@ -142,7 +155,7 @@ def test_a_chunk_that_comes_back_with_more_placements_than_lines_fails_the_night
 def test_helpers_get_the_biggest_chunks_and_every_chunk_is_recorded_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    lines, batches = _night(13, 3_000, repeat_lines=False)
+    lines, batches = _night(13, 3_000)
     monkeypatch.setattr(allocator, "PARALLEL_MIN_LINES", 0)
     monkeypatch.setattr(allocator, "_Helpers", HelpersUpFirst)
     candidates = RecordingCandidates(lines, batches)
@@ -204,7 +217,7 @@ def test_each_line_gets_the_domain_answer_in_arrival_order() -> None:
     room, else the earliest arrival with room; full batches are skipped."""
     from allocation.domain import Batch, OrderLine, OutOfStockError, allocate
 
-    lines, batches = _night(5, 2_000, repeat_lines=False)
+    lines, batches = _night(5, 2_000)
     placed = allocate_lines(lines, batches)
     stock = {
         sku: [Batch(r, s, q, e) for r, s, e, q, _ in group.rows()]
@@ -217,3 +230,132 @@ def test_each_line_gets_the_domain_answer_in_arrival_order() -> None:
         except OutOfStockError:
             expected.append(None)
     assert placed["batchref"].to_list() == expected
+
+
+def _hot_night(hot_lines: int) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """One sku far bigger than a chunk, whose batches (in stock, partly allocated on earlier
+    nights, and three shipments) run out one after another in the middle of the night, beside
+    a few small skus."""
+    rng = random.Random(hot_lines)
+    batches = pl.DataFrame(
+        [
+            ("lamp-stock", "HOT-LAMP", None, 40, 25),
+            ("lamp-dec", "HOT-LAMP", dt.date(2026, 12, 1), 30, 0),
+            ("lamp-jan", "HOT-LAMP", dt.date(2027, 1, 5), 55, 10),
+            ("lamp-feb", "HOT-LAMP", dt.date(2027, 2, 9), 70, 0),
+            ("clock-stock", "RETRO-CLOCK", None, 9, 3),
+            ("sofa-mar", "LARGE-SOFA", dt.date(2027, 3, 1), 5, 0),
+        ],
+        schema=BATCH_SCHEMA,
+        orient="row",
+    )
+    skus = ["HOT-LAMP"] * 8 + ["RETRO-CLOCK", "LARGE-SOFA", "SMALL-TABLE"]
+    rows = [(f"o{n}", rng.choice(skus), rng.randint(1, 4), n) for n in range(hot_lines)]
+    return pl.DataFrame(rng.sample(rows, len(rows)), schema=LINE_SCHEMA, orient="row"), batches
+
+
+@pytest.mark.parametrize("chunk_lines", [1, 2, 7, 10, 33, 100_000])
+def test_a_sku_far_bigger_than_a_chunk_gets_the_same_answers_in_pieces(chunk_lines: int) -> None:
+    lines, batches = _hot_night(300)
+    whole = allocate_lines(lines, batches, chunk_lines=10_000_000)
+    used = dict(whole.group_by("batchref").agg(pl.col("qty").sum()).rows())
+    # every lamp batch is used up during the night, across the pieces' boundaries
+    assert {ref: used.get(ref) for ref in ("lamp-stock", "lamp-dec", "lamp-jan", "lamp-feb")} == {
+        "lamp-stock": 15,
+        "lamp-dec": 30,
+        "lamp-jan": 45,
+        "lamp-feb": 70,
+    }
+    assert whole.filter(pl.col("sku") == "HOT-LAMP")["batchref"].null_count() > 0
+
+    assert allocate_lines(lines, batches, chunk_lines=chunk_lines).equals(whole)
+
+
+def test_pieces_of_a_hot_sku_in_this_process_match_one_process_with_helpers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lines, batches = _hot_night(2_000)
+    one = allocate_lines(lines, batches)
+    monkeypatch.setattr(allocator, "PARALLEL_MIN_LINES", 0)
+    monkeypatch.setattr(allocator, "_Helpers", HelpersUpFirst)
+    candidates = RecordingCandidates(lines, batches)
+
+    allocator.allocate_candidates(candidates, 2, chunk_lines=50)
+
+    assert len(candidates.pieces) > 10 and max(candidates.pieces) == 50
+    placed = pl.concat(candidates.placed)
+    assert placed["arrival_seq"].is_unique().all()
+    two = allocate_lines(lines, batches, workers=2, chunk_lines=50)
+    assert one.equals(two)
+
+
+class CountingProduct(Product):
+    """A domain `Product` that notes the most lines it ever held."""
+
+    most = 0
+
+    def allocate(self, line: OrderLine) -> str:
+        reference = super().allocate(line)
+        held = sum(len(batch.allocations) for batch in self.batches)
+        CountingProduct.most = max(CountingProduct.most, held)
+        return reference
+
+
+def test_no_product_holds_more_lines_than_a_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = pl.DataFrame(
+        [(f"o{n}", "HOT-LAMP", 1, n) for n in range(100)], schema=LINE_SCHEMA, orient="row"
+    )
+    batches = pl.DataFrame(
+        [("lamp-stock", "HOT-LAMP", None, 1_000, 0)], schema=BATCH_SCHEMA, orient="row"
+    )
+    monkeypatch.setattr(allocator, "Product", CountingProduct)
+
+    placed = allocate_lines(lines, batches, chunk_lines=10)
+
+    assert placed["batchref"].to_list() == ["lamp-stock"] * 100
+    assert CountingProduct.most == 10
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.lists(
+        st.tuples(st.sampled_from(["HOT-LAMP", "RETRO-CLOCK", "SOFA"]), st.integers(1, 6)),
+        max_size=120,
+    ),
+    stock=st.lists(
+        st.tuples(
+            st.sampled_from(["HOT-LAMP", "RETRO-CLOCK", "SOFA"]),
+            st.none() | st.integers(1, 60),
+            st.integers(0, 40),
+            st.integers(0, 40),
+        ),
+        max_size=8,
+    ),
+    chunk_lines=st.integers(1, 130),
+    order=st.randoms(use_true_random=False),
+)
+def test_any_chunk_size_places_every_line_as_one_chunk_of_everything(
+    data: list[tuple[str, int]],
+    stock: list[tuple[str, int | None, int, int]],
+    chunk_lines: int,
+    order: random.Random,
+) -> None:
+    rows = [(f"o{n}", sku, qty, n) for n, (sku, qty) in enumerate(data)]
+    lines = pl.DataFrame(order.sample(rows, len(rows)), schema=LINE_SCHEMA, orient="row")
+    batches = pl.DataFrame(
+        [
+            (
+                f"b{n}",
+                sku,
+                None if days is None else dt.date(2026, 12, 1) + dt.timedelta(days=days),
+                bought,
+                min(before, bought),
+            )
+            for n, (sku, days, bought, before) in enumerate(stock)
+        ],
+        schema=BATCH_SCHEMA,
+        orient="row",
+    )
+    assert allocate_lines(lines, batches, chunk_lines=chunk_lines).equals(
+        allocate_lines(lines, batches, chunk_lines=1_000)
+    )
