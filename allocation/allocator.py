@@ -33,9 +33,9 @@ import logging
 import multiprocessing
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from itertools import pairwise
 from typing import Protocol
 
@@ -46,8 +46,8 @@ from allocation.domain import Batch, OrderLine, OutOfStockError, Product
 log = logging.getLogger("allocation")
 
 _ROW = "__row"
-_BATCH = "__batch"
-_BATCH_COLUMNS = ("reference", "eta", "purchased", "allocated", _BATCH)
+BATCH_ID = "__batch"
+_BATCH_COLUMNS = ("reference", "eta", "purchased", "allocated", BATCH_ID)
 # Below this many lines a second process costs more than it saves: a spawned helper imports
 # polars and the parent's main module again (about 1 s for the `allocation` command on 2 cores;
 # measured with a busy machine: 100k lines took 0.2 s in one process, 0.45 s with a helper;
@@ -125,7 +125,7 @@ def _allocate_run(per_sku: pl.DataFrame) -> pl.Series:
     finally:
         if was_enabled:
             gc.enable()
-    return pl.Series(_BATCH, placed, dtype=pl.Int64)
+    return pl.Series(BATCH_ID, placed, dtype=pl.Int64)
 
 
 def _no_progress(done: int, total: int) -> None:
@@ -179,7 +179,7 @@ def allocate_shard(
     return pl.DataFrame(
         {
             _ROW: per_sku[_ROW].explode(),
-            _BATCH: pl.concat(placed) if placed else pl.Series(_BATCH, [], dtype=pl.Int64),
+            BATCH_ID: pl.concat(placed) if placed else pl.Series(BATCH_ID, [], dtype=pl.Int64),
         }
     )
 
@@ -200,13 +200,13 @@ def allocate_chunk(
         progress,
     )
     return (
-        placed.filter(pl.col(_BATCH) >= 0)
+        placed.filter(pl.col(BATCH_ID) >= 0)
         .join(
             lines.select(pl.col("arrival_seq").alias(_ROW), "qty"),
             on=_ROW,
             maintain_order="left",
         )
-        .select(pl.col(_ROW).alias("arrival_seq"), pl.col(_BATCH).alias("batch"), "qty")
+        .select(pl.col(_ROW).alias("arrival_seq"), pl.col(BATCH_ID).alias("batch"), "qty")
     )
 
 
@@ -221,7 +221,7 @@ def carry(batches: pl.DataFrame, placed: pl.DataFrame) -> pl.DataFrame:
     available quantity (a night's lines are distinct, so no line is found already held)."""
     used = placed.group_by("batch").agg(pl.col("qty").sum().alias("__used"))
     return batches.join(
-        used, left_on=_BATCH, right_on="batch", how="left", maintain_order="left"
+        used, left_on=BATCH_ID, right_on="batch", how="left", maintain_order="left"
     ).select(
         *(
             (pl.col("allocated") + pl.col("__used").fill_null(0)).alias("allocated")
@@ -376,108 +376,3 @@ def allocate_candidates(
             _record(candidates, placed, piece.height, done)
         for chunk in whole:
             _record(candidates, allocate_chunk(chunk, batches, done.within), chunk.height, done)
-
-
-def chunk_of_skus(lines_per_sku: pl.Expr, chunk_lines: int) -> pl.Expr:
-    """Packs skus, in the order given, into chunks of about `chunk_lines` lines: a sku goes to
-    the chunk where its first line falls, so a sku bigger than a chunk is a chunk of its own
-    (with at most the tail of the skus before it)."""
-    return (lines_per_sku.cum_sum() - lines_per_sku) // chunk_lines
-
-
-class FrameCandidates:
-    """`Candidates` over frames already in memory (tests, benchmarks of the domain loop):
-    `lines` (orderid, sku, qty, arrival_seq, each arrival_seq once) and `batches` (reference,
-    sku, eta, purchased, allocated)."""
-
-    def __init__(self, lines: pl.DataFrame, batches: pl.DataFrame) -> None:
-        self._lines = lines
-        self._batches = batches.select(
-            "reference",
-            "sku",
-            "eta",
-            "purchased",
-            "allocated",
-            pl.int_range(pl.len()).alias(_BATCH),
-        )
-        self.placed: list[pl.DataFrame] = []
-
-    @property
-    def lines(self) -> int:
-        return self._lines.height
-
-    def batches(self) -> pl.DataFrame:
-        return self._batches
-
-    @contextmanager
-    def chunks(self, chunk_lines: int) -> Iterator[Streams]:
-        chunk_lines = max(1, chunk_lines)
-        per_sku = (
-            self._lines.group_by("sku")
-            .len("lines")
-            .sort("sku")
-            .with_columns(chunk=chunk_of_skus(pl.col("lines"), chunk_lines))
-        )
-        chunked = self._lines.join(per_sku, on="sku").with_columns(
-            size=pl.len().over("chunk"), big=(pl.col("lines").max() > chunk_lines).over("chunk")
-        )
-        ordered = chunked.sort(
-            ["big", "size", "chunk", "sku", "arrival_seq"],
-            descending=[True, True, False, False, False],
-        )
-        columns = ("orderid", "sku", "qty", "arrival_seq")
-        big = ordered.filter(pl.col("big")).select(columns)
-        small = ordered.filter(~pl.col("big"))
-        yield (
-            iter(big.iter_slices(chunk_lines)),
-            (chunk.select(columns) for chunk in small.partition_by("chunk", maintain_order=True)),
-        )
-
-    def record(self, placed: pl.DataFrame) -> None:
-        self.placed.append(placed)
-
-
-def allocate_lines(
-    lines: pl.DataFrame,
-    batches: pl.DataFrame,
-    workers: int = 1,
-    progress: Callable[[int, int], None] = _no_progress,
-    chunk_lines: int | None = None,
-) -> pl.DataFrame:
-    """Places every line of frames in memory; returns `lines` with `batchref` (null = out of
-    stock) and the batch's `eta`, in arrival order. The night itself streams its candidates
-    out of DuckDB (`allocate_candidates`); this is the same allocation over frames."""
-    candidates = FrameCandidates(lines, batches)
-    allocate_candidates(candidates, workers, progress, chunk_lines)
-    numbered = candidates.batches()
-    placed = pl.concat(
-        [
-            pl.DataFrame(schema={"arrival_seq": pl.Int64, "batch": pl.Int64, "qty": pl.Int64}),
-            *candidates.placed,
-        ],
-        how="vertical",
-    )
-    found = placed.join(
-        numbered.select(
-            pl.col(_BATCH).alias("batch"), pl.col("reference").alias("batchref"), "eta"
-        ),
-        on="batch",
-    ).select("arrival_seq", "batchref", "eta")
-    return lines.sort("arrival_seq", maintain_order=True).join(
-        found, on="arrival_seq", how="left", maintain_order="left"
-    )
-
-
-def released_lines_frame(rows: Sequence[tuple[str, str, int, str, str]]) -> pl.DataFrame:
-    """orderid, sku, qty, from_batchref, reason for lines a manifest change gave back."""
-    return pl.DataFrame(
-        rows,
-        schema={
-            "orderid": pl.String,
-            "sku": pl.String,
-            "qty": pl.Int64,
-            "from_batchref": pl.String,
-            "reason": pl.String,
-        },
-        orient="row",
-    )

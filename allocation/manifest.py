@@ -8,11 +8,11 @@ line the same night. Here we only feed the changes to the domain and record what
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
 
-from allocation.allocator import released_lines_frame
 from allocation.domain import Batch
 from allocation.io.repository import DuckDBRepository
 
@@ -112,3 +112,18 @@ def apply_manifest_updates(
         day,
     )
     return ManifestChanges(counts, released_lines_frame(released))
+
+
+def released_lines_frame(rows: Sequence[tuple[str, str, int, str, str]]) -> pl.DataFrame:
+    """orderid, sku, qty, from_batchref, reason for lines a manifest change gave back."""
+    return pl.DataFrame(
+        rows,
+        schema={
+            "orderid": pl.String,
+            "sku": pl.String,
+            "qty": pl.Int64,
+            "from_batchref": pl.String,
+            "reason": pl.String,
+        },
+        orient="row",
+    )

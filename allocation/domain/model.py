@@ -6,7 +6,7 @@ flow adapt to it, never the other way round). It is the book's chapter 7 model (
 `Batch`, the `Product` aggregate, `allocate`, an out-of-stock error), and `Product.allocate`
 is the book's loop: the first batch, in order of preference, that `can_allocate` the line
 `allocate`s it. Where it differs, a measurement says what the difference buys: CPU time a line
-of `allocator.allocate_lines` over 1M generated lines (one process, best of 3, each variant
+of `frame_allocation.allocate_lines` over 1M generated lines (one process, best of 3, each variant
 beside this one in the same session; this module: 1.42 µs a line).
 
 * A batch keeps its available quantity as a running figure (the book sums its lines on every

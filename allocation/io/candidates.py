@@ -84,7 +84,7 @@ class DuckDBCandidates:
         the rest of the query streams the whole chunks."""
         lines = max(1, chunk_lines)
         # A sku goes to the chunk where its first line falls (skus in sku order), as
-        # `allocation.allocator.chunk_of_skus` packs them; chunks are contiguous ranges of
+        # `allocation.frame_allocation.chunk_of_skus` packs them; chunks are contiguous ranges of
         # sku_rank, so sorting on the integer rank keeps each chunk together.
         reader = self.con.sql(
             "WITH packed AS ("

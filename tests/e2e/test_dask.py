@@ -23,7 +23,6 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.context import serialize_context
 from prefect.states import State
 
-from allocation.allocator import FrameCandidates, allocate_lines
 from allocation.flows.nightly import nightly_allocation
 from allocation.flows.sharding import (
     _parent_without_parameters,
@@ -31,6 +30,7 @@ from allocation.flows.sharding import (
     staging_root,
     task_runner_for,
 )
+from allocation.frame_allocation import FrameCandidates, allocate_lines
 from allocation.settings import RunParameters
 from conftest import Site
 

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from allocation import allocator
-from allocation.allocator import allocate_lines
+from allocation import allocator, frame_allocation
 from allocation.domain import OrderLine, Product
+from allocation.frame_allocation import allocate_lines
 
 BATCH_SCHEMA = {
     "reference": pl.String,
@@ -96,7 +96,7 @@ def test_chunks_keep_each_sku_whole_in_arrival_order_biggest_first() -> None:
     hot = [(f"h{n}", "HOT-LAMP", 1, 1000 - n) for n in range(300)]  # arrives in reverse
     cold = [(f"c{n}", f"SKU-{n % 40:02d}", 1, 2000 + n) for n in range(400)]
     lines = pl.DataFrame(hot + cold, schema=LINE_SCHEMA, orient="row")
-    candidates = allocator.FrameCandidates(lines, pl.DataFrame([], schema=BATCH_SCHEMA))
+    candidates = frame_allocation.FrameCandidates(lines, pl.DataFrame([], schema=BATCH_SCHEMA))
 
     with candidates.chunks(100) as (streamed_pieces, streamed_whole):
         pieces, chunks = list(streamed_pieces), list(streamed_whole)
@@ -118,7 +118,7 @@ def test_chunks_keep_each_sku_whole_in_arrival_order_biggest_first() -> None:
             assert group["arrival_seq"].is_sorted()
 
 
-class RecordingCandidates(allocator.FrameCandidates):
+class RecordingCandidates(frame_allocation.FrameCandidates):
     """Notes the sizes of the whole chunks and of the pieces handed out, in order."""
 
     def __init__(self, lines: pl.DataFrame, batches: pl.DataFrame) -> None:
@@ -149,7 +149,7 @@ def test_a_chunk_that_comes_back_with_more_placements_than_lines_fails_the_night
 
     monkeypatch.setattr(allocator, "allocate_chunk", twice)
     with pytest.raises(RuntimeError, match=r"chunk of \d+ lines came back with \d+ placements"):
-        allocator.allocate_candidates(allocator.FrameCandidates(lines, batches))
+        allocator.allocate_candidates(frame_allocation.FrameCandidates(lines, batches))
 
 
 def test_helpers_get_the_biggest_chunks_and_every_chunk_is_recorded_once(
