@@ -220,6 +220,25 @@ def test_two_nights_on_dask_match_the_local_runner_row_for_row(
     assert not list(Path(staging_root(params)).glob("run-*")), "staging not cleaned up"
 
 
+BATCH_SCHEMA = {
+    "reference": pl.String,
+    "sku": pl.String,
+    "eta": pl.Date,
+    "purchased": pl.Int64,
+    "allocated": pl.Int64,
+}
+
+
+def dask_params(tmp_path: Path, dask_address: str) -> RunParameters:
+    """A night's parameters for the Dask runner on the test's cluster."""
+    return RunParameters.build(
+        warehouse=tmp_path / "w.duckdb",
+        business_date="2026-11-25",
+        task_runner="dask",
+        dask_address=dask_address,
+    )
+
+
 @pytest.mark.filterwarnings("ignore:Logger 'allocation' attempted to send logs:UserWarning")
 def test_the_dask_allocator_is_pure_and_matches_allocate_lines(
     tmp_path: Path, dask_address: str
@@ -240,21 +259,10 @@ def test_the_dask_allocator_is_pure_and_matches_allocate_lines(
             for sku in skus[:45]
             for j in range(rng.randint(1, 3))
         ],
-        schema={
-            "reference": pl.String,
-            "sku": pl.String,
-            "eta": pl.Date,
-            "purchased": pl.Int64,
-            "allocated": pl.Int64,
-        },
+        schema=BATCH_SCHEMA,
         orient="row",
     )
-    params = RunParameters.build(
-        warehouse=tmp_path / "w.duckdb",
-        business_date="2026-11-25",
-        task_runner="dask",
-        dask_address=dask_address,
-    )
+    params = dask_params(tmp_path, dask_address)
 
     reported: list[tuple[int, int]] = []
 
@@ -314,21 +322,10 @@ def test_a_hot_sku_bigger_than_a_chunk_is_allocated_in_pieces_beside_the_shards(
             ("lamp-jan", "HOT-LAMP", dt.date(2027, 1, 9), 900, 50),
             *[(f"b{n}", f"S{n}", None, rng.randint(0, 80), 0) for n in range(30)],
         ],
-        schema={
-            "reference": pl.String,
-            "sku": pl.String,
-            "eta": pl.Date,
-            "purchased": pl.Int64,
-            "allocated": pl.Int64,
-        },
+        schema=BATCH_SCHEMA,
         orient="row",
     )
-    params = RunParameters.build(
-        warehouse=tmp_path / "w.duckdb",
-        business_date="2026-11-25",
-        task_runner="dask",
-        dask_address=dask_address,
-    )
+    params = dask_params(tmp_path, dask_address)
     candidates = FrameCandidates(lines, batches)
 
     allocate_on_dask(
