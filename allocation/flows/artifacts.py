@@ -67,13 +67,17 @@ def summary_markdown(
 
 def report_files(folder: Path) -> list[dict[str, Any]]:
     """Each file of the night's report folder: name, `file://` link, data rows (None for
-    summary.json) and size. Rows come from a Parquet file's footer, or are counted in a CSV
-    file (quoted line breaks are one row)."""
+    summary.json) and size. Rows come from a Parquet file's footer; a CSV report has the rows
+    of its Parquet twin (the same rows, written together), read from that footer too: counting
+    a 30M-line night's 2.5 GB allocations.csv held the whole file in the run's memory (2.5 GB,
+    measured). A CSV without a twin is counted (quoted line breaks are one row)."""
     files = []
     for path in sorted(p for p in folder.iterdir() if p.is_file()):
         rows: int | None = None
         if path.suffix == ".parquet":
             rows = pq.ParquetFile(path).metadata.num_rows
+        elif path.suffix == ".csv" and path.with_suffix(".parquet").is_file():
+            rows = pq.ParquetFile(path.with_suffix(".parquet")).metadata.num_rows
         elif path.suffix == ".csv":
             rows = pl.scan_csv(path, infer_schema=False).select(pl.len()).collect().item()
         files.append(
@@ -115,8 +119,9 @@ def publish_artifacts(
 
 def top_out_of_stock(folder: Path, limit: int = 20) -> pl.DataFrame:
     """Skus with the most open demand, for the run's artifact."""
+    # Scanned, not read: only the grouped skus are held, not every open line.
     return (
-        pl.read_parquet(folder / "out_of_stock.parquet")
+        pl.scan_parquet(folder / "out_of_stock.parquet")
         .group_by("sku")
         .agg(
             open_lines=pl.len(),
@@ -126,4 +131,5 @@ def top_out_of_stock(folder: Path, limit: int = 20) -> pl.DataFrame:
         )
         .sort(["open_qty", "sku"], descending=[True, False])
         .head(limit)
+        .collect()
     )
