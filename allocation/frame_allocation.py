@@ -13,6 +13,15 @@ import polars as pl
 
 from allocation.allocator import BATCH_ID, Streams, allocate_candidates
 
+#: The `batches` frame `FrameCandidates` and `allocate_lines` take.
+BATCH_FRAME_SCHEMA = {
+    "reference": pl.String,
+    "sku": pl.String,
+    "eta": pl.Date,
+    "purchased": pl.Int64,
+    "allocated": pl.Int64,
+}
+
 
 def _no_progress(done: int, total: int) -> None:
     """Nobody is watching."""

@@ -30,6 +30,7 @@ from allocation.flows.sharding import (
     staging_root,
     task_runner_for,
 )
+from allocation.frame_allocation import BATCH_FRAME_SCHEMA as BATCH_SCHEMA
 from allocation.frame_allocation import FrameCandidates, allocate_lines
 from allocation.settings import RunParameters
 from conftest import Site
@@ -218,15 +219,6 @@ def test_two_nights_on_dask_match_the_local_runner_row_for_row(
         assert not [run for run in task_runs_of(state) if "shard" in run.name]
     params = dask.params(NIGHTS[1])
     assert not list(Path(staging_root(params)).glob("run-*")), "staging not cleaned up"
-
-
-BATCH_SCHEMA = {
-    "reference": pl.String,
-    "sku": pl.String,
-    "eta": pl.Date,
-    "purchased": pl.Int64,
-    "allocated": pl.Int64,
-}
 
 
 def dask_params(tmp_path: Path, dask_address: str) -> RunParameters:

@@ -16,15 +16,9 @@ from hypothesis import strategies as st
 
 from allocation import allocator, frame_allocation
 from allocation.domain import OrderLine, Product
+from allocation.frame_allocation import BATCH_FRAME_SCHEMA as BATCH_SCHEMA
 from allocation.frame_allocation import allocate_lines
 
-BATCH_SCHEMA = {
-    "reference": pl.String,
-    "sku": pl.String,
-    "eta": pl.Date,
-    "purchased": pl.Int64,
-    "allocated": pl.Int64,
-}
 LINE_SCHEMA = {"orderid": pl.String, "sku": pl.String, "qty": pl.Int64, "arrival_seq": pl.Int64}
 
 
