@@ -18,7 +18,9 @@ CRASH_POINTS = (
     "while-writing-reports",
     "while-publishing",
 )
-# A rollback's own point (allocation/io/restore.py), not a step of the night: "while-restoring".
+# A rollback's own point (allocation/io/restore.py), not a step of the night: "while-restoring";
+# the one-time conversion of the working state's storage version (io/compatible_copy.py):
+# "while-converting".
 
 
 def crash_point(name: str) -> None:

@@ -29,7 +29,7 @@ from allocation.io.rejection_log import log_rejected_rows
 from allocation.io.schemas import Kind
 from allocation.io.unit_of_work import DuckDBUnitOfWork, connect
 from allocation.manifest import apply_manifest_updates
-from allocation.settings import RunParameters
+from allocation.settings import RunParameters, working_storage_version
 from allocation.state import state_db
 
 log = logging.getLogger("allocation")
@@ -224,7 +224,11 @@ def allocate_night(
     line is placed."""
     day = params.business_date
     with (
-        DuckDBUnitOfWork(state_db(params), params.duckdb_limits) as uow,
+        DuckDBUnitOfWork(
+            state_db(params),
+            params.duckdb_limits,
+            create_in=working_storage_version(params.warehouse_storage_version),
+        ) as uow,
         staging.attached(uow.con, night.staging),
     ):
         repo = uow.repo

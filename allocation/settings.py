@@ -66,6 +66,12 @@ NEWEST = "latest"
 STORAGE_VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
 
 
+def working_storage_version(published: str) -> str | None:
+    """The storage version a new working state is created in: the analysts' one, so that
+    publishing it is a byte copy; None (DuckDB's newest) for `pipeline`."""
+    return None if published == BYTE_COPY else published
+
+
 #: DuckDB's own memory for one night (its buffer pool: hash tables, sorts, temporary tables); past
 #: it DuckDB spills to `temp_directory` on disk instead of growing.
 # 512MB keeps a 10M-line night's whole process tree under 1.5 GB (docs/scaling.md): 1GB measured
@@ -197,7 +203,8 @@ class Settings(BaseSettings):
         description="DuckDB storage version of the published warehouse: DuckDB clients of that "
         "version and newer open it (v1.1.0, the default, is the oldest the warehouse allows); "
         "latest for the newest format, pipeline to publish the working file byte for byte "
-        "(fastest, DuckDB 2.x clients only). The working state keeps the current format.",
+        "(DuckDB 2.x clients only). The working state is created in it too, so publishing is a "
+        "byte copy; a working state in another version is converted once.",
     )
 
     duckdb_memory_limit: str = Field(

@@ -1,13 +1,14 @@
-"""The publish step alone, before and after the compatible copy, on a real night's working state.
+"""The publish step alone on a real night's working state: a normal night, and the one-time
+conversion of a working state an earlier release left in DuckDB's newest storage format.
 
-    python -m benchmarks.publish --state STATE.duckdb --out DIR --storage-version VERSION
+    python -m benchmarks.publish --state STATE.duckdb --out DIR --storage-version VERSION [--newest]
 
-publishes STATE (a pipeline's closed working database) to DIR/warehouse.duckdb with
-`ALLOCATION_WAREHOUSE_STORAGE_VERSION=VERSION` in this process and prints one JSON line: the
-seconds `publish_copy` took (imports excluded) and the sizes. `benchmarks.run` runs it as a fresh
-process per version after each size's local pipeline run (`pipeline` = the byte-for-byte copy
-publishing did before, the default = the copy DuckDB 1.1+ clients read), timed by the kernel as
-every other process there, and renders the table.
+copies STATE (a pipeline's closed working database) to DIR/state.duckdb (with `--newest`:
+rewritten in DuckDB's newest storage format, as releases before the working state was created in
+the analysts' version left it), publishes that copy to DIR/warehouse.duckdb in storage version
+VERSION and prints one JSON line: the seconds `publish_copy` took (imports and the preparation
+excluded) and the sizes. `benchmarks.run` runs it as a fresh process per case after each size's
+local pipeline run, timed by the kernel as every other process there, and renders the table.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ from typing import Any
 
 import duckdb
 
-BEFORE = "pipeline"
+NORMAL = "normal night"  # the night's own working state: in the analysts' version, a byte copy
+CONVERTED = "first night after an upgrade"  # in the newest format: converted once, then copied
 
 
 @dataclass
 class Published:
     lines: int
-    version: str
+    version: str  # the case: NORMAL or CONVERTED
     seconds: float  # publish_copy alone, measured in the child
     cpu_seconds: float  # its user + system CPU (DuckDB's threads included)
     wall: float  # the whole child process
@@ -51,11 +53,26 @@ def _peak_rss_bytes() -> int:
     return 0
 
 
-def _child(state: Path, out: Path, version: str) -> dict[str, Any]:
+def _in_newest_format(source: Path, target: Path) -> None:
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("ATTACH ? AS source (READ_ONLY)", [str(source)])
+        con.execute("ATTACH ? AS target (STORAGE_VERSION 'latest')", [str(target)])
+        con.execute("COPY FROM DATABASE source TO target")
+    finally:
+        con.close()
+
+
+def _child(night_state: Path, out: Path, version: str, newest: bool) -> dict[str, Any]:
     from allocation.io.publish import publish_copy
 
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
+    state = out / "state.duckdb"  # publishing may convert it: never the night's own file
+    if newest:
+        _in_newest_format(night_state, state)
+    else:
+        shutil.copyfile(night_state, state)
     warehouse = out / "warehouse.duckdb"
     rss_before = _peak_rss_bytes()
     tick, cpu = time.perf_counter(), time.process_time()
@@ -86,21 +103,24 @@ def measure(
     repeat: int,
     timed: Callable[[list[str], dict[str, str], Path], Any],
 ) -> list[Published]:
-    """Publishes `state` before (byte copy) and after (the default storage version), `repeat`
-    times each in turn, each in a fresh process; the best of each."""
+    """Publishes `state` in the default storage version as a normal night and as the first
+    night after an upgrade, `repeat` times each in turn, each in a fresh process; the best of
+    each."""
     from allocation.settings import DEFAULT_STORAGE_VERSION
 
     best: dict[str, Published] = {}
     for attempt in range(repeat):
-        for version in (BEFORE, DEFAULT_STORAGE_VERSION):
+        for version in (NORMAL, CONVERTED):
+            slug = "converted" if version == CONVERTED else "normal"
             run = timed(
                 [
                     *(sys.executable, "-m", "benchmarks.publish", "--state", str(state)),
-                    *("--out", str(work / f"publish-{lines}-{version}")),
-                    *("--storage-version", version),
+                    *("--out", str(work / f"publish-{lines}-{slug}")),
+                    *("--storage-version", DEFAULT_STORAGE_VERSION),
+                    *(["--newest"] if version == CONVERTED else []),
                 ],
                 env,
-                work / f"publish-{lines}-{version}-{attempt}.log",
+                work / f"publish-{lines}-{slug}-{attempt}.log",
             )
             if run.code != 0:
                 raise RuntimeError(f"publishing failed:\n{run.output[-3000:]}")
@@ -121,7 +141,8 @@ def measure(
             print(f"publish {lines:,} lines, {version}: {result.seconds:.2f}s", flush=True)
             if version not in best or result.seconds < best[version].seconds:
                 best[version] = result
-        shutil.rmtree(work / f"publish-{lines}-{BEFORE}", ignore_errors=True)
+        for slug in ("normal", "converted"):
+            shutil.rmtree(work / f"publish-{lines}-{slug}", ignore_errors=True)
     return list(best.values())
 
 
@@ -129,21 +150,23 @@ def table(results: list[Published], label: Callable[[int], str]) -> list[str]:
     """The markdown rows of the publish comparison."""
     out = [
         "",
-        "The publish step alone on the same night's working state, each in a fresh process "
-        f"(`benchmarks/publish.py`): *before* = `{BEFORE}` (the byte-for-byte copy publishing "
-        "did before issue 14), *after* = the default storage version (`COPY FROM DATABASE` into "
-        "a file DuckDB 1.1+ reads, then both catalogs and row counts compared). *publish_copy* is "
-        "`publish_copy` alone, wall (CPU of all its threads); the process columns add Python "
-        "and imports; the ratio is after ÷ before in wall (CPU):",
+        "The publish step alone on the same night's working state, in the default storage "
+        f"version, each in a fresh process (`benchmarks/publish.py`): *{NORMAL}* = the working "
+        "state as the night left it, already in that version (a byte copy and a version check); "
+        f"*{CONVERTED}* = the same state in DuckDB's newest format, as releases before the "
+        "working state was created in the analysts' version left it (converted once with "
+        "`COPY FROM DATABASE`, both catalogs and row counts compared, then copied). "
+        "*publish_copy* is `publish_copy` alone, wall (CPU of all its threads); the process "
+        "columns add Python, imports and the preparation; the ratio is converted ÷ normal:",
         "",
-        "| lines | storage version | rows in the warehouse | publish_copy wall (CPU) | "
-        "process wall (CPU) | process peak RSS (before publish_copy) | working file | published file | after ÷ before |",
+        "| lines | case | rows in the warehouse | publish_copy wall (CPU) | "
+        "process wall (CPU) | process peak RSS (before publish_copy) | working file | published file | converted ÷ normal |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    before = {r.lines: r for r in results if r.version == BEFORE}
+    before = {r.lines: r for r in results if r.version == NORMAL}
     for r in results:
         ratio = ""
-        if r.version != BEFORE:
+        if r.version != NORMAL:
             was = before[r.lines]
             ratio = (
                 f"**{r.seconds / was.seconds:,.0f}×** "
@@ -164,8 +187,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--state", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--storage-version", required=True)
+    parser.add_argument("--newest", action="store_true", help="start from the newest format")
     args = parser.parse_args(argv)
-    print(json.dumps(_child(args.state, args.out, args.storage_version)), flush=True)
+    print(json.dumps(_child(args.state, args.out, args.storage_version, args.newest)), flush=True)
 
 
 if __name__ == "__main__":

@@ -18,9 +18,9 @@ RSS sampled (``benchmarks.process``); where the time went comes from the Prefect
 The tables go to ``docs/benchmarks.md`` between the ``bench:start``/``bench:end`` markers (text
 outside them is kept) and the plot of wall time and peak RSS against lines to
 ``docs/scaling.svg``. Timings are noisy on a shared machine: ``--repeat`` keeps the best run of
-each. ``--publish`` adds the publish step alone, before and after its compatible copy
-(``benchmarks.publish``, needs the local runner); ``--book`` the book's per-line loop against
-ours (``benchmarks.book``).
+each. ``--publish`` adds the publish step alone, a normal night's byte copy against the one-time
+conversion of a working state in the newest format (``benchmarks.publish``, needs the local
+runner); ``--book`` the book's per-line loop against ours (``benchmarks.book``).
 """
 
 from __future__ import annotations

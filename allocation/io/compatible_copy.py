@@ -1,11 +1,14 @@
-"""Writes the analysts' copy of the warehouse in a storage version older DuckDB clients read.
+"""The storage version of the pipeline's working state, which is the analysts' one.
 
-The pipeline works in the newest storage format of its own DuckDB (2.x); a DuckDB 1.x client
-refuses such a file ("Trying to read a database file with version number 69, but we can only read
-versions between 64 and 68"). `COPY FROM DATABASE` into a file attached with `STORAGE_VERSION`
-rewrites every table, view, index, sequence, type, macro and `COMMENT ON` text in the older
-format. Whatever the pipeline's database holds reaches the copy: afterwards both catalogs and every
-table's row count are compared, and a copy that differs is refused rather than published.
+A DuckDB 1.x client refuses a file in DuckDB 2.x's newest storage format ("Trying to read a
+database file with version number 69, but we can only read versions between 64 and 68"). So the
+working state is created in the analysts' storage version (`ALLOCATION_WAREHOUSE_STORAGE_VERSION`,
+v1.1.0 by default) and stays in it: DuckDB keeps writing a file in the version it was created in.
+Publishing is then a byte copy. A working state in another version (made by a release before
+this one, or before the setting changed) is converted once: `COPY FROM DATABASE` into a new file
+attached with `STORAGE_VERSION` rewrites every table, view, index, sequence, type, macro and
+`COMMENT ON` text; both catalogs and every table's row count are compared, and a copy that
+differs is refused rather than put in the working state's place.
 
 The oldest storage version that holds the warehouse is v1.1.0 (read by DuckDB 1.1.0 and newer):
 with v1.0.0 or older, DuckDB 1.0 cannot read the PRIMARY KEY indexes of `runs` and `batches`
@@ -15,11 +18,14 @@ with v1.0.0 or older, DuckDB 1.0 cannot read the PRIMARY KEY indexes of `runs` a
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 
 import duckdb
 
+from allocation.faults import crash_point
+from allocation.io.files import fsync_dir, fsync_file, remove_leftovers
 from allocation.settings import BYTE_COPY
 
 log = logging.getLogger(__name__)
@@ -34,8 +40,84 @@ class CopyError(RuntimeError):
     """The compatible copy differs from the working database; it is not published."""
 
 
+def storage_tag(path: Path) -> str:
+    """DuckDB's name for the storage version the DuckDB file at `path` is written in: the
+    `storage_version` tag of `duckdb_databases()`, the oldest DuckDB release that reads it
+    (`v1.0.0+` for v1.1.0, `v1.5.0+`, `v2.0.0+` for the newest). Reads the header and
+    catalog only; the file must not be open for writing."""
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("ATTACH ? AS probed (READ_ONLY)", [str(path)])
+        tags = con.sql(
+            "SELECT tags FROM duckdb_databases() WHERE database_name = 'probed'"
+        ).fetchall()[0][0]
+    finally:
+        con.close()
+    return str(tags.get("storage_version", "")) if isinstance(tags, dict) else ""
+
+
+_TAGS: dict[str, str] = {}  # storage version asked for -> the tag of a file created in it
+
+
+def tag_for(storage_version: str, scratch: Path) -> str:
+    """The tag a file DuckDB creates in `storage_version` gets (asked of DuckDB once per
+    version and process, with a small file made and removed in the folder `scratch`)."""
+    if storage_version not in _TAGS:
+        probe = scratch / f".storage-probe-{os.getpid()}.duckdb"
+        probe.unlink(missing_ok=True)
+        try:
+            con = duckdb.connect(":memory:")
+            try:
+                con.execute("ATTACH ? AS probe (STORAGE_VERSION ?)", [str(probe), storage_version])
+                con.execute("DETACH probe")
+            finally:
+                con.close()
+            _TAGS[storage_version] = storage_tag(probe)
+        finally:
+            for leftover in (probe, probe.with_name(probe.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+    return _TAGS[storage_version]
+
+
+def remove_leftovers_of(state_db: Path) -> None:
+    """Removes what a conversion or a probe killed half-way left beside `state_db`."""
+    remove_leftovers(state_db.parent, f".{state_db.name}.convert-*")
+    remove_leftovers(state_db.parent, ".storage-probe-*.duckdb*")
+
+
+def in_storage_version(path: Path, storage_version: str) -> bool:
+    """Whether the closed DuckDB file `path` is in `storage_version` (`pipeline`: any)."""
+    if storage_version == BYTE_COPY:
+        return True
+    return storage_tag(path) == tag_for(storage_version, path.parent)
+
+
+def convert(state_db: Path, storage_version: str) -> None:
+    """Puts the closed, checkpointed working state `state_db` in `storage_version`: a new file
+    written with the checked copy below, then renamed over it (a kill leaves the old file or
+    the new one; `remove_leftovers_of` removes the half-written one)."""
+    folder = state_db.parent
+    tmp = folder / f".{state_db.name}.convert-{os.getpid()}"
+    try:
+        write_copy(state_db, tmp, storage_version)
+        fsync_file(tmp)
+        crash_point("while-converting")
+        os.replace(tmp, state_db)
+    except BaseException:
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+        raise
+    fsync_dir(folder)
+    if not in_storage_version(state_db, storage_version):  # DuckDB did not write what it was asked
+        raise CopyError(
+            f"{state_db} was rewritten in storage version {storage_version} but DuckDB tags it "
+            f"{storage_tag(state_db)}"
+        )
+
+
 def write_copy(source: Path, target: Path, storage_version: str) -> None:
-    """Writes `source` (a closed, checkpointed DuckDB file) as the new file `target`."""
+    """Writes `source` (a closed, checkpointed DuckDB file) as the new file `target` in
+    `storage_version`, and checks that it holds everything `source` holds."""
     if storage_version == BYTE_COPY:
         shutil.copyfile(source, target)
         return

@@ -4,6 +4,9 @@ Analysts hold read-only connections to the published file for hours. On Linux a 
 leaves their open file (the old inode) intact, so their queries keep working on what they had,
 while a connection opened afterwards sees the new night. The pipeline's own working state lives in
 a hidden folder beside it that analysts never open, so they can never block a night.
+
+The working state is in the analysts' storage version (`allocation.io.compatible_copy`), so the
+new file is a byte copy of it; a working state in another version is converted first, once.
 """
 
 from __future__ import annotations
@@ -16,7 +19,13 @@ from pathlib import Path
 import duckdb
 
 from allocation.faults import crash_point
-from allocation.io.compatible_copy import CopyError, write_copy
+from allocation.io.compatible_copy import (
+    CopyError,
+    convert,
+    in_storage_version,
+    remove_leftovers_of,
+    storage_tag,
+)
 from allocation.io.disk import is_disk_full
 from allocation.io.files import fsync_dir, fsync_file, remove_leftovers
 from allocation.io.unit_of_work import not_ours
@@ -37,9 +46,10 @@ def publish_copy(
     storage_version: str,
 ) -> Path:
     """Copies the closed, checkpointed working database over `warehouse` atomically (a complete
-    new file in `storage_version`, the analysts' DuckDB storage version, renamed into place) and keeps a copy of the
-    working database itself under `history_dir/<label>.duckdb` (`keep_copy`); returns the history
-    path.
+    new file, renamed into place) and keeps a copy of it under `history_dir/<label>.duckdb`
+    (`keep_copy`); returns the history path. Both are byte copies of the working database in
+    `storage_version`, the analysts' DuckDB storage version: a working database in another one
+    is converted to it first (once: it stays in it).
 
     The caller must have closed every connection to `state_db` after a CHECKPOINT (no `.wal`).
     """
@@ -61,9 +71,17 @@ def publish_copy(
         warehouse.parent.mkdir(parents=True, exist_ok=True)
         remove_leftovers(warehouse.parent, f".{warehouse.name}.publish-*")
         remove_leftovers(history_dir, ".*.partial")
+        remove_leftovers_of(state_db)
         # In the storage version older DuckDB clients open (the warehouse_storage_version
         # setting); a full disk fails here: the same message applies.
-        write_copy(state_db, tmp, storage_version)
+        if not in_storage_version(state_db, storage_version):
+            log.info(
+                "The working state is in DuckDB storage %s, not %s: converting it (once)",
+                storage_tag(state_db),
+                storage_version,
+            )
+            convert(state_db, storage_version)
+        shutil.copyfile(state_db, tmp)
         fsync_file(tmp)
         crash_point("while-publishing")
         if warehouse.is_dir():

@@ -28,14 +28,22 @@ class WarehouseError(RuntimeError):
 
 
 def connect(
-    path: Path, *, read_only: bool = False, limits: DuckDBLimits | None = None
+    path: Path,
+    *,
+    read_only: bool = False,
+    limits: DuckDBLimits | None = None,
+    create_in: str | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Opens a DuckDB file with a message that says what to do when it cannot be opened.
-    `limits`: the night's memory limit and spill folder (None: DuckDB's defaults)."""
+    `limits`: the night's memory limit and spill folder (None: DuckDB's defaults).
+    `create_in`: the DuckDB storage version a file created here is written in (None: DuckDB's
+    newest); an existing file keeps the version it has, whatever is asked."""
     try:
         if read_only and not path.exists():
             raise WarehouseError(f"warehouse {path} does not exist yet: run a night first")
         path.parent.mkdir(parents=True, exist_ok=True)
+        if create_in is not None and not read_only and not path.exists():
+            _create(path, create_in)
         if limits is None:
             return duckdb.connect(str(path), read_only=read_only)
         limits.temp_directory.mkdir(parents=True, exist_ok=True)
@@ -48,6 +56,14 @@ def connect(
         ) from error
     except OSError as error:
         raise WarehouseError(f"cannot open the warehouse state {path}: {error}") from error
+
+
+def _create(path: Path, storage_version: str) -> None:
+    # DuckDB writes a file in the storage version it was created in for as long as it lives
+    # (later writes and checkpoints keep it, whatever a later connection's setting says), so the
+    # version is set once, here, by a connection of its own: the connections that work in the
+    # file then need no setting that could conflict with another one's in this process.
+    duckdb.connect(str(path), config={"storage_compatibility_version": storage_version}).close()
 
 
 DUCKDB_MAGIC = b"DUCK"
@@ -147,11 +163,15 @@ def _published_before(warehouse: Path) -> bool:
 
 
 class DuckDBUnitOfWork:
-    """`with DuckDBUnitOfWork(path) as uow: ...; uow.commit()`: anything not committed is undone."""
+    """`with DuckDBUnitOfWork(path) as uow: ...; uow.commit()`: anything not committed is undone.
+    A new file is created in storage version `create_in` (None: DuckDB's newest)."""
 
-    def __init__(self, path: Path, limits: DuckDBLimits | None = None) -> None:
+    def __init__(
+        self, path: Path, limits: DuckDBLimits | None = None, create_in: str | None = None
+    ) -> None:
         self.path = path
         self.limits = limits
+        self.create_in = create_in
         self._con: duckdb.DuckDBPyConnection | None = None
         self.schema_version_found = 0
 
@@ -162,7 +182,7 @@ class DuckDBUnitOfWork:
         return self._con
 
     def __enter__(self) -> DuckDBUnitOfWork:
-        self._con = connect(self.path, limits=self.limits)
+        self._con = connect(self.path, limits=self.limits, create_in=self.create_in)
         try:
             self._con.execute("BEGIN TRANSACTION")
             self.schema_version_found = migrate(self._con)

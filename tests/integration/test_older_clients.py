@@ -3,7 +3,8 @@
 The pinned DuckDB 1.5.6 command-line client (the dev dependency `duckdb-cli`, whose `duckdb`
 binary lands beside this Python) opens the published file read-only and answers every example
 query of docs/analysts.md exactly as the pipeline's own DuckDB does; the Parquet reports open in
-it too. The pipeline's working state keeps the current format.
+it too. The pipeline's working state is in the same storage version, so publishing is a byte copy;
+a working state in DuckDB 2.x's newest format (as earlier releases left it) is converted, checked.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import shutil
 import signal
 import subprocess
 import sys
@@ -57,6 +59,22 @@ def old_cli(
     )
 
 
+def as_earlier_releases_left_it(state: Path) -> None:
+    """Rewrites the closed working state in DuckDB's newest storage format, the one earlier
+    releases created it in (and kept it in, publishing by a full rewrite every night)."""
+    newest = state.with_name(state.name + ".newest")
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("ATTACH ? AS old (READ_ONLY)", [str(state)])
+        con.execute("ATTACH ? AS new (STORAGE_VERSION 'latest')", [str(newest)])
+        con.execute("COPY FROM DATABASE old TO new")
+        con.execute("DETACH new")
+    finally:
+        con.close()
+    os.replace(newest, state)
+    assert compatible_copy.storage_tag(state) == "v2.0.0+"
+
+
 def as_json(text: str) -> list[list[tuple[str, Any]]]:
     """Rows as (column, value) pairs in order; numbers kept as their exact text."""
     rows = json.loads(text or "[]", parse_int=str, parse_float=str)
@@ -94,7 +112,7 @@ def test_the_published_warehouse_opens_in_the_duckdb_1x_cli(built: Site, tmp_pat
     assert rest == [("night", NIGHT_2), ("runs", "2")]
 
 
-def test_the_published_file_is_in_the_default_storage_version_and_the_state_is_current(
+def test_the_published_file_and_the_working_state_are_in_the_default_storage_version(
     built: Site,
 ) -> None:
     con = duckdb.connect(":memory:")
@@ -107,7 +125,7 @@ def test_the_published_file_is_in_the_default_storage_version_and_the_state_is_c
         con.close()
     assert DEFAULT_STORAGE_VERSION == "v1.1.0"
     assert tags["published"]["storage_version"] == "v1.0.0+"  # DuckDB's tag for 1.0 to 1.1
-    assert tags["working"]["storage_version"].startswith("v2."), "the working state stays current"
+    assert tags["working"]["storage_version"] == "v1.0.0+", "created in it: publishing copies bytes"
 
 
 @pytest.mark.parametrize(("title", "sql"), doc_sql_blocks(), ids=lambda v: str(v)[:40])
@@ -186,6 +204,7 @@ def test_everything_in_the_working_database_reaches_the_published_copy(
     con.execute("CREATE TABLE pipeline.marker AS SELECT 'allocation' AS made_by")
     con.execute("CHECKPOINT")
     con.close()
+    as_earlier_releases_left_it(work)  # so that publishing converts it
 
     warehouse = tmp_path / 'it\'s a "warehouse" é.duckdb'
     publish_copy(work, warehouse, tmp_path / "published", "label", 2, DEFAULT_STORAGE_VERSION)
@@ -216,6 +235,8 @@ def test_a_copy_that_lost_anything_is_not_published(
 ) -> None:
     site = sample_site(tmp_path)
     site.run(NIGHT_1)
+    state = state_db(site.params(NIGHT_1))
+    as_earlier_releases_left_it(state)  # publishing the next night converts it
     copy_database = compatible_copy._copy_database
 
     def loses_a_comment_and_a_row(con: duckdb.DuckDBPyConnection) -> None:
@@ -232,6 +253,8 @@ def test_a_copy_that_lost_anything_is_not_published(
     assert "rows main.rejected_rows" in message
     assert site.query("SELECT max(business_date)::VARCHAR FROM runs") == [(NIGHT_1,)]
     assert [p.name for p in site.root.iterdir() if ".publish-" in p.name] == []
+    assert compatible_copy.storage_tag(state) == "v2.0.0+", "the working state is left as it was"
+    assert list(state.parent.glob(".state.duckdb.convert-*")) == []
 
     monkeypatch.setattr(compatible_copy, "_copy_database", copy_database)
     assert cli.main(["publish", "--warehouse", str(site.warehouse)]) == 0
@@ -243,6 +266,7 @@ def test_a_duckdb_error_while_copying_gives_the_publish_advice(
 ) -> None:
     site = sample_site(tmp_path)
     site.run(NIGHT_1)
+    as_earlier_releases_left_it(state_db(site.params(NIGHT_1)))
 
     def disk_full(con: duckdb.DuckDBPyConnection) -> None:
         con.execute("CREATE TABLE published.half AS SELECT 1 AS x")
@@ -312,7 +336,9 @@ def test_a_copy_that_needs_more_memory_than_its_cap_is_made_without_it(
     """The cap keeps the night's memory bounded; a warehouse whose primary keys need more (many
     millions of batches) is still published."""
     monkeypatch.setattr(compatible_copy, "MEMORY_LIMIT", "1MB")
-    state = state_db(built.params(NIGHT_2))
+    state = tmp_path / "state.duckdb"
+    shutil.copyfile(state_db(built.params(NIGHT_2)), state)
+    as_earlier_releases_left_it(state)
     warehouse = tmp_path / "warehouse.duckdb"
     publish_copy(state, warehouse, tmp_path / "published", "label", 2, DEFAULT_STORAGE_VERSION)
     assert "needs more than 1MB" in caplog.text
