@@ -1,14 +1,15 @@
 """The publish step alone on a real night's working state: a normal night, and the one-time
 conversion of a working state an earlier release left in DuckDB's newest storage format.
 
-    python -m benchmarks.publish --state STATE.duckdb --out DIR --storage-version VERSION [--newest]
+    python -m benchmarks.publish --state STATE.duckdb --out DIR --storage-version VERSION
 
-copies STATE (a pipeline's closed working database) to DIR/state.duckdb (with `--newest`:
-rewritten in DuckDB's newest storage format, as releases before the working state was created in
-the analysts' version left it), publishes that copy to DIR/warehouse.duckdb in storage version
-VERSION and prints one JSON line: the seconds `publish_copy` took (imports and the preparation
-excluded) and the sizes. `benchmarks.run` runs it as a fresh process per case after each size's
-local pipeline run, timed by the kernel as every other process there, and renders the table.
+copies STATE (a pipeline's closed working database) to DIR/state.duckdb, publishes that copy to
+DIR/warehouse.duckdb in storage version VERSION and prints one JSON line: the seconds
+`publish_copy` took (imports and the copy excluded) and the sizes. `benchmarks.run` runs it as a
+fresh process per case after each size's local pipeline run, timed by the kernel as every other
+process there, and renders the table: once on the night's own working state, once on the same
+state rewritten beforehand in DuckDB's newest storage format (as releases before the working
+state was created in the analysts' version left it).
 """
 
 from __future__ import annotations
@@ -54,7 +55,8 @@ def _peak_rss_bytes() -> int:
 
 
 def _in_newest_format(source: Path, target: Path) -> None:
-    con = duckdb.connect(":memory:")
+    target.unlink(missing_ok=True)
+    con = duckdb.connect(":memory:", config={"memory_limit": "512MB"})
     try:
         con.execute("ATTACH ? AS source (READ_ONLY)", [str(source)])
         con.execute("ATTACH ? AS target (STORAGE_VERSION 'latest')", [str(target)])
@@ -63,16 +65,13 @@ def _in_newest_format(source: Path, target: Path) -> None:
         con.close()
 
 
-def _child(night_state: Path, out: Path, version: str, newest: bool) -> dict[str, Any]:
+def _child(night_state: Path, out: Path, version: str) -> dict[str, Any]:
     from allocation.io.publish import publish_copy
 
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     state = out / "state.duckdb"  # publishing may convert it: never the night's own file
-    if newest:
-        _in_newest_format(night_state, state)
-    else:
-        shutil.copyfile(night_state, state)
+    shutil.copyfile(night_state, state)
     warehouse = out / "warehouse.duckdb"
     rss_before = _peak_rss_bytes()
     tick, cpu = time.perf_counter(), time.process_time()
@@ -108,16 +107,18 @@ def measure(
     each."""
     from allocation.settings import DEFAULT_STORAGE_VERSION
 
+    newest = work / f"publish-{lines}-newest.duckdb"
+    _in_newest_format(state, newest)
     best: dict[str, Published] = {}
     for attempt in range(repeat):
         for version in (NORMAL, CONVERTED):
             slug = "converted" if version == CONVERTED else "normal"
             run = timed(
                 [
-                    *(sys.executable, "-m", "benchmarks.publish", "--state", str(state)),
+                    *(sys.executable, "-m", "benchmarks.publish"),
+                    *("--state", str(newest if version == CONVERTED else state)),
                     *("--out", str(work / f"publish-{lines}-{slug}")),
                     *("--storage-version", DEFAULT_STORAGE_VERSION),
-                    *(["--newest"] if version == CONVERTED else []),
                 ],
                 env,
                 work / f"publish-{lines}-{slug}-{attempt}.log",
@@ -143,6 +144,7 @@ def measure(
                 best[version] = result
         for slug in ("normal", "converted"):
             shutil.rmtree(work / f"publish-{lines}-{slug}", ignore_errors=True)
+    newest.unlink(missing_ok=True)
     return list(best.values())
 
 
@@ -157,7 +159,7 @@ def table(results: list[Published], label: Callable[[int], str]) -> list[str]:
         "working state was created in the analysts' version left it (converted once with "
         "`COPY FROM DATABASE`, both catalogs and row counts compared, then copied). "
         "*publish_copy* is `publish_copy` alone, wall (CPU of all its threads); the process "
-        "columns add Python, imports and the preparation; the ratio is converted ÷ normal:",
+        "columns add Python, imports and copying the state first; the ratio is converted ÷ normal:",
         "",
         "| lines | case | rows in the warehouse | publish_copy wall (CPU) | "
         "process wall (CPU) | process peak RSS (before publish_copy) | working file | published file | converted ÷ normal |",
@@ -187,9 +189,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--state", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--storage-version", required=True)
-    parser.add_argument("--newest", action="store_true", help="start from the newest format")
     args = parser.parse_args(argv)
-    print(json.dumps(_child(args.state, args.out, args.storage_version, args.newest)), flush=True)
+    print(json.dumps(_child(args.state, args.out, args.storage_version)), flush=True)
 
 
 if __name__ == "__main__":

@@ -118,9 +118,6 @@ def convert(state_db: Path, storage_version: str) -> None:
 def write_copy(source: Path, target: Path, storage_version: str) -> None:
     """Writes `source` (a closed, checkpointed DuckDB file) as the new file `target` in
     `storage_version`, and checks that it holds everything `source` holds."""
-    if storage_version == BYTE_COPY:
-        shutil.copyfile(source, target)
-        return
     try:
         lost = _rewrite(source, target, storage_version, MEMORY_LIMIT)
     except duckdb.OutOfMemoryException:
