@@ -22,8 +22,11 @@ A chunk holding a sku of more than `chunk_lines` lines (a hot sku) comes in piec
 to piece (`carry`): no `Product` holds more than a piece's lines.
 
 In parallel, helpers are spawned first (their imports overlap the first chunks); each holds two
-whole chunks at a time, biggest first, topped up between the pieces of the hot skus, and this
-process allocates the next whole chunk whenever they are busy.
+whole chunks at a time, biggest first, handed out before the first piece and topped up between
+the pieces of the hot skus, and this process allocates the next whole chunk whenever they are
+busy. A whole chunk travels as a plan (`pl.LazyFrame`, in production a scan of the chunk's
+spooled file): the helper reads and orders its own lines, so this process neither reads nor
+pickles them.
 """
 
 from __future__ import annotations

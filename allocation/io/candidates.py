@@ -2,17 +2,19 @@
 
 Candidates are the lines waiting in `order_lines` (backorders, and lines a manifest change
 released tonight) and tonight's new lines (the TEMP table `night_lines`). DuckDB counts the lines
-per sku, packs the skus (in sku order) into chunks of about the lines the allocator asks for (a
-sku is never split between chunks), and hands the lines over in ONE ordered query (sorted on
-integers: a rank per sku, not its text), the chunks holding a hot sku first, then biggest chunk
-first, each sku's lines in arrival order: one sort, spilled by DuckDB past its memory limit,
-instead of a query per chunk (each of which scans the whole night). The hot chunks' rows are
-spooled to a Parquet file and read back in pieces of at most the chunk's lines while the query
-streams the other chunks: Python holds the pieces and chunks in flight (and the arrow batch they
-are cut from), never a whole hot sku.
+per sku and packs the skus (in sku order) into chunks of about the lines the allocator asks for
+(a sku is never split between chunks); the chunks holding a hot sku come first, then the
+biggest. ONE unordered pass over the lines spools each whole chunk to its own Arrow file and the
+hot chunks' rows to one Parquet file, in the night's spill folder; DuckDB then sorts only the
+hot rows (read back in pieces of at most the chunk's lines), and a whole chunk is handed out as
+a scan of its file that orders it (by integer sku rank, then arrival) where it is collected: in
+a helper process, which reads its own chunk. Sorting the whole night in one ordered query
+before the first chunk could go out cost ~10 s of CPU at 10M lines while the helpers idled
+(measured; the unordered pass costs ~3 s). Python holds the pieces and chunks in flight (and
+the arrow batch they are cut from), never a whole hot sku.
 
-While that query streams, the connection can run nothing else, so the placements go to a Parquet
-file in the night's spill folder as they come back; `load_placements` then reads it into the
+While the hot pieces stream, the connection can run nothing else, so the placements go to a
+Parquet file in the night's spill folder as they come back; `load_placements` then reads it into the
 TEMP table `placements` (arrival_seq, batch, qty), from which the night is recorded by SQL
 (`DuckDBRepository.record_placements`). `batch` is the batch's `rowid` in `batches`: an integer
 key, stable for the night's transaction (batches are updated in place, never deleted).
