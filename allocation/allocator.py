@@ -22,8 +22,11 @@ A chunk holding a sku of more than `chunk_lines` lines (a hot sku) comes in piec
 to piece (`carry`): no `Product` holds more than a piece's lines.
 
 In parallel, helpers are spawned first (their imports overlap the first chunks); each holds two
-whole chunks at a time, biggest first, topped up between the pieces of the hot skus, and this
-process allocates the next whole chunk whenever they are busy.
+whole chunks at a time, biggest first, handed out before the first piece and topped up between
+the pieces of the hot skus, and this process allocates the next whole chunk whenever they are
+busy. A whole chunk travels as a plan (`pl.LazyFrame`, in production a scan of the chunk's
+spooled file): the helper reads and orders its own lines, so this process neither reads nor
+pickles them.
 """
 
 from __future__ import annotations
@@ -210,8 +213,9 @@ def allocate_chunk(
     )
 
 
-#: `Candidates.chunks`: the pieces of the big chunks, in order; the whole small chunks.
-Streams = tuple[Iterator[pl.DataFrame], Iterator[pl.DataFrame]]
+#: `Candidates.chunks`: the pieces of the big chunks, in order; the whole small chunks, each as
+#: a plan (`pl.LazyFrame`) that whoever allocates it collects: a helper reads its chunk itself.
+Streams = tuple[Iterator[pl.DataFrame], Iterator[pl.LazyFrame]]
 
 
 def carry(batches: pl.DataFrame, placed: pl.DataFrame) -> pl.DataFrame:
@@ -252,10 +256,18 @@ class Candidates(Protocol):
         `chunk_lines` lines (a sku may straddle two), to be allocated one after another
         carrying the batches' state (`carry`); `whole`, the other chunks (under twice
         `chunk_lines` lines), biggest first. Each sku's lines in arrival
-        order. Only the pieces and chunks read are in memory."""
+        order. A whole chunk is a `pl.LazyFrame` that pickles small (a file scan, say), so that
+        a helper, not this process, reads and orders it. Only the pieces and chunks read are in
+        memory."""
 
     def record(self, placed: pl.DataFrame) -> None:
         """Keeps the placements (`allocate_chunk`'s frame) of one chunk."""
+
+
+def _allocate_whole(lines: pl.LazyFrame, batches: pl.DataFrame) -> pl.DataFrame:
+    """`allocate_chunk` of a whole chunk, collected where it is allocated (in a helper: the
+    chunk's plan travels, not its rows)."""
+    return allocate_chunk(lines.collect(), batches)
 
 
 def _warm_up() -> None:
@@ -288,14 +300,14 @@ class _Helpers:
         batches = candidates.batches()
         running: dict[Future[pl.DataFrame], int] = {}
         here = handed = 0
-        held: pl.DataFrame | None = None  # the next whole chunk, when no helper had room
+        held: pl.LazyFrame | None = None  # the next whole chunk, when no helper had room
 
         def collect(futures: Iterable[Future[pl.DataFrame]]) -> None:
             for future in futures:
                 lines = running.pop(future)
                 _record(candidates, future.result(), lines, progress)
 
-        def hand_out(whole: Iterator[pl.DataFrame]) -> None:
+        def hand_out(whole: Iterator[pl.LazyFrame]) -> None:
             nonlocal held, handed
             collect([future for future in running if future.done()])
             ready = sum(started.done() for started in self._started)
@@ -307,12 +319,14 @@ class _Helpers:
                     handed += 1
                 if len(running) >= _IN_FLIGHT * ready:
                     return
-                work = (held, batches.join(held.select("sku").unique(), on="sku", how="semi"))
-                running[self._pool.submit(allocate_chunk, *work)] = held.height
+                skus = held.select("sku").collect()  # one column: the chunk's batches, its size
+                work = (held, batches.join(skus.unique(), on="sku", how="semi"))
+                running[self._pool.submit(_allocate_whole, *work)] = skus.height
                 held = None
 
         with candidates.chunks(chunk_lines) as (pieces, whole):
             carried = batches
+            hand_out(whole)  # before the first piece is read: the helpers start at once
             for piece in pieces:
                 hand_out(whole)
                 placed = allocate_chunk(piece, carried, progress.within)
@@ -323,7 +337,7 @@ class _Helpers:
                 hand_out(whole)
                 if held is None:
                     break
-                chunk, held = held, None
+                chunk, held = held.collect(), None
                 _record(
                     candidates,
                     allocate_chunk(chunk, batches, progress.within),
@@ -374,5 +388,6 @@ def allocate_candidates(
             placed = allocate_chunk(piece, carried, done.within)
             carried = carry(carried, placed)
             _record(candidates, placed, piece.height, done)
-        for chunk in whole:
+        for lazy in whole:
+            chunk = lazy.collect()
             _record(candidates, allocate_chunk(chunk, batches, done.within), chunk.height, done)

@@ -79,7 +79,10 @@ class FrameCandidates:
         small = ordered.filter(~pl.col("big"))
         yield (
             iter(big.iter_slices(chunk_lines)),
-            (chunk.select(columns) for chunk in small.partition_by("chunk", maintain_order=True)),
+            (
+                chunk.select(columns).lazy()
+                for chunk in small.partition_by("chunk", maintain_order=True)
+            ),
         )
 
     def record(self, placed: pl.DataFrame) -> None:

@@ -245,20 +245,20 @@ def allocate_on_dask(
                 for finished in [future for future in running if future.state.is_final()]:
                     collect(finished)
                 while len(running) < _IN_FLIGHT * threads:
-                    chunk = next(whole, None)
-                    if chunk is None:
+                    lazy = next(whole, None)
+                    if lazy is None:
                         break
-                    submit(chunk)
+                    submit(lazy.collect())
                 placed = allocate_chunk(piece, carried)
                 carried = carry(carried, placed)
                 candidates.record(placed)
                 done += piece.height
                 if progress is not None:
                     progress(done, candidates.lines)
-            for chunk in whole:
+            for lazy in whole:
                 while len(running) >= _IN_FLIGHT * threads:
                     collect(next(as_completed(list(running))))
-                submit(chunk)
+                submit(lazy.collect())
             while running:
                 collect(next(as_completed(list(running))))
     if not keep_staging:

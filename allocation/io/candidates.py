@@ -2,17 +2,19 @@
 
 Candidates are the lines waiting in `order_lines` (backorders, and lines a manifest change
 released tonight) and tonight's new lines (the TEMP table `night_lines`). DuckDB counts the lines
-per sku, packs the skus (in sku order) into chunks of about the lines the allocator asks for (a
-sku is never split between chunks), and hands the lines over in ONE ordered query (sorted on
-integers: a rank per sku, not its text), the chunks holding a hot sku first, then biggest chunk
-first, each sku's lines in arrival order: one sort, spilled by DuckDB past its memory limit,
-instead of a query per chunk (each of which scans the whole night). The hot chunks' rows are
-spooled to a Parquet file and read back in pieces of at most the chunk's lines while the query
-streams the other chunks: Python holds the pieces and chunks in flight (and the arrow batch they
-are cut from), never a whole hot sku.
+per sku and packs the skus (in sku order) into chunks of about the lines the allocator asks for
+(a sku is never split between chunks); the chunks holding a hot sku come first, then the
+biggest. ONE unordered pass over the lines spools each whole chunk to its own Arrow file and the
+hot chunks' rows to one Parquet file, in the night's spill folder; DuckDB then sorts only the
+hot rows (read back in pieces of at most the chunk's lines), and a whole chunk is handed out as
+a scan of its file that orders it (by integer sku rank, then arrival) where it is collected: in
+a helper process, which reads its own chunk. Sorting the whole night in one ordered query
+before the first chunk could go out cost ~10 s of CPU at 10M lines while the helpers idled
+(measured; the unordered pass costs ~3 s). Python holds the pieces and chunks in flight (and
+the arrow batch they are cut from), never a whole hot sku.
 
-While that query streams, the connection can run nothing else, so the placements go to a Parquet
-file in the night's spill folder as they come back; `load_placements` then reads it into the
+While the hot pieces stream, the connection can run nothing else, so the placements go to a
+Parquet file in the night's spill folder as they come back; `load_placements` then reads it into the
 TEMP table `placements` (arrival_seq, batch, qty), from which the night is recorded by SQL
 (`DuckDBRepository.record_placements`). `batch` is the batch's `rowid` in `batches`: an integer
 key, stable for the night's transaction (batches are updated in place, never deleted).
@@ -20,7 +22,7 @@ key, stable for the night's transaction (batches are updated in place, never del
 
 from __future__ import annotations
 
-import itertools
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +31,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pyarrow as arrow
+import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from allocation.io.repository import CANDIDATE_LINES
@@ -59,6 +62,8 @@ class DuckDBCandidates:
         for pattern in ("placements-*.parquet", "pieces-*.parquet"):
             for leftover in folder.glob(pattern):
                 leftover.unlink(missing_ok=True)
+        for leftover in folder.glob("chunks-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
         self._path = folder / f"placements-{uuid.uuid4().hex}.parquet"
         self._writer: pq.ParquetWriter | None = None
         self.placed = 0
@@ -77,36 +82,52 @@ class DuckDBCandidates:
     @contextmanager
     def chunks(
         self, chunk_lines: int
-    ) -> Iterator[tuple[Iterator[pl.DataFrame], Iterator[pl.DataFrame]]]:
-        """`allocation.allocator.Candidates.chunks`. The big chunks come first out of the
-        ordered query; they are spooled to a Parquet file in the spill folder (the connection
-        cannot serve a second query while this one streams), read back piece by piece while
-        the rest of the query streams the whole chunks."""
+    ) -> Iterator[tuple[Iterator[pl.DataFrame], Iterator[pl.LazyFrame]]]:
+        """`allocation.allocator.Candidates.chunks`. One unordered pass over the lines spools
+        each whole chunk to its own Arrow file and the big chunks to one Parquet file in the
+        spill folder; then DuckDB sorts only the big chunks' rows (read back in pieces), and
+        each whole chunk is sorted when it is read (a few hundred thousand rows). Sorting the
+        whole night in DuckDB before the first chunk cost ~10 s of CPU at 10M lines (measured),
+        while the helpers idled."""
         lines = max(1, chunk_lines)
         # A sku goes to the chunk where its first line falls (skus in sku order), as
-        # `allocation.frame_allocation.chunk_of_skus` packs them; chunks are contiguous ranges of
-        # sku_rank, so sorting on the integer rank keeps each chunk together.
-        reader = self.con.sql(
-            "WITH packed AS ("
-            "  SELECT sku, sku_rank, (sum(lines) OVER (ORDER BY sku_rank ROWS BETWEEN "
-            "  UNBOUNDED PRECEDING AND CURRENT ROW) - lines) // $lines AS chunk, lines "
+        # `allocation.frame_allocation.chunk_of_skus` packs them; `place` orders the chunks: the
+        # ones holding a sku bigger than a chunk first, then biggest first.
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE candidate_chunks AS WITH packed AS ("
+            "  SELECT sku, sku_rank, lines, (sum(lines) OVER (ORDER BY sku_rank ROWS BETWEEN "
+            "  UNBOUNDED PRECEDING AND CURRENT ROW) - lines) // $lines AS chunk "
             "  FROM candidate_skus"
             "), sized AS ("
-            "  SELECT sku, sku_rank, chunk, sum(lines) OVER (PARTITION BY chunk) AS chunk_size, "
-            "  max(lines) OVER (PARTITION BY chunk) > $lines AS big FROM packed"
-            ") SELECT l.orderid, l.sku, l.qty, l.arrival_seq, c.chunk, c.big "
-            "FROM candidate_lines l JOIN sized c USING (sku) "
-            "ORDER BY c.big DESC, c.chunk_size DESC, c.sku_rank, l.arrival_seq",
-            params={"lines": lines},
-        ).to_arrow_reader(_READ_ROWS)
+            "  SELECT chunk, sum(lines) AS size, max(lines) > $lines AS big FROM packed "
+            "  GROUP BY chunk"
+            "), placed AS ("
+            "  SELECT chunk, big, row_number() OVER (ORDER BY big DESC, size DESC, chunk) AS place"
+            "  FROM sized"
+            ") SELECT p.sku, p.sku_rank, c.place, c.big FROM packed p JOIN placed c USING (chunk)",
+            {"lines": lines},
+        )
+        places = self.con.sql(
+            "SELECT DISTINCT place, big FROM candidate_chunks ORDER BY place"
+        ).fetchall()
+        folder = self._path.with_name(f"chunks-{uuid.uuid4().hex}")
         spool = self._path.with_name(f"pieces-{uuid.uuid4().hex}.parquet")
+        reader: arrow.RecordBatchReader | None = None
         try:
-            rest = _spool_big_chunks(reader, spool)
-            pieces = _pieces(spool, lines) if spool.exists() else iter(())
-            yield pieces, _whole_chunks(rest, reader)
+            _spool(self.con, folder, spool)
+            if spool.exists():
+                reader = self.con.sql(
+                    "SELECT orderid, sku, qty, arrival_seq FROM read_parquet(?) "
+                    "ORDER BY place, sku_rank, arrival_seq",
+                    params=[str(spool)],
+                ).to_arrow_reader(_READ_ROWS)
+            pieces = _pieces(reader, lines) if reader is not None else iter(())
+            yield pieces, _whole_chunks(folder, [place for place, big in places if not big])
         finally:
-            reader.close()  # else the connection refuses every statement, ROLLBACK included
+            if reader is not None:
+                reader.close()  # else the connection refuses every statement, ROLLBACK included
             spool.unlink(missing_ok=True)
+            shutil.rmtree(folder, ignore_errors=True)
 
     def record(self, placed: pl.DataFrame) -> None:
         table = placed.select("arrival_seq", "batch", "qty").to_arrow().cast(PLACEMENTS_SCHEMA)
@@ -140,31 +161,50 @@ class DuckDBCandidates:
         self._path.unlink(missing_ok=True)
 
 
-def _spool_big_chunks(reader: arrow.RecordBatchReader, spool: Path) -> pl.DataFrame | None:
-    """Writes the rows of the big chunks (the first out of the reader) to `spool`; returns the
-    rest of the batch where they end (None when the reader is done)."""
-    writer: pq.ParquetWriter | None = None
+def _spool(con: duckdb.DuckDBPyConnection, folder: Path, spool: Path) -> None:
+    """Every candidate line, in one pass in no order: the big chunks' rows to `spool` (Parquet,
+    for DuckDB to sort), each whole chunk's to `folder`/PLACE.arrow (Arrow IPC: the cheapest
+    to write and read back, ~60 bytes a line). Python holds one arrow batch at a time."""
+    folder.mkdir()
+    reader = con.sql(
+        "SELECT l.orderid, l.sku, l.qty, l.arrival_seq, c.sku_rank, c.place, c.big "
+        "FROM candidate_lines l JOIN candidate_chunks c USING (sku)"
+    ).to_arrow_reader(_READ_ROWS)
+    big: pq.ParquetWriter | None = None
+    writers: dict[int, ipc.RecordBatchFileWriter] = {}
     try:
         for batch in reader:
             frame = pl.DataFrame(arrow.Table.from_batches([batch]))
-            big = frame.filter(pl.col("big"))
-            if big.height:
+            hot = frame.filter(pl.col("big")).drop("big")
+            if hot.height:
+                table = hot.to_arrow()
+                if big is None:
+                    big = pq.ParquetWriter(spool, table.schema, compression="lz4")
+                big.write_table(table)
+            rest = frame.filter(~pl.col("big"))
+            for (place,), part in rest.partition_by("place", as_dict=True).items():
+                # plain strings: half the bytes of polars' string views for these short texts
+                table = part.select(*_COLUMNS, "sku_rank").to_arrow(
+                    compat_level=pl.CompatLevel.oldest()
+                )
+                writer = writers.get(place)
                 if writer is None:
-                    writer = pq.ParquetWriter(spool, big.to_arrow().schema, compression="lz4")
-                writer.write_table(big.to_arrow())
-            if big.height < frame.height:
-                return frame.filter(~pl.col("big"))
-        return None
+                    writer = ipc.new_file(folder / f"{place}.arrow", table.schema)
+                    writers[place] = writer
+                writer.write_table(table)
     finally:
-        if writer is not None:
+        reader.close()
+        for writer in writers.values():
             writer.close()
+        if big is not None:
+            big.close()
 
 
-def _pieces(spool: Path, lines: int) -> Iterator[pl.DataFrame]:
-    """The spooled rows in order, in pieces of `lines` lines (the last one fewer)."""
+def _pieces(reader: arrow.RecordBatchReader, lines: int) -> Iterator[pl.DataFrame]:
+    """The rows of `reader` in order, in pieces of `lines` lines (the last one fewer)."""
     held: list[pl.DataFrame] = []
     count = 0
-    for batch in pq.ParquetFile(spool).iter_batches(batch_size=_READ_ROWS):
+    for batch in reader:
         frame = pl.DataFrame(arrow.Table.from_batches([batch])).select(_COLUMNS)
         while frame.height:
             take = frame.head(lines - count)
@@ -179,26 +219,10 @@ def _pieces(spool: Path, lines: int) -> Iterator[pl.DataFrame]:
         yield pl.concat(held, how="vertical")
 
 
-def _whole_chunks(
-    first: pl.DataFrame | None, reader: arrow.RecordBatchReader
-) -> Iterator[pl.DataFrame]:
-    """The chunks of `first` and the rest of `reader`, one frame each."""
-    if first is None:
-        return
-    held: list[pl.DataFrame] = []
-    frames = itertools.chain(
-        [first], (pl.DataFrame(arrow.Table.from_batches([batch])) for batch in reader)
-    )
-    for frame in frames:
-        for part in frame.partition_by("chunk", maintain_order=True):
-            if held and held[0]["chunk"][0] != part["chunk"][0]:
-                yield _chunk(held)
-            held.append(part)
-    if held:
-        yield _chunk(held)
-
-
-def _chunk(held: list[pl.DataFrame]) -> pl.DataFrame:
-    frame = pl.concat(held, how="vertical").select(_COLUMNS)
-    held.clear()
-    return frame
+def _whole_chunks(folder: Path, places: list[int]) -> Iterator[pl.LazyFrame]:
+    """The whole chunks in the order of `places`, each a scan of its file that puts each sku's
+    lines together in arrival order when collected (the files stay until the chunks are done)."""
+    for place in places:
+        yield (
+            pl.scan_ipc(folder / f"{place}.arrow").sort("sku_rank", "arrival_seq").select(_COLUMNS)
+        )

@@ -4,6 +4,7 @@ records the same warehouse whatever the chunk size and however many processes al
 from __future__ import annotations
 
 import itertools
+import pickle
 import random
 import re
 from collections.abc import Callable
@@ -59,8 +60,8 @@ def test_candidates_come_in_chunks_of_whole_skus_biggest_first_in_arrival_order(
             chunks: list[pl.DataFrame] = []
             for piece in streamed_pieces:
                 pieces.append(piece)
-                chunks.extend(itertools.islice(streamed_whole, 1))
-            chunks.extend(streamed_whole)
+                chunks.extend(chunk.collect() for chunk in itertools.islice(streamed_whole, 1))
+            chunks.extend(chunk.collect() for chunk in streamed_whole)
             spooled = [path.name for path in spill.glob("pieces-*.parquet")]
         after = [path.name for path in spill.glob("pieces-*.parquet")]
         assert uow.con.sql("SELECT 1").fetchall() == [(1,)]  # the connection is free again
@@ -84,6 +85,30 @@ def test_candidates_come_in_chunks_of_whole_skus_biggest_first_in_arrival_order(
         assert not set(chunk["sku"]) & seen, "a sku split between chunks"
         seen |= set(chunk["sku"])
         assert chunk.sort("sku", "arrival_seq", maintain_order=True).equals(chunk)
+
+
+def test_a_whole_chunk_travels_to_a_helper_as_a_scan_of_its_file_not_its_rows(
+    tmp_path: Path,
+) -> None:
+    uow = _warehouse_with_a_night(tmp_path / "w.duckdb")
+    spill = tmp_path / "spill"
+    try:
+        candidates = DuckDBCandidates(uow.con, spill)
+        with candidates.chunks(1_000) as (streamed_pieces, streamed_whole):
+            assert list(streamed_pieces) == []  # no sku above 1,000 lines: one whole chunk
+            (chunk,) = list(streamed_whole)
+            shipped = pickle.dumps(chunk)
+            lines = pickle.loads(shipped).collect()  # what a spawned helper does with it
+            spooled = [path.name for path in spill.glob("chunks-*/*.arrow")]
+        left = [path.name for path in spill.iterdir()]
+    finally:
+        uow.__exit__(None, None, None)
+
+    assert lines.height == 321 and lines.columns == ["orderid", "sku", "qty", "arrival_seq"]
+    assert lines.sort("sku", "arrival_seq", maintain_order=True).equals(lines)
+    # the plan names the chunk's file: its size does not grow with the chunk's lines
+    assert len(shipped) < 4 * 1024 < lines.estimated_size()
+    assert spooled == ["1.arrow"] and left == []
 
 
 def test_placements_are_kept_out_of_memory_and_the_file_is_removed(tmp_path: Path) -> None:
@@ -110,6 +135,8 @@ def test_placements_a_killed_night_left_behind_are_removed_by_the_next(tmp_path:
     spill = tmp_path / "spill"
     spill.mkdir()
     (spill / "placements-0123abcd.parquet").write_bytes(b"half a file")  # killed mid-night
+    (spill / "chunks-0123abcd").mkdir()  # and the whole chunks it had spooled
+    (spill / "chunks-0123abcd" / "1.arrow").write_bytes(b"half a chunk")
     (spill / "duckdb_temp_storage-0.tmp").write_bytes(b"")  # DuckDB's own: not ours to touch
     uow = _warehouse_with_a_night(tmp_path / "w.duckdb")
     try:

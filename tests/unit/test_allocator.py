@@ -8,6 +8,7 @@ import datetime as dt
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import polars as pl
 import pytest
@@ -93,7 +94,7 @@ def test_chunks_keep_each_sku_whole_in_arrival_order_biggest_first() -> None:
     candidates = frame_allocation.FrameCandidates(lines, pl.DataFrame([], schema=BATCH_SCHEMA))
 
     with candidates.chunks(100) as (streamed_pieces, streamed_whole):
-        pieces, chunks = list(streamed_pieces), list(streamed_whole)
+        pieces, chunks = list(streamed_pieces), [chunk.collect() for chunk in streamed_whole]
 
     # the hot sku, bigger than a chunk, in consecutive pieces of at most 100 lines
     assert [piece.height for piece in pieces] == [100, 100, 100]
@@ -112,6 +113,9 @@ def test_chunks_keep_each_sku_whole_in_arrival_order_biggest_first() -> None:
             assert group["arrival_seq"].is_sorted()
 
 
+_Frame = TypeVar("_Frame", pl.DataFrame, pl.LazyFrame)
+
+
 class RecordingCandidates(frame_allocation.FrameCandidates):
     """Notes the sizes of the whole chunks and of the pieces handed out, in order."""
 
@@ -126,9 +130,9 @@ class RecordingCandidates(frame_allocation.FrameCandidates):
             yield self._note(pieces, self.pieces), self._note(whole, self.handed)
 
     @staticmethod
-    def _note(frames: Iterator[pl.DataFrame], sizes: list[int]) -> Iterator[pl.DataFrame]:
+    def _note(frames: Iterator[_Frame], sizes: list[int]) -> Iterator[_Frame]:
         for frame in frames:
-            sizes.append(frame.height)
+            sizes.append(frame.lazy().select(pl.len()).collect().item())
             yield frame
 
 
