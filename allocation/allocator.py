@@ -56,9 +56,11 @@ PARALLEL_MIN_LINES = 500_000
 _PROGRESS_SECONDS = 10.0
 _RUN_LINES = 100_000  # lines turned into Python objects at once: memory stays flat
 #: Lines per chunk of skus handed out at a time (a sku bigger than this is a chunk alone): small
-#: enough that the chunks in flight weigh little beside the process (~15 MB each as frames),
-#: big enough that the per-chunk costs (a DuckDB batch, a trip to a helper) stay small.
-CHUNK_LINES = 250_000
+#: enough that the chunks in flight weigh little beside the process (~4 MB each as frames; a
+#: hot sku's piece, all in one `Product`, is the most Python holds), big enough that the
+#: per-chunk costs (a DuckDB batch, a trip to a helper) stay small. 100k against 250k: the 10M
+#: Zipf night's tree peaked 263 MiB lower (1,361 against 1,624 MiB, run and helper both).
+CHUNK_LINES = 100_000
 # Chunks each helper holds at a time: one it works on, one waiting, so it never waits for this
 # process (which reads the chunks and allocates too) to hand it the next.
 _IN_FLIGHT = 2
