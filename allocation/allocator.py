@@ -33,11 +33,10 @@ from __future__ import annotations
 
 import gc
 import logging
-import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, as_completed
 from contextlib import AbstractContextManager
 from itertools import pairwise
 from typing import Protocol
@@ -45,23 +44,26 @@ from typing import Protocol
 import polars as pl
 
 from allocation.domain import Batch, OrderLine, OutOfStockError, Product
+from allocation.helper_pool import helper_pool
 
 log = logging.getLogger("allocation")
 
 _ROW = "__row"
 BATCH_ID = "__batch"
 _BATCH_COLUMNS = ("reference", "eta", "purchased", "allocated", BATCH_ID)
-# Below this many lines a second process costs more than it saves: a spawned helper imports
-# polars and the parent's main module again (about 1 s for the `allocation` command on 2 cores;
-# measured with a busy machine: 100k lines took 0.2 s in one process, 0.45 s with a helper;
+# Below this many lines a second process costs more than it saves: a spawned helper starts an
+# interpreter and imports polars (0.25-0.4 s on 2 cores, `allocation.helper_pool`; 1 s when it
+# also re-ran the `allocation` command's imports, when this was measured with a busy machine: 100k lines took 0.2 s in one process, 0.45 s with a helper;
 # 500k lines about 0.6 s either way).
 PARALLEL_MIN_LINES = 500_000
 _PROGRESS_SECONDS = 10.0
 _RUN_LINES = 100_000  # lines turned into Python objects at once: memory stays flat
 #: Lines per chunk of skus handed out at a time (a sku bigger than this is a chunk alone): small
-#: enough that the chunks in flight weigh little beside the process (~15 MB each as frames),
-#: big enough that the per-chunk costs (a DuckDB batch, a trip to a helper) stay small.
-CHUNK_LINES = 250_000
+#: enough that the chunks in flight weigh little beside the process (~4 MB each as frames; a
+#: hot sku's piece, all in one `Product`, is the most Python holds), big enough that the
+#: per-chunk costs (a DuckDB batch, a trip to a helper) stay small. 100k against 250k: the 10M
+#: Zipf night's tree peaked 263 MiB lower (1,361 against 1,624 MiB, run and helper both).
+CHUNK_LINES = 100_000
 # Chunks each helper holds at a time: one it works on, one waiting, so it never waits for this
 # process (which reads the chunks and allocates too) to hand it the next.
 _IN_FLIGHT = 2
@@ -278,9 +280,8 @@ class _Helpers:
     """`count` spawned processes that allocate chunks beside this one."""
 
     def __init__(self, count: int) -> None:
-        # spawn, not fork: forking a process that runs polars' and Prefect's threads can hang.
-        spawn = multiprocessing.get_context("spawn")
-        self._pool = ProcessPoolExecutor(max_workers=count, mp_context=spawn)
+        # Spawned, and bare: they import polars and the domain, not the command and Prefect.
+        self._pool = helper_pool(count)
         # Started now, so their imports (about 1 s) overlap this process's own preparation.
         self._started = [self._pool.submit(_warm_up) for _ in range(count)]
 

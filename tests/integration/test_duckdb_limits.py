@@ -29,7 +29,7 @@ def test_the_night_spills_beside_its_state_under_the_default_limit(tmp_path: Pat
             "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
         ).fetchall()[0]
 
-    assert limit.replace(" ", "") == "488.2MiB"  # 512 MB in DuckDB's binary units
+    assert limit.replace(" ", "") == "366.2MiB"  # 384 MB in DuckDB's binary units
     assert Path(folder) == tmp_path / ".w.duckdb.pipeline" / "duckdb-tmp"
     assert Path(folder).is_dir()
 
