@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -287,3 +289,51 @@ def test_any_night_classifies_in_partitions_as_all_at_once(
     assert partitioned[0] == at_once[0]
     assert partitioned[1].equals(at_once[1])
     assert partitioned[2].equals(at_once[2])
+
+
+# -- tonight's lines read range by range -------------------------------------------------------
+def _row_groups_scanned(con: duckdb.DuckDBPyConnection, sql: str) -> tuple[int, int]:
+    """(scanned, in all) of the biggest table `sql` scans, from DuckDB's EXPLAIN ANALYZE."""
+    plan = "\n".join(str(row[1]) for row in con.sql(f"EXPLAIN ANALYZE {sql}").fetchall())
+    found = re.findall(r"Row Groups Scanned: (\d+) / (\d+)", plan)
+    assert found, plan
+    return max(((int(scanned), int(groups)) for scanned, groups in found), key=lambda n: n[1])
+
+
+@pytest.mark.parametrize("repeated", [False, True], ids=["all-new", "one-line-repeated"])
+def test_a_range_of_tonights_lines_reads_only_that_range_of_the_staged_night(
+    site: Site, repeated: bool
+) -> None:
+    """The night is recorded range by range of arrival_seq: if each range read the whole staged
+    night, recording would grow with the square of the night's lines (30M lines: 30 ranges of
+    30M rows each)."""
+    lines = 500_000  # DuckDB row groups hold 122,880 rows: about four of them
+    orders = pl.select(
+        source_file=pl.lit("orders/big.csv"),
+        line=pl.int_range(2, lines + 2, dtype=pl.Int64),
+        orderid=pl.format("O-{}", pl.int_range(lines)),
+        sku=pl.lit("RETRO-CLOCK"),
+        qty=pl.lit(1, pl.Int64),
+        raw=pl.lit(None, pl.String),
+    )
+    if repeated:  # a duplicate: tonight's lines are then a table of their own
+        orders = pl.concat([orders, orders.head(1)])
+    params = site.params(NIGHT_1)
+    path = staging.staging_path(params.state_dir, "run-1")
+    with staging.StagingWriter(path) as staged:
+        staged.add("orders", orders)
+
+    with DuckDBUnitOfWork(state_db(params)) as uow, staging.attached(uow.con, path):
+        staging.classify_staged_orders(uow.con, 1_000)
+        scanned, groups = _row_groups_scanned(
+            uow.con,
+            "SELECT count(*), max(orderid) FROM night_lines "
+            "WHERE arrival_seq >= 201000 AND arrival_seq < 301000",
+        )
+        assert uow.con.sql(
+            "SELECT count(*), min(orderid), max(arrival_seq) FROM night_lines "
+            "WHERE arrival_seq >= 201000 AND arrival_seq < 301000"
+        ).fetchall() == [(100_000, "O-200000", 300_999)]
+
+    assert groups >= 4
+    assert scanned <= 2

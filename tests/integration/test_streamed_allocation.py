@@ -3,6 +3,7 @@ records the same warehouse whatever the chunk size and however many processes al
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import pickle
 import random
@@ -241,3 +242,53 @@ def test_a_night_recorded_range_by_range_stores_the_same_rows_in_the_same_order(
     assert expected["allocations"] and expected["reallocations"]
     for name, rows in expected.items():
         assert got[name] == rows, name
+
+
+def test_each_range_recorded_reads_only_its_own_placements(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The placements come back in the allocator's order (by sku), not in arrival order: if
+    each range of the recording scanned all of them, the step would grow with the square of
+    the night. Recorded, they are in arrival order, so a range of them is a few row groups."""
+    lines = 500_000  # DuckDB row groups hold 122,880 rows: about four of them
+    monkeypatch.setattr(repository, "RECORD_ROWS", 100_000)
+    uow = DuckDBUnitOfWork(tmp_path / "w.duckdb")
+    with uow:
+        con = uow.con
+        con.execute(
+            "INSERT INTO batches (reference, sku, eta, purchased, allocated, first_seen) "
+            "SELECT 'B-' || s, 'SKU-' || s, NULL, $lines, 0, DATE '2026-11-24' FROM range(7) t(s)",
+            {"lines": lines},
+        )
+        con.execute(
+            "CREATE TEMP TABLE night_lines AS SELECT i AS arrival_seq, 'O-' || i AS orderid, "
+            "'SKU-' || (i % 7) AS sku, 1::BIGINT AS qty, 'o.csv' AS source_file, i + 1 AS line "
+            "FROM range(1, $lines + 1) t(i)",
+            {"lines": lines},
+        )
+        con.execute(f"CREATE TEMP VIEW candidate_lines AS {repository.CANDIDATE_LINES}")
+        con.execute(  # by sku, as the allocator's chunks come back
+            "CREATE TEMP TABLE placements AS SELECT n.arrival_seq, b.rowid AS batch, n.qty "
+            "FROM night_lines n JOIN batches b USING (sku) ORDER BY n.sku, n.arrival_seq"
+        )
+
+        uow.repo.record_placements(dt.date(2026, 11, 25), "run-1")
+
+        plan = "\n".join(
+            str(row[1])
+            for row in con.sql(
+                "EXPLAIN ANALYZE SELECT count(*), sum(batch) FROM placements "
+                "WHERE arrival_seq >= 201000 AND arrival_seq < 301000"
+            ).fetchall()
+        )
+        scanned, groups = map(int, re.findall(r"Row Groups Scanned: (\d+) / (\d+)", plan)[0])
+        recorded = con.sql(
+            "SELECT count(*), count(DISTINCT batchref), min(arrival_seq), max(arrival_seq) "
+            "FROM allocations"
+        ).fetchall()
+        stored = [seq for (seq,) in con.sql("SELECT arrival_seq FROM allocations").fetchall()]
+
+    assert recorded == [(lines, 7, 1, lines)]
+    assert stored == sorted(stored)
+    assert groups >= 4
+    assert scanned <= 2
