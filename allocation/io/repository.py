@@ -226,12 +226,10 @@ class DuckDBRepository:
     # -- recording the night's placements ---------------------------------------------------
     def record_placements(self, business_date: dt.date, run_id: str) -> None:
         """Records the night from the TEMP tables `night_lines` (tonight's new lines),
-        `candidate_lines` (`CANDIDATE_LINES`) and
-        `placements` (arrival_seq, batch rowid, qty of every line placed tonight, the waiting
-        lines' included; left in arrival order), all in DuckDB: tonight's lines into
-        `order_lines` with their status,
-        the waiting lines that got stock marked allocated, an `allocations` row per placement,
-        and the batches' totals. Rows go in arrival order, as they always have (the reports
+        `candidate_lines` (`CANDIDATE_LINES`) and `placements` (arrival_seq, batch rowid, qty of
+        every line placed tonight, the waiting lines' included; left in arrival order), all in
+        DuckDB: tonight's lines into `order_lines` with their status, the waiting lines that got
+        stock marked allocated, an `allocations` row per placement, and the batches' totals. Rows go in arrival order, as they always have (the reports
         read `allocations` in slices of `arrival_seq`)."""
         # Range by range of arrival_seq, about RECORD_ROWS lines each, in order: each range's join
         # and sort fit in DuckDB's memory, where one statement over the whole night spilled both
