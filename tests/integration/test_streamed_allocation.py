@@ -8,7 +8,8 @@ import itertools
 import pickle
 import random
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -22,11 +23,16 @@ from allocation.io.unit_of_work import DuckDBUnitOfWork
 from conftest import Site
 
 
-def _warehouse_with_a_night(path: Path) -> DuckDBUnitOfWork:
-    """Batches, two earlier lines (one waiting, one allocated) and tonight's lines."""
-    uow = DuckDBUnitOfWork(path)
-    uow.__enter__()
-    con = uow.con
+@contextmanager
+def _warehouse_with_a_night(path: Path) -> Iterator[DuckDBUnitOfWork]:
+    """Batches, two earlier lines (one waiting, one allocated) and tonight's lines, in a unit of
+    work rolled back when the block ends."""
+    with DuckDBUnitOfWork(path) as uow:
+        _add_a_night(uow.con)
+        yield uow
+
+
+def _add_a_night(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(
         "INSERT INTO batches (reference, sku, eta, purchased, allocated, first_seen) VALUES "
         "('b-hot', 'HOT-LAMP', NULL, 50, 0, DATE '2026-11-24'), "
@@ -44,15 +50,13 @@ def _warehouse_with_a_night(path: Path) -> DuckDBUnitOfWork:
         "qty BIGINT, source_file VARCHAR, line BIGINT)"
     )
     con.executemany("INSERT INTO night_lines VALUES (?, ?, ?, ?, ?, ?)", rows)
-    return uow
 
 
 def test_candidates_come_in_chunks_of_whole_skus_biggest_first_in_arrival_order(
     tmp_path: Path,
 ) -> None:
-    uow = _warehouse_with_a_night(tmp_path / "w.duckdb")
     spill = tmp_path / "spill"
-    try:
+    with _warehouse_with_a_night(tmp_path / "w.duckdb") as uow:
         candidates = DuckDBCandidates(uow.con, spill)
         batches = candidates.batches()
         with candidates.chunks(50) as (streamed_pieces, streamed_whole):
@@ -66,8 +70,6 @@ def test_candidates_come_in_chunks_of_whole_skus_biggest_first_in_arrival_order(
             spooled = [path.name for path in spill.glob("pieces-*.parquet")]
         after = [path.name for path in spill.glob("pieces-*.parquet")]
         assert uow.con.sql("SELECT 1").fetchall() == [(1,)]  # the connection is free again
-    finally:
-        uow.__exit__(None, None, None)
 
     assert candidates.lines == 1 + 120 + 200  # the waiting line, not the allocated one
     assert sorted(batches["reference"]) == ["b-cold", "b-hot"]
@@ -91,9 +93,8 @@ def test_candidates_come_in_chunks_of_whole_skus_biggest_first_in_arrival_order(
 def test_a_whole_chunk_travels_to_a_helper_as_a_scan_of_its_file_not_its_rows(
     tmp_path: Path,
 ) -> None:
-    uow = _warehouse_with_a_night(tmp_path / "w.duckdb")
     spill = tmp_path / "spill"
-    try:
+    with _warehouse_with_a_night(tmp_path / "w.duckdb") as uow:
         candidates = DuckDBCandidates(uow.con, spill)
         with candidates.chunks(1_000) as (streamed_pieces, streamed_whole):
             assert list(streamed_pieces) == []  # no sku above 1,000 lines: one whole chunk
@@ -102,8 +103,6 @@ def test_a_whole_chunk_travels_to_a_helper_as_a_scan_of_its_file_not_its_rows(
             lines = pickle.loads(shipped).collect()  # what a spawned helper does with it
             spooled = [path.name for path in spill.glob("chunks-*/*.arrow")]
         left = [path.name for path in spill.iterdir()]
-    finally:
-        uow.__exit__(None, None, None)
 
     assert lines.height == 321 and lines.columns == ["orderid", "sku", "qty", "arrival_seq"]
     assert lines.sort("sku", "arrival_seq", maintain_order=True).equals(lines)
@@ -113,9 +112,8 @@ def test_a_whole_chunk_travels_to_a_helper_as_a_scan_of_its_file_not_its_rows(
 
 
 def test_placements_are_kept_out_of_memory_and_the_file_is_removed(tmp_path: Path) -> None:
-    uow = _warehouse_with_a_night(tmp_path / "w.duckdb")
     spill = tmp_path / "spill"
-    try:
+    with _warehouse_with_a_night(tmp_path / "w.duckdb") as uow:
         candidates = DuckDBCandidates(uow.con, spill)
         allocator.allocate_candidates(candidates, chunk_lines=50)
         placed = candidates.load_placements()
@@ -123,8 +121,6 @@ def test_placements_are_kept_out_of_memory_and_the_file_is_removed(tmp_path: Pat
             "SELECT b.reference, count(*), sum(p.qty)::BIGINT FROM placements p "
             "JOIN batches b ON b.rowid = p.batch GROUP BY ALL ORDER BY 1"
         ).fetchall()
-    finally:
-        uow.__exit__(None, None, None)
 
     # 50 units of the hot lamp for 121 lines, the waiting one first; 4 left of SKU-07's batch.
     assert rows == [("b-cold", 4, 4), ("b-hot", 50, 50)]
@@ -139,11 +135,8 @@ def test_placements_a_killed_night_left_behind_are_removed_by_the_next(tmp_path:
     (spill / "chunks-0123abcd").mkdir()  # and the whole chunks it had spooled
     (spill / "chunks-0123abcd" / "1.arrow").write_bytes(b"half a chunk")
     (spill / "duckdb_temp_storage-0.tmp").write_bytes(b"")  # DuckDB's own: not ours to touch
-    uow = _warehouse_with_a_night(tmp_path / "w.duckdb")
-    try:
+    with _warehouse_with_a_night(tmp_path / "w.duckdb") as uow:
         DuckDBCandidates(uow.con, spill)
-    finally:
-        uow.__exit__(None, None, None)
 
     assert [path.name for path in spill.iterdir()] == ["duckdb_temp_storage-0.tmp"]
 
