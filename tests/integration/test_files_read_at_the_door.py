@@ -237,6 +237,22 @@ def test_a_manifest_cut_after_its_eta_comma_does_not_put_a_batch_in_stock(site: 
     }
 
 
+def test_a_file_cut_inside_a_character_rejects_its_last_line_not_the_whole_file(
+    site: Site,
+) -> None:
+    """A cut can fall inside a UTF-8 character: that is a cut last line, not a file in another
+    encoding (which is rejected whole, and told to re-export)."""
+    whole = "orderid,sku,qty\no1,ÉTAGÈRE,2\no2,ÉTAGÈRE,2\n".encode()
+    (site.inbox / "orders" / "o1.csv").write_bytes(whole[: whole.rindex("È".encode()) + 1])
+
+    site.run(DAY)
+
+    assert site.query("SELECT orderid, sku FROM order_lines") == [("o1", "ÉTAGÈRE")]
+    [(name, line, reason)] = rejected(site)
+    assert (name, line) == ("orders/o1.csv", 2)
+    assert reason.startswith(CUT_LAST_LINE)
+
+
 def test_a_cut_last_line_of_a_quoted_csv_is_rejected_too(site: Site) -> None:
     site.write("orders/o1.csv", 'orderid,sku,qty\n"o1","LAMP",2\n"o2","LAMP",2')
 

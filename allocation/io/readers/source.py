@@ -248,7 +248,12 @@ def _checked(data: bytes, offset: int, *, last: bool) -> TextChunk | int:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return offset + exc.start
+        cut_in_a_character = last and exc.end == len(data) and b"\n" not in data[exc.start :]
+        if not cut_in_a_character:
+            return offset + exc.start
+        # The file ends inside a character: a file cut while being written, whose last line
+        # is rejected as cut. That line is shown with the partial character replaced.
+        text = data.decode("utf-8", errors="replace")
     return TextChunk(
         data, text, offset, last=last, terminated=not last or data.endswith((b"\n", b"\r"))
     )
