@@ -11,20 +11,28 @@ warehouse) against one Prefect server started beforehand, as a whole process tim
 with its whole process tree's peak RSS sampled every 0.1 s (``benchmarks.process``).
 ``--pythonpath`` runs another checkout's ``allocation`` package (e.g. the code before a change)
 with the same interpreter and libraries.
+
+    python -m benchmarks.one_file --reader-only INBOX [--pythonpath DIR]
+
+reads and validates the order files of ``INBOX`` in this process, as the load step does but
+without staging, and prints the process's peak RSS (``ru_maxrss``): the reader's own memory.
+Works with the code before the streaming readers too (``--pythonpath old-checkout``).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import polars as pl
 
 from benchmarks.generate import BUSINESS_DATE, generate
-from benchmarks.process import BIN, prefect_server, timed
 
 SHAPES = ("many", "csv", "parquet")
 
@@ -57,13 +65,47 @@ def one_file_inboxes(many: Path, work: Path, shapes: list[str]) -> dict[str, Pat
     return inboxes
 
 
+def reader_only(inbox: Path) -> str:
+    """Reads and validates ``inbox``'s order files here; the peak RSS and the time taken."""
+    from allocation.io import readers, validation
+
+    tick = time.perf_counter()
+    valid = 0
+    files, _ = readers.find_inbox_files(inbox)
+    for file in files:
+        if file.kind != "orders":
+            continue
+        if hasattr(readers, "stream_inbox_file"):
+            stream = readers.stream_inbox_file(file)
+            for part in stream:
+                valid += validation.validate_orders(part.rows).valid.height
+            if stream.problem is not None:
+                raise RuntimeError(stream.problem)
+        else:  # the code before the readers streamed
+            valid += validation.validate_orders(readers.read_inbox_file(file).rows).valid.height
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return (
+        f"{inbox}: {valid:,} valid order lines in {time.perf_counter() - tick:.1f} s, "
+        f"peak RSS {peak:,.0f} MiB (this process)"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=10_000_000)
     parser.add_argument("--work", type=Path)
     parser.add_argument("--shapes", default=",".join(SHAPES))
     parser.add_argument("--pythonpath", type=Path)
+    parser.add_argument("--reader-only", type=Path, metavar="INBOX")
     args = parser.parse_args(argv)
+    if args.reader_only:
+        if args.pythonpath:
+            sys.path.insert(0, str(args.pythonpath))  # before `allocation` is first imported
+        print(reader_only(args.reader_only), flush=True)
+        return
+    # Imported here: it imports `allocation`, which --reader-only may take from elsewhere.
+    from benchmarks.process import BIN, prefect_server, timed
+
     shapes = [shape for shape in args.shapes.split(",") if shape]
     work = args.work or Path(tempfile.mkdtemp(prefix="one-file-"))
     many = work / "inbox-many"
