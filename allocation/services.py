@@ -161,7 +161,7 @@ def load_inbox(
                     "file_name": file.source_file,
                     "size": stream.size,
                     # A file that changed while it was read has no checksum of its own: recorded
-                    # with "", a rerun of the date reads it again (it skips only what it loaded).
+                    # with "", which no file read has, so a rerun of the date reads it again.
                     "sha256": "" if stream.changed else stream.sha256,
                     "rows": rows,
                     "status": "loaded" if reason is None else "rejected",

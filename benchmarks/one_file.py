@@ -83,10 +83,11 @@ def reader_only(inbox: Path) -> str:
                 raise RuntimeError(stream.problem)
         else:  # the code before the readers streamed
             valid += validation.validate_orders(readers.read_inbox_file(file).rows).valid.height
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     return (
-        f"{inbox}: {valid:,} valid order lines in {time.perf_counter() - tick:.1f} s, "
-        f"peak RSS {peak:,.0f} MiB (this process)"
+        f"{inbox}: {valid:,} valid order lines in {time.perf_counter() - tick:.1f} s "
+        f"({usage.ru_utime + usage.ru_stime:.1f} CPU-s, start-up included), "
+        f"peak RSS {usage.ru_maxrss / 1024:,.0f} MiB (this process)"
     )
 
 
