@@ -27,7 +27,10 @@ from allocation.io.readers.discovery import (
     SUPPORTED_SUFFIXES,
     InboxError,
     InboxFile,
+    InboxListing,
+    NotRead,
     find_inbox_files,
+    list_inbox,
     shown_name,
 )
 from allocation.io.readers.encoding import text_problem
@@ -42,7 +45,10 @@ __all__ = [
     "FileRead",
     "InboxError",
     "InboxFile",
+    "InboxListing",
+    "NotRead",
     "find_inbox_files",
+    "list_inbox",
     "read_csv",
     "read_inbox_file",
     "shown_name",
