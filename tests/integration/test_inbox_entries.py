@@ -242,3 +242,17 @@ def test_a_backup_copy_is_reported_not_read(tmp_path: Path) -> None:
 
     assert (entry.source_file, entry.status) == ("orders/o1.csv~", "ignored")
     assert "backup" in entry.reason
+
+
+def test_a_folder_with_an_upload_s_temporary_name_is_a_folder_not_a_waiting_file(
+    tmp_path: Path,
+) -> None:
+    inbox = tmp_path / "inbox"
+    (inbox / "orders" / "o1.csv.part").mkdir(parents=True)
+
+    [entry] = list_inbox(inbox).not_read
+
+    assert (entry.status, entry.reason) == (
+        "rejected",
+        "is a directory; only files directly inside orders/ are read",
+    )

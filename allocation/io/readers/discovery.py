@@ -233,20 +233,6 @@ def _inbox_file(
             "it read (hidden names are editors' and uploads' temporary files)",
             "ignored",
         )
-    temporary = next((s for s in TEMPORARY_SUFFIXES if lowered.endswith(s)), None)
-    if temporary is not None:
-        return not_read(
-            f"still being written (its name ends in '{name[-len(temporary) :]}', an upload's "
-            f"temporary name): read by a later run once renamed to its final name, e.g. "
-            f"{kind}/{name[: -len(temporary)] or 'NAME.csv'}",
-            "waiting",
-        )
-    if name.endswith("~"):
-        return not_read(
-            f"a backup copy (its name ends in '~'), not read: only .csv, .parquet and .jsonl "
-            f"files in {kind}/ are read",
-            "ignored",
-        )
     if path.is_symlink():
         try:
             target = path.resolve(strict=True)
@@ -262,6 +248,20 @@ def _inbox_file(
         return not_read(f"cannot read file: {exc}")
     if stat.S_ISDIR(before.st_mode):
         return not_read(f"is a directory; only files directly inside {kind}/ are read")
+    temporary = next((s for s in TEMPORARY_SUFFIXES if lowered.endswith(s)), None)
+    if temporary is not None:
+        return not_read(
+            f"still being written (its name ends in '{name[-len(temporary) :]}', an upload's "
+            f"temporary name): read by a later run once renamed to its final name, e.g. "
+            f"{kind}/{name[: -len(temporary)] or 'NAME.csv'}",
+            "waiting",
+        )
+    if name.endswith("~"):
+        return not_read(
+            f"a backup copy (its name ends in '~'), not read: only .csv, .parquet and .jsonl "
+            f"files in {kind}/ are read",
+            "ignored",
+        )
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         found = f"'{path.suffix}'" if path.suffix else "(no extension)"
