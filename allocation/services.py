@@ -304,7 +304,7 @@ def _warn_about_the_inbox(
         )
     if counts["files_seen"] and not counts["files_read"] and not skipped:
         log.warning(
-            "The inbox %s holds %d entr%s and none was read: see the lines 'Not read' above "
+            "The inbox %s holds %d entr%s and none was read: see the warnings above "
             "and rejected.csv",
             params.inbox,
             counts["files_seen"],
