@@ -13,10 +13,11 @@ from collections.abc import Callable
 
 import duckdb
 
+from allocation.io import warehouse_repair
 from allocation.io.warehouse_comments import COMMENTS
 
-# Versions 5-9 are other changes' (merged in their own order); a version this code has no
-# migration for changes nothing (`_unchanged`).
+# Versions 6-9 are other changes' (merged in their own order); a version this code has no
+# migration for changes nothing (`_nothing`).
 SCHEMA_VERSION = 10
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,12 @@ CREATE TABLE manifest_rows (
     business_date DATE NOT NULL, run_id VARCHAR NOT NULL
 );
 """
+
+# Version 5 (`warehouse_repair`): the manifest-row ledger filled from the history a version 2
+# or 3 warehouse holds (the version-4 upgrade left it empty, and a re-sent manifest's old rows
+# were applied again), and batches whose eta no night can hold repaired or quarantined (the
+# table `quarantined_batches`). Later versions are other changes; a version missing from
+# MIGRATIONS below changes nothing (versions are numbered ahead, so merges do not collide).
 
 # Version 10: identifiers in NFC (allocation/io/identifiers.py). Nights before it stored them as
 # received, so `ÉTAGÈRE` in NFD (E + U+0301) from an earlier night would never meet tonight's NFC
@@ -218,8 +225,8 @@ def _v4(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_V4_TABLES)
 
 
-def _unchanged(con: duckdb.DuckDBPyConnection) -> None:
-    """A version whose change is not in this code (see SCHEMA_VERSION)."""
+def _nothing(con: duckdb.DuckDBPyConnection) -> None:
+    """A version number kept for a change made elsewhere: nothing to do here."""
 
 
 def _v10(con: duckdb.DuckDBPyConnection) -> None:
@@ -264,6 +271,7 @@ MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     2: _v2,
     3: _v3,
     4: _v4,
+    5: warehouse_repair.upgrade,
     10: _v10,
 }
 
@@ -288,7 +296,7 @@ def migrate(con: duckdb.DuckDBPyConnection, target: int = SCHEMA_VERSION) -> int
             "upgrade the allocation package before running this night"
         )
     for version in range(found + 1, target + 1):
-        MIGRATIONS.get(version, _unchanged)(con)
+        MIGRATIONS.get(version, _nothing)(con)
         con.execute(
             "INSERT INTO schema_version VALUES (?, ?)",
             [version, dt.datetime.now(dt.UTC).replace(tzinfo=None)],
