@@ -31,8 +31,9 @@ $(STAMP): requirements.lock pyproject.toml
 # The sample night gets its own warehouse and outbox: never the deployment's data/warehouse.duckdb
 # or data/outbox, so `make run` in a worker's checkout cannot commit the sample as a real night.
 SAMPLE_RUN := data/sample-run
+# The sample's files are complete whatever their age (a fresh checkout dates them now).
 run: install
-	$(BIN)/allocation run --inbox data/sample --warehouse $(SAMPLE_RUN)/warehouse.duckdb --outbox $(SAMPLE_RUN)/outbox
+	ALLOCATION_INBOX_SETTLE_SECONDS=0 $(BIN)/allocation run --inbox data/sample --warehouse $(SAMPLE_RUN)/warehouse.duckdb --outbox $(SAMPLE_RUN)/outbox
 
 lint: install
 	$(BIN)/ruff check allocation tests benchmarks

@@ -163,6 +163,8 @@ def _report(summary: dict[str, Any]) -> None:
     print(f"  allocated {summary['allocated']}, out of stock {summary['out_of_stock']}")
     if summary["files"]["rejected"]:
         print(f"  rejected files: {summary['files']['rejected']} (see rejected.csv)")
+    for warning in summary.get("warnings", []):
+        print(f"  WARNING: {warning}")
 
 
 def main(argv: list[str] | None = None) -> int:

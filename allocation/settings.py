@@ -139,6 +139,16 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ALLOCATION_", extra="ignore")
 
     inbox: Path = Field(Path("data/inbox"), description="Folder with batches/ and orders/ files.")
+    # Five minutes: uploads that write in place (cp, FTP) move the modification time with every
+    # write, and a transfer quiet that long has finished or died; a file finished in the five
+    # minutes before the night is taken by the next run, and reported as waiting until then.
+    inbox_settle_seconds: float = Field(
+        300.0,
+        ge=0,
+        description="A file in the inbox is read once unchanged for this long (seconds); one "
+        "changed more recently is still being written and is left for the next run (0: read "
+        "every file, however recent).",
+    )
     warehouse: Path = Field(
         Path("data/warehouse.duckdb"), description="The analysts' DuckDB file (published copy)."
     )

@@ -253,6 +253,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = {
         "ALLOCATION_WORKERS": args.workers,
         "ALLOCATION_DASK_WORKERS": str(args.dask_workers),
+        # The generated inbox is complete once written: read it at once, not 5 minutes later.
+        "ALLOCATION_INBOX_SETTLE_SECONDS": "0",
     }
     started = dt.datetime.now(dt.UTC)
     extra: list[str] = []

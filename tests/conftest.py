@@ -9,6 +9,9 @@ from allocation import TELEMETRY_OFF
 
 os.environ.update(TELEMETRY_OFF)  # whatever the caller's environment says
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+# Tests write their inbox a moment before the night runs; a real inbox's files are minutes or
+# hours old. The settle time itself is tested with its own value (test_inbox_entries.py).
+os.environ.setdefault("ALLOCATION_INBOX_SETTLE_SECONDS", "0")
 
 import datetime as dt
 from collections.abc import Callable, Iterator

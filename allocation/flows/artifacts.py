@@ -42,6 +42,9 @@ def summary_markdown(
     ]
     for rejected in files["rejected_files"]:
         lines.append(f"  - rejected `{rejected['file']}`: {rejected['reason']}")
+    for entry in files.get("not_read", []):
+        lines.append(f"  - {entry['status']} `{entry['file']}`: {entry['reason']}")
+    lines += [f"- **Warning:** {warning}" for warning in summary.get("warnings", [])]
     top = top_out_of_stock(folder, 10)
     if top.height:
         lines += ["", "## Top out-of-stock skus", "", "| sku | open lines | open qty | available |"]

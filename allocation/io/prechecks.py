@@ -12,6 +12,8 @@ from typing import Final, NamedTuple
 
 import polars as pl
 
+from allocation.io import identifiers
+
 #: A whole number in base 10 with an optional sign. ``[0-9]``, not ``\d``: polars' ``\d`` is
 #: Unicode-aware and would let digits such as "٣" through the format check.
 _WHOLE_NUMBER: Final = r"^[+-]?[0-9]+$"
@@ -64,22 +66,36 @@ def present(column: str) -> Precheck:
 
 
 def text(column: str) -> Precheck:
-    """Stripped text; null, empty or whitespace-only -> null and "<column> is empty". Text
-    holding an invisible or control character (a zero-width space, a no-break space, a tab, a
-    line break, a byte order mark, a private-use code point) -> null: two skus
-    that print alike must not be two skus."""
+    """Stripped text in NFC (``identifiers``); null, empty or whitespace-only -> null and
+    "<column> is empty". Text holding an invisible or control character (a zero-width space, a
+    no-break space, a tab, a line break, a byte order mark, a private-use code point) or a
+    compatibility character (fullwidth letters, ligatures) -> null: two skus that print alike
+    must not be two skus."""
     stripped = pl.col(column).str.strip_chars()
-    value = pl.when((stripped != "") & ~stripped.str.contains(_INVISIBLE)).then(stripped)
+    normal = identifiers.nfc_expr(stripped)
+    invisible = stripped.str.contains(_INVISIBLE)
+    plain = identifiers.compatibility_spelling_expr(stripped)
+    value = pl.when((normal != "") & ~invisible & plain.is_null()).then(normal)
     marked = stripped.str.replace_all(_INVISIBLE, _INVISIBLE_SHOWN, literal=False)
     reason = (
         pl.when(stripped.is_null() | (stripped == ""))
         .then(pl.lit(f"{column} is empty"))
-        .when(value.is_null())
+        .when(invisible)
         .then(
             pl.format(
                 f"{column} '{{}}' holds an invisible or control character (shown as "
                 f"{_INVISIBLE_SHOWN}): remove it",
                 shown(marked),
+            )
+        )
+        .when(plain.is_not_null())
+        .then(
+            pl.format(
+                f"{column} '{{}}' holds a compatibility character (a fullwidth, ligature, "
+                f"superscript or other variant form that prints like plain text): send it as "
+                f"'{{}}'",
+                shown(stripped),
+                shown(identifiers.nfc_expr(plain)),
             )
         )
     )

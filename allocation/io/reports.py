@@ -210,8 +210,8 @@ def summary(con: duckdb.DuckDBPyConnection, day: dt.date) -> dict[str, Any]:
         params=[day],
     ).fetchall()
     files = con.sql(
-        "SELECT kind, file_name, status, reason FROM ingested_files WHERE business_date = ? "
-        "ORDER BY kind DESC, file_name",
+        "SELECT kind, file_name, status, reason, sha256 <> '' FROM ingested_files "
+        "WHERE business_date = ? ORDER BY kind DESC, file_name",
         params=[day],
     ).fetchall()
     allocated = con.sql(
@@ -248,8 +248,53 @@ def summary(con: duckdb.DuckDBPyConnection, day: dt.date) -> dict[str, Any]:
             "skipped_already_ingested": counts["files_skipped"],
             "rejected_files": [
                 {"file": f"{name}", "reason": reason}
-                for _kind, name, status, reason in files
+                for _kind, name, status, reason, _read in files
                 if status == "rejected"
             ],
+            **_entries_not_read(files),
         },
+        "warnings": _inbox_warnings(files),
     }
+
+
+def _entries_not_read(files: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """What the date's runs did with the inbox's entries (`ingested_files`): files read (their
+    rows loaded, or the file rejected after reading), and the entries ignored (in the wrong
+    place, hidden, a backup) or waiting (still being written when the night looked; not listed
+    once a later run of the date read them)."""
+    read = {name for _kind, name, _status, _reason, was_read in files if was_read}
+    not_read = [
+        {"file": name, "status": status, "reason": reason}
+        for _kind, name, status, reason, _read in files
+        if status == "ignored" or (status == "waiting" and name not in read)
+    ]
+    return {
+        "read": sum(1 for *_, was_read in files if was_read),
+        "order_files_read": sum(1 for kind, *_, was_read in files if was_read and kind == "orders"),
+        "ignored": sum(1 for entry in not_read if entry["status"] == "ignored"),
+        "waiting": sum(1 for entry in not_read if entry["status"] == "waiting"),
+        "not_read": not_read,
+    }
+
+
+def _inbox_warnings(files: list[tuple[Any, ...]]) -> list[str]:
+    """What a person must look at in the date's inbox, in words: no order file at all, files
+    left for a later run, entries never read."""
+    entries = _entries_not_read(files)
+    warnings = []
+    if not entries["order_files_read"]:
+        warnings.append(
+            "no order file was read for this date: order files go in the inbox's orders/ "
+            "folder (.csv, .parquet or .jsonl); only lines already waiting were allocated"
+        )
+    if entries["waiting"]:
+        warnings.append(
+            f"{entries['waiting']} file(s) still being written were left for a later run: "
+            "see files.not_read"
+        )
+    if entries["ignored"]:
+        warnings.append(
+            f"{entries['ignored']} inbox entr{'y' if entries['ignored'] == 1 else 'ies'} in the "
+            "wrong place (or hidden) were not read: see files.not_read and rejected.csv"
+        )
+    return warnings

@@ -103,8 +103,8 @@ REJECTION_SCHEMA: Final = pl.Schema(
     }
 )
 
-#: Allowed values of ``RejectedReport.kind``.
-REJECTION_KINDS: tuple[str, ...] = ("orders", "batches")
+#: Allowed values of ``RejectedReport.kind``: ``file`` is an inbox entry in neither kind folder.
+REJECTION_KINDS: tuple[str, ...] = ("orders", "batches", "file")
 
 #: Regex for "has at least one non-whitespace character" (``str_contains`` searches, unanchored).
 _NON_EMPTY = r"\S"

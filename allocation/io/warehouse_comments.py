@@ -128,17 +128,20 @@ COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
         },
     ),
     "ingested_files": (
-        "Every inbox file a run read, with its checksum.",
+        "Every inbox entry a run found: the files it read (loaded, or rejected whole) with their "
+        "checksum, and the entries it did not read (rejected unread, ignored, waiting) with why.",
         {
             "run_id": "Run that read it.",
             "business_date": "Night that read it.",
-            "kind": "orders or batches.",
+            "kind": "orders or batches (the folder it is in); file for an entry in neither.",
             "file_name": "Path relative to the inbox.",
             "size": "Bytes.",
-            "sha256": "Checksum of the content.",
+            "sha256": "Checksum of the content (empty for an entry not read).",
             "rows": "Data rows read (0 for a rejected file).",
-            "status": "loaded or rejected.",
-            "reason": "Why the whole file was rejected (NULL when loaded).",
+            "status": "loaded, rejected, ignored (not an inbox file: in the wrong place, hidden, "
+            "a backup) or waiting (still being written: a later run reads it; never counted as "
+            "read).",
+            "reason": "Why the whole file was rejected, ignored or left waiting (NULL when loaded).",
         },
     ),
     "batch_changes": (

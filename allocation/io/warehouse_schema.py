@@ -8,6 +8,7 @@ Upgrades run on open, in order, inside the caller's transaction.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 
 import duckdb
@@ -15,7 +16,11 @@ import duckdb
 from allocation.io import warehouse_repair
 from allocation.io.warehouse_comments import COMMENTS
 
-SCHEMA_VERSION = 5
+# Versions 6-9 are other changes' (merged in their own order); a version this code has no
+# migration for changes nothing (`_nothing`).
+SCHEMA_VERSION = 10
+
+log = logging.getLogger(__name__)
 
 _V1_TABLES = """
 CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL);
@@ -98,6 +103,47 @@ CREATE TABLE manifest_rows (
 # were applied again), and batches whose eta no night can hold repaired or quarantined (the
 # table `quarantined_batches`). Later versions are other changes; a version missing from
 # MIGRATIONS below changes nothing (versions are numbered ahead, so merges do not collide).
+
+# Version 10: identifiers in NFC (allocation/io/identifiers.py). Nights before it stored them as
+# received, so `ÉTAGÈRE` in NFD (E + U+0301) from an earlier night would never meet tonight's NFC
+# one. Normalised once here, every table alike; ASCII values (nearly all) are skipped by a length
+# test. A value whose NFC form another row already holds (both spellings received) is left as it
+# was and named in the log: merging two batches or two lines would change what was allocated.
+_V10_REFERENCES = """
+CREATE TEMP TABLE v10_references AS
+SELECT old, new FROM (
+    SELECT reference AS old, nfc_normalize(reference) AS new FROM batches
+    WHERE strlen(reference) <> length(reference) AND reference <> nfc_normalize(reference)
+) WHERE new NOT IN (SELECT reference FROM batches)
+QUALIFY row_number() OVER (PARTITION BY new ORDER BY old) = 1;
+"""
+_V10_LINES = """
+CREATE TEMP TABLE v10_lines AS
+SELECT old_orderid, old_sku, new_orderid, new_sku FROM (
+    SELECT DISTINCT orderid AS old_orderid, sku AS old_sku, nfc_normalize(orderid) AS new_orderid,
+           nfc_normalize(sku) AS new_sku
+    FROM order_lines
+    WHERE (strlen(orderid) <> length(orderid) OR strlen(sku) <> length(sku))
+      AND (orderid <> nfc_normalize(orderid) OR sku <> nfc_normalize(sku))
+) m
+WHERE NOT EXISTS (
+    SELECT 1 FROM order_lines l WHERE l.orderid = m.new_orderid AND l.sku = m.new_sku
+)
+QUALIFY row_number() OVER (PARTITION BY new_orderid, new_sku ORDER BY old_orderid, old_sku) = 1;
+"""
+#: (table, reference column) renamed by `v10_references`.
+_V10_REFERENCE_COLUMNS = (
+    ("batches", "reference"),
+    ("order_lines", "batchref"),
+    ("allocations", "batchref"),
+    ("reallocations", "from_batchref"),
+    ("reallocations", "to_batchref"),
+    ("batch_changes", "reference"),
+    ("manifest_rows", "reference"),
+)
+#: Tables whose (orderid, sku) are renamed by `v10_lines`; sku columns of batches elsewhere.
+_V10_LINE_TABLES = ("order_lines", "allocations", "reallocations")
+_V10_SKU_TABLES = ("batches", "batch_changes", "manifest_rows")
 
 # Views are rebuilt after every upgrade. "Today" for an analyst is the latest committed night.
 # Sums over a sku are HUGEINT in DuckDB; every quantity fits BIGINT but their sum may not, so sums
@@ -183,12 +229,50 @@ def _nothing(con: duckdb.DuckDBPyConnection) -> None:
     """A version number kept for a change made elsewhere: nothing to do here."""
 
 
+def _v10(con: duckdb.DuckDBPyConnection) -> None:
+    """Identifiers stored before the door normalised them, in NFC (see _V10_REFERENCES)."""
+    con.execute(_V10_REFERENCES)
+    for table, column in _V10_REFERENCE_COLUMNS:
+        con.execute(
+            f"UPDATE {table} SET {column} = m.new FROM v10_references m "  # noqa: S608
+            f"WHERE {table}.{column} = m.old"
+        )
+    con.execute(_V10_LINES)
+    for table in _V10_LINE_TABLES:
+        con.execute(
+            f"UPDATE {table} SET orderid = m.new_orderid, sku = m.new_sku "  # noqa: S608
+            f"FROM v10_lines m WHERE {table}.orderid = m.old_orderid AND {table}.sku = m.old_sku"
+        )
+    for table in _V10_SKU_TABLES:
+        con.execute(
+            f"UPDATE {table} SET sku = nfc_normalize(sku) "  # noqa: S608
+            "WHERE strlen(sku) <> length(sku) AND sku <> nfc_normalize(sku)"
+        )
+    con.execute("DROP TABLE v10_references")
+    con.execute("DROP TABLE v10_lines")
+    left = con.sql(
+        "SELECT 'batch ' || reference FROM batches WHERE strlen(reference) <> length(reference) "
+        "AND reference <> nfc_normalize(reference) "
+        "UNION ALL SELECT DISTINCT 'order ' || orderid || ' sku ' || sku FROM order_lines "
+        "WHERE (strlen(orderid) <> length(orderid) OR strlen(sku) <> length(sku)) "
+        "AND (orderid <> nfc_normalize(orderid) OR sku <> nfc_normalize(sku)) ORDER BY 1"
+    ).fetchall()
+    if left:
+        log.warning(
+            "Identifiers left as received because the warehouse already holds their NFC "
+            "spelling too (two spellings of one identifier, from before they were normalised): "
+            "%s",
+            "; ".join(str(row[0]) for row in left),
+        )
+
+
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     1: _v1,
     2: _v2,
     3: _v3,
     4: _v4,
     5: warehouse_repair.upgrade,
+    10: _v10,
 }
 
 

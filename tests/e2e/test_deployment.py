@@ -183,6 +183,7 @@ def clean_env(home: Path) -> dict[str, str]:
     }
     env.update(
         TELEMETRY_OFF,
+        ALLOCATION_INBOX_SETTLE_SECONDS="0",  # the tests' inbox files are seconds old
         PREFECT_HOME=str(home),
         COLUMNS="200",  # keep rich's CLI output on one line per item
     )

@@ -106,7 +106,7 @@ NIGHT_2_FILES = 4  # two order files, one manifest, one rejected file
 # -- running a night in its own process group ----------------------------------------------------
 def child_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALLOCATION_")}
-    env.update(TELEMETRY_OFF, **extra)
+    env.update(TELEMETRY_OFF, ALLOCATION_INBOX_SETTLE_SECONDS="0", **extra)  # files just written
     return env
 
 

@@ -539,7 +539,12 @@ def test_files_are_listed_in_name_order_batches_before_orders(inbox: Path) -> No
         "orders/2026-11-27.csv",
     ]
     assert [f.kind for f in files] == ["batches", "batches", "orders", "orders", "orders"]
-    assert rejections.is_empty()
+    # Never read, never silent: each is named with its reason (tests/integration/test_inbox_entries.py).
+    assert rejections["source_file"].to_list() == [
+        "stray.csv",
+        "orders/.hidden.csv",
+        "orders/.~lock.2026-11-27.csv#",
+    ]
     assert rejections.schema == REJECTION_SCHEMA
 
 
@@ -629,10 +634,12 @@ def test_a_symlink_to_a_file_inside_the_inbox_is_read(inbox: Path) -> None:
     put(inbox, "shared/today.csv", ORDERS_HEADER + "A1,LAMP,1\n")
     (inbox / "orders" / "a.csv").symlink_to(inbox / "shared" / "today.csv")
 
-    result = read(inbox, "orders/a.csv")
+    [file], rejections = find_inbox_files(inbox)
+    result = read_inbox_file(file)
 
     assert result.file.path == inbox / "orders" / "a.csv"
     assert result.rows.select("source_file", "orderid").rows() == [("orders/a.csv", "A1")]
+    assert rejections["source_file"].to_list() == ["shared/"]  # its own files are not read
 
 
 def test_a_broken_symlink_is_reported(inbox: Path) -> None:

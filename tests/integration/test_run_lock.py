@@ -59,7 +59,7 @@ def holding(site: Site) -> AbstractContextManager[None]:
 
 def child_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALLOCATION_")}
-    env.update(TELEMETRY_OFF, **extra)
+    env.update(TELEMETRY_OFF, ALLOCATION_INBOX_SETTLE_SECONDS="0", **extra)  # files just written
     return env
 
 

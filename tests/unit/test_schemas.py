@@ -164,7 +164,7 @@ def test_each_model_accepts_a_well_formed_frame(model: type[pa.DataFrameModel]) 
         (OutOfStockReport, "shortfall", 0, "greater_than_or_equal_to(1)"),
         (OutOfStockReport, "days_waiting", -1, "greater_than_or_equal_to(0)"),
         (OutOfStockReport, "available", -1, "greater_than_or_equal_to(0)"),
-        (RejectedReport, "kind", "files", "isin(('orders', 'batches'))"),
+        (RejectedReport, "kind", "files", "isin(('orders', 'batches', 'file'))"),
         (RejectedReport, "line", 0, "greater_than_or_equal_to(1)"),
         (RejectedReport, "reason", "", "str_contains('\\S')"),
         (ReallocationReport, "qty", 0, "greater_than_or_equal_to(1)"),

@@ -34,7 +34,10 @@ from allocation.io.readers.discovery import (
     SUPPORTED_SUFFIXES,
     InboxError,
     InboxFile,
+    InboxListing,
+    NotRead,
     find_inbox_files,
+    list_inbox,
     shown_name,
 )
 from allocation.io.readers.frames import FileRead, FileSlice, reject_file
@@ -52,8 +55,13 @@ __all__ = [
     "FileStream",
     "InboxError",
     "InboxFile",
+    "InboxListing",
+    "NotRead",
+    "empty_rows",
     "find_inbox_files",
+    "list_inbox",
     "read_inbox_file",
+    "reject_file",
     "shown_name",
     "stream_inbox_file",
 ]
