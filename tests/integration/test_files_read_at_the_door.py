@@ -4,7 +4,7 @@ A file changed while the night reads it, a file still being written (a cut last 
 optional column, and a file read in slices: each through whole nights on real files and a real
 warehouse, checked where a person would look (``rejected.csv``, ``summary.json``, the warehouse).
 The supplier's moves are real file writes made at the moment the night is between two steps:
-``readers.find_inbox_files`` (the night's listing and hashing of the inbox) and the read stream
+``readers.list_inbox`` (the night's listing and hashing of the inbox) and the read stream
 are wrapped to make them then.
 """
 
@@ -53,14 +53,14 @@ def batches(site: Site) -> dict[str, tuple[int, Any]]:
 def after_listing(monkeypatch: pytest.MonkeyPatch, change: Callable[[], None]) -> None:
     """``change()`` runs once the night has listed and hashed the inbox, before it reads a file
     (an upload by ``cp`` or FTP that starts then)."""
-    listed = readers.find_inbox_files
+    listed = readers.list_inbox
 
-    def listing_then_change(inbox: Path) -> Any:
-        found = listed(inbox)
+    def listing_then_change(inbox: Path, settle_seconds: float) -> Any:
+        found = listed(inbox, settle_seconds)
         change()
         return found
 
-    monkeypatch.setattr(readers, "find_inbox_files", listing_then_change)
+    monkeypatch.setattr(readers, "list_inbox", listing_then_change)
 
 
 def while_reading(

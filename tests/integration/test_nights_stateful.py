@@ -325,18 +325,18 @@ class Nights(RuleBasedStateMachine):
         path = self.inbox / name
         complete = path.read_bytes()
         partial = complete[: cut % (len(complete) + 1)]
-        listed = readers.find_inbox_files
+        listed = readers.list_inbox
 
-        def listing_then_rewrite(inbox: Path) -> tuple[list[readers.InboxFile], object]:
-            found = listed(inbox)
+        def listing_then_rewrite(inbox: Path, settle_seconds: float) -> readers.InboxListing:
+            found = listed(inbox, settle_seconds)
             path.write_bytes(partial)
             return found
 
-        readers.find_inbox_files = listing_then_rewrite  # type: ignore[assignment]
+        readers.list_inbox = listing_then_rewrite  # type: ignore[assignment]
         try:
             run_night(self._params(day))
         finally:
-            readers.find_inbox_files = listed
+            readers.list_inbox = listed
             path.write_bytes(complete)
         manifests, orders = self._inbox_now()
         whole_rows = max(0, partial.count(b"\n") - 1)  # the header's line break is the first
