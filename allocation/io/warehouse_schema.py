@@ -12,9 +12,11 @@ from collections.abc import Callable
 
 import duckdb
 
+from allocation.io.reason_codes import code_sql
 from allocation.io.warehouse_comments import COMMENTS
+from allocation.io.warehouse_views import ANALYST_VIEWS
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 10
 
 _V1_TABLES = """
 CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL);
@@ -113,7 +115,12 @@ SELECT l.orderid, l.sku, l.qty, l.first_seen,
        greatest(l.qty - coalesce(s.best, 0), 0)::BIGINT AS shortfall,
        (SELECT min(b.eta) FROM batches b
          WHERE b.sku = l.sku AND b.eta IS NOT NULL AND b.available >= l.qty) AS next_eta,
-       l.arrival_seq
+       l.arrival_seq,
+       coalesce(s.available, 0)::BIGINT AS sku_free_units,
+       greatest(l.qty - coalesce(s.best, 0), 0)::BIGINT AS best_batch_shortfall,
+       (SELECT min(b.eta) FROM batches b
+         WHERE b.sku = l.sku AND b.eta IS NOT NULL AND b.available >= l.qty)
+           AS next_whole_line_eta
 FROM order_lines l LEFT JOIN sku_stock s USING (sku)
 WHERE l.status = 'out_of_stock';
 
@@ -135,14 +142,22 @@ SELECT sku,
        coalesce(open_lines, 0)::BIGINT AS open_lines,
        least(greatest(coalesce(open_demand, 0) - coalesce(available, 0), 0), BIGINT_MAX)::BIGINT
            AS shortfall,
-       next_eta
+       next_eta,
+       least(coalesce(available, 0), BIGINT_MAX)::BIGINT AS free_units,
+       least(greatest(coalesce(open_demand, 0) - coalesce(available, 0), 0), BIGINT_MAX)::BIGINT
+           AS demand_over_free_units,
+       next_eta AS next_free_eta
 FROM stock FULL OUTER JOIN demand USING (sku);
 """.replace("BIGINT_MAX", _BIGINT_MAX)
 
 
 def _comment(con: duckdb.DuckDBPyConnection) -> None:
     kinds = dict(
-        con.sql("SELECT view_name, 'VIEW' FROM duckdb_views() WHERE NOT internal").fetchall()
+        con.sql(
+            "SELECT view_name, 'VIEW' FROM duckdb_views() WHERE NOT internal "
+            "UNION ALL SELECT function_name, 'MACRO TABLE' FROM duckdb_functions() "
+            "WHERE function_type = 'table_macro' AND NOT internal"
+        ).fetchall()
     )
     for name, (text, columns) in COMMENTS.items():
         kind = kinds.get(name, "TABLE")
@@ -172,11 +187,69 @@ def _v4(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_V4_TABLES)
 
 
+# Version 10: analysts' answers (issue "Analysts' questions answered directly"): a stable code
+# beside every rejection's words, and on every reallocation the code and the manifest row of the
+# change that released it. The views and the macro of `warehouse_views` come with it.
+_V10_TABLES = """
+ALTER TABLE rejected_rows ADD COLUMN reason_code VARCHAR;
+ALTER TABLE reallocations ADD COLUMN reason_code VARCHAR;
+ALTER TABLE reallocations ADD COLUMN change_source_file VARCHAR;
+ALTER TABLE reallocations ADD COLUMN change_source_line BIGINT;
+"""
+
+# Reallocations stored before version 10 name their change only in words; the change itself is
+# the run's one qty_down/cancelled row of that batch in `batch_changes` (when a run changed the
+# batch twice, which row released which line is not known: file and line stay NULL).
+_V10_BACKFILL_REALLOCATIONS = """
+UPDATE reallocations SET
+    reason_code = CASE WHEN reason LIKE '% cancelled' THEN 'cancelled' ELSE 'qty_down' END,
+    change_source_file = c.source_file,
+    change_source_line = c.source_line
+FROM (
+    SELECT reference, run_id, any_value(source_file) AS source_file,
+           any_value(source_line) AS source_line
+    FROM batch_changes WHERE change IN ('qty_down', 'cancelled')
+    GROUP BY reference, run_id HAVING count(*) = 1
+) c
+WHERE reallocations.from_batchref = c.reference AND reallocations.run_id = c.run_id;
+UPDATE reallocations
+SET reason_code = CASE WHEN reason LIKE '% cancelled' THEN 'cancelled' ELSE 'qty_down' END
+WHERE reason_code IS NULL;
+"""
+
+
+def _v10(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(_V10_TABLES)
+    code, params = code_sql("reason")
+    con.execute(f"UPDATE rejected_rows SET reason_code = {code}", params)  # noqa: S608
+    con.execute(_V10_BACKFILL_REALLOCATIONS)
+
+
+def code_rejections(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Gives the rows `run_id` rejected their `reason_code` (one statement over the run's rows)."""
+    code, params = code_sql("reason")
+    con.execute(
+        f"UPDATE rejected_rows SET reason_code = {code} "  # noqa: S608 (our constant text)
+        "WHERE run_id = ? AND reason_code IS NULL",
+        [*params, run_id],
+    )
+
+
+def _unchanged(con: duckdb.DuckDBPyConnection) -> None:
+    """A version another line of work holds (5-9); nothing to do here."""
+
+
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     1: _v1,
     2: _v2,
     3: _v3,
     4: _v4,
+    5: _unchanged,
+    6: _unchanged,
+    7: _unchanged,
+    8: _unchanged,
+    9: _unchanged,
+    10: _v10,
 }
 
 
@@ -207,5 +280,6 @@ def migrate(con: duckdb.DuckDBPyConnection, target: int = SCHEMA_VERSION) -> int
         )
     if found < target and target == SCHEMA_VERSION:
         con.execute(_VIEWS)
+        con.execute(ANALYST_VIEWS)
         _comment(con)
     return found
