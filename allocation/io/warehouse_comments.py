@@ -230,12 +230,6 @@ COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
             "rows_rejected": "order_rows_rejected + manifest_rows_rejected.",
         },
     ),
-    "open_lines_asof": (
-        "Table macro: the order lines open after the night of a date, as out_of_stock showed "
-        "them that night: SELECT * FROM open_lines_asof(DATE '2026-11-25'). Columns orderid, "
-        "sku, qty, first_seen, days_waiting (to that date), arrival_seq.",
-        {},
-    ),
     "line_waits": (
         "Per order line: when it was first placed, which order_lines.allocated_on (its current "
         "placement) is not for a line released and placed again.",
@@ -290,6 +284,36 @@ COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
         },
     ),
 }
+
+#: Per table macro: its comment (a macro's columns cannot carry comments: the text names them).
+MACRO_COMMENTS: dict[str, str] = {
+    "open_lines_asof": "Table macro: the order lines open after the night of a date, as "
+    "out_of_stock showed them that night: SELECT * FROM open_lines_asof(DATE '2026-11-25'). "
+    "Columns orderid, sku, qty, first_seen, days_waiting (to that date), arrival_seq.",
+}
+
+#: Keys that hold in every warehouse (checked by the tests; not declared as constraints, whose
+#: indexes ignore DuckDB's memory limit on tables this large): table -> its keys.
+KEYS: dict[str, tuple[str, ...]] = {
+    "batches": ("reference",),
+    "order_lines": ("orderid, sku", "arrival_seq"),
+    "allocations": ("orderid, sku, run_id",),
+    "runs": ("run_id",),
+}
+
+#: Joins BI tools use: (table, columns) -> (table, columns) they name.
+JOINS: tuple[tuple[str, str, str, str], ...] = (
+    ("order_lines", "batchref", "batches", "reference"),
+    ("allocations", "batchref", "batches", "reference"),
+    ("allocations", "orderid, sku", "order_lines", "orderid, sku"),
+    ("allocations", "run_id", "runs", "run_id"),
+    ("reallocations", "from_batchref", "batches", "reference"),
+    ("reallocations", "to_batchref", "batches", "reference"),
+    ("reallocations", "orderid, sku", "order_lines", "orderid, sku"),
+    ("batch_changes", "reference", "batches", "reference"),
+    ("rejected_rows", "run_id", "runs", "run_id"),
+    ("ingested_files", "run_id", "runs", "run_id"),
+)
 
 # What analysts are promised by name (docs/analysts.md); the other tables are documented too.
 ANALYST_OBJECTS = (

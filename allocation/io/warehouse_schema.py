@@ -13,7 +13,7 @@ from collections.abc import Callable
 import duckdb
 
 from allocation.io.reason_codes import code_sql
-from allocation.io.warehouse_comments import COMMENTS
+from allocation.io.warehouse_comments import COMMENTS, MACRO_COMMENTS
 from allocation.io.warehouse_views import ANALYST_VIEWS
 
 SCHEMA_VERSION = 10
@@ -107,22 +107,23 @@ WITH last_night AS (
     SELECT sku, least(sum(available), BIGINT_MAX)::BIGINT AS available,
            max(available)::BIGINT AS best
     FROM batches GROUP BY sku
+), open_lines AS (
+    SELECT l.orderid, l.sku, l.qty, l.first_seen, l.arrival_seq,
+           coalesce(s.available, 0)::BIGINT AS available,
+           greatest(l.qty - coalesce(s.best, 0), 0)::BIGINT AS shortfall,
+           (SELECT min(b.eta) FROM batches b
+             WHERE b.sku = l.sku AND b.eta IS NOT NULL AND b.available >= l.qty) AS next_eta
+    FROM order_lines l LEFT JOIN sku_stock s USING (sku)
+    WHERE l.status = 'out_of_stock'
 )
-SELECT l.orderid, l.sku, l.qty, l.first_seen,
-       greatest(coalesce((SELECT d FROM last_night), l.first_seen) - l.first_seen, 0)::BIGINT
+SELECT orderid, sku, qty, first_seen,
+       greatest(coalesce((SELECT d FROM last_night), first_seen) - first_seen, 0)::BIGINT
            AS days_waiting,
-       coalesce(s.available, 0)::BIGINT AS available,
-       greatest(l.qty - coalesce(s.best, 0), 0)::BIGINT AS shortfall,
-       (SELECT min(b.eta) FROM batches b
-         WHERE b.sku = l.sku AND b.eta IS NOT NULL AND b.available >= l.qty) AS next_eta,
-       l.arrival_seq,
-       coalesce(s.available, 0)::BIGINT AS sku_free_units,
-       greatest(l.qty - coalesce(s.best, 0), 0)::BIGINT AS best_batch_shortfall,
-       (SELECT min(b.eta) FROM batches b
-         WHERE b.sku = l.sku AND b.eta IS NOT NULL AND b.available >= l.qty)
-           AS next_whole_line_eta
-FROM order_lines l LEFT JOIN sku_stock s USING (sku)
-WHERE l.status = 'out_of_stock';
+       available, shortfall, next_eta, arrival_seq,
+       available AS sku_free_units,
+       shortfall AS best_batch_shortfall,
+       next_eta AS next_whole_line_eta
+FROM open_lines;
 
 CREATE OR REPLACE VIEW stock_position AS
 WITH stock AS (
@@ -153,11 +154,7 @@ FROM stock FULL OUTER JOIN demand USING (sku);
 
 def _comment(con: duckdb.DuckDBPyConnection) -> None:
     kinds = dict(
-        con.sql(
-            "SELECT view_name, 'VIEW' FROM duckdb_views() WHERE NOT internal "
-            "UNION ALL SELECT function_name, 'MACRO TABLE' FROM duckdb_functions() "
-            "WHERE function_type = 'table_macro' AND NOT internal"
-        ).fetchall()
+        con.sql("SELECT view_name, 'VIEW' FROM duckdb_views() WHERE NOT internal").fetchall()
     )
     for name, (text, columns) in COMMENTS.items():
         kind = kinds.get(name, "TABLE")
@@ -165,6 +162,8 @@ def _comment(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"COMMENT ON {kind} {name} IS {_quote(text)}")
         for column, column_text in columns.items():
             con.execute(f"COMMENT ON COLUMN {name}.{column} IS {_quote(column_text)}")
+    for name, text in MACRO_COMMENTS.items():
+        con.execute(f"COMMENT ON MACRO TABLE {name} IS {_quote(text)}")
 
 
 def _quote(text: str) -> str:
@@ -220,6 +219,13 @@ WHERE reason_code IS NULL;
 
 def _v10(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_V10_TABLES)
+    # The views join allocations to lines by arrival_seq (an integer: fast at any history);
+    # version 1 left it optional, so an old allocation may lack it.
+    con.execute(
+        "UPDATE allocations SET arrival_seq = l.arrival_seq FROM order_lines l "
+        "WHERE allocations.arrival_seq IS NULL "
+        "AND l.orderid = allocations.orderid AND l.sku = allocations.sku"
+    )
     code, params = code_sql("reason")
     con.execute(f"UPDATE rejected_rows SET reason_code = {code}", params)  # noqa: S608
     con.execute(_V10_BACKFILL_REALLOCATIONS)

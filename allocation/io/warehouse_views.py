@@ -8,6 +8,8 @@ directly"), computed from the base tables only, so it cannot disagree with them:
   one pass over the history, not one pass per night;
 - ``open_lines_asof(d)``: the lines open after the night of ``d``, as ``out_of_stock`` showed them
   that night;
+- allocations meet their lines on ``arrival_seq`` (an integer, one per line), not on the
+  ``(orderid, sku)`` text pair: the joins stay cheap however long the history;
 - ``orders`` and ``skus``: one row per order and per sku;
 - ``line_waits``: each line's first placement, which ``order_lines.allocated_on`` (the current
   placement) is not.
@@ -92,28 +94,28 @@ FROM running r
 ORDER BY r.business_date;
 
 CREATE OR REPLACE MACRO open_lines_asof(night) AS TABLE
+WITH placed AS (
+    SELECT arrival_seq FROM allocations
+    WHERE business_date <= CAST(night AS DATE)
+      AND (released_on IS NULL OR released_on > CAST(night AS DATE))
+)
 SELECT l.orderid, l.sku, l.qty, l.first_seen,
        (CAST(night AS DATE) - l.first_seen)::BIGINT AS days_waiting,
        l.arrival_seq
 FROM order_lines l
 WHERE l.first_seen <= CAST(night AS DATE)
-  AND NOT EXISTS (
-      SELECT 1 FROM allocations a
-      WHERE a.orderid = l.orderid AND a.sku = l.sku
-        AND a.business_date <= CAST(night AS DATE)
-        AND (a.released_on IS NULL OR a.released_on > CAST(night AS DATE))
-  )
+  AND NOT EXISTS (SELECT 1 FROM placed p WHERE p.arrival_seq = l.arrival_seq)
 ORDER BY l.arrival_seq;
 
 CREATE OR REPLACE VIEW line_waits AS
 WITH placed AS (
-    SELECT orderid, sku, min(business_date) AS first_allocated_on
-    FROM allocations GROUP BY orderid, sku
+    SELECT arrival_seq, min(business_date) AS first_allocated_on
+    FROM allocations GROUP BY arrival_seq
 )
 SELECT l.orderid, l.sku, l.qty, l.first_seen, p.first_allocated_on,
        (p.first_allocated_on - l.first_seen)::BIGINT AS days_to_first_allocation,
        l.status, l.allocated_on, l.arrival_seq
-FROM order_lines l LEFT JOIN placed p USING (orderid, sku);
+FROM order_lines l LEFT JOIN placed p USING (arrival_seq);
 
 CREATE OR REPLACE VIEW orders AS
 SELECT orderid,

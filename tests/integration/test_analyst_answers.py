@@ -10,6 +10,7 @@ night, allocations as of a date), so a mistake in either shows as a difference.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter
 from typing import Any
 
@@ -222,6 +223,16 @@ def test_every_rejection_of_a_hostile_night_has_its_code(site: Site) -> None:
     found = rows(site, "SELECT reason_code, reason FROM rejected_rows")
     assert all(r["reason_code"] != OTHER for r in found), found
     assert Counter(r["reason_code"] for r in found) == EXPECTED_CODES, found
+    # raw has one shape: a JSON object (the fields of a ragged CSV row and an unreadable JSON
+    # Lines row are kept under "fields" and "line"); NULL for a file rejected whole (no row).
+    shapes = rows(
+        site, "SELECT DISTINCT json_type(raw::JSON) AS t FROM rejected_rows WHERE line IS NOT NULL"
+    )
+    assert shapes == [{"t": "OBJECT"}]
+    [ragged] = rows(site, "SELECT raw FROM rejected_rows WHERE reason_code = 'field_count'")
+    assert json.loads(ragged["raw"]) == {"fields": ["o5", "LAMP", "1", "extra"]}
+    [not_object] = rows(site, "SELECT raw FROM rejected_rows WHERE reason_code = 'not_json_object'")
+    assert json.loads(not_object["raw"]) == {"line": "[1]"}
     # The code stored by SQL is the code Python gives the same words.
     assert all(r["reason_code"] == code_of(r["reason"]) for r in found)
 
@@ -250,3 +261,42 @@ def test_the_sql_and_python_codes_agree_on_every_documented_example() -> None:
     assert code_of("sku is empty; qty is empty") == "empty_value"  # the first reason's code
     assert code_of("a reason nobody has written yet") == OTHER
     assert len(CODES) == len(set(CODES)) == len(REASON_CODES) + 1
+
+
+def test_an_upgrade_codes_the_rejections_and_reallocations_already_stored(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    from test_schema_upgrade import OLD_RUN, make_old_warehouse
+
+    from allocation.io.unit_of_work import DuckDBUnitOfWork
+
+    path = tmp_path_factory.mktemp("upgrade") / "state.duckdb"
+    make_old_warehouse(path, 4)
+    con = duckdb.connect(str(path))
+    try:
+        con.execute(
+            "INSERT INTO batch_changes VALUES "
+            "('old-batch-1', 'LAMP', 'qty_down', 10, 2, NULL, NULL, DATE '2026-11-24', ?, "
+            "'batches/cut.csv', 7)",
+            [OLD_RUN],
+        )
+        con.execute(
+            "INSERT INTO reallocations VALUES ('old-order-1', 'LAMP', 4, 'old-batch-1', NULL, "
+            "'batch old-batch-1 quantity reduced from 10 to 2', DATE '2026-11-24', ?)",
+            [OLD_RUN],
+        )
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    with DuckDBUnitOfWork(path) as uow:
+        uow.commit()
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        assert con.sql("SELECT reason_code FROM rejected_rows").fetchall() == [
+            ("not_whole_number",)
+        ]
+        assert con.sql(
+            "SELECT reason_code, change_source_file, change_source_line FROM reallocations"
+        ).fetchall() == [("qty_down", "batches/cut.csv", 7)]
+    finally:
+        con.close()

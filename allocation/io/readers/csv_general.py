@@ -73,7 +73,7 @@ def _parse_csv(file: InboxFile, reader: Iterator[list[str]]) -> FileRead:
                 else:
                     bad_lines.append(number)
                     bad_reasons.append(_ragged_reason(row, width))
-                    bad_raws.append(dumps(row))
+                    bad_raws.append(dumps({"fields": row}))  # raw is always an object
             lines = good_lines
         line += len(rows)
         if good:

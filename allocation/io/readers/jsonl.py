@@ -162,7 +162,7 @@ def read_jsonl(file: InboxFile) -> FileRead:
                 continue
             bad_lines.append(line)
             bad_reasons.append(reason)
-            bad_raws.append(dumps(text.rstrip("\r\n")))
+            bad_raws.append(dumps({"line": text.rstrip("\r\n")}))  # raw is always an object
     if not parsed_any:
         first = bad_reasons[0].removeprefix("not a JSON object: ")
         return reject_file(file, f"cannot parse as JSON Lines: line 1: {first}")
