@@ -496,7 +496,7 @@ def test_json_lines_bad_lines_are_rejected_and_the_rest_loads(inbox: Path) -> No
     assert reasons[0] == "not a JSON object: Expecting value at column 1"
     assert reasons[1] == "not a JSON object: found an array"
     assert reasons[2] == "duplicate keys once names are normalised: sku (from 'sku', 'Sku')"
-    assert json.loads(rejected["raw"][0]) == "orderid,sku,qty"
+    assert json.loads(rejected["raw"][0]) == {"line": "orderid,sku,qty"}
     assert row_lines(result) == [1, 2, 3, 4, 5, 6]
     assert not result.file_rejected
 
