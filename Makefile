@@ -18,7 +18,7 @@ PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 # The work pool is named once, in prefect.yaml (read when a recipe needs it, after `install`).
 WORK_POOL ?= $(shell $(BIN)/python -c "import yaml; print(yaml.safe_load(open('prefect.yaml'))['deployments'][0]['work_pool']['name'])")
 
-.PHONY: install run test lint typecheck unit fuzz bench analyst docs server deploy worker night lock clean
+.PHONY: install run test lint typecheck unit fuzz bench analyst docs bench-views server deploy worker night lock clean
 
 install: $(STAMP)
 
@@ -60,6 +60,10 @@ fuzz: install
 BENCH_ARGS ?=
 bench: install
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+# The analysts' views and documented queries on a synthetic 100-night warehouse (docs/benchmarks.md).
+bench-views: install
+	$(BIN)/python -m benchmarks.analyst_views --nights 100 --lines 30000
 
 # Basic auth: a server started with PREFECT_SERVER_API_AUTH_STRING=user:password asks every
 # client for it; the worker, the CLI and `make deploy` send PREFECT_API_AUTH_STRING (taken from

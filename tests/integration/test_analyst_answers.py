@@ -300,3 +300,23 @@ def test_an_upgrade_codes_the_rejections_and_reallocations_already_stored(
         ).fetchall() == [("qty_down", "batches/cut.csv", 7)]
     finally:
         con.close()
+
+
+def test_the_documented_rule_adds_up_quantity_changes_once(site: Site) -> None:
+    """One manifest row changing both ETA and quantity writes two batch_changes rows, each
+    repeating both values: docs/analysts.md ("Traps") says to keep the quantity rows."""
+    site.batches("m1.csv", "b1,GOLD-LAMP,10,2026-12-01")
+    site.run("2026-11-25")
+    site.batches("m2.csv", "b1,GOLD-LAMP,4,2026-12-09")
+    site.run("2026-11-26")
+    changes = rows(site, "SELECT change, old_qty, new_qty FROM batch_changes ORDER BY change")
+    assert [c["change"] for c in changes] == ["eta", "qty_down"]
+    [naive] = rows(site, "SELECT sum(new_qty - old_qty)::BIGINT AS d FROM batch_changes")
+    [rule] = rows(
+        site,
+        "SELECT sum(new_qty - old_qty) FILTER (WHERE change <> 'eta')::BIGINT AS d "
+        "FROM batch_changes",
+    )
+    assert (naive["d"], rule["d"]) == (-12, -6)
+    [batch] = rows(site, "SELECT purchased FROM batches")
+    assert batch["purchased"] - 10 == rule["d"]
