@@ -190,10 +190,10 @@ def _v4(con: duckdb.DuckDBPyConnection) -> None:
 # beside every rejection's words, and on every reallocation the code and the manifest row of the
 # change that released it. The views and the macro of `warehouse_views` come with it.
 _V10_TABLES = """
-ALTER TABLE rejected_rows ADD COLUMN reason_code VARCHAR;
-ALTER TABLE reallocations ADD COLUMN reason_code VARCHAR;
-ALTER TABLE reallocations ADD COLUMN change_source_file VARCHAR;
-ALTER TABLE reallocations ADD COLUMN change_source_line BIGINT;
+ALTER TABLE rejected_rows ADD COLUMN IF NOT EXISTS reason_code VARCHAR;
+ALTER TABLE reallocations ADD COLUMN IF NOT EXISTS reason_code VARCHAR;
+ALTER TABLE reallocations ADD COLUMN IF NOT EXISTS change_source_file VARCHAR;
+ALTER TABLE reallocations ADD COLUMN IF NOT EXISTS change_source_line BIGINT;
 """
 
 # Reallocations stored before version 10 name their change only in words; the change itself is
