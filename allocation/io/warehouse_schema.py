@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import duckdb
 
+from allocation.io import warehouse_repair
 from allocation.io.reason_codes import code_sql
 from allocation.io.warehouse_comments import COMMENTS, MACRO_COMMENTS
 from allocation.io.warehouse_views import ANALYST_VIEWS
@@ -93,6 +94,12 @@ CREATE TABLE manifest_rows (
     business_date DATE NOT NULL, run_id VARCHAR NOT NULL
 );
 """
+
+# Version 5 (`warehouse_repair`): the manifest-row ledger filled from the history a version 2
+# or 3 warehouse holds (the version-4 upgrade left it empty, and a re-sent manifest's old rows
+# were applied again), and batches whose eta no night can hold repaired or quarantined (the
+# table `quarantined_batches`). Later versions are other changes; a version missing from
+# MIGRATIONS below changes nothing (versions are numbered ahead, so merges do not collide).
 
 # Views are rebuilt after every upgrade. "Today" for an analyst is the latest committed night.
 # Sums over a sku are HUGEINT in DuckDB; every quantity fits BIGINT but their sum may not, so sums
@@ -241,8 +248,8 @@ def code_rejections(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     )
 
 
-def _unchanged(con: duckdb.DuckDBPyConnection) -> None:
-    """A version another line of work holds (5-9); nothing to do here."""
+def _nothing(con: duckdb.DuckDBPyConnection) -> None:
+    """A version number kept for a change made elsewhere: nothing to do here."""
 
 
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
@@ -250,11 +257,7 @@ MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     2: _v2,
     3: _v3,
     4: _v4,
-    5: _unchanged,
-    6: _unchanged,
-    7: _unchanged,
-    8: _unchanged,
-    9: _unchanged,
+    5: warehouse_repair.upgrade,
     10: _v10,
 }
 
@@ -279,7 +282,7 @@ def migrate(con: duckdb.DuckDBPyConnection, target: int = SCHEMA_VERSION) -> int
             "upgrade the allocation package before running this night"
         )
     for version in range(found + 1, target + 1):
-        MIGRATIONS[version](con)
+        MIGRATIONS.get(version, _nothing)(con)
         con.execute(
             "INSERT INTO schema_version VALUES (?, ?)",
             [version, dt.datetime.now(dt.UTC).replace(tzinfo=None)],
