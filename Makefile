@@ -18,7 +18,7 @@ PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 # The work pool is named once, in prefect.yaml (read when a recipe needs it, after `install`).
 WORK_POOL ?= $(shell $(BIN)/python -c "import yaml; print(yaml.safe_load(open('prefect.yaml'))['deployments'][0]['work_pool']['name'])")
 
-.PHONY: install run test lint typecheck unit fuzz bench analyst server deploy worker night lock clean
+.PHONY: install run test lint typecheck unit fuzz bench analyst docs bench-views server deploy worker night lock clean
 
 install: $(STAMP)
 
@@ -62,6 +62,10 @@ BENCH_ARGS ?=
 bench: install
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
+# The analysts' views and documented queries on a synthetic 100-night warehouse (docs/benchmarks.md).
+bench-views: install
+	$(BIN)/python -m benchmarks.analyst_views --nights 100 --lines 30000
+
 # Basic auth: a server started with PREFECT_SERVER_API_AUTH_STRING=user:password asks every
 # client for it; the worker, the CLI and `make deploy` send PREFECT_API_AUTH_STRING (taken from
 # the server's setting when only that one is set, as on a one-machine set-up).
@@ -69,6 +73,10 @@ ifdef PREFECT_SERVER_API_AUTH_STRING
 export PREFECT_API_AUTH_STRING ?= $(PREFECT_SERVER_API_AUTH_STRING)
 endif
 SERVER_HOST ?= 127.0.0.1
+
+# docs/data-dictionary.md from the sample warehouse's own descriptions (a test keeps it current).
+docs: run
+	$(BIN)/python -m allocation.io.data_dictionary $(SAMPLE_RUN)/warehouse.duckdb docs/data-dictionary.md
 
 # The pinned DuckDB 1.x command-line client (dev dependency duckdb-cli), read-only on the
 # published warehouse: `make analyst`, or `make analyst WAREHOUSE=path/to/warehouse.duckdb`.

@@ -70,7 +70,7 @@ def apply_manifest_updates(
         return ManifestChanges(counts)
     batches: dict[str, Batch] = repo.batches_with_lines(updates["reference"].unique().to_list())
     changes: list[dict[str, object]] = []
-    released: list[tuple[str, str, int, str, str]] = []
+    released: list[tuple[str, str, int, str, str, str, str, int]] = []
     for row in updates.iter_rows(named=True):  # manifest changes are few; order matters
         batch = batches[row["reference"]]
         base = {
@@ -103,7 +103,18 @@ def apply_manifest_updates(
                 f"to {row['qty']}"
             )
             for line in batch.change_purchased_quantity(row["qty"]):
-                released.append((line.orderid, line.sku, line.qty, batch.reference, reason))
+                released.append(
+                    (
+                        line.orderid,
+                        line.sku,
+                        line.qty,
+                        batch.reference,
+                        reason,
+                        kind,
+                        row["source_file"],
+                        row["line"],
+                    )
+                )
     counts["lines_released"] = len(released)
     repo.save_batch_changes(
         list(batches.values()),
@@ -114,8 +125,11 @@ def apply_manifest_updates(
     return ManifestChanges(counts, released_lines_frame(released))
 
 
-def released_lines_frame(rows: Sequence[tuple[str, str, int, str, str]]) -> pl.DataFrame:
-    """orderid, sku, qty, from_batchref, reason for lines a manifest change gave back."""
+def released_lines_frame(
+    rows: Sequence[tuple[str, str, int, str, str, str, str, int]],
+) -> pl.DataFrame:
+    """Lines a manifest change gave back: orderid, sku, qty, from_batchref, the change's reason
+    in words and its code (``qty_down``/``cancelled``), and the manifest row that made it."""
     return pl.DataFrame(
         rows,
         schema={
@@ -124,6 +138,9 @@ def released_lines_frame(rows: Sequence[tuple[str, str, int, str, str]]) -> pl.D
             "qty": pl.Int64,
             "from_batchref": pl.String,
             "reason": pl.String,
+            "reason_code": pl.String,
+            "change_source_file": pl.String,
+            "change_source_line": pl.Int64,
         },
         orient="row",
     )

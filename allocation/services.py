@@ -28,6 +28,7 @@ from allocation.io.publish import publish_copy
 from allocation.io.rejection_log import log_rejected_rows
 from allocation.io.schemas import Kind, rows_schema
 from allocation.io.unit_of_work import DuckDBUnitOfWork, connect
+from allocation.io.warehouse_schema import code_rejections
 from allocation.manifest import apply_manifest_updates
 from allocation.settings import RunParameters, working_storage_version
 from allocation.state import state_db
@@ -480,6 +481,7 @@ def allocate_night(
             batches.rejected.with_columns(run_id=pl.lit(run_id), business_date=pl.lit(day)),
         )
         staging.add_order_rejections(uow.con, run_id, day)
+        code_rejections(uow.con, run_id)
         repo.add_rows(
             "ingested_files",
             night.files.with_columns(run_id=pl.lit(run_id), business_date=pl.lit(day)),

@@ -65,6 +65,12 @@ COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
             "next_eta": "Earliest ETA of a batch of the sku that could still take the line whole "
             "(NULL: no such batch is known).",
             "arrival_seq": "Arrival order; lines are tried in this order.",
+            "sku_free_units": "Same as available, named for what it is: free units of the sku "
+            "over all its batches.",
+            "best_batch_shortfall": "Same as shortfall, named for what it is: units the sku's "
+            "best batch lacks to take this line whole.",
+            "next_whole_line_eta": "Same as next_eta, named for what it is: earliest ETA of a "
+            "batch that could take this line whole.",
         },
     ),
     "stock_position": (
@@ -79,6 +85,11 @@ COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
             "shortfall": "open_demand - available, at least 0 (lines are not split, so lines "
             "can wait even at 0).",
             "next_eta": "Earliest ETA of a batch with free stock (NULL: none coming).",
+            "free_units": "Same as available, named for what it is.",
+            "demand_over_free_units": "Same as shortfall, named for what it is: open_demand - "
+            "free_units, at least 0 (per sku, not per line).",
+            "next_free_eta": "Same as next_eta, named for what it is (may be in the past: "
+            "skus.overdue_free_units).",
         },
     ),
     "runs": (
@@ -125,6 +136,8 @@ COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
             "line": "1-based data row; NULL when the whole file was rejected.",
             "reason": "Why, in words a person can act on.",
             "raw": "The values as received (JSON).",
+            "reason_code": "Stable code of the (first) reason, for grouping: see the list in "
+            "docs/analysts.md (reason codes).",
         },
     ),
     "ingested_files": (
@@ -171,6 +184,10 @@ COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
             "reason": "The manifest change that released it.",
             "business_date": "Night of the change.",
             "run_id": "Run that applied it.",
+            "reason_code": "qty_down or cancelled: the batch_changes.change that released it.",
+            "change_source_file": "Manifest file of that change (batch_changes.source_file).",
+            "change_source_line": "1-based data row of that change in its file "
+            "(batch_changes.source_line).",
         },
     ),
     "manifest_rows": (
@@ -185,6 +202,81 @@ COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
             "eta": "ETA the row said (NULL = in stock).",
             "business_date": "Night that received it.",
             "run_id": "Run that received it.",
+        },
+    ),
+    "nightly_kpis": (
+        "Per committed business date: what arrived, what could be placed, what was placed, what "
+        "still waits after the night (docs/analysts.md: KPI definitions).",
+        {
+            "business_date": "Night (one row per date, however many runs it had).",
+            "runs": "Committed runs of that date (a rerun adds one).",
+            "lines_received": "New order lines stored that night.",
+            "units_received": "Units of those new lines.",
+            "lines_eligible": "Lines the night tried to place: open before it, new, or released "
+            "by a manifest change (= lines_placed + lines_open).",
+            "units_eligible": "Units of the eligible lines.",
+            "lines_placed": "Lines given a batch that night (allocations of that date).",
+            "units_placed": "Units of the lines placed.",
+            "lines_open": "Lines still open after the night: the backlog (= open_lines_asof).",
+            "units_open": "Units of the lines still open after the night.",
+            "line_fill_rate": "lines_placed / lines_eligible (NULL when nothing was eligible).",
+            "unit_fill_rate": "units_placed / units_eligible (NULL when nothing was eligible).",
+            "lines_placed_from_stock": "Placements in a batch without ETA (stock on hand).",
+            "lines_placed_from_incoming": "Placements in a batch with an ETA (incoming stock).",
+            "lines_released": "Allocated lines a manifest change took back that night.",
+            "lines_replaced": "Of those, lines placed again the same night.",
+            "order_rows_received": "Order rows read (accepted, duplicate and rejected).",
+            "order_rows_duplicate": "Order rows repeating a known line (no effect).",
+            "order_rows_rejected": "Order rows rejected (rejected_rows, kind orders).",
+            "manifest_rows_received": "Manifest rows read (accepted, duplicate and rejected).",
+            "manifest_rows_rejected": "Manifest rows rejected (rejected_rows, kind batches).",
+            "rows_rejected": "order_rows_rejected + manifest_rows_rejected.",
+        },
+    ),
+    "line_waits": (
+        "Per order line: when it was first placed, which order_lines.allocated_on (its current "
+        "placement) is not for a line released and placed again.",
+        {
+            "orderid": "Order identifier.",
+            "sku": "Stock-keeping unit.",
+            "qty": "Quantity ordered.",
+            "first_seen": "Business date the line arrived.",
+            "first_allocated_on": "Night of its first placement (NULL: never placed yet).",
+            "days_to_first_allocation": "first_allocated_on - first_seen (NULL: never placed).",
+            "status": "allocated or out_of_stock now.",
+            "allocated_on": "Night of its current placement (NULL while open).",
+            "arrival_seq": "Arrival order.",
+        },
+    ),
+    "orders": (
+        "One row per order: its lines and how many are allocated.",
+        {
+            "orderid": "Order identifier.",
+            "lines": "Lines of the order.",
+            "units": "Units ordered over its lines.",
+            "lines_allocated": "Lines allocated now.",
+            "lines_open": "Lines still open (out of stock) now.",
+            "units_open": "Units of its open lines.",
+            "order_status": "fully allocated, partly allocated or not allocated.",
+            "first_seen": "Night its first line arrived.",
+            "last_allocated_on": "Night of its latest current placement (NULL: none).",
+        },
+    ),
+    "skus": (
+        "One row per sku: free stock on hand and incoming, and the open demand.",
+        {
+            "sku": "Stock-keeping unit.",
+            "batches": "Batches of the sku ever announced (cancelled ones included).",
+            "on_hand_free_units": "Free units in batches without ETA (in the warehouse now).",
+            "incoming_free_units": "Free units in batches with an ETA (not arrived as far as the "
+            "manifests say), overdue ones included.",
+            "overdue_free_units": "Of incoming_free_units, those in batches whose ETA is on or "
+            "before the latest committed night: due but not reported as arrived.",
+            "next_free_eta": "Earliest ETA of a batch with free units (may be in the past: see "
+            "overdue_free_units).",
+            "open_lines": "Lines of the sku still open.",
+            "open_units": "Units of those lines.",
+            "oldest_open_first_seen": "Arrival night of its oldest open line.",
         },
     ),
     "quarantined_batches": (
@@ -212,6 +304,36 @@ COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
     ),
 }
 
+#: Per table macro: its comment (a macro's columns cannot carry comments: the text names them).
+MACRO_COMMENTS: dict[str, str] = {
+    "open_lines_asof": "Table macro: the order lines open after the night of a date, as "
+    "out_of_stock showed them that night: SELECT * FROM open_lines_asof(DATE '2026-11-25'). "
+    "Columns orderid, sku, qty, first_seen, days_waiting (to that date), arrival_seq.",
+}
+
+#: Keys that hold in every warehouse (checked by the tests; not declared as constraints, whose
+#: indexes ignore DuckDB's memory limit on tables this large): table -> its keys.
+KEYS: dict[str, tuple[str, ...]] = {
+    "batches": ("reference",),
+    "order_lines": ("orderid, sku", "arrival_seq"),
+    "allocations": ("orderid, sku, run_id",),
+    "runs": ("run_id",),
+}
+
+#: Joins BI tools use: (table, columns) -> (table, columns) they name.
+JOINS: tuple[tuple[str, str, str, str], ...] = (
+    ("order_lines", "batchref", "batches", "reference"),
+    ("allocations", "batchref", "batches", "reference"),
+    ("allocations", "orderid, sku", "order_lines", "orderid, sku"),
+    ("allocations", "run_id", "runs", "run_id"),
+    ("reallocations", "from_batchref", "batches", "reference"),
+    ("reallocations", "to_batchref", "batches", "reference"),
+    ("reallocations", "orderid, sku", "order_lines", "orderid, sku"),
+    ("batch_changes", "reference", "batches", "reference"),
+    ("rejected_rows", "run_id", "runs", "run_id"),
+    ("ingested_files", "run_id", "runs", "run_id"),
+)
+
 # What analysts are promised by name (docs/analysts.md); the other tables are documented too.
 ANALYST_OBJECTS = (
     "batches",
@@ -222,4 +344,8 @@ ANALYST_OBJECTS = (
     "runs",
     "rejected_rows",
     "ingested_files",
+    "nightly_kpis",
+    "line_waits",
+    "orders",
+    "skus",
 )

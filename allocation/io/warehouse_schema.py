@@ -14,11 +14,13 @@ from collections.abc import Callable
 import duckdb
 
 from allocation.io import warehouse_repair
-from allocation.io.warehouse_comments import COMMENTS
+from allocation.io.reason_codes import code_sql
+from allocation.io.warehouse_comments import COMMENTS, MACRO_COMMENTS
+from allocation.io.warehouse_views import ANALYST_VIEWS
 
 # Versions 6-9 are other changes' (merged in their own order); a version this code has no
 # migration for changes nothing (`_nothing`).
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 log = logging.getLogger(__name__)
 
@@ -158,17 +160,23 @@ WITH last_night AS (
     SELECT sku, least(sum(available), BIGINT_MAX)::BIGINT AS available,
            max(available)::BIGINT AS best
     FROM batches GROUP BY sku
+), open_lines AS (
+    SELECT l.orderid, l.sku, l.qty, l.first_seen, l.arrival_seq,
+           coalesce(s.available, 0)::BIGINT AS available,
+           greatest(l.qty - coalesce(s.best, 0), 0)::BIGINT AS shortfall,
+           (SELECT min(b.eta) FROM batches b
+             WHERE b.sku = l.sku AND b.eta IS NOT NULL AND b.available >= l.qty) AS next_eta
+    FROM order_lines l LEFT JOIN sku_stock s USING (sku)
+    WHERE l.status = 'out_of_stock'
 )
-SELECT l.orderid, l.sku, l.qty, l.first_seen,
-       greatest(coalesce((SELECT d FROM last_night), l.first_seen) - l.first_seen, 0)::BIGINT
+SELECT orderid, sku, qty, first_seen,
+       greatest(coalesce((SELECT d FROM last_night), first_seen) - first_seen, 0)::BIGINT
            AS days_waiting,
-       coalesce(s.available, 0)::BIGINT AS available,
-       greatest(l.qty - coalesce(s.best, 0), 0)::BIGINT AS shortfall,
-       (SELECT min(b.eta) FROM batches b
-         WHERE b.sku = l.sku AND b.eta IS NOT NULL AND b.available >= l.qty) AS next_eta,
-       l.arrival_seq
-FROM order_lines l LEFT JOIN sku_stock s USING (sku)
-WHERE l.status = 'out_of_stock';
+       available, shortfall, next_eta, arrival_seq,
+       available AS sku_free_units,
+       shortfall AS best_batch_shortfall,
+       next_eta AS next_whole_line_eta
+FROM open_lines;
 
 CREATE OR REPLACE VIEW stock_position AS
 WITH stock AS (
@@ -188,7 +196,11 @@ SELECT sku,
        coalesce(open_lines, 0)::BIGINT AS open_lines,
        least(greatest(coalesce(open_demand, 0) - coalesce(available, 0), 0), BIGINT_MAX)::BIGINT
            AS shortfall,
-       next_eta
+       next_eta,
+       least(coalesce(available, 0), BIGINT_MAX)::BIGINT AS free_units,
+       least(greatest(coalesce(open_demand, 0) - coalesce(available, 0), 0), BIGINT_MAX)::BIGINT
+           AS demand_over_free_units,
+       next_eta AS next_free_eta
 FROM stock FULL OUTER JOIN demand USING (sku);
 """.replace("BIGINT_MAX", _BIGINT_MAX)
 
@@ -203,6 +215,8 @@ def _comment(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(f"COMMENT ON {kind} {name} IS {_quote(text)}")
         for column, column_text in columns.items():
             con.execute(f"COMMENT ON COLUMN {name}.{column} IS {_quote(column_text)}")
+    for name, text in MACRO_COMMENTS.items():
+        con.execute(f"COMMENT ON MACRO TABLE {name} IS {_quote(text)}")
 
 
 def _quote(text: str) -> str:
@@ -223,6 +237,61 @@ def _v3(con: duckdb.DuckDBPyConnection) -> None:
 
 def _v4(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_V4_TABLES)
+
+
+# Version 11: analysts' answers (issue "Analysts' questions answered directly"): a stable code
+# beside every rejection's words, and on every reallocation the code and the manifest row of the
+# change that released it. The views and the macro of `warehouse_views` come with it.
+_V11_TABLES = """
+ALTER TABLE rejected_rows ADD COLUMN IF NOT EXISTS reason_code VARCHAR;
+ALTER TABLE reallocations ADD COLUMN IF NOT EXISTS reason_code VARCHAR;
+ALTER TABLE reallocations ADD COLUMN IF NOT EXISTS change_source_file VARCHAR;
+ALTER TABLE reallocations ADD COLUMN IF NOT EXISTS change_source_line BIGINT;
+"""
+
+# Reallocations stored before version 11 name their change only in words; the change itself is
+# the run's one qty_down/cancelled row of that batch in `batch_changes` (when a run changed the
+# batch twice, which row released which line is not known: file and line stay NULL).
+_V11_BACKFILL_REALLOCATIONS = """
+UPDATE reallocations SET
+    reason_code = CASE WHEN reason LIKE '% cancelled' THEN 'cancelled' ELSE 'qty_down' END,
+    change_source_file = c.source_file,
+    change_source_line = c.source_line
+FROM (
+    SELECT reference, run_id, any_value(source_file) AS source_file,
+           any_value(source_line) AS source_line
+    FROM batch_changes WHERE change IN ('qty_down', 'cancelled')
+    GROUP BY reference, run_id HAVING count(*) = 1
+) c
+WHERE reallocations.from_batchref = c.reference AND reallocations.run_id = c.run_id;
+UPDATE reallocations
+SET reason_code = CASE WHEN reason LIKE '% cancelled' THEN 'cancelled' ELSE 'qty_down' END
+WHERE reason_code IS NULL;
+"""
+
+
+def _v11(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(_V11_TABLES)
+    # The views join allocations to lines by arrival_seq (an integer: fast at any history);
+    # version 1 left it optional, so an old allocation may lack it.
+    con.execute(
+        "UPDATE allocations SET arrival_seq = l.arrival_seq FROM order_lines l "
+        "WHERE allocations.arrival_seq IS NULL "
+        "AND l.orderid = allocations.orderid AND l.sku = allocations.sku"
+    )
+    code, params = code_sql("reason")
+    con.execute(f"UPDATE rejected_rows SET reason_code = {code}", params)  # noqa: S608
+    con.execute(_V11_BACKFILL_REALLOCATIONS)
+
+
+def code_rejections(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Gives the rows `run_id` rejected their `reason_code` (one statement over the run's rows)."""
+    code, params = code_sql("reason")
+    con.execute(
+        f"UPDATE rejected_rows SET reason_code = {code} "  # noqa: S608 (our constant text)
+        "WHERE run_id = ? AND reason_code IS NULL",
+        [*params, run_id],
+    )
 
 
 def _nothing(con: duckdb.DuckDBPyConnection) -> None:
@@ -273,6 +342,7 @@ MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     4: _v4,
     5: warehouse_repair.upgrade,
     10: _v10,
+    11: _v11,
 }
 
 
@@ -303,5 +373,6 @@ def migrate(con: duckdb.DuckDBPyConnection, target: int = SCHEMA_VERSION) -> int
         )
     if found < target and target == SCHEMA_VERSION:
         con.execute(_VIEWS)
+        con.execute(ANALYST_VIEWS)
         _comment(con)
     return found

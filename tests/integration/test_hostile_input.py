@@ -122,7 +122,7 @@ def test_a_lone_surrogate_escape_rejects_its_json_lines_row_and_keeps_the_others
     # A proper surrogate pair is an emoji: text, kept exactly (no batch has it yet).
     assert [r["sku"] for r in site.report(DAY, "out_of_stock")] == ["LAMP-\U0001f600"]
     raw = next(r["raw"] for r in rejected_csv(site) if r["line"] == "2")
-    assert json.loads(raw) == '{"orderid":"bad","sku":"SKU-\\ud83d","qty":1}'
+    assert json.loads(raw) == {"line": '{"orderid":"bad","sku":"SKU-\\ud83d","qty":1}'}
 
 
 # ------------------------------------------- item 6: a new key on every JSON Lines row

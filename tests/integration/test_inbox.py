@@ -185,8 +185,8 @@ def test_ragged_rows_are_rejected_and_the_rest_of_the_file_loads(inbox: Path) ->
         "row has 2 fields, header has 3",
     ]
     assert [json.loads(raw) for raw in rejected["raw"]] == [
-        ["A2", "DESK", "1", "EXTRA"],
-        ["A4", "SOFA"],
+        {"fields": ["A2", "DESK", "1", "EXTRA"]},
+        {"fields": ["A4", "SOFA"]},
     ]
     assert set(rejected["kind"]) == {"orders"}
     assert set(rejected["source_file"]) == {"orders/a.csv"}
@@ -227,7 +227,7 @@ def test_an_unclosed_quote_rejects_the_row_it_swallows_not_the_file(inbox: Path)
         "so the next 1 line(s) of the file were read into this row; close the quote (or double "
         'a quote inside a value: "") and send the file again'
     ]
-    assert json.loads(result.rejected["raw"][0]) == ["A2", "DESK,2\nA3,BED,3\n"]
+    assert json.loads(result.rejected["raw"][0]) == {"fields": ["A2", "DESK,2\nA3,BED,3\n"]}
 
 
 def test_blank_header_cells_become_positional_extra_columns(inbox: Path) -> None:
@@ -496,7 +496,7 @@ def test_json_lines_bad_lines_are_rejected_and_the_rest_loads(inbox: Path) -> No
     assert reasons[0] == "not a JSON object: Expecting value at column 1"
     assert reasons[1] == "not a JSON object: found an array"
     assert reasons[2] == "duplicate keys once names are normalised: sku (from 'sku', 'Sku')"
-    assert json.loads(rejected["raw"][0]) == "orderid,sku,qty"
+    assert json.loads(rejected["raw"][0]) == {"line": "orderid,sku,qty"}
     assert row_lines(result) == [1, 2, 3, 4, 5, 6]
     assert not result.file_rejected
 

@@ -76,7 +76,7 @@ def general_blocks(
                 else:
                     found.bad_lines.append(number)
                     found.bad_reasons.append(ragged_reason(row, width))
-                    found.bad_raws.append(dumps(row))
+                    found.bad_raws.append(dumps({"fields": row}))  # raw is always an object
             lines = good_lines
         line += len(rows)
         if good:

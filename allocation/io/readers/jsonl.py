@@ -173,7 +173,7 @@ def read_jsonl_slices(
                     reason = f"{CUT_LAST_LINE}; {reason}"
                 bad_lines.append(line)
                 bad_reasons.append(reason)
-                bad_raws.append(dumps(text.rstrip("\r")))
+                bad_raws.append(dumps({"line": text.rstrip("\r")}))  # raw is always an object
         if row_lines or bad_lines:
             yield _slice(file, rows, raws, row_lines, bad_lines, bad_reasons, bad_raws)
             rows, raws, row_lines = [], [], []

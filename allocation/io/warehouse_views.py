@@ -1,0 +1,169 @@
+"""The analysts' answers written once as views and a table macro (schema version 11).
+
+Each object answers a question analysts asked first (docs/analysts.md, "Questions answered
+directly"), computed from the base tables only, so it cannot disagree with them:
+
+- ``nightly_kpis``: one row per committed business date, built from per-line events (a line
+  arrives, is placed, is released) summed night by night, so the backlog after every night costs
+  one pass over the history, not one pass per night;
+- ``open_lines_asof(d)``: the lines open after the night of ``d``, as ``out_of_stock`` showed them
+  that night;
+- allocations meet their lines on ``arrival_seq`` (an integer, one per line), not on the
+  ``(orderid, sku)`` text pair: the joins stay cheap however long the history;
+- ``orders`` and ``skus``: one row per order and per sku;
+- ``line_waits``: each line's first placement, which ``order_lines.allocated_on`` (the current
+  placement) is not.
+
+Only SQL that DuckDB 1.1 understands (``FILTER``, window sums, table macros): the published file
+is opened by DuckDB 1.1+ clients. Sums are cast to BIGINT (DuckDB's sum of BIGINT is HUGEINT,
+which reaches polars as ``Decimal(38,0)``); unit sums are capped at the largest BIGINT as the
+older views do.
+"""
+
+from __future__ import annotations
+
+_BIGINT_MAX = "9223372036854775807"
+
+#: Views and macros of version 11, rebuilt with the older views after every upgrade.
+ANALYST_VIEWS = """
+CREATE OR REPLACE VIEW nightly_kpis AS
+WITH nights AS (
+    SELECT business_date,
+           count(*)::BIGINT AS runs,
+           sum(orders_received)::BIGINT AS order_rows_received,
+           sum(orders_accepted)::BIGINT AS lines_received,
+           sum(orders_duplicate)::BIGINT AS order_rows_duplicate,
+           sum(orders_rejected)::BIGINT AS order_rows_rejected,
+           sum(batches_received)::BIGINT AS manifest_rows_received,
+           sum(batches_rejected)::BIGINT AS manifest_rows_rejected,
+           sum(coalesce(lines_replaced, 0))::BIGINT AS lines_replaced
+    FROM runs WHERE status = 'completed' GROUP BY business_date
+), events AS (
+    SELECT first_seen AS business_date, 1 AS lines, qty AS units, 0 AS placed,
+           0 AS placed_units, 0 AS from_stock, 0 AS from_incoming, 0 AS released, qty AS new_units
+    FROM order_lines
+    UNION ALL
+    SELECT business_date, -1, -qty, 1, qty, CASE WHEN eta IS NULL THEN 1 ELSE 0 END,
+           CASE WHEN eta IS NULL THEN 0 ELSE 1 END, 0, 0
+    FROM allocations
+    UNION ALL
+    SELECT released_on, 1, qty, 0, 0, 0, 0, 1, 0
+    FROM allocations WHERE released_on IS NOT NULL
+), per_night AS (
+    SELECT business_date,
+           sum(lines) AS open_delta, sum(units) AS open_units_delta,
+           sum(placed) AS lines_placed, sum(placed_units) AS units_placed,
+           sum(from_stock) AS placed_from_stock, sum(from_incoming) AS placed_from_incoming,
+           sum(released) AS lines_released, sum(new_units) AS units_received
+    FROM events GROUP BY business_date
+), running AS (
+    SELECT n.*, p.units_received, p.lines_placed, p.units_placed, p.placed_from_stock,
+           p.placed_from_incoming, p.lines_released,
+           sum(coalesce(p.open_delta, 0)) OVER (ORDER BY n.business_date) AS lines_open,
+           sum(coalesce(p.open_units_delta, 0)) OVER (ORDER BY n.business_date) AS units_open
+    FROM nights n LEFT JOIN per_night p USING (business_date)
+)
+SELECT r.business_date,
+       r.runs,
+       r.lines_received,
+       least(coalesce(r.units_received, 0), BIGINT_MAX)::BIGINT AS units_received,
+       (coalesce(r.lines_placed, 0) + coalesce(r.lines_open, 0))::BIGINT AS lines_eligible,
+       least(coalesce(r.units_placed, 0) + coalesce(r.units_open, 0), BIGINT_MAX)::BIGINT
+           AS units_eligible,
+       coalesce(r.lines_placed, 0)::BIGINT AS lines_placed,
+       least(coalesce(r.units_placed, 0), BIGINT_MAX)::BIGINT AS units_placed,
+       coalesce(r.lines_open, 0)::BIGINT AS lines_open,
+       least(coalesce(r.units_open, 0), BIGINT_MAX)::BIGINT AS units_open,
+       round(coalesce(r.lines_placed, 0)
+             / nullif(coalesce(r.lines_placed, 0) + coalesce(r.lines_open, 0), 0), 4)
+           AS line_fill_rate,
+       round(coalesce(r.units_placed, 0)
+             / nullif(coalesce(r.units_placed, 0) + coalesce(r.units_open, 0), 0), 4)
+           AS unit_fill_rate,
+       coalesce(r.placed_from_stock, 0)::BIGINT AS lines_placed_from_stock,
+       coalesce(r.placed_from_incoming, 0)::BIGINT AS lines_placed_from_incoming,
+       coalesce(r.lines_released, 0)::BIGINT AS lines_released,
+       r.lines_replaced,
+       r.order_rows_received,
+       r.order_rows_duplicate,
+       r.order_rows_rejected,
+       r.manifest_rows_received,
+       r.manifest_rows_rejected,
+       (r.order_rows_rejected + r.manifest_rows_rejected)::BIGINT AS rows_rejected
+FROM running r
+ORDER BY r.business_date;
+
+CREATE OR REPLACE MACRO open_lines_asof(night) AS TABLE
+WITH placed AS (
+    SELECT arrival_seq FROM allocations
+    WHERE business_date <= CAST(night AS DATE)
+      AND (released_on IS NULL OR released_on > CAST(night AS DATE))
+)
+SELECT l.orderid, l.sku, l.qty, l.first_seen,
+       (CAST(night AS DATE) - l.first_seen)::BIGINT AS days_waiting,
+       l.arrival_seq
+FROM order_lines l
+WHERE l.first_seen <= CAST(night AS DATE)
+  AND NOT EXISTS (SELECT 1 FROM placed p WHERE p.arrival_seq = l.arrival_seq)
+ORDER BY l.arrival_seq;
+
+CREATE OR REPLACE VIEW line_waits AS
+WITH placed AS (
+    SELECT arrival_seq, min(business_date) AS first_allocated_on
+    FROM allocations GROUP BY arrival_seq
+)
+SELECT l.orderid, l.sku, l.qty, l.first_seen, p.first_allocated_on,
+       (p.first_allocated_on - l.first_seen)::BIGINT AS days_to_first_allocation,
+       l.status, l.allocated_on, l.arrival_seq
+FROM order_lines l LEFT JOIN placed p USING (arrival_seq);
+
+CREATE OR REPLACE VIEW orders AS
+SELECT orderid,
+       count(*)::BIGINT AS lines,
+       least(sum(qty), BIGINT_MAX)::BIGINT AS units,
+       count(*) FILTER (WHERE status = 'allocated')::BIGINT AS lines_allocated,
+       count(*) FILTER (WHERE status = 'out_of_stock')::BIGINT AS lines_open,
+       least(coalesce(sum(qty) FILTER (WHERE status = 'out_of_stock'), 0), BIGINT_MAX)::BIGINT
+           AS units_open,
+       CASE
+           WHEN count(*) FILTER (WHERE status = 'out_of_stock') = 0 THEN 'fully allocated'
+           WHEN count(*) FILTER (WHERE status = 'allocated') = 0 THEN 'not allocated'
+           ELSE 'partly allocated'
+       END AS order_status,
+       min(first_seen) AS first_seen,
+       max(allocated_on) AS last_allocated_on
+FROM order_lines
+GROUP BY orderid;
+
+CREATE OR REPLACE VIEW skus AS
+WITH last_night AS (
+    SELECT max(business_date) AS d FROM runs WHERE status = 'completed'
+), stock AS (
+    SELECT sku,
+           count(*)::BIGINT AS batches,
+           least(coalesce(sum(available) FILTER (WHERE eta IS NULL), 0), BIGINT_MAX)::BIGINT
+               AS on_hand_free_units,
+           least(coalesce(sum(available) FILTER (WHERE eta IS NOT NULL), 0), BIGINT_MAX)::BIGINT
+               AS incoming_free_units,
+           least(coalesce(sum(available) FILTER (
+               WHERE eta IS NOT NULL AND eta <= (SELECT d FROM last_night)), 0), BIGINT_MAX
+           )::BIGINT AS overdue_free_units,
+           min(eta) FILTER (WHERE eta IS NOT NULL AND available > 0) AS next_free_eta
+    FROM batches GROUP BY sku
+), demand AS (
+    SELECT sku, count(*)::BIGINT AS open_lines,
+           least(sum(qty), BIGINT_MAX)::BIGINT AS open_units,
+           min(first_seen) AS oldest_open_first_seen
+    FROM order_lines WHERE status = 'out_of_stock' GROUP BY sku
+)
+SELECT sku,
+       coalesce(batches, 0)::BIGINT AS batches,
+       coalesce(on_hand_free_units, 0)::BIGINT AS on_hand_free_units,
+       coalesce(incoming_free_units, 0)::BIGINT AS incoming_free_units,
+       coalesce(overdue_free_units, 0)::BIGINT AS overdue_free_units,
+       next_free_eta,
+       coalesce(open_lines, 0)::BIGINT AS open_lines,
+       coalesce(open_units, 0)::BIGINT AS open_units,
+       oldest_open_first_seen
+FROM stock FULL OUTER JOIN demand USING (sku);
+""".replace("BIGINT_MAX", _BIGINT_MAX)
