@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+from allocation import night_checks
 from allocation.io.readers import InboxError
 from allocation.io.run_lock import RunLockTimeout
 from allocation.io.unit_of_work import WarehouseError, check_warehouse_path
@@ -29,6 +30,7 @@ def check_run_paths(params: RunParameters) -> None:
     the flow both start with this one check."""
     check_inbox(params.inbox)
     check_warehouse_path(params.warehouse)
+    night_checks.check_settings(params)  # ALLOCATION_CHECKS and the accepted checks
     if params.outbox.exists() and not params.outbox.is_dir():
         raise ParameterError(f"outbox {params.outbox} is a file: give a folder for the reports")
 

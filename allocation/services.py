@@ -10,7 +10,7 @@ import datetime as dt
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -18,9 +18,10 @@ from typing import Any
 
 import polars as pl
 
+from allocation import night_checks
 from allocation.allocator import Candidates, allocate_candidates
 from allocation.faults import crash_point
-from allocation.io import readers, staging, validation
+from allocation.io import check_figures, readers, staging, validation
 from allocation.io.candidates import DuckDBCandidates
 from allocation.io.ingest import classify_batches
 from allocation.io.outbox import write_night
@@ -61,6 +62,8 @@ class ValidatedInbox:
     files: pl.DataFrame  # kind, file_name, size, sha256, rows, status, reason
     received: dict[str, int]  # data rows per kind, the unreadable ones included
     skipped: list[str] = field(default_factory=list)
+    #: Manifest files with ignored columns and no eta on any row (a renamed eta column?).
+    manifests_without_eta: list[str] = field(default_factory=list)
 
     def discard(self) -> None:
         """Removes the staging file: once the night has committed or rolled back for good."""
@@ -108,6 +111,7 @@ def load_inbox(
     rejected_files = rejected_files.filter(~seen)
     received = {"orders": 0, "batches": 0}
     records: list[dict[str, Any]] = []
+    without_eta: list[str] = []
     read_seconds = validate_seconds = 0.0
     row_rejects = 0
     total_bytes = sum(file.size for file in files)
@@ -133,6 +137,8 @@ def load_inbox(
             unreadable = 0 if read.file_rejected else read.rejected.height  # e.g. ragged rows
             row_rejects += int(read.rejected["line"].is_not_null().sum()) + checked.rejected.height
             received[file.kind] += read.rows.height + unreadable
+            if read.extra_columns and file.kind == "batches" and _no_eta(read.rows):
+                without_eta.append(file.source_file)
             if read.extra_columns:
                 log.info(
                     "%s: ignored extra columns %s", file.source_file, ", ".join(read.extra_columns)
@@ -174,6 +180,7 @@ def load_inbox(
         files=pl.DataFrame(records, schema=FILES_SCHEMA),
         received=received,
         skipped=skipped,
+        manifests_without_eta=without_eta,
     )
     log.info(
         "Loaded %d file(s): orders %s; batches %d rows",
@@ -189,6 +196,16 @@ def load_inbox(
     )
     crash_point("after-validate")
     return night
+
+
+def _no_eta(rows: pl.DataFrame) -> bool:
+    """A manifest's rows all say "in stock now" (no eta): with ignored columns beside, the eta
+    column was likely renamed."""
+    if not rows.height or "eta" not in rows.columns:
+        return bool(rows.height)
+    eta = rows["eta"]
+    blank = eta.is_null() | (eta.cast(pl.String).str.strip_chars() == "")
+    return bool(blank.all())
 
 
 # -- allocate and commit ---------------------------------------------------------------------
@@ -221,7 +238,27 @@ def allocate_night(
     over `params.workers` processes. Whatever runs it, the placements are recorded here, by
     SQL, in this run's single transaction. `progress(lines placed, lines to place)` is passed
     to the default allocator (a custom one reports its own) and called once more when every
-    line is placed."""
+    line is placed.
+
+    Before the commit the night checks itself (`allocation.night_checks`): a failed stop-level
+    check rolls everything back and raises `NightStopped`; only the check results are then kept,
+    in a transaction of their own, so that the next night knows this one stopped."""
+    try:
+        return _allocate_night(params, night, run_id, started_at, allocator, progress)
+    except night_checks.NightStopped as stopped:
+        _record_checks(params, run_id, stopped.results)
+        log.error("%s", stopped)
+        raise
+
+
+def _allocate_night(
+    params: RunParameters,
+    night: ValidatedInbox,
+    run_id: str,
+    started_at: dt.datetime,
+    allocator: Allocator | None,
+    progress: Progress,
+) -> NightOutcome:
     day = params.business_date
     with (
         DuckDBUnitOfWork(
@@ -245,6 +282,11 @@ def allocate_night(
             batches.received.with_columns(business_date=pl.lit(day), run_id=pl.lit(run_id)),
         )
         repo.add_batches(batches.new, day)
+        before: tuple[int, int] | None = None  # allocated lines, active batches
+        checking = time.perf_counter()
+        if batches.updates.height:
+            before = check_figures.allocated_lines(uow.con), check_figures.active_batches(uow.con)
+        checking = time.perf_counter() - checking
         changes = apply_manifest_updates(repo, batches.updates, day, run_id)
 
         # Tonight's new lines: the TEMP table or view `night_lines` (arrival_seq dense from
@@ -296,7 +338,29 @@ def allocate_night(
             out_of_stock=candidates.lines - allocated,
             lines_replaced=replaced,
         )
-        _record_run(uow, run_id, day, started_at, night, counts)
+        tick = time.perf_counter()
+        lines_waiting, oldest_wait = check_figures.waiting(uow.con, day)
+        results = _check_night(params, uow, night, counts, before, candidates.lines)
+        stopped = night_checks.stop_message(day, results)
+        if stopped and not params.dry_run:
+            raise night_checks.NightStopped(stopped, results)  # rolled back on the way out
+        if stopped:
+            log.warning("Dry run: a run of this night would stop here: %s", stopped)
+        _add_check_rows(uow, run_id, day, results, committed=True)
+        log.info(
+            "Checked the night: %d check(s), %d failed, in %.3fs",
+            len(results),
+            sum(r.failed for r in results),
+            time.perf_counter() - tick + checking,
+        )
+        _record_run(
+            uow,
+            run_id,
+            day,
+            started_at,
+            night,
+            {**counts, "lines_waiting": lines_waiting, "oldest_wait_days": oldest_wait},
+        )
         if params.dry_run:
             folder = write_night(uow.con, day, params.outbox, dry_run=True)
             log.info("Dry run: nothing committed")
@@ -307,6 +371,107 @@ def allocate_night(
         night.discard()
         crash_point("after-commit")
     return NightOutcome(run_id, day, counts)
+
+
+def _check_night(
+    params: RunParameters,
+    uow: DuckDBUnitOfWork,
+    night: ValidatedInbox,
+    counts: dict[str, int],
+    before: tuple[int, int] | None,
+    lines_tried: int,
+) -> list[night_checks.CheckResult]:
+    """Tonight's figures, gathered in the open transaction, through every configured check;
+    failures logged as warnings."""
+    day, con = params.business_date, uow.con
+    orders = night.files.filter(pl.col("kind") == "orders").height
+    figures = night_checks.NightFigures(
+        order_files=orders + sum(name.startswith("orders/") for name in night.skipped),
+        new_order_lines=counts["orders_accepted"] + check_figures.accepted_earlier_today(con, day),
+        files_read=counts["files_received"],
+        files_rejected=counts["files_rejected"],
+        orders_received=counts["orders_received"],
+        orders_rejected=counts["orders_rejected"],
+        batches_received=counts["batches_received"],
+        batches_rejected=counts["batches_rejected"],
+        order_history=check_figures.order_history(con, day),
+        allocated_before=None if before is None else before[0],
+        lines_released=counts.get("lines_released", 0),
+        active_batches_before=None if before is None else before[1],
+        batches_cancelled=counts.get("cancellations", 0),
+        manifests_without_eta=night.manifests_without_eta,
+        lines_tried=lines_tried,
+        lines_open=counts["out_of_stock"],
+        last_out_of_stock_share=check_figures.last_out_of_stock_share(con),
+        stopped_nights=check_figures.stopped_nights(con, day),
+    )
+    results = night_checks.evaluate(
+        night_checks.configured(params),
+        figures,
+        night_checks.accepted_names(params.accept_checks),
+        empty_night_ok=params.empty_night_ok,
+        min_history=params.check_min_history,
+    )
+    for result in results:
+        if result.result == "accepted":
+            log.warning("Check failed, accepted by this run: %s", result.line())
+        elif result.result == "failed" and result.level == "warn":
+            log.warning("Check failed (warn): %s", result.line())
+    return results
+
+
+def _add_check_rows(
+    uow: DuckDBUnitOfWork,
+    run_id: str,
+    day: dt.date,
+    results: Sequence[night_checks.CheckResult],
+    *,
+    committed: bool,
+) -> None:
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    rows = [
+        {
+            "business_date": day,
+            "run_id": run_id,
+            "checked_at": now,
+            "check_name": r.check,
+            "level": r.level,
+            "figure": r.figure,
+            "threshold": r.threshold,
+            "result": r.result,
+            "detail": r.detail,
+            "committed": committed,
+        }
+        for r in results
+    ]
+    uow.repo.add_rows("night_checks", pl.DataFrame(rows, schema=CHECK_ROWS_SCHEMA))
+
+
+CHECK_ROWS_SCHEMA: dict[str, pl.DataType] = {
+    "business_date": pl.Date(),
+    "run_id": pl.String(),
+    "checked_at": pl.Datetime("us"),
+    "check_name": pl.String(),
+    "level": pl.String(),
+    "figure": pl.Float64(),
+    "threshold": pl.Float64(),
+    "result": pl.String(),
+    "detail": pl.String(),
+    "committed": pl.Boolean(),
+}
+
+
+def _record_checks(
+    params: RunParameters, run_id: str, results: Sequence[night_checks.CheckResult]
+) -> None:
+    """A stopped night's check results, committed on their own (nothing else of the night)."""
+    with DuckDBUnitOfWork(
+        state_db(params),
+        params.duckdb_limits,
+        create_in=working_storage_version(params.warehouse_storage_version),
+    ) as uow:
+        _add_check_rows(uow, run_id, params.business_date, results, committed=False)
+        uow.commit()
 
 
 def _counts(
@@ -336,7 +501,7 @@ def _record_run(
     day: dt.date,
     started_at: dt.datetime,
     night: ValidatedInbox,
-    counts: dict[str, int],
+    counts: dict[str, int | None],
 ) -> None:
     files = night.files
     row = {

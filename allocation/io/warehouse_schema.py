@@ -14,7 +14,7 @@ import duckdb
 
 from allocation.io.warehouse_comments import COMMENTS
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 6
 
 _V1_TABLES = """
 CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL);
@@ -92,6 +92,22 @@ CREATE TABLE manifest_rows (
 );
 """
 
+# Version 5 is another change's (its migration is filled in when that change is merged); here it
+# changes nothing.
+
+# Version 6: the night's checks (`allocation.night_checks`): every result kept, a stopped night's
+# too (committed = false, nothing else of it is); and per run the lines still waiting from earlier
+# nights and the oldest wait, for the `nightly_trend` view.
+_V6_TABLES = """
+CREATE TABLE night_checks (
+    business_date DATE NOT NULL, run_id VARCHAR NOT NULL, checked_at TIMESTAMP NOT NULL,
+    check_name VARCHAR NOT NULL, level VARCHAR NOT NULL, figure DOUBLE, threshold DOUBLE NOT NULL,
+    result VARCHAR NOT NULL, detail VARCHAR NOT NULL, committed BOOLEAN NOT NULL
+);
+ALTER TABLE runs ADD COLUMN lines_waiting BIGINT;
+ALTER TABLE runs ADD COLUMN oldest_wait_days BIGINT;
+"""
+
 # Views are rebuilt after every upgrade. "Today" for an analyst is the latest committed night.
 # Sums over a sku are HUGEINT in DuckDB; every quantity fits BIGINT but their sum may not, so sums
 # are capped at the largest BIGINT (casting them would fail the night's reports, and every later
@@ -137,6 +153,29 @@ SELECT sku,
            AS shortfall,
        next_eta
 FROM stock FULL OUTER JOIN demand USING (sku);
+
+CREATE OR REPLACE VIEW nightly_trend AS
+WITH nights AS (
+    SELECT business_date,
+           count(*)::BIGINT AS runs,
+           sum(orders_received)::BIGINT AS received,
+           sum(orders_accepted)::BIGINT AS accepted,
+           sum(orders_rejected)::BIGINT AS rejected,
+           sum(allocated)::BIGINT AS allocated,
+           arg_max(out_of_stock, finished_at)::BIGINT AS out_of_stock,
+           arg_max(lines_waiting, finished_at)::BIGINT AS lines_waiting,
+           arg_max(oldest_wait_days, finished_at)::BIGINT AS oldest_wait_days
+    FROM runs WHERE status = 'completed' GROUP BY business_date
+), checks AS (
+    SELECT business_date,
+           count(*) FILTER (WHERE result = 'failed' AND level = 'warn')::BIGINT AS checks_warned,
+           count(*) FILTER (WHERE result = 'accepted')::BIGINT AS checks_accepted
+    FROM night_checks WHERE committed GROUP BY business_date
+)
+SELECT n.business_date, n.received, n.accepted, n.rejected, n.allocated, n.out_of_stock,
+       n.lines_waiting, n.oldest_wait_days, coalesce(c.checks_warned, 0)::BIGINT AS checks_warned,
+       coalesce(c.checks_accepted, 0)::BIGINT AS checks_accepted, n.runs
+FROM nights n LEFT JOIN checks c USING (business_date);
 """.replace("BIGINT_MAX", _BIGINT_MAX)
 
 
@@ -172,11 +211,21 @@ def _v4(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_V4_TABLES)
 
 
+def _v5(con: duckdb.DuckDBPyConnection) -> None:
+    """Another change's version: nothing here."""
+
+
+def _v6(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(_V6_TABLES)
+
+
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     1: _v1,
     2: _v2,
     3: _v3,
     4: _v4,
+    5: _v5,
+    6: _v6,
 }
 
 
