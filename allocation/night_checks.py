@@ -137,7 +137,7 @@ CHECKS: tuple[Check, ...] = (
     Check(
         "lines_released",
         "stop",
-        0.2,
+        0.3,
         "above",
         "share of allocated lines that tonight's manifest changes took back",
         "a wrong manifest: compare it with the last one (reallocations.csv of a dry run lists "
@@ -146,7 +146,7 @@ CHECKS: tuple[Check, ...] = (
     Check(
         "batches_cancelled",
         "stop",
-        0.2,
+        0.3,
         "above",
         "share of active batches that tonight's manifests cancelled (qty 0)",
         "a wrong manifest: check the qty column of tonight's manifests; if the cancellations "
