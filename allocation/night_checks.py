@@ -259,15 +259,13 @@ def configured(params: RunParameters) -> tuple[Check, ...]:
 def accepted_names(given: Iterable[str]) -> frozenset[str]:
     """The checks a run accepts (`all`, or names), or a ParameterError naming the unknown one."""
     names = {name.strip().lower() for name in given if name.strip()}
-    if ALL in names:
-        return frozenset(CHECK_NAMES)
-    unknown = sorted(names - set(CHECK_NAMES))
-    if unknown:
+    unknown = sorted(names - set(CHECK_NAMES) - {ALL})
+    if unknown:  # also beside `all`: a typo is never accepted silently
         raise ParameterError(
             f"cannot accept check(s) {', '.join(unknown)}: no such check; checks: "
             f"{', '.join(CHECK_NAMES)}, or all"
         )
-    return frozenset(names)
+    return frozenset(CHECK_NAMES) if ALL in names else frozenset(names)
 
 
 def check_settings(params: RunParameters) -> None:

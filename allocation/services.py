@@ -16,6 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 
 from allocation import night_checks
@@ -28,7 +29,7 @@ from allocation.io.outbox import write_night
 from allocation.io.publish import publish_copy
 from allocation.io.rejection_log import log_rejected_rows
 from allocation.io.schemas import Kind
-from allocation.io.unit_of_work import DuckDBUnitOfWork, connect
+from allocation.io.unit_of_work import DuckDBUnitOfWork, WarehouseError, connect
 from allocation.manifest import apply_manifest_updates
 from allocation.settings import RunParameters, working_storage_version
 from allocation.state import state_db
@@ -246,7 +247,14 @@ def allocate_night(
     try:
         return _allocate_night(params, night, run_id, started_at, allocator, progress)
     except night_checks.NightStopped as stopped:
-        _record_checks(params, run_id, stopped.results)
+        try:
+            _record_checks(params, run_id, stopped.results)
+        except (duckdb.Error, OSError, WarehouseError) as error:  # the stop is what to report
+            log.warning(
+                "Could not keep the stopped night's check results (%s): the next night will "
+                "not know this one stopped",
+                error,
+            )
         log.error("%s", stopped)
         raise
 

@@ -229,6 +229,8 @@ def test_accepting_all_accepts_every_check_and_an_unknown_name_is_refused() -> N
     assert accepted_names([" Files_Rejected ", ""]) == {"files_rejected"}
     with pytest.raises(ParameterError, match=r"cannot accept check.*files_rejectd.*checks: "):
         accepted_names(["files_rejectd"])
+    with pytest.raises(ParameterError, match="files_rejectd"):  # not hidden by `all`
+        accepted_names(["all", "files_rejectd"])
 
 
 def test_accept_checks_come_from_the_caller_never_from_the_environment(
