@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import duckdb
 
+from allocation.io import warehouse_repair
 from allocation.io.warehouse_comments import COMMENTS
 
 SCHEMA_VERSION = 6
@@ -92,8 +93,11 @@ CREATE TABLE manifest_rows (
 );
 """
 
-# Version 5 is another change's (its migration is filled in when that change is merged); here it
-# changes nothing.
+# Version 5 (`warehouse_repair`): the manifest-row ledger filled from the history a version 2
+# or 3 warehouse holds (the version-4 upgrade left it empty, and a re-sent manifest's old rows
+# were applied again), and batches whose eta no night can hold repaired or quarantined (the
+# table `quarantined_batches`). Later versions are other changes; a version missing from
+# MIGRATIONS below changes nothing (versions are numbered ahead, so merges do not collide).
 
 # Version 6: the night's checks (`allocation.night_checks`): every result kept, a stopped night's
 # too (committed = false, nothing else of it is); and per run the lines still waiting from earlier
@@ -211,8 +215,8 @@ def _v4(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_V4_TABLES)
 
 
-def _v5(con: duckdb.DuckDBPyConnection) -> None:
-    """Another change's version: nothing here."""
+def _nothing(con: duckdb.DuckDBPyConnection) -> None:
+    """A version number kept for a change made elsewhere: nothing to do here."""
 
 
 def _v6(con: duckdb.DuckDBPyConnection) -> None:
@@ -224,7 +228,7 @@ MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     2: _v2,
     3: _v3,
     4: _v4,
-    5: _v5,
+    5: warehouse_repair.upgrade,
     6: _v6,
 }
 
@@ -249,7 +253,7 @@ def migrate(con: duckdb.DuckDBPyConnection, target: int = SCHEMA_VERSION) -> int
             "upgrade the allocation package before running this night"
         )
     for version in range(found + 1, target + 1):
-        MIGRATIONS[version](con)
+        MIGRATIONS.get(version, _nothing)(con)
         con.execute(
             "INSERT INTO schema_version VALUES (?, ?)",
             [version, dt.datetime.now(dt.UTC).replace(tzinfo=None)],
