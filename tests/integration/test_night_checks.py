@@ -125,7 +125,17 @@ def test_an_empty_night_commits_when_a_setting_says_it_is_normal(
 def test_a_manifest_with_a_renamed_eta_column_stops_instead_of_putting_all_in_stock(
     site: Site,
 ) -> None:
+    """The reader rejects such a manifest whole (its own rule): the night stops on it."""
     site.batches("b.csv", "B1,RETRO-CLOCK,10,2026-12-24", header="reference,sku,qty,eta_date")
+    site.orders("o.csv", "o1,RETRO-CLOCK,3")
+
+    assert "files_rejected 1" in str(stopped(site, NIGHT))
+    assert_nothing_committed(site, NIGHT)
+
+
+def test_a_manifest_whose_etas_moved_to_another_column_stops(site: Site) -> None:
+    """Every eta blank (in stock now) and the dates in an ignored column: a wrong export."""
+    site.batches("b.csv", "B1,RETRO-CLOCK,10,,2026-12-24", header="reference,sku,qty,eta,arrival")
     site.orders("o.csv", "o1,RETRO-CLOCK,3")
 
     stop = stopped(site, NIGHT)
