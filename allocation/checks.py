@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+from allocation import night_checks
 from allocation.io.readers import InboxError
 from allocation.io.restore import kept_copies
 from allocation.io.run_lock import RunLockTimeout
@@ -30,6 +31,7 @@ def check_run_paths(params: RunParameters) -> None:
     the flow both start with this one check."""
     check_inbox(params.inbox)
     check_warehouse_path(params.warehouse)
+    night_checks.check_settings(params)  # ALLOCATION_CHECKS and the accepted checks
     if params.outbox.exists() and not params.outbox.is_dir():
         raise ParameterError(f"outbox {params.outbox} is a file: give a folder for the reports")
 

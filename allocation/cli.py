@@ -2,13 +2,16 @@
 
     allocation run --inbox DIR --warehouse FILE --outbox DIR [--business-date YYYY-MM-DD] [--dry-run]
                    [--task-runner local|dask] [--dask-address tcp://HOST:8786]
+                   [--accept CHECK[,CHECK] | --accept all]
     allocation publish --warehouse FILE
     allocation rollback --to YYYY-MM-DD [--warehouse FILE] [--outbox DIR]
 
 Exit 0 when the night completed (also with rejected rows and out-of-stock lines); otherwise one
 clear line on stderr saying what is wrong and what to do, and a non-zero code:
 2 a parameter or the inbox, 3 the warehouse (cannot be opened, or another run holds it),
-4 the night committed but the analysts' copy could not be published, 1 anything unexpected.
+4 the night committed but the analysts' copy could not be published, 5 a check of the night
+stopped it before its commit (nothing committed; the line names the check and the way on),
+1 anything unexpected.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from allocation.io.publish import PublishError
 from allocation.io.readers import InboxError
 from allocation.io.run_lock import RunLockError, RunLockTimeout
 from allocation.io.unit_of_work import WarehouseError
+from allocation.night_checks import CHECK_NAMES, NightStopped
 from allocation.settings import ParameterError, RunParameters, Settings
 from allocation.state import state_db, warehouse_lock
 
@@ -36,6 +40,7 @@ EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (RunLockError, 3),
     (PublishError, 4),
     (OutboxError, 2),
+    (NightStopped, 5),
 ]
 
 
@@ -74,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
         default=settings.dask_address,
         metavar="ADDR",
         help="Dask scheduler address for --task-runner dask (default: a temporary local cluster)",
+    )
+    run.add_argument(
+        "--accept",
+        default="",
+        metavar="CHECK[,CHECK]",
+        help="commit although these checks of the night fail (they are kept as accepted): "
+        f"all, or names among {', '.join(CHECK_NAMES)}",
     )
     publish = commands.add_parser("publish", help="publish the committed state to analysts again")
     publish.add_argument("--warehouse", type=Path, default=settings.warehouse, help="DuckDB file")
@@ -116,6 +128,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         dry_run=args.dry_run,
         task_runner=args.task_runner,
         dask_address=args.dask_address,
+        accept_checks=args.accept,
     )
     checks.check_run_paths(params)
     checks.check_business_date_if_idle(params)  # one clean line; the flow checks again
@@ -130,6 +143,7 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         dry_run=params.dry_run,
         task_runner=params.task_runner,
         dask_address=params.dask_address,
+        accept_checks=list(params.accept_checks),
         return_state=True,
     )
     result = state.result(raise_on_failure=False)

@@ -10,24 +10,26 @@ import datetime as dt
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import polars as pl
 
+from allocation import night_checks
 from allocation.allocator import Candidates, allocate_candidates
 from allocation.faults import crash_point
-from allocation.io import readers, rejections, staging, validation
+from allocation.io import check_figures, readers, rejections, staging, validation
 from allocation.io.candidates import DuckDBCandidates
 from allocation.io.ingest import classify_batches
 from allocation.io.outbox import write_night
 from allocation.io.publish import publish_copy
 from allocation.io.rejection_log import log_rejected_rows
 from allocation.io.schemas import Kind, rows_schema
-from allocation.io.unit_of_work import DuckDBUnitOfWork, connect
+from allocation.io.unit_of_work import DuckDBUnitOfWork, WarehouseError, connect
 from allocation.io.warehouse_schema import code_rejections
 from allocation.manifest import apply_manifest_updates
 from allocation.settings import RunParameters, working_storage_version
@@ -64,6 +66,8 @@ class ValidatedInbox:
     skipped: list[str] = field(default_factory=list)
     #: What this run did with the inbox's entries (`INBOX_COUNTS`): read, not read, per kind.
     inbox_counts: dict[str, int] = field(default_factory=dict)
+    #: Manifest files with ignored columns and no eta on any row (a renamed eta column?).
+    manifests_without_eta: list[str] = field(default_factory=list)
 
     def discard(self) -> None:
         """Removes the staging file: once the night has committed or rolled back for good."""
@@ -133,6 +137,7 @@ def load_inbox(
     rejected_files = readers.InboxListing([], not_read).rejections()
     received = {"orders": 0, "batches": 0}
     records: list[dict[str, Any]] = []
+    without_eta: list[str] = []
     read_seconds = validate_seconds = 0.0
     row_rejects = 0
     total_bytes = sum(file.size for file in files)
@@ -168,11 +173,13 @@ def load_inbox(
                 continue
             group.flush()  # a big file streams alone, slice by slice, in arrival order
             rows = row_rejected = 0
+            no_eta = file.kind == "batches"  # every row so far says "in stock now"
             with staged.file() as one:
                 tick = time.perf_counter()
                 for part in itertools.chain(head, slices):
                     tock = time.perf_counter()
                     checked = _VALIDATORS[file.kind](part.rows)
+                    no_eta = no_eta and (not part.rows.height or _no_eta(part.rows))
                     read_seconds += tock - tick
                     tick = time.perf_counter()
                     validate_seconds += tick - tock
@@ -191,6 +198,8 @@ def load_inbox(
             if reason is None:
                 received[file.kind] += rows
                 row_rejects += row_rejected
+                if stream.extra_columns and no_eta and rows:
+                    without_eta.append(file.source_file)
                 if stream.extra_columns:
                     log.info(
                         "%s: ignored extra columns %s",
@@ -232,6 +241,7 @@ def load_inbox(
         received=received,
         skipped=skipped,
         inbox_counts=inbox_counts,
+        manifests_without_eta=without_eta,
     )
     log.info(
         "Loaded %d file(s): orders %s; batches %d rows",
@@ -286,6 +296,16 @@ def _file_record(
         "status": "loaded" if stream.problem is None else "rejected",
         "reason": stream.problem,
     }
+
+
+def _no_eta(rows: pl.DataFrame) -> bool:
+    """A manifest's rows all say "in stock now" (no eta): with ignored columns beside, the eta
+    column was likely renamed."""
+    if not rows.height or "eta" not in rows.columns:
+        return bool(rows.height)
+    eta = rows["eta"]
+    blank = eta.is_null() | (eta.cast(pl.String).str.strip_chars() == "")
+    return bool(blank.all())
 
 
 def _file_rejection(file: readers.InboxFile, reason: str) -> pl.DataFrame:
@@ -420,7 +440,34 @@ def allocate_night(
     over `params.workers` processes. Whatever runs it, the placements are recorded here, by
     SQL, in this run's single transaction. `progress(lines placed, lines to place)` is passed
     to the default allocator (a custom one reports its own) and called once more when every
-    line is placed."""
+    line is placed.
+
+    Before the commit the night checks itself (`allocation.night_checks`): a failed stop-level
+    check rolls everything back and raises `NightStopped`; only the check results are then kept,
+    in a transaction of their own, so that the next night knows this one stopped."""
+    try:
+        return _allocate_night(params, night, run_id, started_at, allocator, progress)
+    except night_checks.NightStopped as stopped:
+        try:
+            _record_checks(params, run_id, stopped.results)
+        except (duckdb.Error, OSError, WarehouseError) as error:  # the stop is what to report
+            log.warning(
+                "Could not keep the stopped night's check results (%s): the next night will "
+                "not know this one stopped",
+                error,
+            )
+        log.error("%s", stopped)
+        raise
+
+
+def _allocate_night(
+    params: RunParameters,
+    night: ValidatedInbox,
+    run_id: str,
+    started_at: dt.datetime,
+    allocator: Allocator | None,
+    progress: Progress,
+) -> NightOutcome:
     day = params.business_date
     with (
         DuckDBUnitOfWork(
@@ -444,6 +491,11 @@ def allocate_night(
             batches.received.with_columns(business_date=pl.lit(day), run_id=pl.lit(run_id)),
         )
         repo.add_batches(batches.new, day)
+        before: tuple[int, int] | None = None  # allocated lines, active batches
+        checking = time.perf_counter()
+        if batches.updates.height:
+            before = check_figures.allocated_lines(uow.con), check_figures.active_batches(uow.con)
+        checking = time.perf_counter() - checking
         changes = apply_manifest_updates(repo, batches.updates, day, run_id)
 
         # Tonight's new lines: the TEMP table or view `night_lines` (arrival_seq dense from
@@ -496,7 +548,29 @@ def allocate_night(
             out_of_stock=candidates.lines - allocated,
             lines_replaced=replaced,
         )
-        _record_run(uow, run_id, day, started_at, night, counts)
+        tick = time.perf_counter()
+        lines_waiting, oldest_wait = check_figures.waiting(uow.con, day)
+        results = _check_night(params, uow, night, counts, before, candidates.lines)
+        stopped = night_checks.stop_message(day, results)
+        if stopped and not params.dry_run:
+            raise night_checks.NightStopped(stopped, results)  # rolled back on the way out
+        if stopped:
+            log.warning("Dry run: a run of this night would stop here: %s", stopped)
+        _add_check_rows(uow, run_id, day, results, committed=True)
+        log.info(
+            "Checked the night: %d check(s), %d failed, in %.3fs",
+            len(results),
+            sum(r.failed for r in results),
+            time.perf_counter() - tick + checking,
+        )
+        _record_run(
+            uow,
+            run_id,
+            day,
+            started_at,
+            night,
+            {**counts, "lines_waiting": lines_waiting, "oldest_wait_days": oldest_wait},
+        )
         if params.dry_run:
             folder = write_night(uow.con, day, params.outbox, dry_run=True)
             log.info("Dry run: nothing committed")
@@ -507,6 +581,107 @@ def allocate_night(
         night.discard()
         crash_point("after-commit")
     return NightOutcome(run_id, day, counts)
+
+
+def _check_night(
+    params: RunParameters,
+    uow: DuckDBUnitOfWork,
+    night: ValidatedInbox,
+    counts: dict[str, int],
+    before: tuple[int, int] | None,
+    lines_tried: int,
+) -> list[night_checks.CheckResult]:
+    """Tonight's figures, gathered in the open transaction, through every configured check;
+    failures logged as warnings."""
+    day, con = params.business_date, uow.con
+    orders = night.files.filter(pl.col("kind") == "orders").height
+    figures = night_checks.NightFigures(
+        order_files=orders + sum(name.startswith("orders/") for name in night.skipped),
+        new_order_lines=counts["orders_accepted"] + check_figures.accepted_earlier_today(con, day),
+        files_read=counts["files_received"],
+        files_rejected=counts["files_rejected"],
+        orders_received=counts["orders_received"],
+        orders_rejected=counts["orders_rejected"],
+        batches_received=counts["batches_received"],
+        batches_rejected=counts["batches_rejected"],
+        order_history=check_figures.order_history(con, day),
+        allocated_before=None if before is None else before[0],
+        lines_released=counts.get("lines_released", 0),
+        active_batches_before=None if before is None else before[1],
+        batches_cancelled=counts.get("cancellations", 0),
+        manifests_without_eta=night.manifests_without_eta,
+        lines_tried=lines_tried,
+        lines_open=counts["out_of_stock"],
+        last_out_of_stock_share=check_figures.last_out_of_stock_share(con),
+        stopped_nights=check_figures.stopped_nights(con, day),
+    )
+    results = night_checks.evaluate(
+        night_checks.configured(params),
+        figures,
+        night_checks.accepted_names(params.accept_checks),
+        empty_night_ok=params.empty_night_ok,
+        min_history=params.check_min_history,
+    )
+    for result in results:
+        if result.result == "accepted":
+            log.warning("Check failed, accepted by this run: %s", result.line())
+        elif result.result == "failed" and result.level == "warn":
+            log.warning("Check failed (warn): %s", result.line())
+    return results
+
+
+def _add_check_rows(
+    uow: DuckDBUnitOfWork,
+    run_id: str,
+    day: dt.date,
+    results: Sequence[night_checks.CheckResult],
+    *,
+    committed: bool,
+) -> None:
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    rows = [
+        {
+            "business_date": day,
+            "run_id": run_id,
+            "checked_at": now,
+            "check_name": r.check,
+            "level": r.level,
+            "figure": r.figure,
+            "threshold": r.threshold,
+            "result": r.result,
+            "detail": r.detail,
+            "committed": committed,
+        }
+        for r in results
+    ]
+    uow.repo.add_rows("night_checks", pl.DataFrame(rows, schema=CHECK_ROWS_SCHEMA))
+
+
+CHECK_ROWS_SCHEMA: dict[str, pl.DataType] = {
+    "business_date": pl.Date(),
+    "run_id": pl.String(),
+    "checked_at": pl.Datetime("us"),
+    "check_name": pl.String(),
+    "level": pl.String(),
+    "figure": pl.Float64(),
+    "threshold": pl.Float64(),
+    "result": pl.String(),
+    "detail": pl.String(),
+    "committed": pl.Boolean(),
+}
+
+
+def _record_checks(
+    params: RunParameters, run_id: str, results: Sequence[night_checks.CheckResult]
+) -> None:
+    """A stopped night's check results, committed on their own (nothing else of the night)."""
+    with DuckDBUnitOfWork(
+        state_db(params),
+        params.duckdb_limits,
+        create_in=working_storage_version(params.warehouse_storage_version),
+    ) as uow:
+        _add_check_rows(uow, run_id, params.business_date, results, committed=False)
+        uow.commit()
 
 
 def _counts(
@@ -541,7 +716,7 @@ def _record_run(
     day: dt.date,
     started_at: dt.datetime,
     night: ValidatedInbox,
-    counts: dict[str, int],
+    counts: dict[str, int | None],
 ) -> None:
     files = night.files
     row = {

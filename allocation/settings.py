@@ -203,6 +203,24 @@ class Settings(BaseSettings):
         "at: a night Failed or Crashed, or not running 30 minutes after its time. Empty: no alerts.",
     )
 
+    checks: str = Field(
+        "",
+        description="Levels and thresholds of the night's checks, changed from their defaults: "
+        "comma-separated NAME=LEVEL[:THRESHOLD] (levels warn, stop, off), e.g. "
+        "files_rejected=warn,order_volume=stop:3. README lists the checks.",
+    )
+    empty_night_ok: bool = Field(
+        False,
+        description="A night without order files or new order lines is normal (the checks "
+        "order_files and new_order_lines are skipped).",
+    )
+    check_min_history: int = Field(
+        5,
+        ge=1,
+        description="Committed nights needed before the order_volume check compares a night "
+        "with the median of the last 14.",
+    )
+
     @property
     def data_root_paths(self) -> tuple[Path, ...]:
         """`data_roots` as resolved absolute folders (relative ones: from the working dir)."""
@@ -313,6 +331,8 @@ class RunParameters(Settings):
 
     business_date: Annotated[dt.date, BeforeValidator(parse_business_date)]  # or str
     dry_run: bool = False
+    #: Checks this run accepts (names, or `all`): their failures are kept, the night commits.
+    accept_checks: tuple[str, ...] = ()
 
     @classmethod
     def settings_customise_sources(
@@ -344,11 +364,13 @@ class RunParameters(Settings):
         dask_address: str | None = None,
         dask_workers: int | None = None,
         staging: str | None = None,
+        accept_checks: str | tuple[str, ...] | list[str] | None = None,
         **settings: Any,
     ) -> RunParameters:
         """The night's parameters from what a caller passed, the rest from the environment or the
         defaults. Empty text and 0 `dask_workers` (the UI's and the CLI's blanks) mean 'not given':
-        the setting applies. `settings` names any other setting (e.g. `keep_published=30`)."""
+        the setting applies. `accept_checks`: names of checks this run accepts (a list, or
+        comma-separated text). `settings` names any other setting (e.g. `keep_published=30`)."""
         unknown = sorted(set(settings) - set(Settings.model_fields))
         if unknown:
             raise TypeError(f"RunParameters.build() got unknown settings {', '.join(unknown)}")
@@ -362,9 +384,14 @@ class RunParameters(Settings):
             "staging": staging,
             **settings,
         }
+        if isinstance(accept_checks, str):
+            accept_checks = accept_checks.split(",")
         return cls(
             business_date=parse_business_date(business_date),
             dry_run=dry_run,
+            accept_checks=tuple(
+                name.strip().lower() for name in accept_checks or () if name.strip()
+            ),
             **{name: value for name, value in given.items() if _given(value)},
         )
 

@@ -72,18 +72,19 @@ class Site:
         for path in [*self.inbox.glob("orders/*"), *self.inbox.glob("batches/*")]:
             path.unlink()
 
-    def params(self, day: str, *, dry_run: bool = False) -> RunParameters:
+    def params(self, day: str, *, dry_run: bool = False, accept: str = "") -> RunParameters:
         return RunParameters.build(
             inbox=self.inbox,
             warehouse=self.warehouse,
             outbox=self.outbox,
             business_date=day,
             dry_run=dry_run,
+            accept_checks=accept,
         )
 
-    def run(self, day: str, *, dry_run: bool = False) -> dict[str, Any]:
-        """A whole night through the service layer (no Prefect)."""
-        return run_night(self.params(day, dry_run=dry_run))
+    def run(self, day: str, *, dry_run: bool = False, accept: str = "") -> dict[str, Any]:
+        """A whole night through the service layer (no Prefect); `accept`: checks accepted."""
+        return run_night(self.params(day, dry_run=dry_run, accept=accept))
 
     def query(self, sql: str, params: list[object] | None = None) -> list[tuple[Any, ...]]:
         """Reads the published analysts' copy, read-only, as an analyst would."""

@@ -10,6 +10,7 @@ import polars as pl
 import pyarrow.parquet as pq
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from allocation.night_checks import CheckResult, NightStopped
 from allocation.settings import RunParameters
 
 SUMMARY_KEY = "nightly-allocation-summary"
@@ -26,6 +27,7 @@ def summary_markdown(
     lines = [
         f"# Night {summary['business_date']}{' (dry run)' if params.dry_run else ''}",
         "",
+        *checks_markdown(summary.get("checks", [])),
         "| | received | accepted | duplicate | rejected |",
         "|---|---:|---:|---:|---:|",
         *(
@@ -45,6 +47,7 @@ def summary_markdown(
     for entry in files.get("not_read", []):
         lines.append(f"  - {entry['status']} `{entry['file']}`: {entry['reason']}")
     lines += [f"- **Warning:** {warning}" for warning in summary.get("warnings", [])]
+    lines += trend_markdown(summary.get("trend", []))
     top = top_out_of_stock(folder, 10)
     if top.height:
         lines += ["", "## Top out-of-stock skus", "", "| sku | open lines | open qty | available |"]
@@ -66,6 +69,113 @@ def summary_markdown(
         else "- warehouse: not published (dry run)"
     )
     return "\n".join(lines) + "\n"
+
+
+RESULT_MARKS = {"passed": "passed", "failed": "**FAILED**", "accepted": "failed, accepted"}
+
+
+def checks_markdown(checks: list[dict[str, Any]]) -> list[str]:
+    """The night's checks as a table (check, figure, threshold, level, result), failures first."""
+    if not checks:
+        return []
+    order = {"failed": 0, "accepted": 1, "passed": 2, "skipped": 3}
+    ranked = sorted(checks, key=lambda c: order.get(c["result"], 9))
+    lines = [
+        "## Checks",
+        "",
+        "| check | figure | threshold | level | result | detail |",
+        "|---|---:|---:|---|---|---|",
+    ]
+    for c in ranked:
+        figure = "" if c["figure"] is None else f"{c['figure']:.4g}"
+        mark = RESULT_MARKS.get(c["result"], c["result"])
+        detail = str(c["detail"]).replace("|", "\\|")
+        lines.append(
+            f"| {c['check']} | {figure} | {c['threshold']:g} | {c['level']} | {mark} | {detail} |"
+        )
+    return [*lines, ""]
+
+
+SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[int | None]) -> str:
+    """One Unicode block per value, scaled from the column's lowest to its highest (a blank
+    where a night has no value)."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return ""
+    low, high = min(known), max(known)
+    span = high - low
+    return "".join(
+        " "
+        if v is None
+        else SPARKS[0 if span == 0 else round((v - low) / span * (len(SPARKS) - 1))]
+        for v in values
+    )
+
+
+TREND_HEADINGS = {
+    "received": "received",
+    "accepted": "accepted",
+    "rejected": "rejected",
+    "allocated": "allocated",
+    "out_of_stock": "out of stock",
+    "lines_waiting": "lines waiting",
+    "oldest_wait_days": "oldest wait (days)",
+}
+
+
+def trend_markdown(trend: list[dict[str, Any]]) -> list[str]:
+    """The last nights (oldest first) as a table, a sparkline per column on top."""
+    if not trend:
+        return []
+    columns = list(TREND_HEADINGS)
+    lines = [
+        "",
+        f"## Last {len(trend)} night(s)",
+        "",
+        "| night | " + " | ".join(TREND_HEADINGS[c] for c in columns) + " |",
+        "|---|" + "---:|" * len(columns),
+        "| trend | " + " | ".join(f"`{sparkline([n[c] for n in trend])}`" for c in columns) + " |",
+    ]
+    for night in trend:
+        cells = ("" if night[c] is None else str(night[c]) for c in columns)
+        lines.append(f"| {night['business_date']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def stopped_markdown(params: RunParameters, stopped: NightStopped) -> str:
+    """What a stopped night shows: the line, then every check's result."""
+    rows = [_result_row(r) for r in stopped.results]
+    return "\n".join(
+        [
+            f"# Night {params.business_date}: stopped by a check, nothing committed",
+            "",
+            str(stopped),
+            "",
+            *checks_markdown(rows),
+        ]
+    )
+
+
+def _result_row(result: CheckResult) -> dict[str, Any]:
+    return {
+        "check": result.check,
+        "level": result.level,
+        "figure": result.figure,
+        "threshold": result.threshold,
+        "result": result.result,
+        "detail": result.detail,
+    }
+
+
+def publish_stopped_artifact(params: RunParameters, stopped: NightStopped) -> None:
+    create_markdown_artifact(
+        stopped_markdown(params, stopped),
+        key=SUMMARY_KEY,
+        description=f"Night {params.business_date}: stopped by a check",
+    )
 
 
 def report_files(folder: Path) -> list[dict[str, Any]]:

@@ -23,11 +23,14 @@ from typing import Any
 import duckdb
 from prefect import flow, get_run_logger, runtime, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed
 
 from allocation.checks import check_run_paths
 from allocation.flows import ordering
-from allocation.flows.artifacts import publish_artifacts
+from allocation.flows.artifacts import publish_artifacts, publish_stopped_artifact
+from allocation.flows.check_alerts import announce_warnings
 from allocation.flows.parameters import (
+    AcceptChecks,
     BusinessDate,
     Count,
     TaskRunnerChoice,
@@ -39,6 +42,7 @@ from allocation.flows.sharding import allocator_for
 from allocation.io.disk import is_disk_full
 from allocation.io.outbox import read_summary
 from allocation.night import Night
+from allocation.night_checks import NightStopped
 from allocation.services import NightOutcome, ValidatedInbox
 from allocation.settings import RunParameters
 
@@ -150,6 +154,7 @@ def check_parameters(
     dask_address: str = "",
     dask_workers: int = 0,
     staging: str = "",
+    accept_checks: list[str] | None = None,
 ) -> RunParameters:
     """The run's parameters, or a ParameterError/InboxError/WarehouseError saying what to fix,
     raised before anything is read or written. Relative paths are relative to the working
@@ -167,6 +172,7 @@ def check_parameters(
         dask_address=dask_address,
         dask_workers=dask_workers,
         staging=staging,
+        accept_checks=accept_checks or (),
     )
     if runtime.deployment.id is not None:
         confine_to_data_roots(params, params.data_root_paths, staging)
@@ -191,6 +197,7 @@ def nightly_allocation(
     dask_address: str = "",
     dask_workers: Count = 0,
     staging: str = "",
+    accept_checks: AcceptChecks = [],  # noqa: B006 (the form's empty multi-choice; never mutated)
 ) -> dict[str, Any]:
     """Allocates every open order line of the night to batches of stock and writes the reports.
 
@@ -206,6 +213,7 @@ def nightly_allocation(
         dask_address: With dask: the scheduler's address, e.g. tcp://10.0.0.5:8786. Empty: ALLOCATION_DASK_ADDRESS, else a temporary local cluster.
         dask_workers: With dask and no address: worker processes of the temporary local cluster, a whole number. 0: ALLOCATION_DASK_WORKERS, else 2.
         staging: With dask: folder (inside the data roots) where shards exchange Parquet files; every Dask worker must reach it. Empty: ALLOCATION_STAGING (which may be an fsspec URL), else the state folder's staging/.
+        accept_checks: Checks of the night to accept after a stopped night was looked at: the night commits although they fail, and they are kept as accepted. Empty: none; all: every check.
     """
     logger = get_run_logger()
     params = check_parameters(
@@ -218,6 +226,7 @@ def nightly_allocation(
         dask_address,
         dask_workers,
         staging,
+        list(accept_checks),
     )
     # A deployment run waits (rescheduled, visibly) while an earlier night is pending.
     ordering.earlier_nights_first(params)
@@ -234,10 +243,20 @@ def nightly_allocation(
     # Another writer holds the warehouse: the `allocation` command exits 3 with the message; a
     # deployment run is rescheduled (its slot given back) to try again.
     waiting = partial(ordering.wait_for_warehouse, params) if runtime.deployment.id else None
-    ran = night.run(AsTasks(night, bar), when_locked=waiting)
+    try:
+        ran = night.run(AsTasks(night, bar), when_locked=waiting)
+    except NightStopped as stopped:
+        # Nothing committed: the run ends Failed with the check's one line as its message.
+        publish_stopped_artifact(params, stopped)
+        return Failed(message=str(stopped), data=stopped)  # type: ignore[return-value]
     folder, published = ran.folder, ran.published
     summary = read_summary(folder)
     publish_artifacts(summary, folder, params, published)
+    warned = announce_warnings(summary, params.dry_run)
+    if warned:
+        logger.warning(
+            "Night %s committed with failed warn-level checks: %s", params.business_date, warned
+        )
     logger.info(
         "Night %s done: %d allocated, %d out of stock; reports in %s",
         params.business_date,

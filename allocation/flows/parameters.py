@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field
 
+from allocation.night_checks import CheckName
 from allocation.settings import ParameterError, RunParameters, parse_business_date
 
 
@@ -42,6 +43,19 @@ def _empty_is_none(value: Any) -> Any:
 BusinessDate = Annotated[dt.date | None, BeforeValidator(_date_or_none)]
 TaskRunnerChoice = Annotated[Literal["local", "dask"] | None, BeforeValidator(_empty_is_none)]
 Count = Annotated[int, Field(ge=0)]
+
+
+def _accept_list(value: Any) -> Any:
+    """None or empty text: none; text: comma-separated names (as on the command line)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [name.strip().lower() for name in value.split(",") if name.strip()]
+    return value
+
+
+#: The run form's multi-choice of checks to accept (or all of them).
+AcceptChecks = Annotated[list[Literal[CheckName, "all"]], BeforeValidator(_accept_list)]
 
 
 class OutsideDataRoots(ParameterError):

@@ -220,6 +220,7 @@ def summary(con: duckdb.DuckDBPyConnection, day: dt.date) -> dict[str, Any]:
     open_lines = con.sql(
         "SELECT count(*) FROM order_lines WHERE status = 'out_of_stock'"
     ).fetchall()
+    last_run = runs[-1][0] if runs else None
     return {
         "business_date": day.isoformat(),
         "run_id": runs[-1][0] if runs else None,
@@ -254,6 +255,8 @@ def summary(con: duckdb.DuckDBPyConnection, day: dt.date) -> dict[str, Any]:
             **_entries_not_read(files),
         },
         "warnings": _inbox_warnings(files),
+        "checks": night_check_rows(con, last_run),
+        "trend": trend_rows(con, day),
     }
 
 
@@ -298,3 +301,41 @@ def _inbox_warnings(files: list[tuple[Any, ...]]) -> list[str]:
             "wrong place (or hidden) were not read: see files.not_read and rejected.csv"
         )
     return warnings
+
+
+#: Nights the summary's trend shows (the artifact draws a sparkline per column).
+TREND_NIGHTS = 14
+TREND_COLUMNS = (
+    "received",
+    "accepted",
+    "rejected",
+    "allocated",
+    "out_of_stock",
+    "lines_waiting",
+    "oldest_wait_days",
+)
+
+
+def night_check_rows(con: duckdb.DuckDBPyConnection, run_id: str | None) -> list[dict[str, Any]]:
+    """The checks the night's latest run made: check, level, figure, threshold, result, detail."""
+    rows = con.sql(
+        "SELECT check_name, level, figure, threshold, result, detail FROM night_checks "
+        "WHERE run_id = ? ORDER BY rowid",
+        params=[run_id],
+    ).fetchall()
+    keys = ("check", "level", "figure", "threshold", "result", "detail")
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def trend_rows(con: duckdb.DuckDBPyConnection, day: dt.date) -> list[dict[str, Any]]:
+    """The last 14 committed nights up to `day`, oldest first (the `nightly_trend` view)."""
+    columns = ", ".join(TREND_COLUMNS)
+    rows = con.sql(
+        f"SELECT business_date, {columns} FROM nightly_trend "  # noqa: S608 (constant names)
+        "WHERE business_date <= ? ORDER BY business_date DESC LIMIT ?",
+        params=[day, TREND_NIGHTS],
+    ).fetchall()
+    return [
+        {"business_date": row[0].isoformat(), **dict(zip(TREND_COLUMNS, row[1:], strict=True))}
+        for row in reversed(rows)
+    ]

@@ -124,6 +124,9 @@ COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
             "cancellations": "Manifest changes setting a quantity to 0.",
             "lines_released": "Allocated lines a manifest change took back.",
             "lines_replaced": "Released lines allocated again the same night.",
+            "lines_waiting": "Lines left open after the run that arrived on an earlier night.",
+            "oldest_wait_days": "Days the longest-waiting open line had waited after the run "
+            "(NULL: no open line; also for runs before schema version 6).",
         },
     ),
     "rejected_rows": (
@@ -279,6 +282,42 @@ COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
             "oldest_open_first_seen": "Arrival night of its oldest open line.",
         },
     ),
+    "night_checks": (
+        "Every check a night ran on itself before its commit (README, checks of the night): a "
+        "committed night's results, and a stopped night's (committed false: nothing else of "
+        "that night was kept).",
+        {
+            "business_date": "Night checked.",
+            "run_id": "Run that checked it.",
+            "checked_at": "UTC time of the check.",
+            "check_name": "The check (README lists them).",
+            "level": "stop (a failure stops the night), warn (logged and alerted) or off.",
+            "figure": "What the check measured tonight (a count, a share 0-1 or a factor); NULL "
+            "when skipped.",
+            "threshold": "Where the check fails (above or below it, per the check).",
+            "result": "passed, failed, accepted (failed, and the run accepted it, so the night "
+            "committed) or skipped (does not apply tonight, or level off).",
+            "detail": "The figure in words.",
+            "committed": "Whether the night committed (false: stopped by a failed stop check).",
+        },
+    ),
+    "nightly_trend": (
+        "One row per committed business date: what arrived and what the night decided, to "
+        "compare a night with the ones before it.",
+        {
+            "business_date": "Night.",
+            "received": "Order rows received (every run of the date).",
+            "accepted": "New order lines stored.",
+            "rejected": "Order rows rejected.",
+            "allocated": "Lines allocated by the night's runs.",
+            "out_of_stock": "Lines left open (out of stock) after the night.",
+            "lines_waiting": "Of those, lines that arrived on an earlier night.",
+            "oldest_wait_days": "Days the longest-waiting open line had waited after the night.",
+            "checks_warned": "Warn-level checks that failed.",
+            "checks_accepted": "Stop-level checks that failed and were accepted.",
+            "runs": "Committed runs of the date (more than 1 after a rerun).",
+        },
+    ),
     "quarantined_batches": (
         "Batches taken out of the allocation, or repaired, on an upgrade because their eta is "
         "outside the dates the inbox accepts (an older release let them in).",
@@ -348,4 +387,6 @@ ANALYST_OBJECTS = (
     "line_waits",
     "orders",
     "skus",
+    "night_checks",
+    "nightly_trend",
 )

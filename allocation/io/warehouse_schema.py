@@ -106,6 +106,19 @@ CREATE TABLE manifest_rows (
 # table `quarantined_batches`). Later versions are other changes; a version missing from
 # MIGRATIONS below changes nothing (versions are numbered ahead, so merges do not collide).
 
+# Version 6: the night's checks (`allocation.night_checks`): every result kept, a stopped night's
+# too (committed = false, nothing else of it is); and per run the lines still waiting from earlier
+# nights and the oldest wait, for the `nightly_trend` view.
+_V6_TABLES = """
+CREATE TABLE night_checks (
+    business_date DATE NOT NULL, run_id VARCHAR NOT NULL, checked_at TIMESTAMP NOT NULL,
+    check_name VARCHAR NOT NULL, level VARCHAR NOT NULL, figure DOUBLE, threshold DOUBLE NOT NULL,
+    result VARCHAR NOT NULL, detail VARCHAR NOT NULL, committed BOOLEAN NOT NULL
+);
+ALTER TABLE runs ADD COLUMN lines_waiting BIGINT;
+ALTER TABLE runs ADD COLUMN oldest_wait_days BIGINT;
+"""
+
 # Version 10: identifiers in NFC (allocation/io/identifiers.py). Nights before it stored them as
 # received, so `ÉTAGÈRE` in NFD (E + U+0301) from an earlier night would never meet tonight's NFC
 # one. Normalised once here, every table alike; ASCII values (nearly all) are skipped by a length
@@ -202,6 +215,29 @@ SELECT sku,
            AS demand_over_free_units,
        next_eta AS next_free_eta
 FROM stock FULL OUTER JOIN demand USING (sku);
+
+CREATE OR REPLACE VIEW nightly_trend AS
+WITH nights AS (
+    SELECT business_date,
+           count(*)::BIGINT AS runs,
+           sum(orders_received)::BIGINT AS received,
+           sum(orders_accepted)::BIGINT AS accepted,
+           sum(orders_rejected)::BIGINT AS rejected,
+           sum(allocated)::BIGINT AS allocated,
+           arg_max(out_of_stock, finished_at)::BIGINT AS out_of_stock,
+           arg_max(lines_waiting, finished_at)::BIGINT AS lines_waiting,
+           arg_max(oldest_wait_days, finished_at)::BIGINT AS oldest_wait_days
+    FROM runs WHERE status = 'completed' GROUP BY business_date
+), checks AS (
+    SELECT business_date,
+           count(*) FILTER (WHERE result = 'failed' AND level = 'warn')::BIGINT AS checks_warned,
+           count(*) FILTER (WHERE result = 'accepted')::BIGINT AS checks_accepted
+    FROM night_checks WHERE committed GROUP BY business_date
+)
+SELECT n.business_date, n.received, n.accepted, n.rejected, n.allocated, n.out_of_stock,
+       n.lines_waiting, n.oldest_wait_days, coalesce(c.checks_warned, 0)::BIGINT AS checks_warned,
+       coalesce(c.checks_accepted, 0)::BIGINT AS checks_accepted, n.runs
+FROM nights n LEFT JOIN checks c USING (business_date);
 """.replace("BIGINT_MAX", _BIGINT_MAX)
 
 
@@ -298,6 +334,10 @@ def _nothing(con: duckdb.DuckDBPyConnection) -> None:
     """A version number kept for a change made elsewhere: nothing to do here."""
 
 
+def _v6(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(_V6_TABLES)
+
+
 def _v10(con: duckdb.DuckDBPyConnection) -> None:
     """Identifiers stored before the door normalised them, in NFC (see _V10_REFERENCES)."""
     con.execute(_V10_REFERENCES)
@@ -341,6 +381,7 @@ MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     3: _v3,
     4: _v4,
     5: warehouse_repair.upgrade,
+    6: _v6,
     10: _v10,
     11: _v11,
 }

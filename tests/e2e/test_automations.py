@@ -28,7 +28,7 @@ from allocation.settings import Settings
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
 
 URL = "http://127.0.0.1:9/alerts"
-SHIPPED = {"allocation-nightly-failed", "allocation-nightly-late"}
+SHIPPED = {"allocation-nightly-failed", "allocation-nightly-late", "allocation-nightly-warned"}
 # The shape another automation (no block needed) takes: it must apply with alerts on or off.
 CRASH_SILENT = {
     "name": "test-mark-silent-runs-crashed",

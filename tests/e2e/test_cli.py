@@ -61,6 +61,7 @@ def test_runs_the_shipped_sample_and_says_where_the_outputs_are(tmp_path: Path) 
         (["--business-date", "2026-02-30"], 2, "is not a real calendar date"),
         (["--business-date", "tomorrow"], 2, "use YYYY-MM-DD"),
         (["--warehouse", "{tmp}/not-a-db.duckdb"], 3, "is not a DuckDB database"),
+        (["--accept", "files_rejectd"], 2, "cannot accept check(s) files_rejectd: no such check"),
     ],
 )
 def test_fails_with_one_clear_line_for_what_a_person_must_fix(
@@ -76,3 +77,34 @@ def test_fails_with_one_clear_line_for_what_a_person_must_fix(
     assert len(lines) == 1 and lines[0].startswith("allocation: ")
     assert message.format(tmp=tmp_path) in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_night_stopped_by_a_check_exits_5_then_commits_accepting_it(tmp_path: Path) -> None:
+    """Issue 25: an orders file missing its qty column stops the night (exit 5, one line
+    on stderr naming the check, its figure, threshold and the way on, nothing committed); run
+    again with --accept it commits."""
+    inbox = tmp_path / "inbox"
+    subprocess.run(["cp", "-r", str(SAMPLE_INBOX), str(inbox)], check=True)
+    (inbox / "orders" / "zz-late.csv").write_text("orderid,sku\nLATE-1,RETRO-CLOCK\n")
+    paths = ["--inbox", str(inbox), "--warehouse", str(tmp_path / "w.duckdb")]
+    paths += ["--outbox", str(tmp_path / "out"), "--business-date", "2026-11-25"]
+
+    stopped = run_cli("run", *paths, home=tmp_path)
+
+    assert stopped.returncode == 5, stopped.stderr
+    # Prefect's own log lines go to stderr as well; ours is the one line of the command.
+    [last] = [line for line in stopped.stderr.splitlines() if line.startswith("allocation: ")]
+    assert last.startswith(
+        "allocation: night 2026-11-25 stopped by check(s) files_rejected 1 (fails above 0): "
+        "1 of 4 file(s) rejected whole. Nothing was committed."
+    ), last
+    assert "--accept files_rejected" in last
+    assert "Traceback" not in stopped.stderr + stopped.stdout
+    assert not (tmp_path / "out").exists() and not (tmp_path / "w.duckdb").exists()
+
+    accepted = run_cli("run", *paths, "--accept", "files_rejected", home=tmp_path)
+
+    assert accepted.returncode == 0, accepted.stderr
+    assert "allocated 7, out of stock 5" in accepted.stdout
+    summary = json.loads((tmp_path / "out" / "2026-11-25" / "summary.json").read_text())
+    assert {c["check"]: c["result"] for c in summary["checks"]}["files_rejected"] == "accepted"

@@ -71,7 +71,7 @@ MAKE = ["make", "--no-print-directory", "--assume-old=.venv/.installed"]
 NIGHT = "2026-11-25"
 PARAMETERS = {"inbox", "warehouse", "outbox", "business_date", "dry_run"}
 AUTH = "allocation:e2e-not-a-secret"
-AUTOMATIONS = {"allocation-nightly-failed", "allocation-nightly-late"}
+AUTOMATIONS = {"allocation-nightly-failed", "allocation-nightly-late", "allocation-nightly-warned"}
 ALERT_TIMEOUT = 90.0
 SERVER_START_TIMEOUT = 90.0
 RUN_TIMEOUT = 90.0
@@ -620,6 +620,75 @@ def test_a_failing_night_reaches_the_alert_webhook_with_its_business_date(
     assert "does not exist" in text  # the state's message: what went wrong
     assert f"/runs/flow-run/{run.id}" in text  # a link to the run in the UI
     assert alert.body["subject"] == f"Night {night} Failed: nightly-allocation/nightly"
+
+
+def test_a_night_stopped_by_a_check_is_alerted_by_name_and_commits_when_run_again_accepting_it(
+    stack: Stack, deployment: DeploymentResponse, paths: dict[str, Path]
+) -> None:
+    """Issue 25: an orders file missing its qty column stops the night before its commit (the
+    run Failed, its message the check's line, the alert carrying it); the same night from the
+    run form with the check ticked in accept_checks commits, the failure kept as accepted."""
+    night = "2026-11-23"
+    parameters = {name: str(path) for name, path in paths.items()}
+    (paths["inbox"] / "orders" / "zz-late.csv").write_text("orderid,sku\nLATE-1,RETRO-CLOCK\n")
+
+    run = trigger(stack, deployment, parameters | {"business_date": night})
+
+    assert run.state is not None and run.state.type == StateType.FAILED, run.state
+    message = run.state.message or ""
+    assert message.startswith(f"night {night} stopped by check(s) files_rejected 1 (fails above 0)")
+    assert "--accept files_rejected" in message
+    assert not (paths["outbox"] / night).exists() and not paths["warehouse"].exists()
+    alert = stack.receiver.wait_for(str(run.id), ALERT_TIMEOUT)
+    assert alert is not None, f"no alert for run {run.id}: {stack.receiver.alerts}"
+    text = alert.body["text"]
+    assert f"the night of {night} ended Failed" in text
+    assert f"State: Failed: night {night} stopped by check(s) files_rejected 1" in text
+    assert f"/runs/flow-run/{run.id}" in text
+
+    again = trigger(
+        stack,
+        deployment,
+        parameters | {"business_date": night, "accept_checks": ["files_rejected"]},
+    )
+
+    assert again.state is not None and again.state.type == StateType.COMPLETED, again.state
+    summary = json.loads((paths["outbox"] / night / "summary.json").read_text(encoding="utf-8"))
+    results = {check["check"]: check["result"] for check in summary["checks"]}
+    assert results["files_rejected"] == "accepted"
+    assert summary["run_id"] == str(again.id) and summary["allocated"] > 0
+    with stack.client() as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[again.id]))
+        )
+    [markdown] = [str(a.data) for a in artifacts if a.key == SUMMARY_KEY]
+    assert (
+        "## Checks" in markdown
+        and "| files_rejected | 1 | 0 | stop | failed, accepted |" in markdown
+    )
+    assert "## Last 1 night(s)" in markdown
+
+
+def test_a_night_that_commits_with_a_failed_warn_check_sends_its_own_quieter_alert(
+    stack: Stack, deployment: DeploymentResponse, paths: dict[str, Path]
+) -> None:
+    night = "2026-11-24"
+    parameters = {name: str(path) for name, path in paths.items()}
+    for path in (paths["inbox"] / "orders").iterdir():
+        path.unlink()
+    (paths["inbox"] / "orders" / "empty.csv").write_text("orderid,sku,qty\n")  # no new line
+
+    run = trigger(stack, deployment, parameters | {"business_date": night})
+
+    assert run.state is not None and run.state.type == StateType.COMPLETED, run.state
+    alert = stack.receiver.wait_for(f"/runs/flow-run/{run.id}", ALERT_TIMEOUT)
+    assert alert is not None, f"no alert for run {run.id}: {stack.receiver.alerts}"
+    assert alert.body["subject"] == (
+        f"Night {night} completed with warnings: nightly-allocation/nightly"
+    )
+    text = alert.body["text"]
+    assert f"Business date: {night}" in text
+    assert "Warnings: new_order_lines 0 (threshold 1): 0 new order line(s) for this date" in text
 
 
 def test_a_night_still_not_running_after_its_time_is_alerted(

@@ -43,6 +43,26 @@ NIGHT_2 = "2026-11-26"
 
 # What the issue promises analysts, by name (more columns may exist).
 PROMISED_COLUMNS = {
+    "night_checks": {
+        "business_date",
+        "run_id",
+        "check_name",
+        "level",
+        "figure",
+        "threshold",
+        "result",
+        "committed",
+    },
+    "nightly_trend": {
+        "business_date",
+        "received",
+        "accepted",
+        "rejected",
+        "allocated",
+        "out_of_stock",
+        "lines_waiting",
+        "oldest_wait_days",
+    },
     "batches": {"reference", "sku", "eta", "purchased", "allocated", "available"},
     "order_lines": {
         "orderid",

@@ -29,6 +29,21 @@ NEXT_DAY = "2026-11-26"
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 EVIL_SKU = "x'); DROP TABLE batches; --"
 
+#: These nights are fed bad files and rows on purpose, to see them rejected while the rest loads:
+#: the checks of the night (issue 25) would stop them, by design (tests/integration/
+#: test_night_checks.py shows that). Here those checks only warn, as an operator who expects bad
+#: input sets them.
+BAD_INPUT_CHECKS = (
+    "files_rejected=warn,order_rows_rejected=warn,manifest_rows_rejected=warn,"
+    "manifest_without_eta=warn"
+)
+
+
+@pytest.fixture(autouse=True)
+def _bad_input_only_warns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALLOCATION_CHECKS", BAD_INPUT_CHECKS)
+
+
 Raw = dict[str, Any] | list[Any] | None
 Rejection = tuple[str, str, int | None, str, Raw]  # kind, source_file, line, reason, raw
 
@@ -831,7 +846,9 @@ def test_500_bad_rows_give_a_few_log_lines_that_count_them_per_file(
 
     assert counts(summary(site), "orders") == (618, 109, 0, 509)
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(warnings) <= 12, warnings
+    checks = [m for m in warnings if m.startswith("Check failed")]  # one line per failed check
+    warnings = [m for m in warnings if not m.startswith("Check failed")]
+    assert len(checks) <= 2 and len(warnings) <= 12, warnings
     per_file: dict[str, int] = {}
     lines: dict[str, int] = {}
     for message in warnings:

@@ -135,6 +135,10 @@ def test_a_warehouse_from_before_the_rule_does_not_replay_files_it_already_read(
     try:  # back to what a version-3 pipeline left
         con.execute("DROP TABLE manifest_rows")
         con.execute("DROP TABLE quarantined_batches")  # schema version 5
+        con.execute("DROP VIEW nightly_trend")  # schema version 6
+        con.execute("DROP TABLE night_checks")
+        con.execute("ALTER TABLE runs DROP COLUMN lines_waiting")
+        con.execute("ALTER TABLE runs DROP COLUMN oldest_wait_days")
         con.execute("DELETE FROM schema_version WHERE version > 3")
         con.execute("CHECKPOINT")
     finally:

@@ -46,7 +46,7 @@ def test_three_nights_of_manifest_changes(site: Site, day: Callable[[int], str])
     # than the waiting o2, so o1 takes the 4 and o2 keeps waiting.
     site.clear_inbox()
     site.batches("n3.csv", "late,RETRO-CLOCK,14,2026-11-28", "early,RETRO-CLOCK,0,2026-12-01")
-    summary = site.run(day(2))
+    summary = site.run(day(2), accept="order_files")  # a manifest-only night
     assert summary["batches"]["updated"] == {"eta": 0, "qty_up": 1, "qty_down": 0, "cancelled": 1}
     assert placements(site) == {"o1": "late", "o2": None, "o3": "late", "o4": "late", "o5": "late"}
     assert moves(site, day(2)) == [("o1", "early", "late")]

@@ -65,7 +65,7 @@ def test_backorders_are_allocated_first_when_stock_arrives(
 
     site.clear_inbox()
     site.batches("b3.csv", "b3,BLUE-CUSHION,5,")
-    site.run(day(2))
+    site.run(day(2), accept="order_files")  # a night of stock only: no order file arrived
     assert allocations(site, day(2)) == [("late", "BLUE-CUSHION", 5, "b3")]
     assert open_lines(site, day(2)) == []
     assert site.query("SELECT count(*) FROM order_lines WHERE status = 'allocated'") == [(3,)]

@@ -21,6 +21,7 @@ def test_every_setting_is_a_run_parameter_with_the_same_default_and_description(
     assert set(RunParameters.model_fields) - set(Settings.model_fields) == {
         "business_date",
         "dry_run",
+        "accept_checks",  # per run, like the date: never from the environment
     }
 
 
