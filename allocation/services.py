@@ -12,13 +12,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from allocation.allocator import Candidates, allocate_candidates
+from allocation.allocator import Candidates, allocate_columns
 from allocation.faults import crash_point
 from allocation.io import readers, staging, validation
 from allocation.io.candidates import DuckDBCandidates
@@ -201,7 +200,7 @@ class NightOutcome:
 
 
 #: Allocates every chunk of the night's candidates and records each chunk's placements in it
-#: (`allocation.allocator.allocate_candidates` is the default).
+#: (the Dask runner's `allocation.flows.sharding`; the tests' chunked and multi-process ways).
 Allocator = Callable[[Candidates], None]
 
 
@@ -216,11 +215,12 @@ def allocate_night(
     """One transaction: ingest, apply manifest changes, allocate every open line, record the run.
     Commits unless this is a dry run (then the reports are read before rolling back).
 
-    `allocator(candidates)` places the night's open lines, chunk of skus by chunk of skus
-    streamed out of DuckDB (`allocation.io.candidates`); by default in this process, spread
-    over `params.workers` processes. Whatever runs it, the placements are recorded here, by
-    SQL, in this run's single transaction. `progress(lines placed, lines to place)` is passed
-    to the default allocator (a custom one reports its own) and called once more when every
+    By default the night is decided in this process over integer columns read out of DuckDB
+    (`allocation.allocator.allocate_columns`: one `Product` per sku fed its lines'
+    quantities); `allocator(candidates)`, when given, places them chunk of skus by chunk of skus
+    instead (the Dask runner). Whatever decides, the placements are recorded here, by SQL, in
+    this run's single transaction. `progress(lines placed, lines to place)` is passed to the
+    default allocator (a custom one reports its own) and called once more when every
     line is placed."""
     day = params.business_date
     with (
@@ -254,11 +254,11 @@ def allocate_night(
         tick = time.perf_counter()
         candidates = DuckDBCandidates(uow.con, params.duckdb_limits.temp_directory)
         try:
-            allocate = allocator or partial(
-                allocate_candidates, workers=params.workers, progress=progress
-            )
-            allocate(candidates)
-            allocated = candidates.load_placements()
+            if allocator is None:
+                allocated = allocate_columns(candidates, progress)
+            else:
+                allocator(candidates)
+                allocated = candidates.load_placements()
         finally:
             candidates.discard()
         progress(candidates.lines, candidates.lines)
