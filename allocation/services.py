@@ -249,7 +249,9 @@ def allocate_night(
 
         # Tonight's new lines: the TEMP table or view `night_lines` (arrival_seq dense from
         # the next free number), read below while the staging file is attached.
+        tick = time.perf_counter()
         order_duplicates = staging.classify_staged_orders(uow.con, repo.next_arrival_seq())
+        log.info("Classified tonight's orders in %.2fs", time.perf_counter() - tick)
 
         tick = time.perf_counter()
         candidates = DuckDBCandidates(uow.con, params.duckdb_limits.temp_directory)
