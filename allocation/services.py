@@ -249,11 +249,15 @@ def allocate_night(
 
         # Tonight's new lines: the TEMP table or view `night_lines` (arrival_seq dense from
         # the next free number), read below while the staging file is attached.
-        tick = time.perf_counter()
+        tick, cpu = time.perf_counter(), time.process_time()
         order_duplicates = staging.classify_staged_orders(uow.con, repo.next_arrival_seq())
-        log.info("Classified tonight's orders in %.2fs", time.perf_counter() - tick)
+        log.info(
+            "Classified tonight's orders in %.2fs (%.2f CPU-s)",
+            time.perf_counter() - tick,
+            time.process_time() - cpu,
+        )
 
-        tick = time.perf_counter()
+        tick, cpu = time.perf_counter(), time.process_time()
         candidates = DuckDBCandidates(uow.con, params.duckdb_limits.temp_directory)
         try:
             if allocator is None:
@@ -265,15 +269,20 @@ def allocate_night(
             candidates.discard()
         progress(candidates.lines, candidates.lines)
         log.info(
-            "Allocated %s: %d placed, %d out of stock",
+            "Allocated %s: %d placed, %d out of stock (%.2f CPU-s)",
             rate(candidates.lines, time.perf_counter() - tick),
             allocated,
             candidates.lines - allocated,
+            time.process_time() - cpu,
         )
-        tick = time.perf_counter()
+        tick, cpu = time.perf_counter(), time.process_time()
         replaced = changes.record_destinations(repo, day, run_id)
         repo.record_placements(day, run_id)
-        log.info("Recorded the night's placements in %.2fs", time.perf_counter() - tick)
+        log.info(
+            "Recorded the night's placements in %.2fs (%.2f CPU-s)",
+            time.perf_counter() - tick,
+            time.process_time() - cpu,
+        )
 
         # The rejections by SQL from the staging file, in the order they were found: the
         # load's, the manifests', the orders'.

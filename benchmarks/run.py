@@ -152,6 +152,12 @@ def measure(
             pipelines[variant].append((run, steps_of(run, PIPELINE_FLOW, api_url)))
             if variant != runner:
                 shutil.rmtree(site, ignore_errors=True)
+            cpu = nights.step_cpu(run, read_flow_run(api_url, PIPELINE_FLOW, since=run.started))
+            print(
+                f"{name} pipeline ({variant}) CPU seconds by step: "
+                + ", ".join(f"{step} {seconds:.2f}" for step, seconds in cpu.items()),
+                flush=True,
+            )
             print(
                 f"{name} pipeline ({variant}): {run.wall:.2f}s, CPU {run.cpu:.2f}s, tree peak "
                 f"{run.tree_rss_mb:,.0f} MiB over {run.tree_procs} processes, "
