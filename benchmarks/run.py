@@ -3,6 +3,7 @@
     python -m benchmarks.run [--sizes 100k,1M] [--10m] [--30m] [--shapes zipf,uniform]
                              [--runners local,dask] [--repeat 2] [--workers 0]
                              [--dask-workers 2] [--publish] [--book 2.5k,5k,10k] [--no-write]
+                             [--baseline WORKTREE] [--nights N]
 
 For every size and generator shape (``benchmarks.generate``: Zipf-skewed or uniform): (a) the
 I/O floor (``benchmarks.floor``: DuckDB's own CSV reader into a DuckDB file, one output row per
@@ -21,6 +22,8 @@ outside them is kept) and the plot of wall time and peak RSS against lines to
 each. ``--publish`` adds the publish step alone, a normal night's byte copy against the one-time
 conversion of a working state in the newest format (``benchmarks.publish``, needs the local
 runner); ``--book`` the book's per-line loop against ours (``benchmarks.book``).
+``--baseline WORKTREE`` runs another checkout's code beside ours, night for night;
+``--nights N`` runs a sequence of nights on one warehouse instead (``benchmarks.nights``).
 """
 
 from __future__ import annotations
