@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import duckdb
 
+from allocation.io import warehouse_repair
 from allocation.io.warehouse_comments import COMMENTS
 
 SCHEMA_VERSION = 7
@@ -92,9 +93,11 @@ CREATE TABLE manifest_rows (
 );
 """
 
-# Versions 5 and 6 belong to other changes made beside this one (each change took its own
-# number ahead, so that changes made at the same time do not collide); until they are merged
-# they change nothing here.
+# Version 5 (`warehouse_repair`): the manifest-row ledger filled from the history a version 2
+# or 3 warehouse holds (the version-4 upgrade left it empty, and a re-sent manifest's old rows
+# were applied again), and batches whose eta no night can hold repaired or quarantined (the
+# table `quarantined_batches`). Later versions are other changes; a version missing from
+# MIGRATIONS below changes nothing (versions are numbered ahead, so merges do not collide).
 
 # Version 7: every order line keeps its key's hash (`line_key`, DuckDB's `hash(orderid, sku)`),
 # so a night looks repeats up by that integer instead of hashing every earlier line again
@@ -184,12 +187,12 @@ def _v4(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_V4_TABLES)
 
 
-def _reserved(con: duckdb.DuckDBPyConnection) -> None:
-    """A version another change holds (see above): nothing to change in this code."""
-
-
 def _v7(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_V7_TABLES)
+
+
+def _nothing(con: duckdb.DuckDBPyConnection) -> None:
+    """A version number kept for a change made elsewhere: nothing to do here."""
 
 
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
@@ -197,8 +200,7 @@ MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     2: _v2,
     3: _v3,
     4: _v4,
-    5: _reserved,
-    6: _reserved,
+    5: warehouse_repair.upgrade,
     7: _v7,
 }
 
@@ -223,7 +225,7 @@ def migrate(con: duckdb.DuckDBPyConnection, target: int = SCHEMA_VERSION) -> int
             "upgrade the allocation package before running this night"
         )
     for version in range(found + 1, target + 1):
-        MIGRATIONS[version](con)
+        MIGRATIONS.get(version, _nothing)(con)
         con.execute(
             "INSERT INTO schema_version VALUES (?, ?)",
             [version, dt.datetime.now(dt.UTC).replace(tzinfo=None)],
