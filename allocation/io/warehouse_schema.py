@@ -103,7 +103,7 @@ CREATE TABLE manifest_rows (
 # so a night looks repeats up by that integer instead of hashing every earlier line again
 # (`allocation.io.staging`). Filled for the lines already there, once.
 _V7_TABLES = """
-ALTER TABLE order_lines ADD COLUMN line_key UBIGINT;
+ALTER TABLE order_lines ADD COLUMN IF NOT EXISTS line_key UBIGINT;
 UPDATE order_lines SET line_key = hash(orderid, sku);
 """
 
