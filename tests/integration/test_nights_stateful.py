@@ -36,6 +36,7 @@ from hypothesis.stateful import (
     rule,
 )
 
+from allocation.io import readers
 from allocation.night import run_night
 from allocation.rollback import NoKeptCopyError, rollback
 from allocation.settings import ParameterError, RunParameters
@@ -299,6 +300,53 @@ class Nights(RuleBasedStateMachine):
     def another_night(self, gap: int, inbox: InboxChange) -> None:
         """The same again: most steps of a sequence are nights."""
         self.next_night(gap, inbox)
+
+    @rule(
+        gap=st.integers(1, 2),
+        inbox=inbox_changes,
+        pick=st.integers(0, 50),
+        cut=st.integers(0, 400),
+    )
+    def night_reads_a_file_being_rewritten(
+        self, gap: int, inbox: InboxChange, pick: int, cut: int
+    ) -> None:
+        """A supplier rewrites a file in place (``cp``, FTP) just after the night has listed and
+        hashed the inbox: the night reads it cut at some byte, and it is complete again by the
+        next night. The night takes the file's whole lines (a cut last line is never a value)
+        and nothing of the rest may be lost for good: the next night reads the complete file."""
+        self._deliver(inbox)
+        last = self.model.last_night
+        day = last + dt.timedelta(days=gap) if last else FIRST_NIGHT
+        present = sorted(name for name in self.delivered if (self.inbox / name).exists())
+        if not present:
+            self._run(day)
+            return
+        name = present[pick % len(present)]
+        path = self.inbox / name
+        complete = path.read_bytes()
+        partial = complete[: cut % (len(complete) + 1)]
+        listed = readers.find_inbox_files
+
+        def listing_then_rewrite(inbox: Path) -> tuple[list[readers.InboxFile], object]:
+            found = listed(inbox)
+            path.write_bytes(partial)
+            return found
+
+        readers.find_inbox_files = listing_then_rewrite  # type: ignore[assignment]
+        try:
+            run_night(self._params(day))
+        finally:
+            readers.find_inbox_files = listed
+            path.write_bytes(complete)
+        manifests, orders = self._inbox_now()
+        whole_rows = max(0, partial.count(b"\n") - 1)  # the header's line break is the first
+        if name in manifests:
+            manifests[name] = manifests[name][:whole_rows]
+        else:
+            orders[name] = orders[name][:whole_rows]
+        self.model.night(day, manifests, orders)
+        self.kept[day] = copy.deepcopy(self.model)
+        self._check()
 
     @precondition(lambda self: self.model.last_night is not None)
     @rule(inbox=inbox_changes)
