@@ -59,7 +59,9 @@ CREATE TABLE rejected (
 """
 
 # `seq` is the arrival order within each table: file order, then line order. `key_hash` puts
-# every row of one (orderid, sku) in the same partition of `classify_staged_orders`.
+# every row of one (orderid, sku) in the same partition of `classify_staged_orders`, and is
+# looked up among earlier lines by their kept `order_lines.line_key`: the two must stay the
+# same function, `hash(orderid, sku)`.
 _INSERT = {
     "orders": "INSERT INTO orders SELECT seq, source_file, line, orderid, sku, qty, raw, "
     "hash(orderid, sku) FROM {frame}",
