@@ -43,7 +43,7 @@ from typing import Protocol
 
 import polars as pl
 
-from allocation.domain import Batch, OrderLine, OutOfStockError, Product
+from allocation.domain import Batch, Product
 from allocation.helper_pool import helper_pool
 
 log = logging.getLogger("allocation")
@@ -70,12 +70,12 @@ _IN_FLIGHT = 2
 
 
 def _per_sku(lines: pl.DataFrame, batches: pl.DataFrame) -> pl.DataFrame:
-    """One row per sku, in order of first appearance: `orderid`, `qty`, `__row` lists of its
+    """One row per sku, in order of first appearance: `qty` and `__row` lists of its
     lines in their order in `lines`, and its batches' `reference`, `eta`, `purchased`,
     `allocated`, `__batch` lists (null when it has none)."""
     return (
         lines.group_by("sku", maintain_order=True)
-        .agg("orderid", "qty", _ROW)
+        .agg("qty", _ROW)
         .join(
             batches.group_by("sku").agg(*_BATCH_COLUMNS),
             on="sku",
@@ -88,7 +88,7 @@ def _per_sku(lines: pl.DataFrame, batches: pl.DataFrame) -> pl.DataFrame:
 def _runs(per_sku: pl.DataFrame, lines_per_run: int) -> list[pl.DataFrame]:
     """Consecutive slices of `per_sku` of about `lines_per_run` lines each (a sku is never
     split)."""
-    ends = per_sku["orderid"].list.len().cum_sum()
+    ends = per_sku["qty"].list.len().cum_sum()
     if ends.is_empty():
         return []
     cuts = ends.search_sorted(
@@ -101,14 +101,12 @@ def _runs(per_sku: pl.DataFrame, lines_per_run: int) -> list[pl.DataFrame]:
 def _allocate_run(per_sku: pl.DataFrame) -> pl.Series:
     """The batch id (-1 when out of stock) of every line of a `_per_sku` run, sku by sku."""
     placed: list[int] = []
-    append = placed.append
-    columns = [per_sku[name].to_list() for name in ("sku", "orderid", "qty", *_BATCH_COLUMNS)]
+    # No order id crosses into Python: the domain needs each line's quantity, in order.
+    columns = [per_sku[name].to_list() for name in ("sku", "qty", *_BATCH_COLUMNS)]
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        for sku, orderids, qtys, references, etas, purchased, allocated, ids in zip(
-            *columns, strict=True
-        ):
+        for sku, qtys, references, etas, purchased, allocated, ids in zip(*columns, strict=True):
             if references is None:  # no batches at all: every line is still the domain's call
                 references = etas = purchased = allocated = ids = []
             product = Product(
@@ -120,13 +118,12 @@ def _allocate_run(per_sku: pl.DataFrame) -> pl.Series:
                     )
                 ],
             )
-            allocate = product.allocate
-            id_of = dict(zip(references, ids, strict=True))
-            for orderid, qty in zip(orderids, qtys, strict=True):
-                try:
-                    append(id_of[allocate(OrderLine(orderid, sku, qty))])
-                except OutOfStockError:
-                    append(-1)
+            preferred = dict(zip(references, ids, strict=True))
+            ids_in_order = [preferred[batch.reference] for batch in product.batches]
+            placed += [
+                -1 if position is None else ids_in_order[position]
+                for position in product.allocate_quantities(qtys)
+            ]
     finally:
         if was_enabled:
             gc.enable()
@@ -363,6 +360,122 @@ def _record(candidates: Candidates, placed: pl.DataFrame, lines: int, progress: 
         raise RuntimeError(f"a chunk of {lines} lines came back with {placed.height} placements")
     candidates.record(placed)
     progress.add(lines)
+
+
+class Columns(Protocol):
+    """The night's candidate lines as integer columns (`allocate_columns`)."""
+
+    def skus(self) -> pl.DataFrame:
+        """sku_rank (1, 2, ... dense), sku, lines: every sku with a candidate line."""
+
+    def sku_batches(self) -> pl.DataFrame:
+        """sku_rank, reference, eta, purchased, allocated, `__batch` (an integer id) of every
+        batch of those skus, by sku_rank."""
+
+    def columns(self) -> pl.DataFrame:
+        """sku_rank, qty, arrival_seq of every candidate line (each arrival_seq once)."""
+
+    def keep(self, placed: pl.DataFrame) -> None:
+        """Keeps the night's placements: arrival_seq, batch, qty, in arrival order."""
+
+
+#: Lines whose quantities are Python integers at once in `decide` (whole skus).
+SLICE_LINES = 1_000_000
+
+
+def decide(
+    lines: pl.DataFrame,
+    skus: pl.DataFrame,
+    batches: pl.DataFrame,
+    progress: Callable[[int, int], None] = _no_progress,
+    slice_lines: int = SLICE_LINES,
+) -> pl.DataFrame:
+    """The night's decision over integer columns: `lines` (sku_rank, qty, arrival_seq), `skus`
+    (sku_rank 1..n dense in order, sku, lines), `batches` (sku_rank, reference, eta, purchased,
+    allocated, `__batch`). Each sku's quantities, in arrival order, go to its `Product` as a
+    column (`Product.allocate_quantities`), whose answers (batch positions in preference order)
+    are put back by position: no `OrderLine`, no text and no look-up per line. Returns
+    arrival_seq, batch (the `__batch` id), qty of the lines placed, in arrival order.
+
+    Python holds the quantities of one slice of whole skus (about `slice_lines` lines) at a
+    time; the night's columns are integers."""
+    order = lines.select(pl.arg_sort_by("sku_rank", "arrival_seq")).to_series()
+    names = skus["sku"].to_list()
+    counts = skus["lines"].to_list()
+    # The catalogue by sku (ranks are dense from 1): the batches of rank r are the rows
+    # firsts[r]:firsts[r + 1].
+    batch_rows = batches.select("reference", "eta", "purchased", "allocated", BATCH_ID).rows()
+    firsts = [0] * (len(names) + 2)
+    for rank in batches["sku_rank"].to_list():
+        firsts[rank + 1] += 1
+    for rank in range(1, len(firsts)):
+        firsts[rank] += firsts[rank - 1]
+    placed: list[pl.DataFrame] = []
+    done = index = 0
+    was_enabled = gc.isenabled()
+    gc.disable()  # only acyclic `Batch`/`Product` objects here: reference counting frees them
+    try:
+        while index < len(names):
+            first, start = index, done
+            while index < len(names) and (
+                index == first or done - start + counts[index] <= slice_lines
+            ):
+                done += counts[index]
+                index += 1
+            rows = lines.select(pl.all().gather(order.slice(start, done - start)))
+            quantities = rows["qty"].to_list()
+            positions: list[int | None] = []
+            preferred: list[int] = []  # each sku's batch ids, in its product's preference order
+            offsets: list[int] = []  # per sku of the slice: where its ids start in `preferred`
+            cursor = 0
+            for sku in range(first, index):
+                name = names[sku]
+                own = batch_rows[firsts[sku + 1] : firsts[sku + 2]]
+                product = Product(
+                    name,
+                    [
+                        Batch(reference, name, purchased, eta, previously_allocated=allocated)
+                        for reference, eta, purchased, allocated, _ in own
+                    ],
+                )
+                positions += product.allocate_quantities(quantities[cursor : cursor + counts[sku]])
+                cursor += counts[sku]
+                offsets.append(len(preferred))
+                id_of = {row[0]: row[4] for row in own}
+                preferred += [id_of[batch.reference] for batch in product.batches]
+            slot = pl.Series(offsets, dtype=pl.Int64).gather(
+                rows["sku_rank"].cast(pl.Int64) - (first + 1)
+            ) + pl.Series(positions, dtype=pl.Int64)
+            batch = pl.Series(preferred, dtype=pl.Int64).gather(slot)
+            placed.append(
+                rows.select("arrival_seq", pl.lit(batch).alias("batch"), "qty").filter(
+                    pl.col("batch").is_not_null()
+                )
+            )
+            progress(done, lines.height)
+    finally:
+        if was_enabled:
+            gc.enable()
+    schema = pl.Schema({"arrival_seq": pl.Int64(), "batch": pl.Int64(), "qty": pl.Int64()})
+    return pl.concat(
+        [pl.DataFrame(schema=schema), *(frame.cast(schema) for frame in placed)], how="vertical"
+    ).sort("arrival_seq")
+
+
+def allocate_columns(
+    candidates: Columns, progress: Callable[[int, int], None] = _no_progress
+) -> int:
+    """Decides the whole night over its integer columns (`decide`) in this process and keeps
+    the placements; returns how many lines were placed."""
+    lines = candidates.columns()
+    placed = decide(lines, candidates.skus(), candidates.sku_batches(), progress)
+    candidates.keep(placed)
+    log.info(
+        "Allocated %s lines over integer columns: %s placed",
+        f"{lines.height:,}",
+        f"{placed.height:,}",
+    )
+    return placed.height
 
 
 def allocate_candidates(

@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ import duckdb
 import polars as pl
 
 from allocation import night_checks
-from allocation.allocator import Candidates, allocate_candidates
+from allocation.allocator import Candidates, allocate_columns
 from allocation.faults import crash_point
 from allocation.io import check_figures, readers, rejections, staging, validation
 from allocation.io.candidates import DuckDBCandidates
@@ -420,7 +419,7 @@ class NightOutcome:
 
 
 #: Allocates every chunk of the night's candidates and records each chunk's placements in it
-#: (`allocation.allocator.allocate_candidates` is the default).
+#: (the Dask runner's `allocation.flows.sharding`; the tests' chunked and multi-process ways).
 Allocator = Callable[[Candidates], None]
 
 
@@ -435,11 +434,12 @@ def allocate_night(
     """One transaction: ingest, apply manifest changes, allocate every open line, record the run.
     Commits unless this is a dry run (then the reports are read before rolling back).
 
-    `allocator(candidates)` places the night's open lines, chunk of skus by chunk of skus
-    streamed out of DuckDB (`allocation.io.candidates`); by default in this process, spread
-    over `params.workers` processes. Whatever runs it, the placements are recorded here, by
-    SQL, in this run's single transaction. `progress(lines placed, lines to place)` is passed
-    to the default allocator (a custom one reports its own) and called once more when every
+    By default the night is decided in this process over integer columns read out of DuckDB
+    (`allocation.allocator.allocate_columns`: one `Product` per sku fed its lines'
+    quantities); `allocator(candidates)`, when given, places them chunk of skus by chunk of skus
+    instead (the Dask runner). Whatever decides, the placements are recorded here, by SQL, in
+    this run's single transaction. `progress(lines placed, lines to place)` is passed to the
+    default allocator (a custom one reports its own) and called once more when every
     line is placed.
 
     Before the commit the night checks itself (`allocation.night_checks`): a failed stop-level
@@ -500,29 +500,40 @@ def _allocate_night(
 
         # Tonight's new lines: the TEMP table or view `night_lines` (arrival_seq dense from
         # the next free number), read below while the staging file is attached.
+        tick, cpu = time.perf_counter(), time.process_time()
         order_duplicates = staging.classify_staged_orders(uow.con, repo.next_arrival_seq())
+        log.info(
+            "Classified tonight's orders in %.2fs (%.2f CPU-s)",
+            time.perf_counter() - tick,
+            time.process_time() - cpu,
+        )
 
-        tick = time.perf_counter()
+        tick, cpu = time.perf_counter(), time.process_time()
         candidates = DuckDBCandidates(uow.con, params.duckdb_limits.temp_directory)
         try:
-            allocate = allocator or partial(
-                allocate_candidates, workers=params.workers, progress=progress
-            )
-            allocate(candidates)
-            allocated = candidates.load_placements()
+            if allocator is None:
+                allocated = allocate_columns(candidates, progress)
+            else:
+                allocator(candidates)
+                allocated = candidates.load_placements()
         finally:
             candidates.discard()
         progress(candidates.lines, candidates.lines)
         log.info(
-            "Allocated %s: %d placed, %d out of stock",
+            "Allocated %s: %d placed, %d out of stock (%.2f CPU-s)",
             rate(candidates.lines, time.perf_counter() - tick),
             allocated,
             candidates.lines - allocated,
+            time.process_time() - cpu,
         )
-        tick = time.perf_counter()
+        tick, cpu = time.perf_counter(), time.process_time()
         replaced = changes.record_destinations(repo, day, run_id)
         repo.record_placements(day, run_id)
-        log.info("Recorded the night's placements in %.2fs", time.perf_counter() - tick)
+        log.info(
+            "Recorded the night's placements in %.2fs (%.2f CPU-s)",
+            time.perf_counter() - tick,
+            time.process_time() - cpu,
+        )
 
         # The rejections by SQL from the staging file, in the order they were found: the
         # load's, the manifests', the orders'.

@@ -58,14 +58,30 @@ def sku_count(lines: int, shape: Shape = "zipf") -> int:
     return max(100, min(100_000, lines // 100))
 
 
+def business_date(night: int = 0) -> dt.date:
+    """The business date of the `night`-th night of a sequence (0: the single night's)."""
+    return BUSINESS_DATE + dt.timedelta(days=night)
+
+
 def generate(
-    lines: int, out: Path, seed: int = 42, skus: int | None = None, shape: Shape = "zipf"
+    lines: int,
+    out: Path,
+    seed: int = 42,
+    skus: int | None = None,
+    shape: Shape = "zipf",
+    night: int = 0,
 ) -> Generated:
     """Writes ``out/batches/`` and ``out/orders/``. ``skus`` overrides the shape's default of
-    one sku per 100 lines."""
+    one sku per 100 lines. ``night`` > 0 makes the inbox of a later night of a sequence on one
+    warehouse (`benchmarks.nights`): the same skus, new order ids and batch references, files
+    named for that night's date, its own seed; its batches cover 90 % of that night's demand,
+    so the lines left waiting from earlier nights (allocated first) make the backlog grow."""
     if shape not in SHAPES:
         raise ValueError(f"shape must be one of {', '.join(SHAPES)}, not {shape!r}")
-    rng = random.Random(seed)
+    rng = random.Random(seed + 1_000_003 * night)
+    day = business_date(night)
+    order_prefix = "ORD-" if night == 0 else f"ORD-N{night:03d}-"
+    batch_prefix = "B-" if night == 0 else f"B-N{night:03d}-"
     skus = skus or sku_count(lines, shape)
     names = [f"SKU-{i:06d}" for i in range(skus)]
     cum_weights = (
@@ -86,13 +102,13 @@ def generate(
             ordered[sku] += 1
         frame = pl.DataFrame(
             {
-                "orderid": [f"ORD-{n:09d}" for n in range(done, done + size)],
+                "orderid": [f"{order_prefix}{n:09d}" for n in range(done, done + size)],
                 "sku": [names[s] for s in picks],
                 "qty": qtys,
             }
         )
         part += 1
-        frame.write_csv(out / "orders" / f"{BUSINESS_DATE}-part-{part:03d}.csv")
+        frame.write_csv(out / "orders" / f"{day}-part-{part:03d}.csv")
         done += size
 
     references: list[str] = []
@@ -107,14 +123,14 @@ def generate(
         days = sorted(rng.sample(range(1, 90), count))
         in_stock = rng.random() < 0.5
         for j in range(count):
-            references.append(f"B-{index:06d}-{j}")
+            references.append(f"{batch_prefix}{index:06d}-{j}")
             batch_skus.append(name)
             quantities.append(shares[j])
-            etas.append(None if in_stock and j == 0 else BUSINESS_DATE + dt.timedelta(days[j]))
+            etas.append(None if in_stock and j == 0 else day + dt.timedelta(days[j]))
     pl.DataFrame(
         {"reference": references, "sku": batch_skus, "qty": quantities, "eta": etas},
         schema={"reference": pl.String, "sku": pl.String, "qty": pl.Int64, "eta": pl.Date},
-    ).write_csv(out / "batches" / f"{BUSINESS_DATE}-manifest.csv")
+    ).write_csv(out / "batches" / f"{day}-manifest.csv")
     return Generated(out, lines, skus, shape, max(ordered) / lines if lines else 0.0)
 
 

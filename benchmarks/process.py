@@ -25,7 +25,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psutil
@@ -47,6 +47,21 @@ class Timed:
     started: dt.datetime  # timezone-aware, UTC
     ended: dt.datetime
     code: int
+    #: (when, CPU seconds of the whole tree so far) every 0.1 s: a step's CPU is the difference
+    #: between the samples at its start and its end (`cpu_between`).
+    cpu_samples: list[tuple[dt.datetime, float]] = field(default_factory=list)
+
+    def cpu_between(self, start: dt.datetime, end: dt.datetime) -> float:
+        """CPU seconds the tree spent from `start` to `end` (the nearest samples at or before
+        each; the process's own total once it has ended)."""
+
+        def at(moment: dt.datetime) -> float:
+            if moment >= self.ended:
+                return self.cpu
+            before = [cpu for when, cpu in self.cpu_samples if when <= moment]
+            return before[-1] if before else 0.0
+
+        return at(end) - at(start)
 
 
 def tree_memory(pid: int) -> tuple[int, int, int]:
@@ -66,6 +81,23 @@ def tree_memory(pid: int) -> tuple[int, int, int]:
     return total, largest, seen
 
 
+def tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of process `pid`, the children it waited for, and every live
+    descendant (0 once it is gone)."""
+    try:
+        root = psutil.Process(pid)
+        times = root.cpu_times()
+        total = times.user + times.system + times.children_user + times.children_system
+        descendants = root.children(recursive=True)
+    except psutil.Error:
+        return 0.0
+    for proc in descendants:
+        with contextlib.suppress(psutil.Error):
+            times = proc.cpu_times()
+            total += times.user + times.system
+    return float(total)
+
+
 def timed(command: list[str], env: dict[str, str], log: Path) -> Timed:
     """Runs `command` as a child, waits for it with `os.wait4` and samples its tree's RSS."""
     started = dt.datetime.now(dt.UTC)
@@ -73,10 +105,14 @@ def timed(command: list[str], env: dict[str, str], log: Path) -> Timed:
     with log.open("w") as out:
         child = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
         peak, single, procs = [0], [0], [0]
+        cpu_samples: list[tuple[dt.datetime, float]] = []
         done = threading.Event()
 
         def sample() -> None:
             while not done.wait(0.1):
+                spent = tree_cpu(child.pid)
+                if spent:  # 0: the child has just ended
+                    cpu_samples.append((dt.datetime.now(dt.UTC), spent))
                 total, largest, seen = tree_memory(child.pid)
                 peak[0] = max(peak[0], total)
                 single[0] = max(single[0], largest)
@@ -100,6 +136,7 @@ def timed(command: list[str], env: dict[str, str], log: Path) -> Timed:
         started=started,
         ended=ended,
         code=child.returncode,
+        cpu_samples=cpu_samples,
     )
 
 

@@ -3,6 +3,7 @@
     python -m benchmarks.run [--sizes 100k,1M] [--10m] [--30m] [--shapes zipf,uniform]
                              [--runners local,dask] [--repeat 2] [--workers 0]
                              [--dask-workers 2] [--publish] [--book 2.5k,5k,10k] [--no-write]
+                             [--baseline WORKTREE] [--nights N]
 
 For every size and generator shape (``benchmarks.generate``: Zipf-skewed or uniform): (a) the
 I/O floor (``benchmarks.floor``: DuckDB's own CSV reader into a DuckDB file, one output row per
@@ -21,6 +22,8 @@ outside them is kept) and the plot of wall time and peak RSS against lines to
 each. ``--publish`` adds the publish step alone, a normal night's byte copy against the one-time
 conversion of a working state in the newest format (``benchmarks.publish``, needs the local
 runner); ``--book`` the book's per-line loop against ours (``benchmarks.book``).
+``--baseline WORKTREE`` runs another checkout's code beside ours, night for night;
+``--nights N`` runs a sequence of nights on one warehouse instead (``benchmarks.nights``).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from typing import cast
 
 import psutil
 
-from benchmarks import book
+from benchmarks import book, nights
 from benchmarks import publish as publish_bench
 from benchmarks.generate import BUSINESS_DATE, SHAPES, Generated, Shape, generate
 from benchmarks.process import BIN, REPO, Timed, prefect_server, timed
@@ -99,13 +102,26 @@ def steps_of(run: Timed, flow_name: str, api_url: str) -> Steps:
 
 
 def measure(
-    inbox: Generated, runners: list[str], work: Path, env: dict[str, str], repeat: int
+    inbox: Generated,
+    runners: list[str],
+    work: Path,
+    env: dict[str, str],
+    repeat: int,
+    baseline: Path | None = None,
 ) -> list[Result]:
-    """The floor and one `allocation run` per runner, `repeat` times in turn; the best of each."""
+    """The floor and one `allocation run` per runner, `repeat` times in turn; the best of each.
+    With `baseline` (a worktree of other code), each runner also runs that code, in turn with
+    ours, as the runner `<runner>, baseline`."""
     api_url = env["PREFECT_API_URL"]
     name = f"{label(inbox.lines)}-{inbox.shape}"
     floors: list[Timed] = []
-    pipelines: dict[str, list[tuple[Timed, Steps]]] = {runner: [] for runner in runners}
+    variants = {runner: env for runner in runners}
+    if baseline is not None:
+        variants = {}
+        for runner in runners:
+            variants[f"{runner}, baseline"] = {**env, "PYTHONPATH": str(baseline.resolve())}
+            variants[runner] = env
+    pipelines: dict[str, list[tuple[Timed, Steps]]] = {variant: [] for variant in variants}
     for attempt in range(repeat):
         floors.append(
             timed(
@@ -120,8 +136,9 @@ def measure(
         shutil.rmtree(work / f"floor-{name}", ignore_errors=True)
         best(floors[-1:])  # raises with the floor's output if it failed
         print(f"{name} floor: {floors[-1].wall:.2f}s, load {os.getloadavg()[0]:.1f}", flush=True)
-        for runner in runners:
-            site = work / f"site-{name}-{runner}"
+        for variant, variant_env in variants.items():
+            runner = variant.split(",")[0]
+            site = work / f"site-{name}-{variant.replace(', ', '-')}"
             shutil.rmtree(site, ignore_errors=True)  # every attempt is the first night
             run = timed(
                 [
@@ -131,20 +148,28 @@ def measure(
                     *("--business-date", BUSINESS_DATE.isoformat()),
                     *("--task-runner", runner),
                 ],
-                env,
-                work / f"pipeline-{name}-{runner}-{attempt}.log",
+                variant_env,
+                work / f"pipeline-{name}-{variant.replace(', ', '-')}-{attempt}.log",
             )
             best([run])  # raises with the run's output if it failed
-            pipelines[runner].append((run, steps_of(run, PIPELINE_FLOW, api_url)))
+            pipelines[variant].append((run, steps_of(run, PIPELINE_FLOW, api_url)))
+            if variant != runner:
+                shutil.rmtree(site, ignore_errors=True)
+            cpu = nights.step_cpu(run, read_flow_run(api_url, PIPELINE_FLOW, since=run.started))
             print(
-                f"{name} pipeline ({runner}): {run.wall:.2f}s, tree peak "
+                f"{name} pipeline ({variant}) CPU seconds by step: "
+                + ", ".join(f"{step} {seconds:.2f}" for step, seconds in cpu.items()),
+                flush=True,
+            )
+            print(
+                f"{name} pipeline ({variant}): {run.wall:.2f}s, CPU {run.cpu:.2f}s, tree peak "
                 f"{run.tree_rss_mb:,.0f} MiB over {run.tree_procs} processes, "
                 f"load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
     floor = best(floors)
     results = []
-    for runner in runners:
+    for runner in variants:
         pipeline, steps = min(pipelines[runner], key=lambda pair: pair[0].wall)
         results.append(
             Result(
@@ -232,6 +257,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work", type=Path, help="scratch folder (default: a temp folder)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder")
     parser.add_argument("--no-write", action="store_true", help="print, touch no doc")
+    parser.add_argument(
+        "--nights",
+        type=int,
+        default=0,
+        help="instead: a sequence of N nights on one warehouse (first size and shape)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="a worktree of other code, run beside ours in turn (PYTHONPATH)",
+    )
     args = parser.parse_args(argv)
 
     sizes = [parse_size(s) for s in split(args.sizes)]
@@ -247,8 +283,30 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--dask-workers and --repeat must be 1 or more")
     if args.publish and "local" not in runners:
         parser.error("--publish measures the local runner's working state: add it to --runners")
+    if args.baseline is not None and not (args.baseline / "allocation").is_dir():
+        parser.error(f"--baseline {args.baseline}: no allocation package there")
     work = args.work or Path(tempfile.mkdtemp(prefix="allocation-bench-"))
     work.mkdir(parents=True, exist_ok=True)
+    if args.nights:
+        try:
+            with prefect_server(work) as server_env:
+                run_env = {**server_env, **{"ALLOCATION_WORKERS": args.workers}}
+                for name in ("ALLOCATION_TASK_RUNNER", "ALLOCATION_DASK_ADDRESS"):
+                    run_env.pop(name, None)
+                found = nights.run_nights(
+                    args.nights,
+                    sizes[0],
+                    cast(Shape, shapes[0]),
+                    work,
+                    run_env,
+                    args.seed,
+                    args.baseline,
+                )
+            print("\n".join(nights.table(found, sizes[0], shapes[0])))
+        finally:
+            if not args.keep and args.work is None:
+                shutil.rmtree(work, ignore_errors=True)
+        return
     info = machine()
     settings = {
         "ALLOCATION_WORKERS": args.workers,
@@ -269,7 +327,7 @@ def main(argv: list[str] | None = None) -> None:
             for lines in sizes:
                 for shape in shapes:
                     inbox = inbox_for(lines, work, args.seed, cast(Shape, shape))
-                    results += measure(inbox, runners, work, run_env, args.repeat)
+                    results += measure(inbox, runners, work, run_env, args.repeat, args.baseline)
                     name = f"{label(lines)}-{shape}"
                     if args.publish and shape == shapes[0]:  # the publish step alone, same state
                         state = work / f"site-{name}-local" / ".warehouse.duckdb.pipeline"

@@ -3,37 +3,20 @@
 This module is deliberately standard library only, so the business rules can be read, tested
 and reasoned about without DuckDB, polars or Prefect in the picture (the repository and the
 flow adapt to it, never the other way round). It is the book's chapter 7 model (`OrderLine`,
-`Batch`, the `Product` aggregate, `allocate`, an out-of-stock error), and `Product.allocate`
-is the book's loop: the first batch, in order of preference, that `can_allocate` the line
-`allocate`s it. Where it differs, a measurement says what the difference buys: CPU time a line
-of `frame_allocation.allocate_lines` over 1M generated lines (one process, best of 3, each variant
-beside this one in the same session; this module: 1.42 µs a line).
+`Batch`, the `Product` aggregate, `allocate`, an out-of-stock error).
 
-* A batch keeps its available quantity as a running figure (the book sums its lines on every
-  question), and `Product` sorts its batches once (the book: on every line) and finds a line
-  it already holds in one dict look-up. Without them a line's cost grows with the lines
-  already placed: the book's loop takes about 10 times longer a line at 10k lines than at
-  2.5k (`benchmarks/book.py`, docs/benchmarks.md).
-* `Product` leaves a batch with nothing left out of its search: no difference on a fresh
-  catalogue, 0.7 µs a line (2.32 against 1.64, -30 %) once every sku also has ten fully
-  allocated batches from earlier nights, which the warehouse keeps and loads.
-* `OrderLine` is a named tuple (built, hashed and compared in C), not the book's frozen
-  dataclass: a frozen dataclass costs 0.53 µs more a line (1.95 against 1.42, +37 %), since
-  a night builds one per line and hashes it three times. Being a tuple, it needs `__new__`
-  to check the qty, `_make` so that `_replace` checks it too, and `__eq__`/`__ne__` so that
-  a line never equals a plain tuple of the same values.
-
-Tricks that measured under 5 % went: an `OutOfStockError` without `__init__` (0.26 µs a
-raise, timed alone; one line in ten raises: about 2 %), `tuple.__new__` kept in a module
-global (0.03 µs a line, about 2 %), a sort key cached on the batch (read only when a product
-sorts, once per sku). `Product` working through `Batch`'s public methods costs 0.22 µs a line
-against `Batch`'s bookkeeping written out inside `Product.allocate` (1.42 against 1.20): paid,
-so that a batch's rules live in `Batch` alone.
+The rule is written once, in `place`: each line, in arrival order, goes whole to the first
+batch, in order of preference (in stock first, then the earliest eta, then the reference), that
+has room for it. It works over plain integers (the lines' quantities and the batches' room), so
+a night can hand a sku's lines to `Product.allocate_quantities` as a column of quantities and
+get a column of batch positions back; `Product.allocate` and the module's `allocate` put one
+`OrderLine` through the same function. What each shape costs is measured in
+docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date
 from typing import Any, NamedTuple, Self
 
@@ -59,9 +42,10 @@ class OrderLine(_LineValues):
     """A customer wants `qty` of `sku` for order `orderid`.
 
     A value object: two lines with the same values are the same line, which is what lets a
-    re-delivered order be recognised and allocated only once. A night builds and hashes one
-    per open line, so it is a named tuple (built, hashed and compared in C), not the book's
-    frozen dataclass (see the module docstring for what that buys).
+    re-delivered order be recognised and allocated only once. A named tuple (built, hashed and
+    compared in C) rather than the book's frozen dataclass: it needs `__new__` to check the
+    qty, `_make` so that `_replace` checks it too, and `__eq__`/`__ne__` so that a line never
+    equals a plain tuple of the same values.
     """
 
     __slots__ = ()
@@ -154,6 +138,18 @@ class Batch:
             del self._allocations[line]
             self._available_quantity += line.qty
 
+    def take(self, units: int) -> None:
+        """Units given to lines this object does not hold (`Product.allocate_quantities`): like
+        `previously_allocated`, they count against availability but cannot be released one by
+        one."""
+        if units < 0 or units > self._available_quantity:
+            raise ValueError(
+                f"batch {self.reference}: cannot take {units} units, "
+                f"{self._available_quantity} available"
+            )
+        self._previously_allocated += units
+        self._available_quantity -= units
+
     def change_eta(self, eta: date | None) -> None:
         """A manifest update: the shipment moved (None means it has arrived)."""
         self.eta = eta
@@ -206,13 +202,37 @@ class Batch:
         )
 
 
+def place(quantities: Iterable[int], room: list[int]) -> list[int | None]:
+    """The rule, over plain integers: each line's quantity, in arrival order, goes whole to the
+    first batch (`room` holds each batch's available quantity, in order of preference) with room
+    for it, whose room shrinks by that much. Returns each line's batch position in `room`, None
+    when no batch has room (out of stock). `room` is updated in place.
+
+    A batch with no room left leaves the search (no line has a quantity below 1), so a sku's
+    full batches of earlier nights cost nothing."""
+    placed: list[int | None] = []
+    append = placed.append
+    open_ = [position for position, free in enumerate(room) if free > 0]
+    for qty in quantities:
+        for position in open_:
+            free = room[position]
+            if free >= qty:
+                room[position] = free - qty
+                if free == qty:
+                    open_.remove(position)
+                append(position)
+                break
+        else:
+            append(None)
+    return placed
+
+
 class Product:
     """One sku and its batches: the aggregate (the book's chapter 7) a night allocates through.
 
-    The same rule as the book's, at a cost that does not grow with the batches or the lines
-    already placed: the batches are sorted once (again only when an eta changes), the lines
-    they hold are indexed, and a batch with nothing left leaves the search (no line has a qty
-    below 1). Change the batches through the product, so that order and index stay right.
+    The batches are sorted once (again only when an eta changes) and the lines they hold are
+    indexed; every line goes through `place`, the one rule. Change the batches through the
+    product, so that order and index stay right.
     """
 
     def __init__(self, sku: str, batches: Iterable[Batch]) -> None:
@@ -221,7 +241,6 @@ class Product:
         if any(batch.sku != sku for batch in self._batches):
             raise ValueError(f"product {sku}: every batch must be of sku {sku}")
         self._holder = {line: batch for batch in self._batches for line in batch.allocations}
-        self._open = self._batches_with_room()
 
     @property
     def batches(self) -> tuple[Batch, ...]:
@@ -236,20 +255,33 @@ class Product:
         held = self._holder.get(line)
         if held is not None:
             return held.reference
-        for batch in self._open:
-            if batch.can_allocate(line):
+        if line.sku == self.sku:
+            (position,) = place([line.qty], [b.available_quantity for b in self._batches])
+            if position is not None:
+                batch = self._batches[position]
                 batch.allocate(line)
                 self._holder[line] = batch
-                if batch.available_quantity == 0:
-                    self._open.remove(batch)
                 return batch.reference
         raise OutOfStockError(line.sku)
+
+    def allocate_quantities(self, quantities: Sequence[int]) -> list[int | None]:
+        """A night's lines of this sku, given as their quantities in arrival order: each goes
+        through the same rule as `allocate`. Returns each line's batch as its position in
+        `batches` (None: out of stock). The lines are new (a night's lines are distinct), so no
+        line is looked up among the held ones; the units placed count against each batch as
+        given to lines it does not hold (`Batch.take`)."""
+        if quantities and min(quantities) < 1:
+            raise ValueError(f"product {self.sku}: every line needs a positive qty")
+        room = [batch.available_quantity for batch in self._batches]
+        placed = place(quantities, room)
+        for batch, left in zip(self._batches, room, strict=True):
+            batch.take(batch.available_quantity - left)
+        return placed
 
     def change_eta(self, reference: str, eta: date | None) -> None:
         """A manifest update: the shipment moved, so the order of preference may change."""
         self._batch(reference).change_eta(eta)
         self._batches.sort()
-        self._open = self._batches_with_room()
 
     def change_purchased_quantity(self, reference: str, qty: int) -> list[OrderLine]:
         """A manifest update (see `Batch.change_purchased_quantity`); the released lines are no
@@ -257,7 +289,6 @@ class Product:
         released = self._batch(reference).change_purchased_quantity(qty)
         for line in released:
             del self._holder[line]
-        self._open = self._batches_with_room()
         return released
 
     def _batch(self, reference: str) -> Batch:
@@ -265,9 +296,6 @@ class Product:
             if batch.reference == reference:
                 return batch
         raise KeyError(f"product {self.sku} has no batch {reference}")
-
-    def _batches_with_room(self) -> list[Batch]:
-        return [batch for batch in self._batches if batch.available_quantity > 0]
 
 
 def allocate(line: OrderLine, batches: Iterable[Batch]) -> str:

@@ -79,6 +79,45 @@ class DuckDBCandidates:
         ).pl()
         return frame
 
+    # -- the night as integer columns (`allocation.allocator.allocate_columns`) ---------------
+    def skus(self) -> pl.DataFrame:
+        """sku_rank (1, 2, ... in sku order), sku, lines: every sku with a candidate line."""
+        frame: pl.DataFrame = self.con.sql(
+            "SELECT sku_rank::INTEGER AS sku_rank, sku, lines::BIGINT AS lines "
+            "FROM candidate_skus ORDER BY sku_rank"
+        ).pl()
+        return frame
+
+    def sku_batches(self) -> pl.DataFrame:
+        """sku_rank, reference, eta, purchased, allocated, `__batch` (the batch's rowid) of every
+        batch of the candidates' skus, by sku_rank: the catalogue, not the night."""
+        frame: pl.DataFrame = self.con.sql(
+            "SELECT c.sku_rank::INTEGER AS sku_rank, b.reference, b.eta, b.purchased, "
+            "b.allocated, b.rowid AS __batch "
+            "FROM batches b JOIN candidate_skus c USING (sku) ORDER BY c.sku_rank, b.reference"
+        ).pl()
+        return frame
+
+    def columns(self) -> pl.DataFrame:
+        """Every candidate line as integers only: sku_rank, qty, arrival_seq (in no promised
+        order). No text: 16 bytes a line."""
+        frame: pl.DataFrame = self.con.sql(
+            "SELECT c.sku_rank::INTEGER AS sku_rank, l.qty, l.arrival_seq "
+            "FROM candidate_lines l JOIN candidate_skus c USING (sku)"
+        ).pl()
+        return frame
+
+    def keep(self, placed: pl.DataFrame) -> None:
+        """Keeps the night's placements (arrival_seq, batch, qty of every line placed, in
+        arrival order) as the TEMP table `placements`, in one statement."""
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE placements "
+            "(arrival_seq BIGINT NOT NULL, batch BIGINT NOT NULL, qty BIGINT NOT NULL)"
+        )
+        table = placed.select("arrival_seq", "batch", "qty").to_arrow().cast(PLACEMENTS_SCHEMA)
+        self.con.from_arrow(table).insert_into("placements")
+        self.placed = placed.height
+
     @contextmanager
     def chunks(
         self, chunk_lines: int

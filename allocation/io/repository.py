@@ -269,11 +269,11 @@ class DuckDBRepository:
         for low, high in self._ranges("night_lines", "arrival_seq"):
             self.con.execute(
                 "INSERT INTO order_lines (orderid, sku, qty, status, batchref, first_seen, "
-                "allocated_on, arrival_seq, source_file, source_line, run_id) "
+                "allocated_on, arrival_seq, source_file, source_line, run_id, line_key) "
                 "SELECT n.orderid, n.sku, n.qty, "
                 "CASE WHEN b.reference IS NULL THEN 'out_of_stock' ELSE 'allocated' END, "
                 "b.reference, $day, CASE WHEN b.reference IS NULL THEN NULL ELSE $day END, "
-                "n.arrival_seq, n.source_file, n.line, $run "
+                "n.arrival_seq, n.source_file, n.line, $run, hash(n.orderid, n.sku) "
                 "FROM (SELECT * FROM night_lines "
                 "      WHERE arrival_seq >= $low AND arrival_seq < $high) n "
                 "LEFT JOIN (SELECT * FROM placements "

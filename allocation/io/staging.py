@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import itertools
+import logging
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,6 +31,8 @@ from allocation.io.disk import is_disk_full
 from allocation.io.ingest import LINE_KEY, classify_orders
 from allocation.io.unit_of_work import WarehouseError, connect
 from allocation.settings import DuckDBLimits
+
+log = logging.getLogger("allocation")
 
 #: The schema name the night's connection attaches the staging file under.
 STAGED = "tonight"
@@ -56,7 +59,9 @@ CREATE TABLE rejected (
 """
 
 # `seq` is the arrival order within each table: file order, then line order. `key_hash` puts
-# every row of one (orderid, sku) in the same partition of `classify_staged_orders`.
+# every row of one (orderid, sku) in the same partition of `classify_staged_orders`, and is
+# looked up among earlier lines by their kept `order_lines.line_key`: the two must stay the
+# same function, `hash(orderid, sku)`.
 _INSERT = {
     "orders": "INSERT INTO orders SELECT seq, source_file, line, orderid, sku, qty, raw, "
     "hash(orderid, sku) FROM {frame}",
@@ -240,12 +245,14 @@ def classify_staged_orders(
     the TEMP table `night_rejected` (seq, kind, source_file, line, reason, raw: the conflicts, `seq` their
     arrival). Returns how many rows were duplicates."""
     # Earlier nights' lines that may share a key with tonight's (by hash: a shared hash only
-    # brings a line `classify_orders` then finds is another key).
+    # brings a line `classify_orders` then finds is another key), found by the hash each line
+    # keeps (`line_key`): no earlier line is hashed again.
+    _check_line_keys(con)
     con.execute(
-        "CREATE TEMP TABLE night_known AS SELECT hash(l.orderid, l.sku) AS key_hash, "  # noqa: S608
+        "CREATE TEMP TABLE night_known AS SELECT l.line_key AS key_hash, "  # noqa: S608
         "l.orderid, l.sku, l.qty AS known_qty, l.first_seen AS known_date, "
         "l.source_file AS known_file, l.source_line AS known_line FROM order_lines l "
-        f"WHERE hash(l.orderid, l.sku) IN (SELECT key_hash FROM {STAGED}.orders)"
+        f"WHERE l.line_key IN (SELECT key_hash FROM {STAGED}.orders)"
     )
     con.execute(
         "CREATE TEMP TABLE night_suspects AS "  # noqa: S608
@@ -315,6 +322,30 @@ def classify_staged_orders(
     for table in ("night_known", "night_suspects", "night_dropped"):
         con.execute(f"DROP TABLE {table}")
     return duplicates
+
+
+#: Lines whose kept key is compared with a fresh hash each night (`_check_line_keys`).
+_KEYS_CHECKED = 64
+
+
+def _check_line_keys(con: duckdb.DuckDBPyConnection) -> None:
+    """Makes sure every line's `line_key` is DuckDB's `hash(orderid, sku)` as this DuckDB
+    computes it. A line stored without one (by hand, or by a tool that does not know the column)
+    gets it; and if a few lines' keys differ from a fresh hash, DuckDB's hash function changed
+    with an upgrade, so every key is computed again, once (a night would otherwise miss its
+    repeats). Costs a scan of the integer column, not a hash of every line."""
+    con.execute("UPDATE order_lines SET line_key = hash(orderid, sku) WHERE line_key IS NULL")
+    changed = con.sql(
+        "SELECT count(*) FROM (SELECT orderid, sku, line_key FROM order_lines LIMIT $n) "
+        "WHERE line_key <> hash(orderid, sku)",
+        params={"n": _KEYS_CHECKED},
+    ).fetchall()[0][0]
+    if changed:
+        log.warning(
+            "The kept hashes of the order lines' keys differ from this DuckDB's hash function "
+            "(an upgrade changed it): computing them again, once"
+        )
+        con.execute("UPDATE order_lines SET line_key = hash(orderid, sku)")
 
 
 def _insert(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> None:

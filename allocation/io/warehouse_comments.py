@@ -36,6 +36,7 @@ COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
             "source_file": "Inbox file the line came from.",
             "source_line": "1-based data row in that file.",
             "run_id": "Run that received the line.",
+            "line_key": "Hash of (orderid, sku), kept so a night finds repeats by an integer.",
         },
     ),
     "allocations": (

@@ -160,6 +160,14 @@ _V10_REFERENCE_COLUMNS = (
 _V10_LINE_TABLES = ("order_lines", "allocations", "reallocations")
 _V10_SKU_TABLES = ("batches", "batch_changes", "manifest_rows")
 
+# Version 7: every order line keeps its key's hash (`line_key`, DuckDB's `hash(orderid, sku)`),
+# so a night looks repeats up by that integer instead of hashing every earlier line again
+# (`allocation.io.staging`). Filled for the lines already there, once.
+_V7_TABLES = """
+ALTER TABLE order_lines ADD COLUMN IF NOT EXISTS line_key UBIGINT;
+UPDATE order_lines SET line_key = hash(orderid, sku);
+"""
+
 # Views are rebuilt after every upgrade. "Today" for an analyst is the latest committed night.
 # Sums over a sku are HUGEINT in DuckDB; every quantity fits BIGINT but their sum may not, so sums
 # are capped at the largest BIGINT (casting them would fail the night's reports, and every later
@@ -275,6 +283,10 @@ def _v4(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_V4_TABLES)
 
 
+def _v7(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(_V7_TABLES)
+
+
 # Version 11: analysts' answers (issue "Analysts' questions answered directly"): a stable code
 # beside every rejection's words, and on every reallocation the code and the manifest row of the
 # change that released it. The views and the macro of `warehouse_views` come with it.
@@ -359,6 +371,11 @@ def _v10(con: duckdb.DuckDBPyConnection) -> None:
         )
     con.execute("DROP TABLE v10_references")
     con.execute("DROP TABLE v10_lines")
+    # A renamed line keeps the key of its new spelling (version 7's line_key finds repeats).
+    con.execute(
+        "UPDATE order_lines SET line_key = hash(orderid, sku) "
+        "WHERE line_key IS DISTINCT FROM hash(orderid, sku)"
+    )
     left = con.sql(
         "SELECT 'batch ' || reference FROM batches WHERE strlen(reference) <> length(reference) "
         "AND reference <> nfc_normalize(reference) "
@@ -382,6 +399,7 @@ MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     4: _v4,
     5: warehouse_repair.upgrade,
     6: _v6,
+    7: _v7,
     10: _v10,
     11: _v11,
 }

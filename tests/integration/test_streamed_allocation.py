@@ -10,13 +10,14 @@ import random
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import duckdb
 import polars as pl
 import pytest
 
-from allocation import allocator
+from allocation import allocator, services
 from allocation.io import repository
 from allocation.io.candidates import DuckDBCandidates
 from allocation.io.unit_of_work import DuckDBUnitOfWork
@@ -186,13 +187,22 @@ def test_a_night_records_the_same_rows_with_any_chunk_size_and_helper_processes(
     caplog: pytest.LogCaptureFixture,
     day: Callable[[int], str],
 ) -> None:
+    """The night's default decision (the whole night over integer columns, in this process)
+    against the chunked one (chunks of 25 lines, hot skus in pieces, a helper process): the
+    same warehouse, table by table in stored order, and the same reports."""
     one = Site(tmp_path / "one")
     _nights(one, random.Random(5), day)
 
     monkeypatch.setattr(allocator, "PARALLEL_MIN_LINES", 0)
     monkeypatch.setattr(allocator, "_Helpers", HelpersUpFirst)
     monkeypatch.setattr(allocator, "CHUNK_LINES", 25)
-    monkeypatch.setenv("ALLOCATION_WORKERS", "2")
+    chunked = partial(allocator.allocate_candidates, workers=2)
+    allocate_night = services.allocate_night
+    monkeypatch.setattr(
+        services,
+        "allocate_night",
+        lambda *args, **kwargs: allocate_night(*args, **{**kwargs, "allocator": chunked}),
+    )
     many = Site(tmp_path / "many")
     with caplog.at_level("INFO", logger="allocation"):
         _nights(many, random.Random(5), day)

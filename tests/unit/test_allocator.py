@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -213,7 +213,7 @@ def test_an_empty_night_and_skus_without_batches() -> None:
 def test_each_line_gets_the_domain_answer_in_arrival_order() -> None:
     """Against the domain itself, line by line in arrival order: the first in-stock batch with
     room, else the earliest arrival with room; full batches are skipped."""
-    from allocation.domain import Batch, OrderLine, OutOfStockError, allocate
+    from allocation.domain import Batch, OutOfStockError, allocate
 
     lines, batches = _night(5, 2_000)
     placed = allocate_lines(lines, batches)
@@ -288,15 +288,13 @@ def test_pieces_of_a_hot_sku_in_this_process_match_one_process_with_helpers(
 
 
 class CountingProduct(Product):
-    """A domain `Product` that notes the most lines it ever held."""
+    """A domain `Product` that notes the most lines it was ever handed at once."""
 
     most = 0
 
-    def allocate(self, line: OrderLine) -> str:
-        reference = super().allocate(line)
-        held = sum(len(batch.allocations) for batch in self.batches)
-        CountingProduct.most = max(CountingProduct.most, held)
-        return reference
+    def allocate_quantities(self, quantities: Sequence[int]) -> list[int | None]:
+        CountingProduct.most = max(CountingProduct.most, len(quantities))
+        return super().allocate_quantities(quantities)
 
 
 def test_no_product_holds_more_lines_than_a_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -357,3 +355,92 @@ def test_any_chunk_size_places_every_line_as_one_chunk_of_everything(
     assert allocate_lines(lines, batches, chunk_lines=chunk_lines).equals(
         allocate_lines(lines, batches, chunk_lines=1_000)
     )
+
+
+class FrameColumns:
+    """`allocator.Columns` over frames in memory: skus ranked in sku order, as DuckDB ranks them."""
+
+    def __init__(self, lines: pl.DataFrame, batches: pl.DataFrame) -> None:
+        self._skus = (
+            lines.group_by("sku")
+            .len("lines")
+            .sort("sku")
+            .select(pl.int_range(1, pl.len() + 1, dtype=pl.Int32).alias("sku_rank"), "sku", "lines")
+        )
+        self._lines = lines.join(self._skus, on="sku").select("sku_rank", "qty", "arrival_seq")
+        self._batches = (
+            batches.with_columns(pl.int_range(pl.len()).alias(allocator.BATCH_ID))
+            .join(self._skus.select("sku", "sku_rank"), on="sku")
+            .sort("sku_rank", "reference")
+            .select("sku_rank", "reference", "eta", "purchased", "allocated", allocator.BATCH_ID)
+        )
+        self.placed = pl.DataFrame()
+
+    def skus(self) -> pl.DataFrame:
+        return self._skus
+
+    def sku_batches(self) -> pl.DataFrame:
+        return self._batches
+
+    def columns(self) -> pl.DataFrame:
+        return self._lines
+
+    def keep(self, placed: pl.DataFrame) -> None:
+        self.placed = placed
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.lists(
+        st.tuples(st.sampled_from(["HOT-LAMP", "RETRO-CLOCK", "SOFA", "STOOL"]), st.integers(1, 6)),
+        max_size=120,
+    ),
+    stock=st.lists(
+        st.tuples(
+            st.sampled_from(["HOT-LAMP", "RETRO-CLOCK", "SOFA"]),
+            st.none() | st.integers(1, 60),
+            st.integers(0, 40),
+            st.integers(0, 40),
+        ),
+        max_size=8,
+    ),
+    slice_lines=st.integers(1, 130),
+    order=st.randoms(use_true_random=False),
+)
+def test_the_night_decided_over_integer_columns_places_every_line_as_the_chunked_night(
+    data: list[tuple[str, int]],
+    stock: list[tuple[str, int | None, int, int]],
+    slice_lines: int,
+    order: random.Random,
+) -> None:
+    """The default decision (each sku's quantities as a column, slices of whole skus, answers
+    put back by position) against the chunked one through `allocate_lines`: every line gets the
+    same batch, and the placements come in arrival order."""
+    rows = [(f"o{n}", sku, qty, 10 + 3 * n) for n, (sku, qty) in enumerate(data)]
+    lines = pl.DataFrame(order.sample(rows, len(rows)), schema=LINE_SCHEMA, orient="row")
+    batches = pl.DataFrame(
+        [
+            (
+                f"b{n}",
+                sku,
+                None if days is None else dt.date(2026, 12, 1) + dt.timedelta(days=days),
+                bought,
+                min(before, bought),
+            )
+            for n, (sku, days, bought, before) in enumerate(stock)
+        ],
+        schema=BATCH_SCHEMA,
+        orient="row",
+    )
+    columns = FrameColumns(lines, batches)
+    placed = allocator.decide(
+        columns.columns(), columns.skus(), columns.sku_batches(), slice_lines=slice_lines
+    )
+
+    expected = allocate_lines(lines, batches, chunk_lines=1_000).filter(
+        pl.col("batchref").is_not_null()
+    )
+    references = batches["reference"]
+    assert placed["arrival_seq"].to_list() == expected["arrival_seq"].to_list()
+    assert [references[i] for i in placed["batch"]] == expected["batchref"].to_list()
+    assert placed["qty"].to_list() == expected["qty"].to_list()

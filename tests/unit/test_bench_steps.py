@@ -84,3 +84,26 @@ def test_the_allocation_loggers_rates_are_read_from_log_text() -> None:
     )
     assert log_rates(log) == {"Loaded": 1.68, "Validated": 2.38, "Allocated": 9.57}
     assert log_rates("no such lines") == {}
+
+
+def test_a_steps_cpu_is_the_tree_cpu_sampled_at_its_end_less_at_its_start() -> None:
+    from benchmarks.process import Timed
+
+    start = dt.datetime(2026, 12, 6, 9, 0, tzinfo=dt.UTC)
+    at = [start + dt.timedelta(seconds=s) for s in range(6)]
+    run = Timed(
+        wall=5.0,
+        cpu=9.0,
+        max_rss_mb=1.0,
+        tree_rss_mb=1.0,
+        tree_procs=1,
+        output="",
+        started=at[0],
+        ended=at[5],
+        code=0,
+        cpu_samples=[(at[1], 1.0), (at[2], 2.5), (at[3], 4.0), (at[4], 7.0)],
+    )
+    assert run.cpu_between(at[1], at[3]) == 3.0
+    assert run.cpu_between(at[2] + dt.timedelta(milliseconds=500), at[4]) == 4.5
+    assert run.cpu_between(at[4], at[5]) == 2.0  # to the end: the process's own total
+    assert run.cpu_between(at[0], at[1]) == 1.0  # before the first sample: nothing yet

@@ -116,3 +116,37 @@ def test_a_product_places_every_line_as_the_books_rule_and_allocate_do(
         assert batch.allocated_quantity == batch.previously_allocated + held
         assert batch.available_quantity == batch.purchased_quantity - batch.allocated_quantity
         assert batch.available_quantity >= 0
+
+
+@settings(max_examples=max(200, settings().max_examples))  # well under a ms an example
+@given(batch_specs, st.lists(st.integers(1, 12), max_size=60))
+def test_a_column_of_quantities_is_placed_as_allocate_places_each_line(
+    specs: list[tuple[int, int, date | None]], quantities: list[int]
+) -> None:
+    """The night's form (a sku's lines as a column of quantities, in arrival order) gives every
+    line the batch the book's `allocate` gives it line by line, and leaves the batches with the
+    same room."""
+    column_side, line_side = make_batches(specs), make_batches(specs)
+    product = Product(SKU, column_side)
+    positions = product.allocate_quantities(quantities)
+    got = [None if p is None else product.batches[p].reference for p in positions]
+
+    expected = [
+        module_answer(line_side, OrderLine(f"order-{n}", SKU, qty))
+        for n, qty in enumerate(quantities)
+    ]
+    assert got == expected
+    for ours, theirs in zip(column_side, line_side, strict=True):
+        assert ours.available_quantity == theirs.available_quantity
+        assert ours.allocated_quantity == theirs.allocated_quantity
+
+
+def test_a_column_of_quantities_needs_every_quantity_positive() -> None:
+    product = Product(SKU, [Batch("batch-0", SKU, 10, None)])
+    with pytest.raises(ValueError, match="positive qty"):
+        product.allocate_quantities([2, 0])
+    assert product.batches[0].available_quantity == 10
+
+
+def test_a_product_without_batches_places_no_quantity() -> None:
+    assert Product(SKU, []).allocate_quantities([1, 2]) == [None, None]
