@@ -18,7 +18,7 @@ PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 # The work pool is named once, in prefect.yaml (read when a recipe needs it, after `install`).
 WORK_POOL ?= $(shell $(BIN)/python -c "import yaml; print(yaml.safe_load(open('prefect.yaml'))['deployments'][0]['work_pool']['name'])")
 
-.PHONY: install run test lint typecheck unit fuzz bench analyst docs bench-views server deploy worker night lock clean
+.PHONY: install run test lint typecheck unit fuzz bench bench-test bench-views analyst docs server deploy worker night lock clean
 
 install: $(STAMP)
 
@@ -55,6 +55,12 @@ unit: install
 # The property-based and stateful tests (marker `fuzz`) with many more examples than `make test`.
 fuzz: install
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/pytest -m fuzz --timeout 3600
+
+# The benchmark harness's own tests (benchmarks/tests/: inbox generator, memory sampler, step
+# timings, report and plot). Not part of `make test`: they guard the measuring tools, not a
+# promise of the pipeline; .ci/run runs them after `make test` (a few seconds).
+bench-test: install
+	$(BIN)/pytest benchmarks/tests
 
 # Options pass through, e.g. `make bench BENCH_ARGS="--10m --30m --runners local"`
 # (docs/benchmarks.md lists them; `python -m benchmarks.run --help`).

@@ -61,7 +61,10 @@ def publish_copy(
         )
     wal = state_db.with_name(state_db.name + ".wal")
     if wal.exists():
-        raise PublishError(f"{state_db} still has a write-ahead log; it was not closed cleanly")
+        raise PublishError(
+            f"{state_db} still has a write-ahead log (a run was killed before closing it): run the "
+            "night again, which replays it, then publish if needed"
+        )
     tmp = warehouse.with_name(f".{warehouse.name}.publish-{os.getpid()}")
     # A write-ahead log beside the published path was left by someone who opened the previous
     # copy read-write; DuckDB refuses to open the new file next to a log that is not its own

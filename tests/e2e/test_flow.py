@@ -7,7 +7,9 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import hashlib
+import importlib
 import json
+import pkgutil
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,7 @@ from uuid import UUID
 import duckdb
 import polars as pl
 import pytest
-from prefect import get_client
+from prefect import Task, get_client
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.filters import (
     ArtifactFilter,
@@ -28,6 +30,7 @@ from prefect.client.schemas.filters import (
 from prefect.client.schemas.objects import Artifact
 from prefect.states import State
 
+import allocation
 from allocation import services
 from allocation.flows import nightly
 from allocation.flows.artifacts import OUT_OF_STOCK_KEY, SUMMARY_KEY
@@ -357,16 +360,32 @@ def test_a_held_duckdb_file_is_retried(sample: Site, monkeypatch: pytest.MonkeyP
     assert calls == ["allocate", "allocate"]
 
 
+def test_a_hung_night_fails_after_4_hours() -> None:
+    """The flow's declared timeout (README, docs/operations.md: a hung night fails after 4
+    hours), read from the flow Prefect runs, not waited for."""
+    assert nightly_allocation.timeout_seconds == 4 * 60 * 60
+
+
+def every_task_of_the_package() -> dict[str, Task[Any, Any]]:
+    """Every Prefect task defined anywhere in `allocation`, by name: found, not listed by hand,
+    so a task added later is checked too."""
+    found: dict[str, Task[Any, Any]] = {}
+    for module in pkgutil.walk_packages(allocation.__path__, "allocation."):
+        for value in vars(importlib.import_module(module.name)).values():
+            if isinstance(value, Task):
+                found[value.name] = value
+    return found
+
+
 def test_only_the_io_steps_retry_and_no_step_caches_its_result() -> None:
-    retried = {
-        "check-already-ingested": nightly.check_already_ingested,
-        "load": nightly.load,
-        "allocate": nightly.allocate,
-        "write-reports": nightly.write_reports,
-        "publish": nightly.publish,
-    }
-    for name, step in retried.items():
-        assert step.name == name
+    io_steps = {"check-already-ingested", "load", "allocate", "write-reports", "publish"}
+    io_steps.add("allocate-shard")  # reads and writes its shard's Parquet files
+    tasks = every_task_of_the_package()
+    assert io_steps <= set(tasks), sorted(tasks)
+    for name, step in tasks.items():
         assert step.cache_policy is NO_CACHE, name
         assert step.persist_result is False, name
-        assert step.retries == (2 if name in retried else 0), name
+        assert step.retries == (2 if name in io_steps else 0), name
+    # The night's steps ask first whether the error is one a retry can fix (never a full disk).
+    for name in io_steps - {"allocate-shard"}:
+        assert tasks[name].retry_condition_fn is nightly.worth_retrying, name

@@ -900,6 +900,7 @@ def test_a_missing_inbox_fails_the_run_with_an_inbox_error(tmp_path: Path) -> No
 
     assert not site.outbox.exists()
     assert not site.warehouse.exists()
+    assert not site.params(DAY).state_dir.exists(), "refused before anything was created"
 
 
 # --------------------------------------------------------------------------------------------

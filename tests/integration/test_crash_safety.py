@@ -30,6 +30,7 @@ import pytest
 
 from allocation import TELEMETRY_OFF
 from allocation.faults import CRASH_POINTS
+from allocation.io import staging
 from conftest import Site
 
 NIGHT_1 = "2026-11-25"
@@ -200,6 +201,8 @@ def leftovers(site: Site) -> list[Path]:
             *site.outbox.rglob(".*.old-*"),
             *site.warehouse.parent.glob(f".{site.warehouse.name}.publish-*"),
             *site.warehouse.parent.glob(f"{site.warehouse.name}.wal"),
+            # a load's staging file
+            *staging.staging_folder(site.params(NIGHT_2).state_dir).glob("*"),
         ]
     )
 

@@ -274,6 +274,45 @@ def test_an_invisible_character_in_a_sku_rejects_the_row(site: Site, sku: str, s
     assert allocated_orders(site) == ["o2"]
 
 
+@pytest.mark.parametrize(
+    ("column", "value", "shown"),
+    [
+        pytest.param("orderid", "o\u200b1", "o<?>1", id="orderid-zero-width-space"),
+        pytest.param("orderid", "o\t1", "o<?>1", id="orderid-tab"),
+        pytest.param("orderid", "o\x071", "o<?>1", id="orderid-bell"),
+        pytest.param("reference", "B-\u00a0NEW", "B-<?>NEW", id="reference-no-break-space"),
+        pytest.param("reference", "B-\nNEW", "B-<?>NEW", id="reference-line-break"),
+        pytest.param("reference", "\ufeffB-NEW", "<?>B-NEW", id="reference-byte-order-mark"),
+    ],
+)
+def test_an_invisible_or_control_character_in_an_orderid_or_a_reference_rejects_the_row(
+    site: Site, column: str, value: str, shown: str
+) -> None:
+    stock(site)
+    if column == "orderid":
+        row = {"orderid": value, "sku": "LAMP", "qty": 1}
+        put(site, "orders/a.jsonl", json.dumps(row) + "\n")
+    else:
+        row = {"reference": value, "sku": "LAMP", "qty": 5, "eta": None}
+        put(site, "batches/a.jsonl", json.dumps(row) + "\n")
+    site.orders("b.csv", "o2,LAMP,1")
+
+    summary = site.run(DAY)
+
+    kind = "orders" if column == "orderid" else "batches"
+    assert counts(summary, kind) == ((2, 1, 0, 1) if kind == "orders" else (3, 2, 0, 1))
+    assert row_rejections(site) == [
+        (
+            f"{kind}/a.jsonl",
+            1,
+            f"{column} '{shown}' holds an invisible or control character (shown as <?>): remove it",
+        )
+    ]
+    assert allocated_orders(site) == ["o2"]
+    references = site.query("SELECT reference FROM batches ORDER BY reference")
+    assert references == [("B-DESK",), ("B-LAMP",)]
+
+
 def test_an_unclosed_csv_quote_is_named_in_the_reason(site: Site) -> None:
     stock(site)
     site.orders("a.csv", "o1,LAMP,1", 'o2,"LAMP,2', "o3,LAMP,3", "o4,DESK,4")

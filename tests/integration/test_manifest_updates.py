@@ -98,19 +98,6 @@ def test_a_released_line_keeps_its_place_in_the_arrival_order(
     assert moves(site, day(1)) == [("old", "a", "c")]
 
 
-def test_a_batch_cannot_change_sku(site: Site, day: Callable[[int], str]) -> None:
-    site.batches("n1.csv", "b1,RETRO-CLOCK,5,")
-    site.run(day(0))
-    site.clear_inbox()
-    site.batches("n2.csv", "b1,SMALL-TABLE,5,")
-    summary = site.run(day(1))
-    assert summary["batches"]["rejected"] == 1
-    [rejected] = site.query("SELECT reason FROM rejected_rows")
-    assert "a batch cannot change sku" in rejected[0]
-    assert f"received on {day(0)} (batches/n1.csv line 1)" in rejected[0]
-    assert site.query("SELECT sku FROM batches") == [("RETRO-CLOCK",)]
-
-
 def test_the_same_manifest_twice_is_a_duplicate(site: Site, day: Callable[[int], str]) -> None:
     site.batches("n1.csv", "b1,RETRO-CLOCK,5,2026-12-01")
     site.run(day(0))

@@ -112,22 +112,6 @@ def test_the_published_warehouse_opens_in_the_duckdb_1x_cli(built: Site, tmp_pat
     assert rest == [("night", NIGHT_2), ("runs", "2")]
 
 
-def test_the_published_file_and_the_working_state_are_in_the_default_storage_version(
-    built: Site,
-) -> None:
-    con = duckdb.connect(":memory:")
-    try:
-        con.execute("ATTACH ? AS published (READ_ONLY)", [str(built.warehouse)])
-        state = state_db(built.params(NIGHT_2))
-        con.execute("ATTACH ? AS working (READ_ONLY)", [str(state)])
-        tags = dict(con.sql("SELECT database_name, tags FROM duckdb_databases()").fetchall())
-    finally:
-        con.close()
-    assert DEFAULT_STORAGE_VERSION == "v1.1.0"
-    assert tags["published"]["storage_version"] == "v1.0.0+"  # DuckDB's tag for 1.0 to 1.1
-    assert tags["working"]["storage_version"] == "v1.0.0+", "created in it: publishing copies bytes"
-
-
 @pytest.mark.parametrize(("title", "sql"), doc_sql_blocks(), ids=lambda v: str(v)[:40])
 def test_every_example_query_gives_the_same_answer_in_duckdb_1x_as_in_the_pipeline(
     built: Site, tmp_path: Path, title: str, sql: str

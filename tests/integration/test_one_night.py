@@ -11,7 +11,6 @@ import duckdb
 import pytest
 
 from allocation import cli
-from allocation.io.readers import InboxError
 from allocation.io.run_lock import RunLockTimeout
 from allocation.io.unit_of_work import WarehouseError
 from allocation.night import Night, run_night
@@ -61,13 +60,6 @@ def test_run_night_refuses_a_warehouse_path_it_could_never_publish_before_anythi
 
     assert not site.params(NIGHT).state_dir.exists()
     assert not site.outbox.exists()
-
-
-def test_run_night_refuses_a_missing_inbox_before_anything(site: Site, tmp_path: Path) -> None:
-    params = site.params(NIGHT).model_copy(update={"inbox": tmp_path / "nowhere"})
-    with pytest.raises(InboxError, match="does not exist"):
-        run_night(params)
-    assert not params.state_dir.exists()
 
 
 class Recorded:

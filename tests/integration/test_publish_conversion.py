@@ -98,14 +98,20 @@ def test_a_storage_version_changed_between_nights_is_the_one_published(
 def test_the_pipeline_setting_leaves_a_converted_state_as_it_is(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`pipeline` publishes the working file byte for byte, whatever its version."""
+    """`pipeline` publishes the working file byte for byte, whatever its version: a state
+    converted to another version stays in it."""
     site = sample_site(tmp_path)
     site.run(NIGHT_1)
+    state = state_db(site.params(NIGHT_1))
+    monkeypatch.setenv("ALLOCATION_WAREHOUSE_STORAGE_VERSION", "latest")
+    assert cli.main(["publish", "--warehouse", str(site.warehouse)]) == 0
+    assert storage_tag(state) == NEWEST, "converted to the newest version"
+
     monkeypatch.setenv("ALLOCATION_WAREHOUSE_STORAGE_VERSION", "pipeline")
     second_night_inbox(site)
     site.run(NIGHT_2)
-    state = state_db(site.params(NIGHT_2))
-    assert storage_tag(state) == OLDEST_READ_BY_1_1
+    assert storage_tag(state) == NEWEST, "left in the version it was converted to"
+    assert storage_tag(site.warehouse) == NEWEST
     assert site.warehouse.read_bytes() == state.read_bytes()
 
 

@@ -164,18 +164,23 @@ def test_a_row_that_breaks_its_model_fails_the_step_and_keeps_the_last_good_fold
     con = duckdb.connect(str(state))
     try:
         # The last allocation of the night: its chunk comes after others were written.
+        [(good,)] = con.sql("SELECT batchref FROM allocations WHERE orderid = '=o9'").fetchall()
         con.execute("UPDATE allocations SET batchref = ' ' WHERE orderid = '=o9'")
         with pytest.raises(pandera.errors.SchemaErrors) as failed:
             write_night(con, dt.date.fromisoformat(NIGHT_2), site.outbox)
-        assert con.sql("SELECT count(*) FROM allocations").fetchall()  # still usable
+
+        cases = failed.value.failure_cases
+        assert cases.select("column", "failure_case").rows() == [("batchref", " ")]
+        assert {p.name: p.read_bytes() for p in night.iterdir()} == before
+        assert os.readlink(site.outbox / "latest") == NIGHT_2
+        assert not [p for p in site.outbox.rglob(".*") if ".tmp-" in p.name]
+
+        # The connection is still usable: the row mended, it writes the same night again.
+        con.execute("UPDATE allocations SET batchref = ? WHERE orderid = '=o9'", [good])
+        write_night(con, dt.date.fromisoformat(NIGHT_2), site.outbox)
     finally:
         con.close()
-
-    cases = failed.value.failure_cases
-    assert cases.select("column", "failure_case").rows() == [("batchref", " ")]
     assert {p.name: p.read_bytes() for p in night.iterdir()} == before
-    assert os.readlink(site.outbox / "latest") == NIGHT_2
-    assert not [p for p in site.outbox.rglob(".*") if ".tmp-" in p.name]
 
 
 def test_a_dry_run_writes_its_open_transaction_and_can_still_roll_back_after_a_bad_row(

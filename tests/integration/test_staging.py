@@ -1,17 +1,13 @@
 """Issue 14: tonight's rows go from the inbox into the run's DuckDB staging file one file at a
 time, and the night classifies its orders from there partition by partition. What a user
 notices: the same answers as classifying the whole night at once, and no staging file left
-behind once the night has committed, rolled back or been run again after a kill."""
+behind once the night has committed or rolled back (after a kill at any point, the rerun
+leaves none either: tests/integration/test_crash_safety.py)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import signal
-import subprocess
-import sys
-from pathlib import Path
 
 import duckdb
 import polars as pl
@@ -19,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from allocation import TELEMETRY_OFF, services
+from allocation import services
 from allocation.allocator import Candidates, allocate_candidates
 from allocation.io import staging
 from allocation.io.ingest import classify_orders
@@ -130,39 +126,6 @@ def test_a_leftover_staging_file_is_removed_by_the_next_run(site: Site) -> None:
     site.run(NIGHT_1)
 
     assert staging_files(site) == []
-
-
-NIGHT_SCRIPT = """
-import sys
-from allocation.night import run_night
-from allocation.settings import RunParameters
-inbox, warehouse, outbox, day = sys.argv[1:5]
-run_night(RunParameters.build(inbox=inbox, warehouse=warehouse, outbox=outbox, business_date=day))
-"""
-
-
-@pytest.mark.parametrize("point", ["after-validate", "before-commit"])
-def test_a_rerun_after_a_kill_between_load_and_commit_gives_the_same_night(
-    site: Site, tmp_path: Path, point: str
-) -> None:
-    a_night(site)
-    clean = Site(tmp_path / "clean")
-    a_night(clean)
-    clean.run(NIGHT_1)
-    env = {**os.environ, **TELEMETRY_OFF, "ALLOCATION_CRASH_AT": point}
-    args = [str(site.inbox), str(site.warehouse), str(site.outbox), NIGHT_1]
-
-    killed = subprocess.run(
-        [sys.executable, "-c", NIGHT_SCRIPT, *args], env=env, capture_output=True, check=False
-    )
-
-    assert killed.returncode == -signal.SIGKILL
-    assert len(staging_files(site)) == 1  # the killed run's staging file
-    site.run(NIGHT_1)
-    assert staging_files(site) == []
-    for table in ("order_lines", "allocations", "rejected_rows"):
-        query = f"SELECT * EXCLUDE (run_id) FROM {table} ORDER BY ALL"  # noqa: S608
-        assert site.query(query) == clean.query(query)
 
 
 # -- classification in partitions -------------------------------------------------------------

@@ -485,11 +485,16 @@ def test_an_empty_batches_frame_gives_two_empty_frames_with_exact_schemas() -> N
 
 
 def test_an_extra_reader_column_is_ignored_and_kept_only_in_raw() -> None:
-    rows = orders({}).with_columns(pl.lit("x").alias("comment"))
+    # As the reader gives it: the extra column beside the required ones, and in each row's raw.
+    rows = orders({"comment": "rush"}, {"qty": "0", "comment": "late"})
+    rows = rows.with_columns(comment=pl.Series(["rush", "late"]))
 
     result = validate_orders(rows)
 
     assert result.valid.columns == ORDER_COLUMNS
+    assert "comment" not in result.rejected.columns
+    assert json.loads(result.valid["raw"][0])["comment"] == "rush"
+    assert json.loads(result.rejected["raw"][0])["comment"] == "late"
 
 
 def test_rejection_frame_is_empty_with_the_exact_schema_by_default() -> None:
