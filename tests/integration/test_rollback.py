@@ -155,6 +155,47 @@ def test_a_rollback_can_be_undone_while_the_later_copy_is_kept(
     assert (site.outbox / day(2) / "summary.json").exists()
 
 
+def test_a_night_run_three_times_takes_one_place_in_the_rollback_depth(
+    site: Site, day: Callable[[int], str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Seven nights, the last one run three times (a crash rerun, then late files): the copies
+    of the last seven nights are kept. Old code kept the last seven runs' copies, so the second
+    night was gone and `rollback --to` it exited 2."""
+    site.batches("b1.csv", "b1,RETRO-CLOCK,100,")
+    for n in range(7):
+        site.orders(f"o{n}.csv", f"o{n},RETRO-CLOCK,1")
+        site.run(day(n))
+    site.run(day(6))  # the crash rerun
+    site.orders("late.csv", "late,RETRO-CLOCK,1")
+    site.run(day(6))  # late files, same night
+
+    kept = kept_copies(site)
+    assert sorted(nights_in(path)[-1] for path in kept) == [day(n) for n in range(7)]
+
+    code, _, err = rollback(site, day(1), capsys)
+
+    assert code == 0, err
+    assert nights_in(site.warehouse) == [day(0), day(1)]
+    assert latest(site) == day(1)
+
+
+def test_the_rollback_depth_counts_the_nights_published_most_recently(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped far-future night, undone, ages out like any other instead of holding one of
+    the places for ever."""
+    site.batches("b1.csv", "b1,RETRO-CLOCK,100,")
+    site.run("2026-11-25")
+    site.run("9999-12-31")
+    assert rollback(site, "2026-11-25", capsys)[0] == 0
+    nights = [f"2026-12-0{n}" for n in range(1, 8)]
+    for n, night in enumerate(nights):
+        site.orders(f"o{n}.csv", f"o{n},RETRO-CLOCK,1")
+        site.run(night)
+
+    assert sorted(nights_in(path)[-1] for path in kept_copies(site)) == nights
+
+
 def test_refuses_a_night_no_copy_is_kept_of_and_names_the_nights_that_are(
     site: Site, day: Callable[[int], str], capsys: pytest.CaptureFixture[str]
 ) -> None:
