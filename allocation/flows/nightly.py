@@ -25,7 +25,7 @@ from prefect import flow, get_run_logger, runtime, task
 from prefect.cache_policies import NO_CACHE
 
 from allocation.checks import check_run_paths
-from allocation.flows import ordering
+from allocation.flows import error_logs, ordering
 from allocation.flows.artifacts import publish_artifacts
 from allocation.flows.parameters import (
     BusinessDate,
@@ -43,6 +43,7 @@ from allocation.services import NightOutcome, ValidatedInbox
 from allocation.settings import RunParameters
 
 logging.getLogger("allocation").setLevel(logging.INFO)
+error_logs.install()  # an expected error logs its one-line cause, not a traceback
 
 
 def worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
@@ -133,7 +134,7 @@ class AsTasks:
 
     def write_reports(self, outcome: NightOutcome) -> Path:
         folder = write_reports(self.night, outcome)
-        self.bar.set(100.0)
+        self.bar.set(100.0, f"reports written to {folder}")
         return folder
 
     def publish(self) -> Path:
@@ -170,7 +171,7 @@ def check_parameters(
     )
     if runtime.deployment.id is not None:
         confine_to_data_roots(params, params.data_root_paths, staging)
-    check_run_paths(params)
+    check_run_paths(params, flow_run=True)
     return params
 
 
