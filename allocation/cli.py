@@ -105,6 +105,9 @@ def _rollback(args: argparse.Namespace) -> None:
             f"  moved aside the reports of {len(done.moved_aside)} later night(s) to "
             f"{done.moved_aside[0].parent}"
         )
+    from allocation.flows.rollback_marks import mark_rolled_back
+
+    print(f"  {mark_rolled_back(done)}")
 
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:

@@ -4,6 +4,7 @@ pipeline's own: nothing an analyst opens for writing changes them."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -15,6 +16,8 @@ import duckdb
 import pytest
 
 from allocation import cli
+from allocation.flows.artifacts import rollback_lines
+from allocation.rollback import rollbacks_before
 from allocation.state import state_db
 from conftest import Site
 
@@ -124,6 +127,35 @@ def test_rolling_back_restores_the_night_republishes_it_and_points_latest_at_it(
         ("o4", None),
     ]
     assert latest(site) == day(1)
+
+
+def test_the_next_night_reports_the_rollback_once(
+    site: Site,
+    day: Callable[[int], str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rolled-back nights must not look current: the rollback is recorded with the runs it
+    undid, and the next night's summary names it (old code recorded nothing)."""
+    three_nights(site, day)
+    undone = site.query(
+        "SELECT business_date::VARCHAR, run_id FROM runs WHERE business_date > ?", [day(0)]
+    )
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+
+    code, out, _ = rollback(site, day(0), capsys)
+
+    assert code == 0
+    assert "Prefect: not told (PREFECT_API_URL is not set)" in out
+    [record] = rollbacks_before(site.params(day(1)), dt.date.fromisoformat(day(1)))
+    assert record["to"] == day(0)
+    assert sorted((r["business_date"], r["run_id"]) for r in record["undone"]) == sorted(undone)
+    [line] = rollback_lines([record])
+    assert f"to night {day(0)}: undid {day(1)}, {day(2)}" in line
+    assert "rolled-back" in line
+
+    site.run(day(1))  # the next night: its summary shows the rollback; the one after does not
+    assert rollbacks_before(site.params(day(2)), dt.date.fromisoformat(day(2))) == []
 
 
 def test_a_mistyped_far_future_night_can_be_undone(
