@@ -34,6 +34,9 @@ EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
     NightOutOfOrder,
 )
 
+#: What Prefect's engine logs last, with the traceback again, when a flow run raised.
+ENGINE_EXITED = "Engine execution exited with unexpected exception"
+
 #: The loggers Prefect's engines log run failures on.
 RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs")
 
@@ -47,6 +50,8 @@ class OneLineForExpectedErrors(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and is_expected(record.exc_info[1]):
+            if record.msg == ENGINE_EXITED:  # the cause is logged already, and not unexpected
+                return False
             record.exc_info = None
             record.exc_text = None
             record.stack_info = None

@@ -84,14 +84,20 @@ class NightProgress:
         return report
 
 
-def _megabytes(size: int) -> str:
-    return f"{size / 1_000_000:,.1f} MB"
+def _size(size: int) -> str:
+    """Bytes for a person: `850 B`, `12.3 kB`, `40.0 MB`, `2.5 GB`."""
+    value = float(size)
+    for unit in ("B", "kB", "MB"):
+        if value < 1000:
+            return f"{size:,} B" if unit == "B" else f"{value:,.1f} {unit}"
+        value /= 1000
+    return f"{value:,.1f} GB"
 
 
 #: What each step's `done` and `total` count, in words for the log.
 NOTES: dict[str, Callable[[int, int], str]] = {
     "load": lambda done, total: (
-        f"loading, {_megabytes(done)} of {_megabytes(total)} of inbox files read and validated"
+        f"loading, {_size(done)} of {_size(total)} of inbox files read and validated"
     ),
     "allocate": lambda done, total: f"allocating, {done:,} of {total:,} open lines done",
 }

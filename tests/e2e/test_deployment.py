@@ -537,7 +537,7 @@ def test_a_custom_run_from_the_cli_completes_with_outputs_and_artifacts(
     }
     # Progress live where an engineer looks: the run's logs, a line per step with its counts.
     logs = run_logs(stack, run.id, until="Progress 100%")
-    assert re.search(r"Progress \d+%: loading, [\d.,]+ MB of [\d.,]+ MB", logs), logs
+    assert re.search(r"Progress \d+%: loading, [\d.,]+ k?B of [\d.,]+ k?B", logs), logs
     assert re.search(r"Progress \d+%: allocating, [\d,]+ of [\d,]+ open lines done", logs), logs
 
     folder = paths["outbox"] / NIGHT

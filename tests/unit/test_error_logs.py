@@ -7,7 +7,7 @@ import logging
 import sys
 
 from allocation import cli
-from allocation.flows.error_logs import EXPECTED_ERRORS, OneLineForExpectedErrors
+from allocation.flows.error_logs import ENGINE_EXITED, EXPECTED_ERRORS, OneLineForExpectedErrors
 from allocation.io.readers import InboxError
 
 
@@ -42,3 +42,12 @@ def test_a_bug_keeps_its_traceback() -> None:
     assert OneLineForExpectedErrors().filter(record)
 
     assert "Traceback (most recent call last)" in logging.Formatter().format(record)
+
+
+def test_the_engines_last_unexpected_exception_line_is_dropped_for_an_expected_error() -> None:
+    """Seen on a deployment run refused for its date order: the one-line cause, then "Engine
+    execution exited with unexpected exception" with the traceback again."""
+    record = record_of(InboxError("inbox folder data/inbox does not exist"))
+    record.msg, record.args = ENGINE_EXITED, ()
+
+    assert not OneLineForExpectedErrors().filter(record)
