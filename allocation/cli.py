@@ -160,12 +160,12 @@ def _report(summary: dict[str, Any]) -> None:
     print(f"  warehouse: {summary['warehouse']}")
     for name, c in (("orders", orders), ("batches", batches)):
         print(
-            f"  {name + ':':9}  received {c['received']}, accepted {c['accepted']}, "
-            f"duplicate {c['duplicate']}, rejected {c['rejected']}"
+            f"  {name + ':':9}  received {c['received']:,}, accepted {c['accepted']:,}, "
+            f"duplicate {c['duplicate']:,}, rejected {c['rejected']:,}"
         )
-    print(f"  allocated {summary['allocated']}, out of stock {summary['out_of_stock']}")
+    print(f"  allocated {summary['allocated']:,}, out of stock {summary['out_of_stock']:,}")
     if summary["files"]["rejected"]:
-        print(f"  rejected files: {summary['files']['rejected']} (see rejected.csv)")
+        print(f"  rejected files: {summary['files']['rejected']:,} (see rejected.csv)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -264,10 +264,10 @@ def allocate_night(
             candidates.discard()
         progress(candidates.lines, candidates.lines)
         log.info(
-            "Allocated %s: %d placed, %d out of stock",
+            "Allocated %s: %s placed, %s out of stock",
             rate(candidates.lines, time.perf_counter() - tick),
-            allocated,
-            candidates.lines - allocated,
+            f"{allocated:,}",
+            f"{candidates.lines - allocated:,}",
         )
         tick = time.perf_counter()
         replaced = changes.record_destinations(repo, day, run_id)
