@@ -143,7 +143,7 @@ def test_the_artifacts_summarise_the_night_under_stable_keys(sample: Site) -> No
     text = str(markdown.data)
     assert f"# Night {NIGHT}" in text
     assert f"**Allocated:** {summary['allocated']}" in text
-    assert f"reports: `{sample.outbox / NIGHT}`" in text
+    assert f"in the folder `{sample.outbox / NIGHT}`" in text
     assert "{'" not in text  # counts are written out, not dumped as Python dicts
     for rejected in summary["files"]["rejected_files"]:
         assert rejected["file"] in text
