@@ -18,7 +18,7 @@ PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 # The work pool is named once, in prefect.yaml (read when a recipe needs it, after `install`).
 WORK_POOL ?= $(shell $(BIN)/python -c "import yaml; print(yaml.safe_load(open('prefect.yaml'))['deployments'][0]['work_pool']['name'])")
 
-.PHONY: install run test lint typecheck unit fuzz bench bench-test bench-views analyst docs server deploy worker night lock clean
+.PHONY: install run test lint typecheck unit fuzz bench bench-test bench-views analyst docs server deploy alerts-off worker night lock clean
 
 install: $(STAMP)
 
@@ -118,7 +118,9 @@ server: install
 	  exec $(BIN)/prefect server start --host $(SERVER_HOST) --port $(PREFECT_PORT) --analytics-off
 
 # Creates the work pool if missing, then creates or updates every deployment in prefect.yaml,
-# then the alert webhook block (from ALLOCATION_ALERT_WEBHOOK_URL) and every automations/*.yaml.
+# then the alert webhook block (from ALLOCATION_ALERT_WEBHOOK_URL; unset: the block an earlier
+# deploy saved is kept, so alerts stay as they were) and every automations/*.yaml; then it
+# schedules the nights and names them `night-DATE` (Prefect would name them only when they start).
 # A deployment that was paused stays paused (`prefect deploy` alone would resume it).
 deploy: install
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect work-pool inspect $(WORK_POOL) >/dev/null 2>&1 \
@@ -126,6 +128,13 @@ deploy: install
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/python -m allocation.flows.keep_paused -- \
 	  $(BIN)/prefect --no-prompt deploy --all
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/python -m allocation.flows.automations
+	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/python -m allocation.flows.naming
+
+# Turns the alerts off on the server, on purpose: deletes the webhook block and disables the
+# automations that need it. `make deploy` with ALLOCATION_ALERT_WEBHOOK_URL=https://... turns
+# them on again.
+alerts-off: install
+	PREFECT_API_URL=$(PREFECT_API_URL) ALLOCATION_ALERT_WEBHOOK_URL=off $(BIN)/python -m allocation.flows.automations
 
 # One night of the deployment, by business date, optionally at a later time: START_AT is read
 # as UTC whatever the machine's time zone (TZ=UTC), and the confirmation names the night:
@@ -140,7 +149,11 @@ night: install
 
 # Runs the pool's flow runs as subprocesses with this checkout's venv; ALLOCATION_REPO_DIR is
 # where prefect.yaml's pull step moves each run (the deployment stores no machine path).
+# The deployment's nights read data/inbox (prefect.yaml): it is created, with its orders/ and
+# batches/, if missing, so a fresh deployment's first night runs (on an empty inbox) instead of
+# failing on a missing folder.
 worker: install
+	mkdir -p data/inbox/orders data/inbox/batches
 	PREFECT_API_URL=$(PREFECT_API_URL) ALLOCATION_REPO_DIR="$(CURDIR)" PATH="$(CURDIR)/$(BIN):$$PATH" \
 	  exec $(BIN)/prefect worker start --pool $(WORK_POOL) --install-policy never
 

@@ -17,19 +17,27 @@ from allocation.settings import ParameterError, RunParameters
 from allocation.state import last_committed_date, warehouse_lock
 
 
-def check_inbox(inbox: Path) -> None:
-    """Fails before anything else when the inbox itself is missing: a person must fix that."""
+def check_inbox(inbox: Path, *, flow_run: bool = False) -> None:
+    """Fails before anything else when the inbox itself is missing: a person must fix that. The
+    hint names what that person can change: `--inbox` on the command line, the run's `inbox`
+    parameter in a flow run (the Prefect UI or API), where a relative path is relative to the
+    worker's checkout, so the message gives the full path too."""
     if not inbox.is_dir():
+        shown = str(inbox) if inbox.is_absolute() else f"{inbox} ({inbox.absolute()})"
+        other = (
+            "or set the run's inbox parameter to another folder" if flow_run else "or pass --inbox"
+        )
         raise InboxError(
-            f"inbox folder {inbox} does not exist or is not a folder: create it with batches/ "
-            "and orders/ subfolders, or pass --inbox"
+            f"inbox folder {shown} does not exist or is not a folder: create it with batches/ "
+            f"and orders/ subfolders, {other}"
         )
 
 
-def check_run_paths(params: RunParameters) -> None:
+def check_run_paths(params: RunParameters, *, flow_run: bool = False) -> None:
     """Refuses, before anything is read or written, paths no night can run with: the CLI and
-    the flow both start with this one check."""
-    check_inbox(params.inbox)
+    the flow both start with this one check (`flow_run`: the messages name the flow's
+    parameters, not the command's options)."""
+    check_inbox(params.inbox, flow_run=flow_run)
     check_warehouse_path(params.warehouse)
     night_checks.check_settings(params)  # ALLOCATION_CHECKS and the accepted checks
     if params.outbox.exists() and not params.outbox.is_dir():

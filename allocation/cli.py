@@ -117,6 +117,9 @@ def _rollback(args: argparse.Namespace) -> None:
             f"  moved aside the reports of {len(done.moved_aside)} later night(s) to "
             f"{done.moved_aside[0].parent}"
         )
+    from allocation.flows.rollback_marks import mark_rolled_back
+
+    print(f"  {mark_rolled_back(done)}")
 
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:
@@ -171,12 +174,12 @@ def _report(summary: dict[str, Any]) -> None:
     print(f"  warehouse: {summary['warehouse']}")
     for name, c in (("orders", orders), ("batches", batches)):
         print(
-            f"  {name + ':':9}  received {c['received']}, accepted {c['accepted']}, "
-            f"duplicate {c['duplicate']}, rejected {c['rejected']}"
+            f"  {name + ':':9}  received {c['received']:,}, accepted {c['accepted']:,}, "
+            f"duplicate {c['duplicate']:,}, rejected {c['rejected']:,}"
         )
-    print(f"  allocated {summary['allocated']}, out of stock {summary['out_of_stock']}")
+    print(f"  allocated {summary['allocated']:,}, out of stock {summary['out_of_stock']:,}")
     if summary["files"]["rejected"]:
-        print(f"  rejected files: {summary['files']['rejected']} (see rejected.csv)")
+        print(f"  rejected files: {summary['files']['rejected']:,} (see rejected.csv)")
     for warning in summary.get("warnings", []):
         print(f"  WARNING: {warning}")
 

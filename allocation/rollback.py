@@ -10,9 +10,14 @@ rolling back to a later date while that copy is kept.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import duckdb
 
 from allocation import services
 from allocation.io.files import fsync_dir
@@ -25,10 +30,20 @@ from allocation.state import state_db, warehouse_lock
 log = logging.getLogger("allocation")
 
 ROLLED_BACK = "rolled-back"
+ROLLBACKS_LOG = "rollbacks.jsonl"
 
 
 class NoKeptCopyError(ParameterError):
     """No copy of the night asked for is kept: the message names the nights that are."""
+
+
+@dataclass(frozen=True)
+class UndoneRun:
+    """A committed run a rollback undid: its business date and run id (for a run of the
+    deployment, its Prefect flow run id)."""
+
+    business_date: dt.date
+    run_id: str
 
 
 @dataclass(frozen=True)
@@ -37,6 +52,8 @@ class RolledBack:
     restored_from: Path
     reports: Path
     moved_aside: list[Path] = field(default_factory=list)
+    undone: list[UndoneRun] = field(default_factory=list)
+    at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
 
 def rollback(params: RunParameters) -> RolledBack:
@@ -61,6 +78,7 @@ def rollback(params: RunParameters) -> RolledBack:
             )
         log.info("Restoring the state after night %s from %s", night, chosen.path)
         state = state_db(params)
+        undone = _runs_after(state, night)
         try:
             restore_state(chosen.path, state)
         except OSError as error:
@@ -78,9 +96,80 @@ def rollback(params: RunParameters) -> RolledBack:
             reports = write_night(con, night, params.outbox)
         finally:
             con.close()
+        done = RolledBack(night, chosen.path, reports, moved, undone)
+        _record(params, done)
         services.publish(params, chosen.path.stem)
     log.info("Rolled back to night %s; latest is %s", night, reports)
-    return RolledBack(night, chosen.path, reports, moved)
+    return done
+
+
+def _runs_after(state: Path, night: dt.date) -> list[UndoneRun]:
+    """The committed runs of nights after `night`: the ones the rollback undoes."""
+    if not state.exists():
+        return []
+    try:
+        con = connect(state, read_only=True)
+        try:
+            rows = con.execute(
+                "SELECT business_date, run_id FROM runs WHERE business_date > ? "
+                "ORDER BY business_date, started_at",
+                [night],
+            ).fetchall()
+        finally:
+            con.close()
+    except (duckdb.Error, WarehouseError) as error:  # a damaged state is what rollbacks fix
+        log.warning("Cannot tell which runs the rollback undoes: %s", error)
+        return []
+    return [UndoneRun(day, str(run_id)) for day, run_id in rows]
+
+
+def _record(params: RunParameters, done: RolledBack) -> None:
+    """Appends the rollback to `ROLLBACKS_LOG` in the state folder (one JSON line each): the
+    next night's summary says what was undone, so a rolled-back night does not look current."""
+    line = json.dumps(
+        {
+            "at": done.at.isoformat(),
+            "to": done.night.isoformat(),
+            "undone": [
+                {"business_date": run.business_date.isoformat(), "run_id": run.run_id}
+                for run in done.undone
+            ],
+            "moved_aside": str(done.moved_aside[0].parent) if done.moved_aside else None,
+        }
+    )
+    path = params.state_dir / ROLLBACKS_LOG
+    with path.open("a", encoding="utf-8") as out:
+        out.write(line + "\n")
+        out.flush()
+        os.fsync(out.fileno())
+
+
+def rollbacks_before(params: RunParameters, night: dt.date) -> list[dict[str, Any]]:
+    """The rollbacks made since the last night before `night` was committed, oldest first, as
+    recorded by `_record`: what this night's summary reports. Best effort: nothing when the
+    record or the analysts' copy cannot be read."""
+    path = params.state_dir / ROLLBACKS_LOG
+    if not path.is_file() or not params.warehouse.is_file():
+        return []
+    try:
+        con = connect(params.warehouse, read_only=True)
+        try:
+            found = con.execute(
+                "SELECT max(finished_at) FROM runs WHERE business_date < ?", [night]
+            ).fetchall()[0][0]
+        finally:
+            con.close()
+        records = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line]
+        since = found.replace(tzinfo=dt.UTC) if isinstance(found, dt.datetime) else None
+        return [
+            record
+            for record in records
+            if dt.date.fromisoformat(record["to"]) <= night
+            and (since is None or dt.datetime.fromisoformat(record["at"]) > since)
+        ]
+    except (duckdb.Error, WarehouseError, OSError, ValueError, KeyError, TypeError) as error:
+        log.warning("Cannot read the record of rollbacks: %s", error)
+        return []
 
 
 def _move_later_nights_aside(outbox: Path, night: dt.date) -> list[Path]:

@@ -249,9 +249,10 @@ def load_inbox(
         received["batches"],
     )
     log.info(
-        "Validated orders %s; %d row(s) rejected in all (%.2fs for the whole step)",
+        "Validated orders %s; %s row(s) rejected while reading and validating (%.2fs for the "
+        "whole step; the night's total, with the rows refused when allocating, comes after it)",
         rate(received["orders"], validate_seconds),
-        row_rejects,
+        f"{row_rejects:,}",
         time.perf_counter() - started,
     )
     crash_point("after-validate")
@@ -520,10 +521,10 @@ def _allocate_night(
             candidates.discard()
         progress(candidates.lines, candidates.lines)
         log.info(
-            "Allocated %s: %d placed, %d out of stock (%.2f CPU-s)",
+            "Allocated %s: %s placed, %s out of stock (%.2f CPU-s)",
             rate(candidates.lines, time.perf_counter() - tick),
-            allocated,
-            candidates.lines - allocated,
+            f"{allocated:,}",
+            f"{candidates.lines - allocated:,}",
             time.process_time() - cpu,
         )
         tick, cpu = time.perf_counter(), time.process_time()
@@ -554,6 +555,7 @@ def _allocate_night(
             batches.rejected["line"].is_not_null().sum()
         )
         counts = _counts(night, order_duplicates, batches.duplicates, rejected_rows, changes.counts)
+        log_rejected_total(counts)
         counts.update(
             allocated=allocated,
             out_of_stock=candidates.lines - allocated,
@@ -693,6 +695,20 @@ def _record_checks(
     ) as uow:
         _add_check_rows(uow, run_id, params.business_date, results, committed=False)
         uow.commit()
+
+
+def log_rejected_total(counts: dict[str, int]) -> None:
+    """The night's rejected rows in one line, the same count and definition as summary.json's
+    `orders.rejected` + `batches.rejected` (rows; whole files are counted apart)."""
+    orders, batches = counts["orders_rejected"], counts["batches_rejected"]
+    log.info(
+        "Rejected %s row(s) in all (orders %s, batches %s) and %s whole file(s): the counts of "
+        "summary.json; each row's reason is in rejected.csv",
+        f"{orders + batches:,}",
+        f"{orders:,}",
+        f"{batches:,}",
+        f"{counts['files_rejected']:,}",
+    )
 
 
 def _counts(

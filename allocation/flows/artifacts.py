@@ -3,6 +3,7 @@ under stable keys so the UI keeps their history night after night."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,12 @@ import pyarrow.parquet as pq
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from allocation.night_checks import CheckResult, NightStopped
+from allocation.rollback import rollbacks_before
 from allocation.settings import RunParameters
 
 SUMMARY_KEY = "nightly-allocation-summary"
+REJECTED_SHOWN = 10  # rejected rows shown in the summary
+ROLLED_BACK_TAG = "rolled-back"  # the tag `allocation rollback` puts on the runs it undid
 OUT_OF_STOCK_KEY = "nightly-out-of-stock-skus"
 
 
@@ -22,7 +26,7 @@ def summary_markdown(
 ) -> str:
     orders, batches, files = summary["orders"], summary["batches"], summary["files"]
     updates = ", ".join(
-        f"{name.replace('_', ' ')} {count}" for name, count in batches["updated"].items()
+        f"{name.replace('_', ' ')} {count:,}" for name, count in batches["updated"].items()
     )
     lines = [
         f"# Night {summary['business_date']}{' (dry run)' if params.dry_run else ''}",
@@ -31,16 +35,17 @@ def summary_markdown(
         "| | received | accepted | duplicate | rejected |",
         "|---|---:|---:|---:|---:|",
         *(
-            f"| {name} | {c['received']} | {c['accepted']} | {c['duplicate']} | {c['rejected']} |"
+            f"| {name} | {c['received']:,} | {c['accepted']:,} | {c['duplicate']:,} "
+            f"| {c['rejected']:,} |"
             for name, c in (("orders", orders), ("batches", batches))
         ),
         "",
-        f"- **Allocated:** {summary['allocated']}",
-        f"- **Out of stock (open lines):** {summary['out_of_stock']}",
-        f"- **Batch updates:** {updates}; lines released {summary['lines_released']}, "
-        f"re-placed {summary['lines_replaced']}",
-        f"- **Files:** {files['received']} read, {files['rejected']} rejected, "
-        f"{files['skipped_already_ingested']} already committed for this date",
+        f"- **Allocated:** {summary['allocated']:,}",
+        f"- **Out of stock (open lines):** {summary['out_of_stock']:,}",
+        f"- **Batch updates:** {updates}; lines released {summary['lines_released']:,}, "
+        f"re-placed {summary['lines_replaced']:,}",
+        f"- **Files:** {files['received']:,} read, {files['rejected']:,} rejected, "
+        f"{files['skipped_already_ingested']:,} already committed for this date",
     ]
     for rejected in files["rejected_files"]:
         lines.append(f"  - rejected `{rejected['file']}`: {rejected['reason']}")
@@ -48,18 +53,30 @@ def summary_markdown(
         lines.append(f"  - {entry['status']} `{entry['file']}`: {entry['reason']}")
     lines += [f"- **Warning:** {warning}" for warning in summary.get("warnings", [])]
     lines += trend_markdown(summary.get("trend", []))
+    if not params.dry_run:
+        lines += rollback_lines(rollbacks_before(params, params.business_date))
     top = top_out_of_stock(folder, 10)
     if top.height:
         lines += ["", "## Top out-of-stock skus", "", "| sku | open lines | open qty | available |"]
         lines.append("|---|---:|---:|---:|")
         lines += [
-            f"| {r['sku']} | {r['open_lines']} | {r['open_qty']} | {r['available']} |"
+            f"| {r['sku']} | {r['open_lines']:,} | {r['open_qty']:,} | {r['available']:,} |"
             for r in top.iter_rows(named=True)
         ]
-    lines += ["", "## Outputs", "", f"- reports: `{folder}`", ""]
+    lines += first_rejected_rows(folder, REJECTED_SHOWN)
+    # No file:// links: a browser does not open them from a web page, so the place is said in
+    # words (the worker's host and the folder), to copy.
+    lines += [
+        "",
+        "## Outputs",
+        "",
+        f"- reports: on the worker's machine `{socket.gethostname()}`, in the folder "
+        f"`{folder.absolute()}`",
+        "",
+    ]
     lines += ["| report file | rows | size |", "|---|---:|---:|"]
     lines += [
-        f"| [{f['name']}]({f['link']}) | {'' if f['rows'] is None else f['rows']} | {f['size']} |"
+        f"| {f['name']} | {'' if f['rows'] is None else format(f['rows'], ',')} | {f['size']} |"
         for f in report_files(folder)
     ]
     lines.append("")
@@ -178,8 +195,56 @@ def publish_stopped_artifact(params: RunParameters, stopped: NightStopped) -> No
     )
 
 
+def rollback_lines(records: list[dict[str, Any]]) -> list[str]:
+    """One line per rollback made since the previous night: the nights it undid are no longer
+    in the warehouse, though their runs stay Completed in Prefect."""
+    out = []
+    for record in records:
+        nights = sorted({run["business_date"] for run in record.get("undone", [])})
+        undone = ", ".join(nights) if nights else "no committed night"
+        out.append(
+            f"- **Rolled back** at {record['at'][:19].replace('T', ' ')} UTC to night "
+            f"{record['to']}: undid {undone} (their runs are tagged `{ROLLED_BACK_TAG}` in "
+            "Prefect; their reports were moved to "
+            f"`{record.get('moved_aside') or 'nowhere: there were none'}`)"
+        )
+    return out
+
+
+def first_rejected_rows(folder: Path, limit: int) -> list[str]:
+    """The first `limit` rows of the night's rejected.csv (reason, file, line) as a markdown
+    section, so the reasons are readable in the UI: the file itself is on the worker's disk."""
+    path = folder / "rejected.csv"
+    if not path.is_file():
+        return []
+    scan = pl.scan_csv(path, infer_schema=False)
+    total = scan.select(pl.len()).collect().item()
+    if not total:
+        return []
+    first = scan.select("reason", "source_file", "line").head(limit).collect()
+    shown = f"the first {first.height:,} of {total:,}" if total > first.height else "all"
+    out = [
+        "",
+        f"## Rejected rows ({shown}; every one in rejected.csv)",
+        "",
+        "| reason | file | line |",
+        "|---|---|---:|",
+    ]
+    out += [
+        f"| {_cell(reason)} | {_cell(source)} | {line or 'whole file'} |"
+        for reason, source, line in first.iter_rows()
+    ]
+    return out
+
+
+def _cell(text: str | None) -> str:
+    """A value as one markdown table cell: pipes escaped, line breaks as spaces."""
+    text = " ".join(str(text or "").split())
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+
+
 def report_files(folder: Path) -> list[dict[str, Any]]:
-    """Each file of the night's report folder: name, `file://` link, data rows (None for
+    """Each file of the night's report folder: name, data rows (None for
     summary.json) and size. Rows come from a Parquet file's footer; a CSV report has the rows
     of its Parquet twin (the same rows, written together), read from that footer too: counting
     a 30M-line night's 2.5 GB allocations.csv held the whole file in the run's memory (2.5 GB,
@@ -196,7 +261,6 @@ def report_files(folder: Path) -> list[dict[str, Any]]:
         files.append(
             {
                 "name": path.name,
-                "link": path.absolute().as_uri(),
                 "rows": rows,
                 "size": human_size(path.stat().st_size),
             }

@@ -3,14 +3,17 @@
 
 - The alert block: a `CustomWebhookNotificationBlock` named `allocation-alerts`, saved (created or
   overwritten) from ALLOCATION_ALERT_WEBHOOK_URL. The URL is kept among the block's secrets, so
-  the UI shows it masked. Without the setting, one line says that alerts are off.
+  the UI shows it masked. Without the setting, the block an earlier deploy saved is kept and
+  used: a deploy that does not mention alerts leaves them as they were. `off` deletes the
+  block (`make alerts-off`); one line says which of these happened.
 - Every `automations/*.yaml` beside prefect.yaml holds ONE automation in the shape
   `prefect automation create --from-file` takes, with one addition: an action's
   `block_document_id` may be a block document's name instead of its id (e.g. `allocation-alerts`);
   it is replaced by the id found on the server. An automation is created, or updated in place when
   one of that name exists (extra copies of the name are deleted): applying twice changes nothing.
-- An automation that needs the alert block while alerts are off is not applied, and one applied
-  by an earlier deploy is disabled (so "alerts are off" is true); the others still apply.
+- An automation that needs the alert block while there is none (alerts turned off, or never
+  given) is not applied, and one applied by an earlier deploy is disabled (so "alerts are off"
+  is true); the others still apply.
 
 Exit 0 when every file applied (or was skipped because alerts are off), 1 otherwise, with one line
 per failing file saying what to fix.
@@ -18,6 +21,7 @@ per failing file saying what to fix.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +37,8 @@ from prefect.exceptions import ObjectNotFound
 from allocation.settings import Settings
 
 ALERT_BLOCK = "allocation-alerts"
+#: ALLOCATION_ALERT_WEBHOOK_URL=off turns the alerts off (`make alerts-off`).
+ALERTS_OFF = "off"
 AUTOMATIONS_DIR = Path(__file__).resolve().parents[2] / "automations"
 
 
@@ -164,13 +170,18 @@ def _blocks_on_server(client: SyncPrefectClient, names: set[str]) -> dict[str, U
 
 def apply_all(folder: Path = AUTOMATIONS_DIR, settings: Settings | None = None) -> list[str]:
     """Applies the alert block and every automation file; returns the lines to print. Raises
-    AutomationFileError naming every file that failed (the others are applied)."""
+    AutomationFileError naming every file that failed (the others are applied).
+
+    The server remembers whether alerts are on: its `allocation-alerts` block. A deploy without
+    ALLOCATION_ALERT_WEBHOOK_URL keeps the block an earlier deploy saved (alerts stay on); only
+    `off` (`make alerts-off`) deletes it and disables the automations that need it."""
     settings = settings or Settings()
     url = settings.alert_webhook_url.strip()
+    turn_off = url.lower() == ALERTS_OFF
     items = automation_files(folder)
     out: list[str] = []
     blocks: dict[str, UUID] = {}
-    if url:
+    if url and not turn_off:
         blocks[ALERT_BLOCK] = save_alert_block(url)
         out.append(f"alert webhook block {ALERT_BLOCK!r}: saved")
     errors: list[str] = []
@@ -178,8 +189,13 @@ def apply_all(folder: Path = AUTOMATIONS_DIR, settings: Settings | None = None) 
     with get_client(sync_client=True) as client:
         others = set().union(*(item.block_names() for item in items)) - {ALERT_BLOCK}
         blocks.update(_blocks_on_server(client, others))
+        kept = None if url else _blocks_on_server(client, {ALERT_BLOCK}).get(ALERT_BLOCK)
+        if turn_off:
+            _delete_alert_block(client)
+        elif kept is not None:
+            blocks[ALERT_BLOCK] = kept
         for item in items:
-            if not url and ALERT_BLOCK in item.block_names():
+            if ALERT_BLOCK in item.block_names() and ALERT_BLOCK not in blocks:
                 skipped.append(_disable(client, item.name))
                 continue
             try:
@@ -188,14 +204,32 @@ def apply_all(folder: Path = AUTOMATIONS_DIR, settings: Settings | None = None) 
                 errors.append(str(error))
                 continue
             out.append(f"automation {item.name!r} ({item.path.name}): {done}")
-    if not url:
+    not_applied = f" (not applied: {', '.join(skipped)})" if skipped else ""
+    if turn_off:
         out.append(
-            "alerts are off: ALLOCATION_ALERT_WEBHOOK_URL is not set"
-            + (f" (not applied: {', '.join(skipped)})" if skipped else "")
+            f"alerts are off: ALLOCATION_ALERT_WEBHOOK_URL={ALERTS_OFF} deleted the webhook block "
+            f"{ALERT_BLOCK!r}{not_applied}; later deploys keep them off until one gives "
+            "ALLOCATION_ALERT_WEBHOOK_URL=https://..."
+        )
+    elif kept is not None:
+        out.append(
+            f"alerts stay on: ALLOCATION_ALERT_WEBHOOK_URL is not set, so the webhook block "
+            f"{ALERT_BLOCK!r} an earlier deploy saved is used (to turn alerts off: make alerts-off)"
+        )
+    elif not url:
+        out.append(
+            "alerts are off: ALLOCATION_ALERT_WEBHOOK_URL is not set and no earlier deploy saved "
+            f"a webhook block {ALERT_BLOCK!r}{not_applied}"
         )
     if errors:
         raise AutomationFileError("\n".join([*out, *errors]))
     return out
+
+
+def _delete_alert_block(client: SyncPrefectClient) -> None:
+    for block_id in _blocks_on_server(client, {ALERT_BLOCK}).values():
+        with contextlib.suppress(ObjectNotFound):
+            client.delete_block_document(block_id)
 
 
 def _disable(client: SyncPrefectClient, name: str) -> str:

@@ -26,7 +26,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
 from allocation.checks import check_run_paths
-from allocation.flows import ordering
+from allocation.flows import error_logs, naming, ordering
 from allocation.flows.artifacts import publish_artifacts, publish_stopped_artifact
 from allocation.flows.check_alerts import announce_warnings
 from allocation.flows.parameters import (
@@ -47,6 +47,7 @@ from allocation.services import NightOutcome, ValidatedInbox
 from allocation.settings import RunParameters
 
 logging.getLogger("allocation").setLevel(logging.INFO)
+error_logs.install()  # an expected error logs its one-line cause, not a traceback
 
 
 def worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
@@ -137,7 +138,7 @@ class AsTasks:
 
     def write_reports(self, outcome: NightOutcome) -> Path:
         folder = write_reports(self.night, outcome)
-        self.bar.set(100.0)
+        self.bar.set(100.0, f"reports written to {folder}")
         return folder
 
     def publish(self) -> Path:
@@ -176,7 +177,7 @@ def check_parameters(
     )
     if runtime.deployment.id is not None:
         confine_to_data_roots(params, params.data_root_paths, staging)
-    check_run_paths(params)
+    check_run_paths(params, flow_run=True)
     return params
 
 
@@ -207,7 +208,7 @@ def nightly_allocation(
         inbox: Folder with batches/ and orders/ files (CSV, Parquet or JSON Lines); relative to the repo checkout, inside the data roots (ALLOCATION_DATA_ROOTS, default data/).
         warehouse: The analysts' DuckDB file (the pipeline's own state sits beside it); relative to the repo checkout, inside the data roots.
         outbox: Folder that receives one BUSINESS_DATE/ folder of reports per night and the latest link; relative to the repo checkout, inside the data roots.
-        business_date: Night to run (YYYY-MM-DD, the date picker). None: the date (UTC) the run was scheduled for.
+        business_date: Night to run: pick it in the date picker (typed there, the picker takes mm/dd/yyyy; the API and the CLI take YYYY-MM-DD). None: the date (UTC) the run was scheduled for.
         dry_run: Compute the night and write its reports to OUTBOX/BUSINESS_DATE/dry-run/ only: nothing is committed to the warehouse, nothing is published.
         task_runner: Where the sku shards are allocated: local (in the worker's process) or dask (one task per shard on a Dask cluster). None: the ALLOCATION_TASK_RUNNER setting, else local.
         dask_address: With dask: the scheduler's address, e.g. tcp://10.0.0.5:8786. Empty: ALLOCATION_DASK_ADDRESS, else a temporary local cluster.
@@ -228,6 +229,8 @@ def nightly_allocation(
         staging,
         list(accept_checks),
     )
+    if runtime.deployment.id:  # Prefect names a queued run only when it starts
+        naming.name_the_queue(uuid.UUID(str(runtime.deployment.id)))
     # A deployment run waits (rescheduled, visibly) while an earlier night is pending.
     ordering.earlier_nights_first(params)
     night = Night.start(params, str(runtime.flow_run.id or uuid.uuid4()))

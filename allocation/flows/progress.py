@@ -10,6 +10,7 @@ the night.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from uuid import UUID
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
@@ -34,6 +35,7 @@ class NightProgress:
     def __init__(self, artifact_id: UUID | None) -> None:
         self.artifact_id = artifact_id
         self.shown = 0.0
+        self.logged = 0.0
         self.updates = 0
 
     @classmethod
@@ -50,8 +52,14 @@ class NightProgress:
         # Called from the flow's (synchronous) body, Prefect's dispatch returns the id itself.
         return cls(created if isinstance(created, UUID) else None)
 
-    def set(self, percent: float) -> None:
+    def set(self, percent: float, note: str = "") -> None:
+        """Moves the bar and logs one line (`Progress 45%: allocating, ...`) when it moved by
+        `MIN_STEP` points or more, or reached 100: the log is what the UI shows live (an open
+        progress-artifact page does not refresh by itself in Prefect 3.9)."""
         percent = max(0.0, min(100.0, percent))
+        if (percent >= 100.0 > self.logged) or percent >= self.logged + MIN_STEP:
+            self.logged = percent
+            log.info("Progress %.0f%%%s", percent, f": {note}" if note else "")
         if self.artifact_id is None or (percent < self.shown + MIN_STEP and percent < 100.0):
             return
         if percent <= self.shown:
@@ -67,9 +75,29 @@ class NightProgress:
     def step(self, name: str) -> Progress:
         """The `progress(done, total)` callable of step `name` for the service layer."""
         start, end = STEPS[name]
+        describe = NOTES[name]
 
         def report(done: int, total: int) -> None:
             share = done / total if total > 0 else 1.0
-            self.set(start + (end - start) * min(share, 1.0))
+            self.set(start + (end - start) * min(share, 1.0), describe(done, total))
 
         return report
+
+
+def _size(size: int) -> str:
+    """Bytes for a person: `850 B`, `12.3 kB`, `40.0 MB`, `2.5 GB`."""
+    value = float(size)
+    for unit in ("B", "kB", "MB"):
+        if value < 1000:
+            return f"{size:,} B" if unit == "B" else f"{value:,.1f} {unit}"
+        value /= 1000
+    return f"{value:,.1f} GB"
+
+
+#: What each step's `done` and `total` count, in words for the log.
+NOTES: dict[str, Callable[[int, int], str]] = {
+    "load": lambda done, total: (
+        f"loading, {_size(done)} of {_size(total)} of inbox files read and validated"
+    ),
+    "allocate": lambda done, total: f"allocating, {done:,} of {total:,} open lines done",
+}

@@ -11,6 +11,7 @@ new file is a byte copy of it; a working state in another version is converted f
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import shutil
@@ -28,6 +29,7 @@ from allocation.io.compatible_copy import (
 )
 from allocation.io.disk import is_disk_full
 from allocation.io.files import fsync_dir, fsync_file, remove_leftovers
+from allocation.io.restore import KeptCopy, kept_copies
 from allocation.io.unit_of_work import not_ours
 
 log = logging.getLogger(__name__)
@@ -144,7 +146,35 @@ def keep_copy(state_db: Path, history_dir: Path, label: str) -> Path:
 
 
 def _prune(history_dir: Path, keep: int) -> None:
-    published = sorted(history_dir.glob("*.duckdb"), key=lambda p: p.stat().st_mtime_ns)
-    for old in published[:-keep]:
-        log.info("Dropping published copy %s (keeping the last %d)", old.name, keep)
-        old.unlink(missing_ok=True)
+    """Keeps the newest copy of each of the `keep` nights published most recently; drops the
+    rest. A night run three times (a crash rerun, then late files) keeps one copy, so it takes
+    one place, not three: the rollback depth is `keep` nights, as documented, whatever the
+    reruns. Nights are ranked by when their newest copy was made, not by business date, so a
+    mistyped far-future night ages out like any other. A copy that cannot be read as a night
+    (damaged) is dropped once it is older than every copy kept."""
+    copies = kept_copies(history_dir)  # oldest first, by night then time
+    newest: dict[dt.date, KeptCopy] = {}
+    for copy in copies:
+        best = newest.get(copy.night)
+        if best is None or (copy.written_ns, copy.path.name) > (best.written_ns, best.path.name):
+            newest[copy.night] = copy
+    ranked = sorted(newest.values(), key=lambda c: (c.written_ns, c.path.name), reverse=True)
+    kept = {copy.path for copy in ranked[:keep]}
+    for copy in copies:
+        if copy.path not in kept:
+            log.info(
+                "Dropping published copy %s of night %s (keeping the newest copy of each of "
+                "the last %d nights)",
+                copy.path.name,
+                copy.night,
+                keep,
+            )
+            copy.path.unlink(missing_ok=True)
+    readable = {copy.path for copy in copies}
+    oldest_kept = min((c.written_ns for c in ranked[:keep]), default=None)
+    for path in history_dir.glob("*.duckdb"):
+        if path.name.startswith(".") or path in readable or not path.is_file():
+            continue
+        if oldest_kept is not None and path.stat().st_mtime_ns < oldest_kept:
+            log.info("Dropping published copy %s: it cannot be read as a night", path.name)
+            path.unlink(missing_ok=True)

@@ -108,20 +108,38 @@ def test_a_changed_file_updates_in_place_and_extra_copies_are_deleted(folder: Pa
     assert automation.description == "now described"
 
 
-def test_without_the_webhook_alerts_are_off_in_one_line_and_the_rest_applies(
-    folder: Path,
-) -> None:
-    apply_all(folder, Settings(alert_webhook_url=URL))  # alerts were on before
+def test_a_deploy_that_does_not_mention_the_webhook_keeps_the_alerts_on(folder: Path) -> None:
+    """Old code: a second `make deploy` without ALLOCATION_ALERT_WEBHOOK_URL disabled both alerts
+    (one line among forty said so, exit 0)."""
+    apply_all(folder, Settings(alert_webhook_url=URL))  # alerts configured once
 
     lines = apply_all(folder, Settings(alert_webhook_url=""))
 
-    off = [line for line in lines if line.startswith("alerts are off")]
-    assert len(off) == 1, lines
-    assert "ALLOCATION_ALERT_WEBHOOK_URL is not set" in off[0]
+    [kept] = [line for line in lines if line.startswith("alerts stay on")]
+    assert "make alerts-off" in kept
     for name in SHIPPED:
-        assert name in off[0]
+        assert [a.enabled for a in on_server(name)] == [True]
+    block = CustomWebhookNotificationBlock.load(ALERT_BLOCK)
+    assert block.secrets.get_secret_value() == {"alert_url": URL}
+
+
+def test_alerts_go_off_only_when_asked_and_stay_off_until_a_webhook_is_given(
+    folder: Path,
+) -> None:
+    apply_all(folder, Settings(alert_webhook_url=URL))
+
+    lines = apply_all(folder, Settings(alert_webhook_url="off"))
+
+    [off] = [line for line in lines if line.startswith("alerts are off")]
+    assert "ALLOCATION_ALERT_WEBHOOK_URL=off" in off
+    for name in SHIPPED:
+        assert name in off
         assert [a.enabled for a in on_server(name)] == [False]  # no alert is sent any more
     assert [a.enabled for a in on_server(CRASH_SILENT["name"])] == [True]
+
+    again = apply_all(folder, Settings(alert_webhook_url=""))  # a later plain deploy
+    assert any(line.startswith("alerts are off") for line in again), again
+    assert not any(a.enabled for name in SHIPPED for a in on_server(name))
 
     apply_all(folder, Settings(alert_webhook_url=URL))  # and back on
     assert all(a.enabled for name in SHIPPED for a in on_server(name))

@@ -48,9 +48,12 @@ from prefect.client.schemas.filters import (
     FlowRunFilterId,
     FlowRunFilterState,
     FlowRunFilterStateType,
+    LogFilter,
+    LogFilterFlowRunId,
 )
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.responses import DeploymentResponse
+from prefect.client.schemas.sorting import LogSort
 from prefect.events.schemas.automations import AutomationCore
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.states import Scheduled
@@ -445,8 +448,13 @@ def test_deploying_again_updates_in_place_without_duplicate_scheduled_runs(
         client.resume_deployment(deployment.id)
         try:
             tick = time.monotonic()
-            make("deploy", stack.env)
+            # As an operator re-deploys after changing prefect.yaml: the webhook not mentioned.
+            # Old code turned the alerts off here (test_a_failing_night_... then got no alert).
+            quiet = {k: v for k, v in stack.env.items() if k != "ALLOCATION_ALERT_WEBHOOK_URL"}
+            deployed = make("deploy", quiet)
             stack.timings["make deploy again"] = time.monotonic() - tick
+            assert "alerts stay on" in deployed.stdout, deployed.stdout
+            assert f"(limit 1) is {DEPLOYMENT}'s" in deployed.stdout, deployed.stdout
             again = client.read_deployment_by_name(DEPLOYMENT)
             assert again.id == deployment.id
             runs = wait_scheduled_runs(client, deployment.id)
@@ -460,6 +468,11 @@ def test_deploying_again_updates_in_place_without_duplicate_scheduled_runs(
             client.pause_deployment(deployment.id)
     starts = [run.expected_start_time for run in runs]
     assert len(starts) == len(set(starts)), starts
+    # Named by business date from the moment they exist (Prefect would name them when a worker
+    # starts them: old code left "satisfied-rooster" names on every queued night).
+    for run in runs:
+        assert run.expected_start_time is not None
+        assert run.name == f"night-{run.expected_start_time.astimezone(dt.UTC):%Y-%m-%d}", run.name
     for start_time in starts:
         assert start_time is not None
         assert (start_time.hour, start_time.minute, start_time.utcoffset()) == (
@@ -523,6 +536,10 @@ def test_a_custom_run_from_the_cli_completes_with_outputs_and_artifacts(
         "write-reports",
         "publish",
     }
+    # Progress live where an engineer looks: the run's logs, a line per step with its counts.
+    logs = run_logs(stack, run.id, until="Progress 100%")
+    assert re.search(r"Progress \d+%: loading, [\d.,]+ k?B of [\d.,]+ k?B", logs), logs
+    assert re.search(r"Progress \d+%: allocating, [\d,]+ of [\d,]+ open lines done", logs), logs
 
     folder = paths["outbox"] / NIGHT
     summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
@@ -544,24 +561,45 @@ def test_a_custom_run_from_the_cli_completes_with_outputs_and_artifacts(
     markdown = str(by_key[SUMMARY_KEY].data)
     assert f"# Night {NIGHT}" in markdown
     assert str(folder) in markdown
-    # Each report file linked, with its rows and size.
+    assert "file://" not in markdown  # a browser does not open such links: the place in words
+    # Each report file named, with its rows and size.
     table = by_key[OUT_OF_STOCK_KEY]
     rows = json.loads(table.data) if isinstance(table.data, str) else table.data
     assert table.type == "table" and rows and "sku" in rows[0]
-    linked = report_links(markdown)
-    assert set(linked) == {path.name for path in folder.iterdir()}, linked
-    for name, (link, _rows, size) in linked.items():
-        assert link == (folder / name).as_uri(), name
+    listed = report_rows(markdown)
+    assert set(listed) == {path.name for path in folder.iterdir()}, listed
+    for name, (_rows, size) in listed.items():
         assert size.endswith("B"), (name, size)
     allocations = pl.read_parquet(folder / "allocations.parquet").height
-    assert linked["allocations.parquet"][1] == linked["allocations.csv"][1] == str(allocations)
-    assert linked["summary.json"][1] == ""
+    assert listed["allocations.parquet"][0] == listed["allocations.csv"][0] == f"{allocations:,}"
+    assert listed["summary.json"][0] == ""
 
 
-def report_links(markdown: str) -> dict[str, tuple[str, str, str]]:
-    """name -> (link, rows, size) from the summary's table of report files."""
-    found = re.findall(r"^\| \[([^\]]+)\]\(([^)]+)\) \| ([^|]*) \| ([^|]*) \|$", markdown, re.M)
-    return {name: (link, rows.strip(), size.strip()) for name, link, rows, size in found}
+def run_logs(stack: Stack, run_id: UUID, until: str, timeout: float = 20.0) -> str:
+    """The run's log messages as the UI shows them, once `until` is among them (the flow
+    process sends its logs in batches)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with stack.client() as client:
+            logs = client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[run_id])),
+                sort=LogSort.TIMESTAMP_ASC,
+            )
+        text = "\n".join(log.message for log in logs)
+        if until in text or time.monotonic() > deadline:
+            return text
+        time.sleep(0.5)
+
+
+def report_rows(markdown: str) -> dict[str, tuple[str, str]]:
+    """name -> (rows, size) from the summary's table of report files."""
+    table = markdown.split("| report file | rows | size |", 1)[1]
+    found = re.findall(r"^\| ([^|]+) \| ([^|]*) \| ([^|]*) \|$", table, re.M)
+    return {
+        name.strip(): (rows.strip(), size.strip())
+        for name, rows, size in found
+        if not name.startswith("---")
+    }
 
 
 def test_an_empty_business_date_is_the_date_the_run_was_scheduled_for(
@@ -620,6 +658,11 @@ def test_a_failing_night_reaches_the_alert_webhook_with_its_business_date(
     assert "does not exist" in text  # the state's message: what went wrong
     assert f"/runs/flow-run/{run.id}" in text  # a link to the run in the UI
     assert alert.body["subject"] == f"Night {night} Failed: nightly-allocation/nightly"
+    # The run's log: the cause in one line, in the words of a flow run (old code: two
+    # tracebacks of ~25 lines, and a hint to pass --inbox).
+    logs = run_logs(stack, run.id, until="Finished in state Failed")
+    assert "set the run's inbox parameter to another folder" in logs, logs
+    assert "Traceback" not in logs, logs
 
 
 def test_a_night_stopped_by_a_check_is_alerted_by_name_and_commits_when_run_again_accepting_it(
@@ -748,3 +791,70 @@ def test_a_run_whose_outbox_lies_outside_the_data_roots_is_refused_and_writes_no
         assert list(Path(outside).iterdir()) == []
     assert not paths["warehouse"].exists()
     assert not paths["warehouse"].parent.joinpath(".warehouse.duckdb.pipeline").exists()
+
+
+def test_queued_and_rolled_back_nights_are_told_apart_in_prefect(
+    stack: Stack, deployment: DeploymentResponse, paths: dict[str, Path]
+) -> None:
+    """A run created as the UI's form creates it is named by its business date when the next
+    night starts (old code: a random name until a worker started it); `allocation rollback`
+    tags the runs it undid and the next night's summary names the rollback (old code: the undone
+    runs stayed Completed and untouched, the summary silent)."""
+    parameters = {name: str(path) for name, path in paths.items()}
+    first, second = "2026-11-20", "2026-11-21"
+    with stack.client() as client:
+        queued = client.create_flow_run_from_deployment(
+            deployment.id,
+            parameters=parameters | {"business_date": "2099-01-01"},
+            state=Scheduled(scheduled_time=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)),
+        )
+    assert not queued.name.startswith("night-")
+    try:
+        done = trigger(stack, deployment, parameters | {"business_date": first})
+        assert done.state is not None and done.state.is_completed(), done.state
+        with stack.client() as client:
+            assert client.read_flow_run(queued.id).name == "night-2099-01-01"
+    finally:
+        with stack.client() as client:
+            client.delete_flow_run(queued.id)
+    undone = trigger(stack, deployment, parameters | {"business_date": second})
+    assert undone.state is not None and undone.state.is_completed(), undone.state
+
+    rolled = subprocess.run(
+        [
+            str(BIN / "allocation"),
+            "rollback",
+            "--to",
+            first,
+            "--warehouse",
+            str(paths["warehouse"]),
+            "--outbox",
+            str(paths["outbox"]),
+        ],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert f"Prefect: tagged 1 run(s) rolled-back: night-{second}" in rolled.stdout, rolled.stdout
+    with stack.client() as client:
+        marked = client.read_flow_run(undone.id)
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[undone.id]))
+        )
+    assert "rolled-back" in marked.tags
+    assert any(a.key == "nightly-rolled-back" for a in artifacts), artifacts
+
+    again = trigger(stack, deployment, parameters | {"business_date": second})
+    assert again.state is not None and again.state.is_completed(), again.state
+    with stack.client() as client:
+        [summary] = [
+            a
+            for a in client.read_artifacts(
+                artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[again.id]))
+            )
+            if a.key == SUMMARY_KEY
+        ]
+    assert f"to night {first}: undid {second}" in str(summary.data)

@@ -9,6 +9,7 @@ import errno
 import hashlib
 import importlib
 import json
+import logging
 import pkgutil
 import shutil
 from collections.abc import Iterator
@@ -145,7 +146,7 @@ def test_the_artifacts_summarise_the_night_under_stable_keys(sample: Site) -> No
     text = str(markdown.data)
     assert f"# Night {NIGHT}" in text
     assert f"**Allocated:** {summary['allocated']}" in text
-    assert f"reports: `{sample.outbox / NIGHT}`" in text
+    assert f"in the folder `{sample.outbox / NIGHT}`" in text
     assert "{'" not in text  # counts are written out, not dumped as Python dicts
     for rejected in summary["files"]["rejected_files"]:
         assert rejected["file"] in text
@@ -163,22 +164,23 @@ def test_the_artifacts_summarise_the_night_under_stable_keys(sample: Site) -> No
     assert set(artifacts_of(second)) == {SUMMARY_KEY, OUT_OF_STOCK_KEY, PROGRESS_KEY}
 
 
-def test_the_summary_links_each_report_file_with_its_rows_and_size(sample: Site) -> None:
+def test_the_summary_names_each_report_file_with_its_rows_and_size(sample: Site) -> None:
     state = run_flow(sample, NIGHT)
     assert state.is_completed(), state.message
     folder = sample.outbox / NIGHT
 
     text = str(artifacts_of(state)[SUMMARY_KEY].data)
 
+    assert "file://" not in text  # a browser will not open it: the folder is said in words
+    assert f"in the folder `{folder.absolute()}`" in text
     for path in folder.iterdir():
-        row = next(line for line in text.splitlines() if line.startswith(f"| [{path.name}]("))
-        link, rows, size = row.split("](", 1)[1].split(" | ")
-        assert link.rstrip(")") == path.as_uri()
+        row = next(line for line in text.splitlines() if line.startswith(f"| {path.name} | "))
+        _, _, rows, size, _ = row.split("|")
         if path.suffix == ".parquet":
-            assert rows == str(pl.read_parquet(path).height)
+            assert rows.strip() == f"{pl.read_parquet(path).height:,}"
         elif path.suffix == ".csv":  # rejected.csv: its rows, a quoted line break included
-            assert rows == str(pl.read_csv(path, infer_schema=False).height)
-        assert size.rstrip(" |").endswith("B") and size[0].isdigit()
+            assert rows.strip() == f"{pl.read_csv(path, infer_schema=False).height:,}"
+        assert size.strip().endswith("B") and size.strip()[0].isdigit()
 
 
 def test_old_empty_text_values_still_mean_the_defaults(sample: Site) -> None:
@@ -389,3 +391,83 @@ def test_only_the_io_steps_retry_and_no_step_caches_its_result() -> None:
     # The night's steps ask first whether the error is one a retry can fix (never a full disk).
     for name in io_steps - {"allocate-shard"}:
         assert tasks[name].retry_condition_fn is nightly.worth_retrying, name
+
+
+class RunLogs(logging.Handler):
+    """Every record Prefect's run loggers and the allocation logger emit, as the API and the UI
+    receive it (after the loggers' own filters)."""
+
+    NAMES = ("prefect.flow_runs", "prefect.task_runs", "allocation")
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def text(self) -> str:
+        return "\n".join(logging.Formatter().format(record) for record in self.records)
+
+
+@pytest.fixture
+def run_logs() -> Iterator[RunLogs]:
+    handler = RunLogs()
+    for name in RunLogs.NAMES:
+        logging.getLogger(name).addHandler(handler)
+    yield handler
+    for name in RunLogs.NAMES:
+        logging.getLogger(name).removeHandler(handler)
+
+
+def test_a_missing_inbox_logs_one_line_naming_the_inbox_parameter(
+    sample: Site, run_logs: RunLogs
+) -> None:
+    """Old code: two ERROR tracebacks of about 25 lines around the cause, whose hint said
+    `--inbox`, a flag a UI user cannot pass."""
+    state = run_flow(sample, NIGHT, inbox=str(sample.root / "no-such-inbox"))
+
+    assert state.is_failed()
+    assert "set the run's inbox parameter to another folder" in (state.message or "")
+    assert "--inbox" not in (state.message or "")
+    text = run_logs.text()
+    assert "does not exist or is not a folder" in text
+    assert "Traceback" not in text, text
+
+
+def test_a_bug_still_logs_its_traceback(
+    sample: Site, monkeypatch: pytest.MonkeyPatch, run_logs: RunLogs
+) -> None:
+    def bug(*args: Any, **kwargs: Any) -> services.NightOutcome:
+        raise KeyError("batchref")
+
+    monkeypatch.setattr(services, "allocate_night", bug)
+
+    assert run_flow(sample, NIGHT).is_failed()
+    assert "Traceback" in run_logs.text()
+
+
+def test_the_log_and_the_summary_count_the_same_rejected_rows(
+    sample: Site, run_logs: RunLogs
+) -> None:
+    """Rows refused while allocating (an order line known with another qty, a batch known with
+    another sku) count too: old code logged "13 rejected in all" beside a summary of 14."""
+    run_flow(sample, NIGHT)
+    sample.clear_inbox()
+    sample.orders("again.csv", "order-1001,RETRO-CLOCK,99", "order-9,RETRO-CLOCK,x")
+    sample.batches("b.csv", "batch-001,OAK-SHELF,5,")
+    run_logs.records.clear()
+
+    state = run_flow(sample, NEXT_NIGHT)
+
+    assert state.is_completed(), state.message
+    summary = state.result()
+    rejected = summary["orders"]["rejected"] + summary["batches"]["rejected"]
+    [line] = [r.getMessage() for r in run_logs.records if "in all" in r.getMessage()]
+    assert line.startswith(f"Rejected {rejected:,} row(s) in all"), (line, summary)
+    assert rejected == 3
+    # The summary artifact shows the first rejected rows: the reasons without the worker's disk.
+    text = str(artifacts_of(state)[SUMMARY_KEY].data)
+    assert "| reason | file | line |" in text
+    for source, line_no in (("orders/again.csv", 1), ("orders/again.csv", 2), ("batches/b.csv", 1)):
+        assert f"| {source} | {line_no} |" in text, text

@@ -35,7 +35,6 @@ from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import LogSort
 from prefect.states import Scheduled
 from test_deployment import (
-    BIN,
     DEPLOYMENT,
     MAKE,
     SERVER_GRACE,
@@ -54,7 +53,6 @@ from conftest import REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(420)]
 
-AUTOMATION = REPO / "automations" / "crash-silent-night.yaml"
 RUN_TIMEOUT = 180.0
 # The shipped automation crashes a run 90 s after its last heartbeat (one every 30 s).
 CRASH_DETECTION_LIMIT = 200.0
@@ -117,16 +115,14 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
         )
         wait_healthy(server, api_url)
         env = {**env, "PREFECT_API_URL": api_url}
-        make("deploy", env)
-        applied = subprocess.run(
-            [str(BIN / "prefect"), "automation", "create", "--from-file", str(AUTOMATION)],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert applied.returncode == 0, applied.stdout + applied.stderr
+        # make deploy applies every automations/*.yaml, the silent-night one included (the
+        # docs used to add it again by hand: a second copy that fired too).
+        deployed = make("deploy", env)
+        assert "automation 'crash-silent-night' (crash-silent-night.yaml): created" in (
+            deployed.stdout
+        ), deployed.stdout
         with SyncPrefectClient(api_url) as client:
+            assert len(client.read_automations_by_name("crash-silent-night")) == 1
             deployment = client.read_deployment_by_name(DEPLOYMENT)
             client.pause_deployment(deployment.id)  # no real 02:30 night during the tests
         stack = Ops(api_url, env, root, deployment.id)

@@ -4,6 +4,7 @@ pipeline's own: nothing an analyst opens for writing changes them."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -15,6 +16,8 @@ import duckdb
 import pytest
 
 from allocation import cli
+from allocation.flows.artifacts import rollback_lines
+from allocation.rollback import rollbacks_before
 from allocation.state import state_db
 from conftest import Site
 
@@ -126,6 +129,35 @@ def test_rolling_back_restores_the_night_republishes_it_and_points_latest_at_it(
     assert latest(site) == day(1)
 
 
+def test_the_next_night_reports_the_rollback_once(
+    site: Site,
+    day: Callable[[int], str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rolled-back nights must not look current: the rollback is recorded with the runs it
+    undid, and the next night's summary names it (old code recorded nothing)."""
+    three_nights(site, day)
+    undone = site.query(
+        "SELECT business_date::VARCHAR, run_id FROM runs WHERE business_date > ?", [day(0)]
+    )
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+
+    code, out, _ = rollback(site, day(0), capsys)
+
+    assert code == 0
+    assert "Prefect: not told (PREFECT_API_URL is not set)" in out
+    [record] = rollbacks_before(site.params(day(1)), dt.date.fromisoformat(day(1)))
+    assert record["to"] == day(0)
+    assert sorted((r["business_date"], r["run_id"]) for r in record["undone"]) == sorted(undone)
+    [line] = rollback_lines([record])
+    assert f"to night {day(0)}: undid {day(1)}, {day(2)}" in line
+    assert "rolled-back" in line
+
+    site.run(day(1))  # the next night: its summary shows the rollback; the one after does not
+    assert rollbacks_before(site.params(day(2)), dt.date.fromisoformat(day(2))) == []
+
+
 def test_a_mistyped_far_future_night_can_be_undone(
     site: Site, day: Callable[[int], str], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -153,6 +185,47 @@ def test_a_rollback_can_be_undone_while_the_later_copy_is_kept(
     assert nights_in(site.warehouse) == [day(0), day(1), day(2)]
     assert latest(site) == day(2)
     assert (site.outbox / day(2) / "summary.json").exists()
+
+
+def test_a_night_run_three_times_takes_one_place_in_the_rollback_depth(
+    site: Site, day: Callable[[int], str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Seven nights, the last one run three times (a crash rerun, then late files): the copies
+    of the last seven nights are kept. Old code kept the last seven runs' copies, so the second
+    night was gone and `rollback --to` it exited 2."""
+    site.batches("b1.csv", "b1,RETRO-CLOCK,100,")
+    for n in range(7):
+        site.orders(f"o{n}.csv", f"o{n},RETRO-CLOCK,1")
+        site.run(day(n))
+    site.run(day(6))  # the crash rerun
+    site.orders("late.csv", "late,RETRO-CLOCK,1")
+    site.run(day(6))  # late files, same night
+
+    kept = kept_copies(site)
+    assert sorted(nights_in(path)[-1] for path in kept) == [day(n) for n in range(7)]
+
+    code, _, err = rollback(site, day(1), capsys)
+
+    assert code == 0, err
+    assert nights_in(site.warehouse) == [day(0), day(1)]
+    assert latest(site) == day(1)
+
+
+def test_the_rollback_depth_counts_the_nights_published_most_recently(
+    site: Site, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped far-future night, undone, ages out like any other instead of holding one of
+    the places for ever."""
+    site.batches("b1.csv", "b1,RETRO-CLOCK,100,")
+    site.run("2026-11-25")
+    site.run("9999-12-31")
+    assert rollback(site, "2026-11-25", capsys)[0] == 0
+    nights = [f"2026-12-0{n}" for n in range(1, 8)]
+    for n, night in enumerate(nights):
+        site.orders(f"o{n}.csv", f"o{n},RETRO-CLOCK,1")
+        site.run(night)
+
+    assert sorted(nights_in(path)[-1] for path in kept_copies(site)) == nights
 
 
 def test_refuses_a_night_no_copy_is_kept_of_and_names_the_nights_that_are(

@@ -71,3 +71,23 @@ def test_a_failing_update_is_logged_not_raised(
 def test_without_an_artifact_nothing_is_sent(artifacts: FakeArtifacts) -> None:
     NightProgress(None).set(100.0)
     assert artifacts.updates == []
+
+
+def test_each_step_logs_its_progress_with_counts_a_handful_of_times(
+    artifacts: FakeArtifacts, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The log is what the UI shows live: an open progress-artifact page does not refresh."""
+    caplog.set_level("INFO", logger="allocation")
+    bar = NightProgress(None)  # no artifact (the API was unreachable): the log still moves
+    bar.step("load")(2_500_000, 10_000_000)
+    for done in range(0, 1_000_001, 1_000):
+        bar.step("allocate")(done, 1_000_000)
+    bar.set(100.0, "reports written")
+
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Progress")]
+    assert lines[0] == (
+        "Progress 14%: loading, 2.5 MB of 10.0 MB of inbox files read and validated"
+    )
+    assert "Progress 90%: allocating, 1,000,000 of 1,000,000 open lines done" in lines
+    assert lines[-1] == "Progress 100%: reports written"
+    assert len(lines) <= 15

@@ -110,12 +110,12 @@ def list_inbox(inbox: Path, settle_seconds: float = 0.0, now: float | None = Non
     if not inbox.exists():
         raise InboxError(
             f"inbox folder {inbox} does not exist: create it with batches/ and orders/ "
-            "subfolders or pass --inbox"
+            "subfolders, or give another inbox folder"
         )
     if not inbox.is_dir():
         raise InboxError(
-            f"inbox folder {inbox} is not a folder: pass --inbox with a folder that has "
-            "batches/ and orders/ subfolders"
+            f"inbox folder {inbox} is not a folder: give a folder that has batches/ and "
+            "orders/ subfolders"
         )
     try:
         root = inbox.resolve(strict=True)
