@@ -74,6 +74,12 @@ NO_RESULTS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 NIGHT_TIMEOUT_SECONDS = 4 * 3600
 
 
+#: The result of every night this process completed (reports written, published unless a dry
+#: run), in order: the `allocation` command reads it to tell a complete night that Prefect
+#: could not be told about (exit 6) from a night that failed.
+completed_nights: list[dict[str, Any]] = []
+
+
 def scheduled_business_date() -> dt.date:
     """The date the run was scheduled for (UTC), not when a worker happened to start it."""
     scheduled = runtime.flow_run.scheduled_start_time
@@ -89,6 +95,11 @@ def night_name() -> str:
 
 
 # -- each step of `Night` as a task -----------------------------------------------------------
+@task(name="finish-committed-night", **IO_RETRIES, **NO_RESULTS)
+def finish_committed(night: Night) -> None:
+    night.finish_committed()
+
+
 @task(name="check-already-ingested", **IO_RETRIES, **NO_RESULTS)
 def check_already_ingested(night: Night) -> set[tuple[str, str]]:
     return night.already_ingested()
@@ -121,6 +132,9 @@ class AsTasks:
 
     night: Night
     bar: NightProgress
+
+    def finish_committed(self) -> None:
+        finish_committed(self.night)
 
     def already_ingested(self) -> set[tuple[str, str]]:
         return check_already_ingested(self.night)
@@ -237,6 +251,9 @@ def nightly_allocation(
     ran = night.run(AsTasks(night, bar), when_locked=waiting)
     folder, published = ran.folder, ran.published
     summary = read_summary(folder)
+    result = {**summary, "outbox_folder": str(folder), "warehouse": str(params.warehouse)}
+    # From here on the night is complete, whatever Prefect hears of it.
+    completed_nights.append(result)
     publish_artifacts(summary, folder, params, published)
     logger.info(
         "Night %s done: %d allocated, %d out of stock; reports in %s",
@@ -245,7 +262,7 @@ def nightly_allocation(
         summary["out_of_stock"],
         folder,
     )
-    return {**summary, "outbox_folder": str(folder), "warehouse": str(params.warehouse)}
+    return result
 
 
 if __name__ == "__main__":

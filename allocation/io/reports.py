@@ -49,6 +49,17 @@ SUMMARY_COUNTS = (
 )
 
 
+#: Whether a later run of the same business date loaded the file `{file}` that run `{run}`
+#: rejected whole (unreadable, then its permissions fixed; a bad export, then re-sent under the
+#: same name): that rejection no longer describes the date, so the date's rejected.csv and
+#: summary leave it out. The warehouse keeps it (`rejected_rows`, `ingested_files`).
+LOADED_LATER = (
+    "EXISTS (SELECT 1 FROM ingested_files AS later JOIN runs AS later_run USING (run_id), "
+    "runs AS this_run WHERE this_run.run_id = {run} AND later.business_date = {day} "
+    "AND later.file_name = {file} AND later.status = 'loaded' "
+    "AND later_run.started_at > this_run.started_at)"
+)
+
 REPORT_SQL: dict[str, tuple[type[pa.DataFrameModel], str]] = {
     "allocations": (
         schemas.AllocationReport,
@@ -62,8 +73,10 @@ REPORT_SQL: dict[str, tuple[type[pa.DataFrameModel], str]] = {
     ),
     "rejected": (
         schemas.RejectedReport,
-        "SELECT kind, source_file, line, reason, raw FROM rejected_rows "
-        "WHERE business_date = $day ORDER BY kind DESC, source_file, line NULLS FIRST, reason",
+        "SELECT kind, source_file, line, reason, raw FROM rejected_rows AS r "  # noqa: S608
+        "WHERE business_date = $day AND NOT (line IS NULL AND "
+        + LOADED_LATER.format(file="r.source_file", run="r.run_id", day="$day")
+        + ") ORDER BY kind DESC, source_file, line NULLS FIRST, reason",
     ),
     "reallocations": (
         schemas.ReallocationReport,
@@ -210,10 +223,16 @@ def summary(con: duckdb.DuckDBPyConnection, day: dt.date) -> dict[str, Any]:
         params=[day],
     ).fetchall()
     files = con.sql(
-        "SELECT kind, file_name, status, reason FROM ingested_files WHERE business_date = ? "
+        "SELECT kind, file_name, status, reason, "  # noqa: S608 (constants only)
+        + LOADED_LATER.format(file="f.file_name", run="f.run_id", day="$day")
+        + " AS loaded_later FROM ingested_files AS f WHERE business_date = $day "
         "ORDER BY kind DESC, file_name",
-        params=[day],
+        params={"day": day},
     ).fetchall()
+    # A file rejected whole and loaded by a later run of the date is no longer rejected.
+    counts["files_rejected"] -= sum(
+        1 for _kind, _name, status, _reason, later in files if status == "rejected" and later
+    )
     allocated = con.sql(
         "SELECT count(*) FROM allocations WHERE business_date = ?", params=[day]
     ).fetchall()[0][0]
@@ -248,8 +267,8 @@ def summary(con: duckdb.DuckDBPyConnection, day: dt.date) -> dict[str, Any]:
             "skipped_already_ingested": counts["files_skipped"],
             "rejected_files": [
                 {"file": f"{name}", "reason": reason}
-                for _kind, name, status, reason in files
-                if status == "rejected"
+                for _kind, name, status, reason, later in files
+                if status == "rejected" and not later
             ],
         },
     }

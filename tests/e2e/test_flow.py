@@ -42,7 +42,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
 
 NIGHT = "2026-11-25"
 NEXT_NIGHT = "2026-11-26"
-STEPS = {"check-already-ingested", "load", "allocate", "write-reports", "publish"}
+STEPS = {
+    "finish-committed-night",
+    "check-already-ingested",
+    "load",
+    "allocate",
+    "write-reports",
+    "publish",
+}
 
 
 @pytest.fixture
@@ -359,6 +366,7 @@ def test_a_held_duckdb_file_is_retried(sample: Site, monkeypatch: pytest.MonkeyP
 
 def test_only_the_io_steps_retry_and_no_step_caches_its_result() -> None:
     retried = {
+        "finish-committed-night": nightly.finish_committed,
         "check-already-ingested": nightly.check_already_ingested,
         "load": nightly.load,
         "allocate": nightly.allocate,
