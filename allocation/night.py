@@ -81,12 +81,17 @@ class Night:
         return services.night_label(self.params, self.started, self.run_id)
 
     def run(
-        self, steps: Steps | None = None, when_locked: Callable[[str], NoReturn] | None = None
+        self,
+        steps: Steps | None = None,
+        when_locked: Callable[[str], NoReturn] | None = None,
+        when_stopped: Callable[[str], NoReturn] | None = None,
     ) -> Ran:
         """The night's steps in order under the warehouse lock, each run by `steps` (by default
         this night's own methods). When another writer holds the lock past the lock timeout,
         `when_locked(holder)` decides (the flow reschedules a deployment run); without it the
-        RunLockTimeout goes up."""
+        RunLockTimeout goes up. A stop asked for after the commit takes effect once the reports
+        and published copy are written: `when_stopped(what happened)` ends the night (the flow
+        marks a deployment run Cancelled, saying so); without it the signal is delivered."""
         steps = steps or self
         with contextlib.ExitStack() as locked:
             try:
@@ -109,7 +114,7 @@ class Night:
             # Committed: a stop asked for now (a cancel from Prefect, Ctrl-C) waits until the
             # reports and the published copy are written, then takes effect.
             with (
-                stop_after(f"the night {self.params.business_date} committed"),
+                stop_after(f"the night {self.params.business_date} committed", when_stopped),
                 naming_memory_limit(self.params, committed=not self.params.dry_run),
             ):
                 folder = steps.write_reports(outcome)
@@ -207,9 +212,10 @@ def naming_memory_limit(params: RunParameters, *, committed: bool) -> Iterator[N
 
 
 @contextlib.contextmanager
-def stop_after(what: str) -> Iterator[None]:
+def stop_after(what: str, when_stopped: Callable[[str], NoReturn] | None = None) -> Iterator[None]:
     """Holds back SIGTERM (Prefect's cancel, a worker stopping) and SIGINT (Ctrl-C) for the
-    block, then delivers the first one that came, as it would have been delivered. Outside the
+    block, then calls `when_stopped` with what happened or, without it, delivers the first
+    signal that came, as it would have been delivered. Outside the
     main thread signals cannot be handled here: the block runs unshielded, and the note the
     commit left makes the next run finish it (`services.finish_committed_night`). A SIGKILL
     cannot be held back: the note covers it too."""
@@ -235,7 +241,10 @@ def stop_after(what: str) -> Iterator[None]:
         for signum, handler in previous.items():
             signal.signal(signum, signal.SIG_DFL if handler is None else handler)
     if held:
-        log.warning("The reports and published copy of %s are written: stopping now", what)
+        done = f"The reports and published copy of {what} are written: stopping now"
+        log.warning(done)
+        if when_stopped is not None:
+            when_stopped(done)
         handler = previous[held[0]]
         if callable(handler):
             handler(held[0], None)

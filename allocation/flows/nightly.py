@@ -18,11 +18,13 @@ import uuid
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import duckdb
-from prefect import flow, get_run_logger, runtime, task
+from prefect import flow, get_client, get_run_logger, runtime, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import Abort
+from prefect.states import Cancelled
 
 from allocation.checks import check_run_paths
 from allocation.flows import ordering
@@ -154,6 +156,21 @@ class AsTasks:
         return publish(self.night)
 
 
+def cancelled_after_commit(what: str) -> NoReturn:
+    """A deployment run cancelled (or its worker stopped) after its night committed: the
+    night wrote its reports and published copy first (`Night.run`); the run ends Cancelled,
+    its state message saying so, and its process exits quietly."""
+    message = f"Cancelled after the night committed. {what}: nothing of the night is lost"
+    me = runtime.flow_run.id
+    if me is not None:
+        try:
+            with get_client(sync_client=True) as client:
+                client.set_flow_run_state(me, Cancelled(message=message), force=True)
+        except Exception as error:  # the night is whole either way
+            logging.getLogger("allocation").warning("Could not tell Prefect: %s", error)
+    raise Abort(message)
+
+
 def check_parameters(
     inbox: str,
     warehouse: str,
@@ -248,7 +265,8 @@ def nightly_allocation(
     # Another writer holds the warehouse: the `allocation` command exits 3 with the message; a
     # deployment run is rescheduled (its slot given back) to try again.
     waiting = partial(ordering.wait_for_warehouse, params) if runtime.deployment.id else None
-    ran = night.run(AsTasks(night, bar), when_locked=waiting)
+    stopped = cancelled_after_commit if runtime.deployment.id else None
+    ran = night.run(AsTasks(night, bar), when_locked=waiting, when_stopped=stopped)
     folder, published = ran.folder, ran.published
     summary = read_summary(folder)
     result = {**summary, "outbox_folder": str(folder), "warehouse": str(params.warehouse)}

@@ -19,6 +19,7 @@ import struct
 import subprocess
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,19 +45,33 @@ from test_deployment import (
     make,
     start,
     stop,
-    wait_healthy,
 )
 from test_operations import Ops, final, ledger, parameters, run_logs, wait_for, write_night
 
 from allocation.settings import state_dir_for
 from conftest import REPO
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
 DAY = "2026-11-25"
 NEXT_DAY = "2026-11-26"
 #: The deployment's own job environment: a run's `env` job variable replaces it whole.
 DEPLOYMENT_ENV: dict[str, str] = PREFECT_YAML["definitions"]["work_pool"]["job_variables"]["env"]
+
+
+def wait_up(server: Service, url: str, timeout: float = 300.0) -> None:
+    """`wait_healthy` with more patience: on a loaded machine a fresh server took over 90 s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert server.process.poll() is None, server.tail()
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"{url}/health", timeout=5) as response,
+        ):
+            if response.status == 200:
+                return
+        time.sleep(0.5)
+    pytest.fail(f"prefect server not healthy after {timeout:.0f}s\n{server.tail()}")
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +92,7 @@ def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
             env=env,
             log=root / "server.log",
         )
-        wait_healthy(server, api_url)
+        wait_up(server, api_url)
         env = {**env, "PREFECT_API_URL": api_url}
         make("deploy", env)
         with SyncPrefectClient(api_url) as client:
