@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from allocation.io.readers import InboxError
+from allocation.io.restore import kept_copies
 from allocation.io.run_lock import RunLockTimeout
 from allocation.io.unit_of_work import WarehouseError, check_warehouse_path
 from allocation.settings import ParameterError, RunParameters
@@ -86,9 +87,34 @@ def check_business_date(params: RunParameters) -> None:
     if last is not None and day < last:
         raise ParameterError(
             f"business date {day} is earlier than the last committed night {last}: run {last} "
-            f"or a later date; to redo {day}, roll back to it first "
+            f"or a later date; {_how_to_redo(params)}"
+        )
+
+
+def _how_to_redo(params: RunParameters) -> str:
+    """The rollback that makes the refused date runnable again: to that night, or to the
+    latest night before it, whichever has a kept copy (a date that never ran has none), or
+    that none can be rolled back to."""
+    day = params.business_date
+    copies = kept_copies(params.state_dir / "published")
+    earlier = [copy.night for copy in copies if copy.night <= day]
+    if not earlier:
+        kept = sorted({copy.night.isoformat() for copy in copies})
+        return (
+            f"no night on or before {day} can be rolled back to (nights kept: "
+            f"{', '.join(kept) or 'none'}), so {day} cannot be run again"
+        )
+    target = max(earlier)
+    if target == day:
+        return (
+            f"to redo {day}, roll back to it first "
             f"(allocation rollback --to {day}, see docs/operations.md)"
         )
+    return (
+        f"no copy of {day} is kept; to run it, roll back to {target}, the latest night before it "
+        f"with a kept copy, then run {day} "
+        f"(allocation rollback --to {target}, see docs/operations.md)"
+    )
 
 
 def check_business_date_if_idle(params: RunParameters) -> None:

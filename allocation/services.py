@@ -20,7 +20,7 @@ import polars as pl
 
 from allocation.allocator import Candidates, allocate_candidates
 from allocation.faults import crash_point
-from allocation.io import readers, staging, validation
+from allocation.io import readers, rejections, staging, validation
 from allocation.io.candidates import DuckDBCandidates
 from allocation.io.ingest import classify_batches
 from allocation.io.outbox import write_night
@@ -122,37 +122,53 @@ def load_inbox(
                 skipped.append(file.source_file)
                 progress(done, total_bytes)
                 continue
-            tick = time.perf_counter()
-            read = readers.read_inbox_file(file)
-            tock = time.perf_counter()
-            checked = _VALIDATORS[file.kind](read.rows)
-            validate_seconds += time.perf_counter() - tock
-            read_seconds += tock - tick
-            staged.add(file.kind, validation.leave_out_plain_raw(checked.valid, file.kind))
-            staged.add("rejected", read.rejected)
-            staged.add("rejected", checked.rejected)
-            unreadable = 0 if read.file_rejected else read.rejected.height  # e.g. ragged rows
-            row_rejects += int(read.rejected["line"].is_not_null().sum()) + checked.rejected.height
-            received[file.kind] += read.rows.height + unreadable
-            if read.extra_columns:
-                log.info(
-                    "%s: ignored extra columns %s", file.source_file, ", ".join(read.extra_columns)
-                )
-            reason = read.rejected["reason"][0] if read.file_rejected else None
-            if reason:
+            stream = readers.stream_inbox_file(file)
+            rows = row_rejected = 0
+            with staged.file() as one:
+                tick = time.perf_counter()
+                for part in stream:
+                    tock = time.perf_counter()
+                    checked = _VALIDATORS[file.kind](part.rows)
+                    read_seconds += tock - tick
+                    tick = time.perf_counter()
+                    validate_seconds += tick - tock
+                    one.add(file.kind, validation.leave_out_plain_raw(checked.valid, file.kind))
+                    one.add("rejected", part.rejected)
+                    one.add("rejected", checked.rejected)
+                    rows += part.rows.height + part.rejected.height  # e.g. ragged rows
+                    row_rejected += part.rejected.height + checked.rejected.height
+                    del part, checked  # this slice's rows: the next one reuses the memory
+                    tick = time.perf_counter()
+                read_seconds += time.perf_counter() - tick
+                if stream.problem is not None:
+                    one.drop()  # rejected whole: nothing of it is kept
+            reason = stream.problem
+            if reason is None:
+                received[file.kind] += rows
+                row_rejects += row_rejected
+                if stream.extra_columns:
+                    log.info(
+                        "%s: ignored extra columns %s",
+                        file.source_file,
+                        ", ".join(stream.extra_columns),
+                    )
+            else:
+                rows = 0
+                staged.add("rejected", _file_rejection(file, reason))
                 log.warning("Rejected file %s: %s", file.source_file, reason)
             records.append(
                 {
                     "kind": file.kind,
                     "file_name": file.source_file,
-                    "size": file.size,
-                    "sha256": file.sha256,
-                    "rows": read.rows.height + unreadable,
-                    "status": "rejected" if read.file_rejected else "loaded",
+                    "size": stream.size,
+                    # A file that changed while it was read has no checksum of its own: recorded
+                    # with "", which no file read has, so a rerun of the date reads it again.
+                    "sha256": "" if stream.changed else stream.sha256,
+                    "rows": rows,
+                    "status": "loaded" if reason is None else "rejected",
                     "reason": reason,
                 }
             )
-            del read, checked  # this file's rows: the next file reuses the memory
             progress(done, total_bytes)
     for row in rejected_files.iter_rows(named=True):
         log.warning("Rejected file %s: %s", row["source_file"], row["reason"])
@@ -190,6 +206,12 @@ def load_inbox(
     )
     crash_point("after-validate")
     return night
+
+
+def _file_rejection(file: readers.InboxFile, reason: str) -> pl.DataFrame:
+    return rejections.build(
+        kind=file.kind, source_file=file.source_file, line=None, reason=reason, raw=None
+    )
 
 
 # -- allocate and commit ---------------------------------------------------------------------

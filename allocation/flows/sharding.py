@@ -263,7 +263,10 @@ def allocate_on_dask(
                 collect(next(as_completed(list(running))))
     if not keep_staging:
         fs, path = url_to_fs(root)
-        fs.rm(path, recursive=True)
+        # A night whose lines are all one hot sku is allocated here in pieces: no shard was
+        # staged, so there is no folder to remove.
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
     log.info(
         "Dask allocation of %d chunk(s): %s",
         shards,

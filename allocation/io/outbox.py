@@ -183,10 +183,16 @@ def _point_latest(outbox: Path, written: Path, day: dt.date) -> None:
             f"{what}, not the link to the newest night the pipeline keeps there: move it away, "
             "then run the same night again (it points latest and publishes)"
         )
+    # A night's folder holds its summary; a folder holding only a dry run's `dry-run/` is no
+    # night, and must not pin `latest` to a future date.
     days = sorted(
         p.name
         for p in outbox.iterdir()
-        if p.is_dir() and not p.is_symlink() and not p.name.startswith(".") and _is_day(p.name)
+        if p.is_dir()
+        and not p.is_symlink()
+        and not p.name.startswith(".")
+        and _is_day(p.name)
+        and (p / "summary.json").is_file()
     )
     if days:
         try:

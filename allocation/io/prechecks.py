@@ -7,6 +7,7 @@ reads ("qty 'ten' is not a whole number", "sku is empty"), null when the value p
 to coerce, nor a null it would have to word (pandera's nullability has no words of its own).
 """
 
+import datetime as dt
 from typing import Final, NamedTuple
 
 import polars as pl
@@ -15,7 +16,19 @@ import polars as pl
 #: Unicode-aware and would let digits such as "٣" through the format check.
 _WHOLE_NUMBER: Final = r"^[+-]?[0-9]+$"
 _ISO_DATE: Final = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+#: A date written with a sign or more than four year digits (how polars writes a Parquet date
+#: outside years 0-9999): a date, but never one in the accepted range.
+_FAR_DATE: Final = r"^([+-][0-9]{4,}|[0-9]{5,})-[0-9]{2}-[0-9]{2}$"
 _DATE_FORMAT: Final = "%Y-%m-%d"
+
+#: The dates a manifest may give (README, "Inbox contract"). An eta is when a batch arrives:
+#: years before 1900 or after 2999 are typos ("0202" for "2026"), and one would be taken for the
+#: earliest (or latest) batch of its sku. The range also sits well inside what every place that
+#: holds a date can hold (Python's `date`: years 1-9999, on which the allocation runs; polars,
+#: DuckDB and Parquet hold more): a year-0 eta once passed the door and stopped every night with
+#: an order for its sku ("year 0 is out of range").
+EARLIEST_DATE: Final = dt.date(1900, 1, 1)
+LATEST_DATE: Final = dt.date(2999, 12, 31)
 
 #: Characters an identifier (sku, orderid, reference) may not hold: controls (tab, line breaks),
 #: format characters (zero-width space and joiners, byte order mark, direction marks), private
@@ -90,13 +103,26 @@ def whole_number(column: str) -> Precheck:
 
 
 def date(column: str) -> Precheck:
-    """An optional ``YYYY-MM-DD`` calendar date; null/empty -> null without a reason."""
+    """An optional ``YYYY-MM-DD`` calendar date from ``EARLIEST_DATE`` to ``LATEST_DATE``;
+    null/empty -> null without a reason."""
     stripped = pl.col(column).str.strip_chars()
     given = stripped.is_not_null() & (stripped != "")
     # The regex pins the form (polars alone parses "2026-1-5"); the parse rejects "2026-02-30".
     parsed = stripped.str.to_date(_DATE_FORMAT, strict=False)
-    value = pl.when(given & stripped.str.contains(_ISO_DATE)).then(parsed)
-    reason = pl.when(given & value.is_null()).then(
-        pl.format(f"{column} '{{}}' is not a date (expected YYYY-MM-DD)", shown(stripped))
+    iso = given & stripped.str.contains(_ISO_DATE)
+    in_range = parsed.is_between(pl.lit(EARLIEST_DATE), pl.lit(LATEST_DATE))
+    value = pl.when(iso & in_range).then(parsed)
+    out_of_range = (iso & parsed.is_not_null()) | stripped.str.contains(_FAR_DATE)
+    reason = (
+        pl.when(given & value.is_null() & out_of_range)
+        .then(
+            pl.format(
+                f"{column} '{{}}' is outside the accepted dates {EARLIEST_DATE} to "
+                f"{LATEST_DATE}: a typo?",
+                shown(stripped),
+            )
+        )
+        .when(given & value.is_null())
+        .then(pl.format(f"{column} '{{}}' is not a date (expected YYYY-MM-DD)", shown(stripped)))
     )
     return Precheck(value, given & value.is_null(), reason)

@@ -17,6 +17,7 @@ import duckdb
 
 from allocation.io.disk import is_disk_full
 from allocation.io.repository import DuckDBRepository
+from allocation.io.warehouse_comments import COMMENTS
 from allocation.io.warehouse_schema import SCHEMA_VERSION, migrate
 from allocation.settings import DuckDBLimits
 
@@ -144,9 +145,10 @@ def not_ours(warehouse: Path) -> str | None:
                 "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'"
             ).fetchall()
         }
+        edited_copy = _published_before(warehouse) and _an_edited_copy(con)
     finally:
         con.close()
-    if tables >= PIPELINE_TABLES:
+    if tables >= PIPELINE_TABLES or edited_copy:
         return None
     shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
     return (
@@ -154,6 +156,21 @@ def not_ours(warehouse: Path) -> str | None:
         f"{shown or 'none'}); it never replaces a file it did not make: move that file away "
         "or pick another path"
     )
+
+
+def _an_edited_copy(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether a file missing some of the pipeline's tables is still the published copy as an
+    analyst left it after editing it (a `DROP TABLE`; the caller knows the pipeline published
+    at this path): a table or view left in it carries the pipeline's own `COMMENT ON` text
+    word for word, which a foreign database does not, or nothing is left in it at all (nothing
+    to lose). Like a complete copy with a table an analyst added, it is replaced by the next
+    publish (README: the analysts' file is the pipeline's, rewritten every night)."""
+    objects = con.sql(
+        "SELECT table_name, comment FROM duckdb_tables() WHERE NOT internal "
+        "UNION ALL SELECT view_name, comment FROM duckdb_views() WHERE NOT internal"
+    ).fetchall()
+    ours = [name for name, comment in objects if name in COMMENTS and comment == COMMENTS[name][0]]
+    return bool(ours) or not objects
 
 
 def _published_before(warehouse: Path) -> bool:

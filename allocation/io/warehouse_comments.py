@@ -184,6 +184,22 @@ COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
             "run_id": "Run that received it.",
         },
     ),
+    "quarantined_batches": (
+        "Batches taken out of the allocation, or repaired, on an upgrade because their eta is "
+        "outside the dates the inbox accepts (an older release let them in).",
+        {
+            "reference": "Batch reference.",
+            "sku": "Its sku.",
+            "eta": "The eta it held, outside the accepted dates.",
+            "purchased": "Quantity bought, when quarantined.",
+            "allocated": "Quantity given to order lines, when quarantined.",
+            "first_seen": "Business date the batch was first received.",
+            "source_file": "Inbox file the batch first came from.",
+            "source_line": "1-based data row in that file.",
+            "quarantined_at": "UTC time of the upgrade that quarantined or repaired it.",
+            "reason": "What was wrong and what was done (removed, or its earlier eta restored).",
+        },
+    ),
     "schema_version": (
         "Warehouse schema versions applied, newest last.",
         {

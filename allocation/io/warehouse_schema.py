@@ -12,9 +12,10 @@ from collections.abc import Callable
 
 import duckdb
 
+from allocation.io import warehouse_repair
 from allocation.io.warehouse_comments import COMMENTS
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 _V1_TABLES = """
 CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL);
@@ -91,6 +92,12 @@ CREATE TABLE manifest_rows (
     business_date DATE NOT NULL, run_id VARCHAR NOT NULL
 );
 """
+
+# Version 5 (`warehouse_repair`): the manifest-row ledger filled from the history a version 2
+# or 3 warehouse holds (the version-4 upgrade left it empty, and a re-sent manifest's old rows
+# were applied again), and batches whose eta no night can hold repaired or quarantined (the
+# table `quarantined_batches`). Later versions are other changes; a version missing from
+# MIGRATIONS below changes nothing (versions are numbered ahead, so merges do not collide).
 
 # Views are rebuilt after every upgrade. "Today" for an analyst is the latest committed night.
 # Sums over a sku are HUGEINT in DuckDB; every quantity fits BIGINT but their sum may not, so sums
@@ -172,11 +179,16 @@ def _v4(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_V4_TABLES)
 
 
+def _nothing(con: duckdb.DuckDBPyConnection) -> None:
+    """A version number kept for a change made elsewhere: nothing to do here."""
+
+
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     1: _v1,
     2: _v2,
     3: _v3,
     4: _v4,
+    5: warehouse_repair.upgrade,
 }
 
 
@@ -200,7 +212,7 @@ def migrate(con: duckdb.DuckDBPyConnection, target: int = SCHEMA_VERSION) -> int
             "upgrade the allocation package before running this night"
         )
     for version in range(found + 1, target + 1):
-        MIGRATIONS[version](con)
+        MIGRATIONS.get(version, _nothing)(con)
         con.execute(
             "INSERT INTO schema_version VALUES (?, ?)",
             [version, dt.datetime.now(dt.UTC).replace(tzinfo=None)],

@@ -359,3 +359,21 @@ def test_shard_tasks_do_not_ship_the_parent_tasks_frames() -> None:
     context = _parent_flow()
     assert context["parameters"] == {}
     assert isinstance(context["task_run"]["id"], UUID)  # the parent link stays
+
+
+def test_a_night_whose_open_lines_are_all_one_sku_commits_on_dask(
+    tmp_path: Path, dask_address: str
+) -> None:
+    """Issue 23 item 7: every line of one sku is one hot chunk, allocated in this process in
+    pieces: no shard is staged, and the run's staging folder (never created) is no reason to
+    fail the night."""
+    local, dask = Site(tmp_path / "local"), Site(tmp_path / "dask")
+    for site in (local, dask):
+        site.batches("m1.csv", "B-LAMP-1,LAMP,30,", "B-LAMP-2,LAMP,50,2026-12-01")
+        site.orders("o1.csv", *[f"o{n},LAMP,{1 + n % 4}" for n in range(40)])
+    done = run_flow(dask, NIGHTS[0], task_runner="dask", dask_address=dask_address).result()
+    expected = run_flow(local, NIGHTS[0]).result()
+    assert done["allocated"] == expected["allocated"] > 0
+    assert_same_frames(reports(local, NIGHTS[0]), reports(dask, NIGHTS[0]))
+    assert_same_frames(tables(local), tables(dask))
+    assert not list(Path(staging_root(dask.params(NIGHTS[0]))).glob("run-*"))

@@ -321,6 +321,25 @@ def test_an_eta_that_is_not_a_real_yyyy_mm_dd_date_is_rejected(eta: str) -> None
     )
 
 
+@pytest.mark.parametrize(
+    "eta",
+    ["0000-01-01", "0001-01-01", "1899-12-31", "3000-01-01", "9999-12-31", "-0221-09-04",
+     "+10183-09-21", "12026-01-01"],
+)  # fmt: skip
+def test_an_eta_outside_the_accepted_dates_is_rejected_with_the_range(eta: str) -> None:
+    """Issue 23 item 3: a year-0 eta passed the door and stopped every later night."""
+    assert only_reason(validate_batches(batches({"eta": eta}))) == (
+        f"eta '{eta}' is outside the accepted dates 1900-01-01 to 2999-12-31: a typo?"
+    )
+
+
+@pytest.mark.parametrize("eta", ["1900-01-01", "2999-12-31", "2026-11-25"])
+def test_an_eta_at_either_end_of_the_accepted_dates_is_accepted(eta: str) -> None:
+    result = validate_batches(batches({"eta": eta}))
+    assert result.rejected.height == 0
+    assert result.valid["eta"].to_list() == [dt.date.fromisoformat(eta)]
+
+
 def test_a_long_bad_value_is_cut_short_in_the_reason() -> None:
     qty = "x" * 1000
 

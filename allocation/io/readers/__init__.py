@@ -1,7 +1,10 @@
 """The inbox readers: find the files of an inbox folder and read them into string frames.
 
 The inbox holds two folders, ``batches/`` and ``orders/``; the files directly inside them are
-tonight's input, read in name order (the arrival order). Every file becomes a ``FileRead``:
+tonight's input, read in name order (the arrival order). Every file is read as a stream of
+slices (``stream_inbox_file``: memory bounded by the slice, whatever the file's size), in one
+pass that hashes the bytes it parses (``source.py``); ``read_inbox_file`` collects them into a
+``FileRead``:
 
 * ``rows``: the reader contract of ``docs/design.md`` and ``schemas.rows_schema`` (``source_file, line, <required columns>,
   raw``), every value a string exactly as received, ``line`` the 1-based data row. ``raw`` is
@@ -15,13 +18,17 @@ tonight's input, read in name order (the arrival order). Every file becomes a ``
 
 No row is ever dropped silently: for every file, the ``line`` values of ``rows`` and of the row
 rejections together are exactly ``1..N``. Values are not validated here (``validation.py`` does
-that); only the structure is.
+that); only the structure is. A file that changed while it was read, and a last line without a
+line break (it may have been cut while the file was written), are never taken as data.
 """
 
 from __future__ import annotations
 
-from allocation.io.readers.csv_general import CSV_FIELD_SIZE_LIMIT, read_general_csv
-from allocation.io.readers.csv_plain import read_plain_csv
+import polars as pl
+
+from allocation.io import rejections
+from allocation.io.readers.csv_general import CSV_FIELD_SIZE_LIMIT
+from allocation.io.readers.csv_stream import read_csv_slices
 from allocation.io.readers.discovery import (
     KINDS,
     SUPPORTED_SUFFIXES,
@@ -30,55 +37,61 @@ from allocation.io.readers.discovery import (
     find_inbox_files,
     shown_name,
 )
-from allocation.io.readers.encoding import text_problem
-from allocation.io.readers.frames import FileRead, reject_file
-from allocation.io.readers.jsonl import read_jsonl
-from allocation.io.readers.parquet import read_parquet
+from allocation.io.readers.frames import FileRead, FileSlice, reject_file
+from allocation.io.readers.jsonl import read_jsonl_slices
+from allocation.io.readers.parquet import read_parquet_slices
+from allocation.io.readers.stream import FileStream, Reader
+from allocation.io.schemas import empty_rows
 
 __all__ = [
     "CSV_FIELD_SIZE_LIMIT",
     "KINDS",
     "SUPPORTED_SUFFIXES",
     "FileRead",
+    "FileSlice",
+    "FileStream",
     "InboxError",
     "InboxFile",
     "find_inbox_files",
-    "read_csv",
     "read_inbox_file",
     "shown_name",
+    "stream_inbox_file",
 ]
+
+_READERS: dict[str, tuple[Reader, bool]] = {  # suffix -> reader, is it a text format
+    ".csv": (read_csv_slices, True),
+    ".jsonl": (read_jsonl_slices, True),
+    ".parquet": (read_parquet_slices, False),
+}
+
+
+def stream_inbox_file(file: InboxFile) -> FileStream:
+    """One inbox file as a stream of slices (reader frames plus row rejections), a slice at a
+    time; after it, whether the file was rejected whole and the checksum of the bytes read.
+    Never raises on bad input."""
+    suffix = file.path.suffix.lower()
+    found = _READERS.get(suffix)
+    if found is None:
+        return FileStream(
+            file,
+            None,
+            f"unsupported file type '{file.path.suffix}': expected .csv, .parquet or .jsonl",
+        )
+    reader, text = found
+    return FileStream(file, reader, text=text)
 
 
 def read_inbox_file(file: InboxFile) -> FileRead:
-    """Read one inbox file into a reader frame plus its rejections; never raises on bad input."""
-    suffix = file.path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            return read_csv(file)
-        if suffix == ".jsonl":
-            return read_jsonl(file)
-        if suffix == ".parquet":
-            return read_parquet(file)
-    except OSError as exc:
-        return reject_file(file, f"cannot read file: {exc}")
-    except UnicodeDecodeError as exc:  # the file changed after it was checked
-        return reject_file(
-            file,
-            f"not valid UTF-8 (the file changed while it was read: {exc.reason}): "
-            "re-export the file as UTF-8",
-        )
-    return reject_file(
-        file, f"unsupported file type '{file.path.suffix}': expected .csv, .parquet or .jsonl"
+    """One inbox file read whole into a reader frame plus its rejections (for a small file:
+    the night itself streams, ``stream_inbox_file``); never raises on bad input."""
+    stream = stream_inbox_file(file)
+    parts = list(stream)
+    if stream.problem is not None:
+        return reject_file(file, stream.problem, sha256=stream.sha256, changed=stream.changed)
+    return FileRead(
+        file=file,
+        rows=pl.concat([part.rows for part in parts]) if parts else empty_rows(file.kind),
+        rejected=pl.concat([part.rejected for part in parts]) if parts else rejections.empty(),
+        extra_columns=stream.extra_columns,
+        sha256=stream.sha256,
     )
-
-
-def read_csv(file: InboxFile) -> FileRead:
-    """A CSV file: rejected whole unless it is UTF-8 text; then the fast path when the file is
-    plain (``csv_plain``), else the csv module (``csv_general``). Both give the same result."""
-    problem = text_problem(file.path, "empty file: no header row")
-    if problem is not None:
-        return reject_file(file, problem)
-    fast = read_plain_csv(file)
-    if fast is not None:
-        return fast
-    return read_general_csv(file)

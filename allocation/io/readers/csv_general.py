@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import Final
 
@@ -13,14 +14,8 @@ import polars as pl
 
 from allocation.io import rejections
 from allocation.io.readers.discovery import InboxFile
-from allocation.io.readers.frames import (
-    FileRead,
-    assemble,
-    dumps,
-    gc_paused,
-    reject_file,
-)
-from allocation.io.readers.header import Header, map_header
+from allocation.io.readers.frames import assemble, dumps
+from allocation.io.readers.header import Header
 from allocation.io.schemas import empty_rows
 
 # Largest CSV field accepted, in characters. ``csv.field_size_limit`` is process-wide; 1 MiB is
@@ -30,36 +25,44 @@ CSV_FIELD_SIZE_LIMIT: Final = 1 << 20
 CHUNK_ROWS: Final = 200_000
 
 
-def read_general_csv(file: InboxFile) -> FileRead:
-    """Reads a CSV file that is UTF-8 text (``encoding.text_problem`` said so) with the csv
-    module; a file it cannot parse at all is rejected whole."""
+def csv_reader(lines: Iterator[str]) -> Iterator[list[str]]:
+    """Python's csv reader over lines of text, with the field limit of this module."""
     if csv.field_size_limit() < CSV_FIELD_SIZE_LIMIT:
         csv.field_size_limit(CSV_FIELD_SIZE_LIMIT)
-    with file.path.open(encoding="utf-8-sig", newline="") as handle, gc_paused():
-        reader = csv.reader(handle)
-        try:
-            return _parse_csv(file, reader)
-        except csv.Error as exc:
-            return reject_file(file, f"cannot parse CSV: {exc} (file line {reader.line_num})")
+    return csv.reader(lines)
 
 
-def _parse_csv(file: InboxFile, reader: Iterator[list[str]]) -> FileRead:
-    names = next((row for row in reader if row), None)
-    if names is None:
-        return reject_file(file, "empty file: no header row")
-    header = map_header(file.kind, names)
-    if isinstance(header, str):
-        return reject_file(file, header)
-    width = len(names)
-    frames: list[pl.DataFrame] = []
-    bad_lines: list[int | None] = []
-    bad_reasons: list[str] = []
-    bad_raws: list[str | None] = []
-    line = 0  # data rows seen so far
+@dataclass
+class Block:
+    """Some consecutive data rows of a file: the good ones as a reader frame, the ragged ones
+    as rejections (``line``: the 1-based data row)."""
+
+    rows: pl.DataFrame
+    bad_lines: list[int] = field(default_factory=list)
+    bad_reasons: list[str] = field(default_factory=list)
+    bad_raws: list[str | None] = field(default_factory=list)
+
+    def rejected(self, file: InboxFile) -> pl.DataFrame:
+        return rejections.build(
+            kind=file.kind,
+            source_file=file.source_file,
+            line=list(self.bad_lines),
+            reason=self.bad_reasons,
+            raw=self.bad_raws,
+        )
+
+
+def general_blocks(
+    file: InboxFile, header: Header, width: int, reader: Iterator[list[str]], line: int
+) -> Iterator[tuple[Block, int]]:
+    """The data rows of ``reader`` (blank lines skipped), ``CHUNK_ROWS`` at a time, numbered
+    after ``line`` rows already read; each block with the data rows read so far. Raises
+    ``csv.Error`` for a file the csv module cannot parse at all."""
     while block := list(islice(reader, CHUNK_ROWS)):
         rows = [row for row in block if row]  # csv yields [] for a blank line: skipped
         if not rows:
             continue
+        found = Block(empty_rows(file.kind))
         if set(map(len, rows)) == {width}:  # the usual case: no ragged row in this chunk
             good = rows
             lines: Sequence[int] = range(line + 1, line + 1 + len(rows))
@@ -71,29 +74,17 @@ def _parse_csv(file: InboxFile, reader: Iterator[list[str]]) -> FileRead:
                     good.append(row)
                     good_lines.append(number)
                 else:
-                    bad_lines.append(number)
-                    bad_reasons.append(_ragged_reason(row, width))
-                    bad_raws.append(dumps(row))
+                    found.bad_lines.append(number)
+                    found.bad_reasons.append(ragged_reason(row, width))
+                    found.bad_raws.append(dumps(row))
             lines = good_lines
         line += len(rows)
         if good:
-            frames.append(_csv_frame(file, header, good, lines))
-    rows_frame = pl.concat(frames) if frames else empty_rows(file.kind)
-    return FileRead(
-        file=file,
-        rows=rows_frame,
-        rejected=rejections.build(
-            kind=file.kind,
-            source_file=file.source_file,
-            line=bad_lines,
-            reason=bad_reasons,
-            raw=bad_raws,
-        ),
-        extra_columns=header.extra,
-    )
+            found.rows = _csv_frame(file, header, good, lines)
+        yield found, line
 
 
-def _ragged_reason(row: list[str], width: int) -> str:
+def ragged_reason(row: list[str], width: int) -> str:
     """Why a row with the wrong number of fields is rejected. A field holding line breaks means
     a quote opened and was closed lines later (or never): say so, since the next rows of the
     file were swallowed into this one."""

@@ -19,7 +19,7 @@ import polars as pl
 from allocation.io import rejections
 from allocation.io.readers.discovery import InboxFile
 from allocation.io.readers.header import Header
-from allocation.io.schemas import REQUIRED_COLUMNS, empty_rows
+from allocation.io.schemas import REQUIRED_COLUMNS, empty_rows, raw_text
 
 #: A value or a row as compact JSON text, non-ASCII kept as is (the wording of ``raw``).
 dumps = partial(json.dumps, ensure_ascii=False, separators=(",", ":"))
@@ -31,6 +31,8 @@ class FileRead:
     rows: pl.DataFrame  # reader contract: source_file, line, <required columns>, raw
     rejected: pl.DataFrame  # rejection frame; line null = the whole file
     extra_columns: tuple[str, ...]  # file columns not used (original names), for the log
+    sha256: str = ""  # checksum of the bytes read ("" when unknown)
+    changed: bool = False  # the file changed while it was read (rejected whole)
 
     @property
     def file_rejected(self) -> bool:
@@ -38,7 +40,33 @@ class FileRead:
         return bool(self.rejected.height) and self.rejected["line"].is_null().any()
 
 
-def reject_file(file: InboxFile, reason: str) -> FileRead:
+@dataclass(frozen=True, eq=False)
+class FileSlice:
+    """A slice of one file as a reader streams it: its rows (reader contract) and its row
+    rejections, ``line`` numbered across the whole file."""
+
+    rows: pl.DataFrame
+    rejected: pl.DataFrame
+
+
+def cut_last_row(file: InboxFile, rows: pl.DataFrame, reason: str) -> FileSlice:
+    """``rows`` without its last row, which becomes a rejection with ``reason`` (a last line
+    that may have been cut while the file was being written)."""
+    last = rows.tail(1)
+    rejected = rejections.build(
+        rows=last,
+        kind=file.kind,
+        source_file=pl.col("source_file"),
+        line=pl.col("line"),
+        reason=reason,
+        raw=pl.coalesce("raw", raw_text(file.kind)),
+    )
+    return FileSlice(rows.head(rows.height - 1), rejected)
+
+
+def reject_file(
+    file: InboxFile, reason: str, *, sha256: str = "", changed: bool = False
+) -> FileRead:
     """The ``FileRead`` of a file rejected whole: no rows, one rejection with line null."""
     return FileRead(
         file=file,
@@ -47,6 +75,8 @@ def reject_file(file: InboxFile, reason: str) -> FileRead:
             kind=file.kind, source_file=file.source_file, line=None, reason=reason, raw=None
         ),
         extra_columns=(),
+        sha256=sha256,
+        changed=changed,
     )
 
 

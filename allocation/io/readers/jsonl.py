@@ -15,26 +15,25 @@ What a row is rejected for (the rest of the file still loads):
 * a lone UTF-16 surrogate escape (``"\\ud83d"`` without its pair): not a character, so not text.
 
 A file with no JSON object at all is rejected whole, as is a file that is not UTF-8 text.
+
+The last line of a file that does not end with a line break is kept when it is a complete JSON
+object: cutting an object's text always cuts its closing brace, so a cut line cannot parse. When
+it does not parse, its reason says the file may have been cut while being written.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Generator
 from typing import Any, Final
 
 import polars as pl
 
 from allocation.io import rejections
 from allocation.io.readers.discovery import InboxFile
-from allocation.io.readers.encoding import text_problem
-from allocation.io.readers.frames import (
-    FileRead,
-    dumps,
-    gc_paused,
-    one_line,
-    reject_file,
-)
-from allocation.io.readers.header import normalise
+from allocation.io.readers.frames import FileSlice, dumps, gc_paused, one_line
+from allocation.io.readers.header import normalise, optional_lookalike
+from allocation.io.readers.source import CUT_LAST_LINE, FileProblem, FileSource, text_chunks
 from allocation.io.schemas import REQUIRED_COLUMNS, Kind, empty_rows
 
 _CHUNK_ROWS: Final = 200_000
@@ -84,11 +83,10 @@ def _lone_surrogate(text: str) -> str | None:
     return None
 
 
-def read_jsonl(file: InboxFile) -> FileRead:
-    """Read one ``.jsonl`` inbox file; never raises on bad input."""
-    problem = text_problem(file.path, "empty file: no JSON objects")
-    if problem is not None:
-        return reject_file(file, problem)
+def read_jsonl_slices(
+    file: InboxFile, source: FileSource
+) -> Generator[FileSlice, None, tuple[str, ...]]:
+    """One ``.jsonl`` inbox file, ``_CHUNK_ROWS`` rows at a time; returns its unused keys."""
     kind = file.kind
     required = REQUIRED_COLUMNS[kind]
     slots = {name: i for i, name in enumerate(required)}
@@ -98,82 +96,112 @@ def read_jsonl(file: InboxFile) -> FileRead:
     rows: list[list[str | None]] = []
     raws: list[str | None] = []
     row_lines: list[int] = []
-    frames: list[pl.DataFrame] = []
     bad_lines: list[int | None] = []
     bad_reasons: list[str] = []
     bad_raws: list[str | None] = []
+    first_reason: str | None = None
     parsed_any = False
     line = 0
-    with file.path.open(encoding="utf-8-sig", newline="\n") as handle, gc_paused():
-        for text in handle:
-            stripped = text.strip()
-            if not stripped:
-                continue
-            line += 1
-            try:
-                obj = _decode(stripped)
-                if type(obj) is not dict:
-                    raise _RowProblem(f"not a JSON object: {_json_type(obj)}")
-                parsed_any = True
-                if "\\u" in stripped and (lone := _lone_surrogate(dumps(obj))):
-                    raise _RowProblem(
-                        f"holds a lone UTF-16 surrogate escape ({lone}), which is not a "
-                        "character: fix the exporter's escaping of emoji and other symbols"
-                    )
-                if tuple(obj) == required:  # the usual row: the required keys, in order
-                    values = list(obj.values())
-                    for i, value in enumerate(values):
-                        if type(value) is int:
-                            values[i] = str(value)
-                        elif value is not None and type(value) is not str:
-                            values[i] = _value_text(required[i], value)
-                    raw = None  # exactly ``raw_text(kind)``: left out, as for a plain CSV
+    for chunk in text_chunks(source, "empty file: no JSON objects"):
+        texts = chunk.text.split("\n")
+        if texts[-1] == "":
+            texts.pop()  # the empty text after the chunk's last line break
+        # The file's last line when it has no line break (a carriage return ends it too).
+        cut_at = -1 if chunk.terminated or not texts else len(texts) - 1
+        with gc_paused():
+            for at, text in enumerate(texts):
+                stripped = text.strip()
+                if not stripped:
+                    continue
+                line += 1
+                try:
+                    obj = _decode(stripped)
+                    if type(obj) is not dict:
+                        raise _RowProblem(f"not a JSON object: {_json_type(obj)}")
+                    parsed_any = True
+                    if "\\u" in stripped and (lone := _lone_surrogate(dumps(obj))):
+                        raise _RowProblem(
+                            f"holds a lone UTF-16 surrogate escape ({lone}), which is not a "
+                            "character: fix the exporter's escaping of emoji and other symbols"
+                        )
+                    if tuple(obj) == required:  # the usual row: the required keys, in order
+                        values = list(obj.values())
+                        for i, value in enumerate(values):
+                            if type(value) is int:
+                                values[i] = str(value)
+                            elif value is not None and type(value) is not str:
+                                values[i] = _value_text(required[i], value)
+                        raw = None  # exactly ``raw_text(kind)``: left out, as for a plain CSV
+                    else:
+                        keys = frozenset(obj)
+                        if keys not in key_sets:
+                            key_sets[keys] = _register_keys(kind, obj, names)
+                        duplicate = key_sets[keys]
+                        if duplicate is not None:
+                            raise _RowProblem(duplicate)
+                        values = [None] * len(required)
+                        for key, value in obj.items():
+                            name = names[key]
+                            position = slots.get(name)
+                            if value is not None and type(value) is not str:
+                                value = obj[key] = _value_text(
+                                    name if position is not None else None, value
+                                )
+                            if position is not None:
+                                values[position] = value
+                        raw = dumps(obj)
+                except _RowProblem as problem_:
+                    reason = str(problem_)
+                except json.JSONDecodeError as exc:
+                    reason = f"not a JSON object: {exc.msg} at column {exc.colno}"
+                except (ValueError, RecursionError) as exc:  # huge integer, absurd nesting
+                    reason = f"not a JSON object: {one_line(exc)}"
                 else:
-                    keys = frozenset(obj)
-                    if keys not in key_sets:
-                        key_sets[keys] = _register_keys(kind, obj, names)
-                    duplicate = key_sets[keys]
-                    if duplicate is not None:
-                        raise _RowProblem(duplicate)
-                    values = [None] * len(required)
-                    for key, value in obj.items():
-                        name = names[key]
-                        position = slots.get(name)
-                        if value is not None and type(value) is not str:
-                            value = obj[key] = _value_text(
-                                name if position is not None else None, value
-                            )
-                        if position is not None:
-                            values[position] = value
-                    raw = dumps(obj)
-            except _RowProblem as problem_:
-                reason = str(problem_)
-            except json.JSONDecodeError as exc:
-                reason = f"not a JSON object: {exc.msg} at column {exc.colno}"
-            except (ValueError, RecursionError) as exc:  # huge integer, absurd nesting
-                reason = f"not a JSON object: {one_line(exc)}"
-            else:
-                rows.append(values)
-                raws.append(raw)
-                row_lines.append(line)
-                if len(row_lines) >= _CHUNK_ROWS:
-                    frames.append(_frame(file, rows, raws, row_lines))
-                    rows, raws, row_lines = [], [], []
-                continue
-            bad_lines.append(line)
-            bad_reasons.append(reason)
-            bad_raws.append(dumps(text.rstrip("\r\n")))
+                    # A complete object on a last line without a line break is kept: cutting
+                    # an object's text always cuts its closing brace, so it cannot parse.
+                    rows.append(values)
+                    raws.append(raw)
+                    row_lines.append(line)
+                    if len(row_lines) >= _CHUNK_ROWS:
+                        yield _slice(file, rows, raws, row_lines, bad_lines, bad_reasons, bad_raws)
+                        rows, raws, row_lines = [], [], []
+                        bad_lines, bad_reasons, bad_raws = [], [], []
+                    continue
+                if first_reason is None:
+                    first_reason = reason
+                if at == cut_at:
+                    reason = f"{CUT_LAST_LINE}; {reason}"
+                bad_lines.append(line)
+                bad_reasons.append(reason)
+                bad_raws.append(dumps(text.rstrip("\r")))
+        if row_lines or bad_lines:
+            yield _slice(file, rows, raws, row_lines, bad_lines, bad_reasons, bad_raws)
+            rows, raws, row_lines = [], [], []
+            bad_lines, bad_reasons, bad_raws = [], [], []
     if not parsed_any:
-        first = bad_reasons[0].removeprefix("not a JSON object: ")
-        return reject_file(file, f"cannot parse as JSON Lines: line 1: {first}")
-    if row_lines:
-        frames.append(_frame(file, rows, raws, row_lines))
+        first = (first_reason or "").removeprefix("not a JSON object: ")
+        raise FileProblem(f"cannot parse as JSON Lines: line 1: {first}")
+    return tuple(key for key, name in names.items() if name not in required)
+
+
+def _slice(
+    file: InboxFile,
+    rows: list[list[str | None]],
+    raws: list[str | None],
+    row_lines: list[int],
+    bad_lines: list[int | None],
+    bad_reasons: list[str],
+    bad_raws: list[str | None],
+) -> FileSlice:
     rejected = rejections.build(
-        kind=kind, source_file=file.source_file, line=bad_lines, reason=bad_reasons, raw=bad_raws
+        kind=file.kind,
+        source_file=file.source_file,
+        line=bad_lines,
+        reason=bad_reasons,
+        raw=bad_raws,
     )
-    extra = tuple(key for key, name in names.items() if name not in required)
-    table = pl.concat(frames) if frames else empty_rows(kind)
-    return FileRead(file, table, rejected, extra)
+    table = _frame(file, rows, raws, row_lines) if row_lines else empty_rows(file.kind)
+    return FileSlice(table, rejected)
 
 
 def _frame(
@@ -207,7 +235,9 @@ def _register_keys(kind: Kind, row: dict[str, Any], names: dict[str, str]) -> st
         for name, same in originals.items()
         if len(same) > 1
     )
-    return f"duplicate keys once names are normalised: {described}" if described else None
+    if described:
+        return f"duplicate keys once names are normalised: {described}"
+    return optional_lookalike(kind, list(originals), [same[0] for same in originals.values()])
 
 
 def _value_text(column: str | None, value: Any) -> str:
