@@ -6,6 +6,7 @@ unusable paths, a business date earlier than the last committed night). The CLI 
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 
 from allocation import night_checks
@@ -33,11 +34,51 @@ def check_inbox(inbox: Path, *, flow_run: bool = False) -> None:
         )
 
 
+#: The most bytes the pipeline adds to the warehouse's file name for the names it makes beside
+#: it: `.NAME.publish-PID.wal` (a PID has at most 7 digits on Linux), longer than
+#: `.NAME.pipeline`, `.NAME.probe-XXXXXXXX` and `NAME.wal`.
+NAME_OVERHEAD = len(".") + len(".publish-") + 7 + len(".wal")
+
+
+def check_warehouse_name(warehouse: Path) -> None:
+    """Refuses a warehouse file name so long that a name the pipeline makes beside it would
+    not fit the file system's limit: such a night would commit, then never publish."""
+    folder = warehouse.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    length = len(os.fsencode(warehouse.name))
+    if length + NAME_OVERHEAD > limit:
+        raise ParameterError(
+            f"--warehouse file name is {length} bytes long ({warehouse.name[:40]}...): the "
+            f"pipeline makes names up to {NAME_OVERHEAD} bytes longer beside it "
+            f"(.NAME.publish-PID.wal) and the file system of {folder} allows {limit} bytes per "
+            f"name: use a file name of at most {limit - NAME_OVERHEAD} bytes"
+        )
+
+
+def check_warehouse_outside_inbox(params: RunParameters) -> None:
+    """Refuses a warehouse inside the inbox's batches/ or orders/ folder: its file (or its
+    published copy) would be read as an input file the next night."""
+    home = params.warehouse.parent.resolve()
+    for kind in ("batches", "orders"):
+        if home == (params.inbox / kind).resolve():
+            raise ParameterError(
+                f"--warehouse {params.warehouse} is inside the inbox's {kind}/ folder, where "
+                f"every file is read as {kind}: keep the warehouse outside the inbox"
+            )
+
+
 def check_run_paths(params: RunParameters, *, flow_run: bool = False) -> None:
     """Refuses, before anything is read or written, paths no night can run with: the CLI and
     the flow both start with this one check (`flow_run`: the messages name the flow's
     parameters, not the command's options)."""
     check_inbox(params.inbox, flow_run=flow_run)
+    check_warehouse_name(params.warehouse)
+    check_warehouse_outside_inbox(params)
     check_warehouse_path(params.warehouse)
     night_checks.check_settings(params)  # ALLOCATION_CHECKS and the accepted checks
     if params.outbox.exists() and not params.outbox.is_dir():

@@ -11,6 +11,7 @@ clear line on stderr saying what is wrong and what to do, and a non-zero code:
 2 a parameter or the inbox, 3 the warehouse (cannot be opened, or another run holds it),
 4 the night committed but the analysts' copy could not be published, 5 a check of the night
 stopped it before its commit (nothing committed; the line names the check and the way on),
+6 the night is complete but Prefect could not be told (its run may show Running),
 1 anything unexpected.
 """
 
@@ -48,6 +49,22 @@ class CommandError(Exception):
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.code = code
+
+
+class NightCompleteUntold(CommandError):
+    """The night is complete (committed, reports written, published), but Prefect was not
+    told: the run's state in the UI may still say Running (exit 6)."""
+
+    def __init__(self, summary: dict[str, Any], cause: str) -> None:
+        super().__init__(
+            f"the night {summary['business_date']} is complete (reports in "
+            f"{summary['outbox_folder']}, warehouse published), but Prefect could not be told "
+            f"({cause}): its flow run {summary['run_id']} may still show Running; nothing needs "
+            'running again (docs/operations.md, "Prefect could not be told", says how to mark '
+            "the run Completed)",
+            6,
+        )
+        self.summary = summary
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -135,21 +152,39 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     )
     checks.check_run_paths(params)
     checks.check_business_date_if_idle(params)  # one clean line; the flow checks again
+    from allocation.flows import prefect_api
 
-    from allocation.flows.nightly import nightly_allocation
+    try:
+        prefect_api.check_prefect_home()  # a full disk there: one line, not 3,000 log lines
+    except prefect_api.PrefectHomeFull as full:
+        raise CommandError(str(full), 1) from None
 
-    state = nightly_allocation(
-        inbox=str(params.inbox),
-        warehouse=str(params.warehouse),
-        outbox=str(params.outbox),
-        business_date=params.business_date.isoformat(),
-        dry_run=params.dry_run,
-        task_runner=params.task_runner,
-        dask_address=params.dask_address,
-        accept_checks=list(params.accept_checks),
-        return_state=True,
-    )
-    result = state.result(raise_on_failure=False)
+    from allocation.flows.nightly import completed_nights, nightly_allocation
+
+    before = len(completed_nights)  # tests run several nights in one process
+    try:
+        state = nightly_allocation(
+            inbox=str(params.inbox),
+            warehouse=str(params.warehouse),
+            outbox=str(params.outbox),
+            business_date=params.business_date.isoformat(),
+            dry_run=params.dry_run,
+            task_runner=params.task_runner,
+            dask_address=params.dask_address,
+            accept_checks=list(params.accept_checks),
+            return_state=True,
+        )
+        result = state.result(raise_on_failure=False)
+    except Exception as error:
+        # A night that completed is never reported as failed, whatever Prefect answered.
+        if len(completed_nights) > before:
+            untold = prefect_api.describe_error(error)
+            raise NightCompleteUntold(completed_nights[-1], untold) from error
+        if prefect_api.is_api_error(error):
+            raise CommandError(prefect_api.unreachable(error), 1) from error
+        raise
+    if len(completed_nights) > before and not (state.is_completed() and isinstance(result, dict)):
+        raise NightCompleteUntold(completed_nights[-1], f"{state.name}: {state.message}")
     if isinstance(result, BaseException):
         raise result
     if not state.is_completed():
@@ -163,6 +198,9 @@ def _publish(args: argparse.Namespace) -> Path:
     if not state_db(params).exists():
         raise WarehouseError(f"no committed state beside {params.warehouse}: run a night first")
     with warehouse_lock(params, "publish", for_night=False):
+        finished = services.finish_committed_night(params, "publish")
+        if finished is not None:  # its reports are written and it is published, as its label
+            return params.state_dir / "published" / f"{finished.label}.duckdb"
         label = f"republished-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
         return services.publish(params, label)
 
@@ -188,7 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)  # reads the ALLOCATION_* settings for its defaults
         if args.command == "run":
-            _report(_run(args))
+            try:
+                _report(_run(args))
+            except NightCompleteUntold as untold:
+                _report(untold.summary)
+                raise
         elif args.command == "rollback":
             _rollback(args)
         else:

@@ -25,6 +25,7 @@ from allocation.io import check_figures, readers, rejections, staging, validatio
 from allocation.io.candidates import DuckDBCandidates
 from allocation.io.ingest import classify_batches
 from allocation.io.outbox import write_night
+from allocation.io.pending import PendingNight, leave_note, read_note, remove_note
 from allocation.io.publish import publish_copy
 from allocation.io.rejection_log import log_rejected_rows
 from allocation.io.schemas import Kind, rows_schema
@@ -589,6 +590,12 @@ def _allocate_night(
             log.info("Dry run: nothing committed")
             night.discard()
             return NightOutcome(run_id, day, counts, folder)
+        # Before the commit: once it is in, the note is what makes the next run finish this
+        # night's reports and published copy if this one is cancelled or killed first.
+        leave_note(
+            params.state_dir,
+            PendingNight(run_id, day, night_label(params, started_at, run_id), params.outbox),
+        )
         crash_point("before-commit")
         uow.commit()
         night.discard()
@@ -783,6 +790,36 @@ def publish(params: RunParameters, label: str) -> Path:
         params.keep_published,
         params.warehouse_storage_version,
     )
+
+
+def finish_committed_night(params: RunParameters, run_id: str) -> PendingNight | None:
+    """Writes the reports and the published copy of a night that committed but stopped before
+    it had written them (cancelled, killed, its host lost), read from the note it left
+    (`allocation.io.pending`); returns that night, or None when none was left undone. A note
+    whose run the ledger does not hold is a night that never committed: it is dropped. The
+    note of run `run_id` itself is left alone: that run is about to do its own steps again.
+    Call it holding the warehouse lock."""
+    note = read_note(params.state_dir)
+    if note is None or note.run_id == run_id:
+        return None
+    with DuckDBUnitOfWork(state_db(params), params.duckdb_limits) as uow:
+        committed = uow.repo.has_run(note.run_id)
+    if not committed:
+        log.info("%s stopped before its commit: nothing of it to finish", note.describe())
+        remove_note(params.state_dir, note.run_id)
+        return None
+    log.warning(
+        "%s committed, then stopped before its reports and published copy were written "
+        "(cancelled or killed): writing them now, before anything else",
+        note.describe(),
+    )
+    committed_night = params.model_copy(
+        update={"business_date": note.business_date, "outbox": note.outbox, "dry_run": False}
+    )
+    write_reports(committed_night, NightOutcome(note.run_id, note.business_date, counts={}))
+    publish(committed_night, note.label)
+    remove_note(params.state_dir, note.run_id)
+    return note
 
 
 def night_label(params: RunParameters, started: dt.datetime, run_id: str) -> str:

@@ -11,6 +11,7 @@ import polars as pl
 import pyarrow.parquet as pq
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from allocation.flows.courtesy import best_effort
 from allocation.night_checks import CheckResult, NightStopped
 from allocation.rollback import rollbacks_before
 from allocation.settings import RunParameters
@@ -280,17 +281,29 @@ def human_size(size: int) -> str:
 def publish_artifacts(
     summary: dict[str, Any], folder: Path, params: RunParameters, published: Path | None
 ) -> None:
+    """The run's summary and out-of-stock artifacts: a courtesy, each waited for a few seconds
+    at most (`allocation.flows.courtesy`); the second is not tried when the first got no
+    answer."""
     suffix = "-dry-run" if params.dry_run else ""
-    create_markdown_artifact(
-        summary_markdown(summary, folder, params, published),
-        key=SUMMARY_KEY + suffix,
-        description=f"Night {summary['business_date']}: counts, rejected files, outputs",
-    )
+    markdown = summary_markdown(summary, folder, params, published)
+    day = summary["business_date"]
+    if not best_effort(
+        lambda: create_markdown_artifact(
+            markdown,
+            key=SUMMARY_KEY + suffix,
+            description=f"Night {day}: counts, rejected files, outputs",
+        ),
+        "Summary artifact not created",
+    ):
+        return
     table = top_out_of_stock(folder, 50).with_columns(pl.col("next_eta").cast(pl.String))
-    create_table_artifact(
-        table=table.to_dicts(),
-        key=OUT_OF_STOCK_KEY + suffix,
-        description=f"Out-of-stock skus after night {summary['business_date']}",
+    best_effort(
+        lambda: create_table_artifact(
+            table=table.to_dicts(),
+            key=OUT_OF_STOCK_KEY + suffix,
+            description=f"Out-of-stock skus after night {day}",
+        ),
+        "Out-of-stock artifact not created",
     )
 
 

@@ -18,12 +18,13 @@ import uuid
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import duckdb
-from prefect import flow, get_run_logger, runtime, task
+from prefect import flow, get_client, get_run_logger, runtime, task
 from prefect.cache_policies import NO_CACHE
-from prefect.states import Failed
+from prefect.exceptions import Abort
+from prefect.states import Cancelled, Failed
 
 from allocation.checks import check_run_paths
 from allocation.flows import error_logs, naming, ordering
@@ -79,6 +80,12 @@ NO_RESULTS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
 NIGHT_TIMEOUT_SECONDS = 4 * 3600
 
 
+#: The result of every night this process completed (reports written, published unless a dry
+#: run), in order: the `allocation` command reads it to tell a complete night that Prefect
+#: could not be told about (exit 6) from a night that failed.
+completed_nights: list[dict[str, Any]] = []
+
+
 def scheduled_business_date() -> dt.date:
     """The date the run was scheduled for (UTC), not when a worker happened to start it."""
     scheduled = runtime.flow_run.scheduled_start_time
@@ -94,6 +101,11 @@ def night_name() -> str:
 
 
 # -- each step of `Night` as a task -----------------------------------------------------------
+@task(name="finish-committed-night", **IO_RETRIES, **NO_RESULTS)
+def finish_committed(night: Night) -> None:
+    night.finish_committed()
+
+
 @task(name="check-already-ingested", **IO_RETRIES, **NO_RESULTS)
 def check_already_ingested(night: Night) -> set[tuple[str, str]]:
     return night.already_ingested()
@@ -127,6 +139,9 @@ class AsTasks:
     night: Night
     bar: NightProgress
 
+    def finish_committed(self) -> None:
+        finish_committed(self.night)
+
     def already_ingested(self) -> set[tuple[str, str]]:
         return check_already_ingested(self.night)
 
@@ -143,6 +158,21 @@ class AsTasks:
 
     def publish(self) -> Path:
         return publish(self.night)
+
+
+def cancelled_after_commit(what: str) -> NoReturn:
+    """A deployment run cancelled (or its worker stopped) after its night committed: the
+    night wrote its reports and published copy first (`Night.run`); the run ends Cancelled,
+    its state message saying so, and its process exits quietly."""
+    message = f"Cancelled after the night committed. {what}: nothing of the night is lost"
+    me = runtime.flow_run.id
+    if me is not None:
+        try:
+            with get_client(sync_client=True) as client:
+                client.set_flow_run_state(me, Cancelled(message=message), force=True)
+        except Exception as error:  # the night is whole either way
+            logging.getLogger("allocation").warning("Could not tell Prefect: %s", error)
+    raise Abort(message)
 
 
 def check_parameters(
@@ -246,14 +276,18 @@ def nightly_allocation(
     # Another writer holds the warehouse: the `allocation` command exits 3 with the message; a
     # deployment run is rescheduled (its slot given back) to try again.
     waiting = partial(ordering.wait_for_warehouse, params) if runtime.deployment.id else None
+    stopped = cancelled_after_commit if runtime.deployment.id else None
     try:
-        ran = night.run(AsTasks(night, bar), when_locked=waiting)
-    except NightStopped as stopped:
+        ran = night.run(AsTasks(night, bar), when_locked=waiting, when_stopped=stopped)
+    except NightStopped as stopped_by_check:
         # Nothing committed: the run ends Failed with the check's one line as its message.
-        publish_stopped_artifact(params, stopped)
-        return Failed(message=str(stopped), data=stopped)  # type: ignore[return-value]
+        publish_stopped_artifact(params, stopped_by_check)
+        return Failed(message=str(stopped_by_check), data=stopped_by_check)  # type: ignore[return-value]
     folder, published = ran.folder, ran.published
     summary = read_summary(folder)
+    result = {**summary, "outbox_folder": str(folder), "warehouse": str(params.warehouse)}
+    # From here on the night is complete, whatever Prefect hears of it.
+    completed_nights.append(result)
     publish_artifacts(summary, folder, params, published)
     warned = announce_warnings(summary, params.dry_run)
     if warned:
@@ -267,7 +301,7 @@ def nightly_allocation(
         summary["out_of_stock"],
         folder,
     )
-    return {**summary, "outbox_folder": str(folder), "warehouse": str(params.warehouse)}
+    return result
 
 
 if __name__ == "__main__":

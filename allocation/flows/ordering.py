@@ -41,7 +41,12 @@ from prefect.client.schemas.responses import OrchestrationResult, SetStateStatus
 from prefect.exceptions import Abort, Pause
 from prefect.states import Scheduled
 
-from allocation.settings import RunParameters, Settings, parse_business_date
+from allocation.settings import (
+    RunParameters,
+    Settings,
+    parse_business_date,
+    same_warehouse_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -160,12 +165,12 @@ def night_of(run: FlowRun) -> dt.date | None:
 
 
 def same_warehouse(run: FlowRun, warehouse: Path, settings: Settings) -> bool:
-    """Whether `run` writes `warehouse`: relative paths are relative to the checkout, which is
-    this run's working directory too; an empty path is the settings' default."""
+    """Whether `run` writes `warehouse`, however either path is spelled (a symlinked folder,
+    `..`): relative paths are relative to the checkout, which is this run's working directory
+    too; an empty path is the settings' default."""
     value = (run.parameters or {}).get("warehouse")
     text = "" if value is None else str(value).strip()
-    path = Path(text or settings.warehouse).expanduser().absolute()
-    return path == warehouse
+    return same_warehouse_path(Path(text or settings.warehouse), warehouse)
 
 
 def other_nights(

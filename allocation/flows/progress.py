@@ -3,8 +3,9 @@
 The service layer reports `progress(done, total)` per step (files loaded, lines placed); a
 `NightProgress` maps each step onto its share of the bar and passes an update to Prefect only
 when the bar moved by `MIN_STEP` points or more (and always at 100): a handful of updates per
-night, never one per row. The bar is a courtesy: an update that fails is logged, never fails
-the night.
+night, never one per row. The bar is a courtesy (`allocation.flows.courtesy`): an update waits
+a few seconds at most, and after one that failed or did not answer the bar stops for the rest of
+the night (the API is likely gone); it never fails or stalls the night.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from uuid import UUID
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
+from allocation.flows.courtesy import best_effort
 from allocation.services import Progress
 
 log = logging.getLogger("allocation")
@@ -40,17 +42,22 @@ class NightProgress:
 
     @classmethod
     def create(cls, business_date: str, dry_run: bool) -> NightProgress:
-        try:
-            created = create_progress_artifact(
-                0.0,
-                key=PROGRESS_KEY + ("-dry-run" if dry_run else ""),
-                description=f"Night {business_date}: files loaded, lines allocated, reports",
+        created: list[object] = []
+
+        def make() -> None:
+            created.append(
+                create_progress_artifact(
+                    0.0,
+                    key=PROGRESS_KEY + ("-dry-run" if dry_run else ""),
+                    description=f"Night {business_date}: files loaded, lines allocated, reports",
+                )
             )
-        except Exception as error:  # the night runs without a bar rather than not at all
-            log.warning("No progress bar for this run: %s", error)
+
+        # The night runs without a bar rather than not at all (or late).
+        if not best_effort(make, "No progress bar for this run") or not created:
             return cls(None)
-        # Called from the flow's (synchronous) body, Prefect's dispatch returns the id itself.
-        return cls(created if isinstance(created, UUID) else None)
+        # Called from a synchronous context, Prefect's dispatch returns the id itself.
+        return cls(created[0] if isinstance(created[0], UUID) else None)
 
     def set(self, percent: float, note: str = "") -> None:
         """Moves the bar and logs one line (`Progress 45%: allocating, ...`) when it moved by
@@ -64,10 +71,12 @@ class NightProgress:
             return
         if percent <= self.shown:
             return
-        try:
-            update_progress_artifact(self.artifact_id, percent)
-        except Exception as error:
-            log.warning("Progress bar not updated to %.0f%%: %s", percent, error)
+        artifact_id = self.artifact_id
+        if not best_effort(
+            lambda: update_progress_artifact(artifact_id, percent),
+            f"Progress bar not updated to {percent:.0f}%",
+        ):
+            self.artifact_id = None
             return
         self.shown = percent
         self.updates += 1

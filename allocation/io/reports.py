@@ -49,6 +49,17 @@ SUMMARY_COUNTS = (
 )
 
 
+#: Whether a later run of the same business date loaded the file `{file}` that run `{run}`
+#: rejected whole (unreadable, then its permissions fixed; a bad export, then re-sent under the
+#: same name): that rejection no longer describes the date, so the date's rejected.csv and
+#: summary leave it out. The warehouse keeps it (`rejected_rows`, `ingested_files`).
+LOADED_LATER = (
+    "EXISTS (SELECT 1 FROM ingested_files AS later JOIN runs AS later_run USING (run_id), "
+    "runs AS this_run WHERE this_run.run_id = {run} AND later.business_date = {day} "
+    "AND later.file_name = {file} AND later.status = 'loaded' "
+    "AND later_run.started_at > this_run.started_at)"
+)
+
 REPORT_SQL: dict[str, tuple[type[pa.DataFrameModel], str]] = {
     "allocations": (
         schemas.AllocationReport,
@@ -62,8 +73,10 @@ REPORT_SQL: dict[str, tuple[type[pa.DataFrameModel], str]] = {
     ),
     "rejected": (
         schemas.RejectedReport,
-        "SELECT kind, source_file, line, reason, raw FROM rejected_rows "
-        "WHERE business_date = $day ORDER BY kind DESC, source_file, line NULLS FIRST, reason",
+        "SELECT kind, source_file, line, reason, raw FROM rejected_rows AS r "  # noqa: S608
+        "WHERE business_date = $day AND NOT (line IS NULL AND "
+        + LOADED_LATER.format(file="r.source_file", run="r.run_id", day="$day")
+        + ") ORDER BY kind DESC, source_file, line NULLS FIRST, reason",
     ),
     "reallocations": (
         schemas.ReallocationReport,
@@ -210,10 +223,16 @@ def summary(con: duckdb.DuckDBPyConnection, day: dt.date) -> dict[str, Any]:
         params=[day],
     ).fetchall()
     files = con.sql(
-        "SELECT kind, file_name, status, reason, sha256 <> '' FROM ingested_files "
-        "WHERE business_date = ? ORDER BY kind DESC, file_name",
-        params=[day],
+        "SELECT kind, file_name, status, reason, sha256 <> '' AS was_read, "  # noqa: S608
+        + LOADED_LATER.format(file="f.file_name", run="f.run_id", day="$day")
+        + " AS loaded_later FROM ingested_files AS f WHERE business_date = $day "
+        "ORDER BY kind DESC, file_name",
+        params={"day": day},
     ).fetchall()
+    # A file rejected whole and loaded by a later run of the date is no longer rejected.
+    counts["files_rejected"] -= sum(
+        1 for _kind, _name, status, _reason, _read, later in files if status == "rejected" and later
+    )
     allocated = con.sql(
         "SELECT count(*) FROM allocations WHERE business_date = ?", params=[day]
     ).fetchall()[0][0]
@@ -249,8 +268,8 @@ def summary(con: duckdb.DuckDBPyConnection, day: dt.date) -> dict[str, Any]:
             "skipped_already_ingested": counts["files_skipped"],
             "rejected_files": [
                 {"file": f"{name}", "reason": reason}
-                for _kind, name, status, reason, _read in files
-                if status == "rejected"
+                for _kind, name, status, reason, _read, later in files
+                if status == "rejected" and not later
             ],
             **_entries_not_read(files),
         },
@@ -265,15 +284,17 @@ def _entries_not_read(files: list[tuple[Any, ...]]) -> dict[str, Any]:
     rows loaded, or the file rejected after reading), and the entries ignored (in the wrong
     place, hidden, a backup) or waiting (still being written when the night looked; not listed
     once a later run of the date read them)."""
-    read = {name for _kind, name, _status, _reason, was_read in files if was_read}
+    read = {name for _kind, name, _status, _reason, was_read, _later in files if was_read}
     not_read = [
         {"file": name, "status": status, "reason": reason}
-        for _kind, name, status, reason, _read in files
+        for _kind, name, status, reason, _read, _later in files
         if status == "ignored" or (status == "waiting" and name not in read)
     ]
     return {
-        "read": sum(1 for *_, was_read in files if was_read),
-        "order_files_read": sum(1 for kind, *_, was_read in files if was_read and kind == "orders"),
+        "read": sum(1 for _k, _n, _s, _r, was_read, _l in files if was_read),
+        "order_files_read": sum(
+            1 for kind, _n, _s, _r, was_read, _l in files if was_read and kind == "orders"
+        ),
         "ignored": sum(1 for entry in not_read if entry["status"] == "ignored"),
         "waiting": sum(1 for entry in not_read if entry["status"] == "waiting"),
         "not_read": not_read,

@@ -69,6 +69,10 @@ class Recorded:
         self.night = night
         self.calls: list[str] = []
 
+    def finish_committed(self) -> None:
+        self.calls.append("finish-committed-night")
+        self.night.finish_committed()
+
     def already_ingested(self) -> set[tuple[str, str]]:
         self.calls.append("check-already-ingested")
         return self.night.already_ingested()
@@ -93,8 +97,27 @@ class Recorded:
 @pytest.mark.parametrize(
     ("dry_run", "steps"),
     [
-        (False, ["check-already-ingested", "load", "allocate", "write-reports", "publish"]),
-        (True, ["check-already-ingested", "load", "allocate", "write-reports"]),
+        (
+            False,
+            [
+                "finish-committed-night",
+                "check-already-ingested",
+                "load",
+                "allocate",
+                "write-reports",
+                "publish",
+            ],
+        ),
+        (
+            True,
+            [
+                "finish-committed-night",
+                "check-already-ingested",
+                "load",
+                "allocate",
+                "write-reports",
+            ],
+        ),
     ],
 )
 def test_the_steps_run_in_order_and_a_dry_run_publishes_nothing(

@@ -142,3 +142,21 @@ def test_a_crashed_night_is_retried_on_its_first_crash_only() -> None:
     crashed = State(type=StateType.CRASHED)
     assert first_crash([running, crashed])
     assert not first_crash([running, crashed, State(type=StateType.SCHEDULED), running, crashed])
+
+
+def test_runs_spelling_the_warehouse_through_a_symlink_or_dotdot_count(tmp_path: Path) -> None:
+    """Issue 27: the paths were compared as spelled, so `whlink/w.duckdb` (whlink -> wh) and
+    `wh/sub/../w.duckdb` were other warehouses and the later night did not wait."""
+    real = tmp_path / "wh"
+    (real / "sub").mkdir(parents=True)
+    (tmp_path / "whlink").symlink_to(real)
+    warehouse = real / "w.duckdb"
+    others = [
+        flow_run(warehouse=str(tmp_path / "whlink" / "w.duckdb"), business_date="2026-11-24"),
+        flow_run(warehouse=str(real / "sub" / ".." / "w.duckdb"), business_date="2026-11-25"),
+        flow_run(warehouse=str(real / "sub" / "w.duckdb"), business_date="2026-11-25"),
+    ]
+
+    nights = other_nights(others, "me", warehouse, Settings())
+
+    assert [n.run_id for n in nights] == [str(others[0].id), str(others[1].id)]
