@@ -165,6 +165,8 @@ def load_inbox(
                         file.source_file,
                         ", ".join(read.extra_columns),
                     )
+                    if file.kind == "batches" and read.rows.height and _no_eta(read.rows):
+                        without_eta.append(file.source_file)  # every row "in stock now"
                 if stream.problem is not None:
                     log.warning("Rejected file %s: %s", file.source_file, stream.problem)
                 group.add(read)  # validated and staged with the small files around it

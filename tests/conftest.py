@@ -101,6 +101,32 @@ class Site:
         return pl.read_parquet(self.outbox / day / f"{name}.parquet").to_dicts()
 
 
+#: The test modules of the checks of the night themselves (and the e2e ones that stop a night):
+#: they run with the checks' defaults. Every other test exercises another behaviour (a file
+#: rejected whole, a manifest-only night, ten nights of random volume) whose night the default
+#: `stop` checks would end before its commit, so there every check is a warning: still computed,
+#: recorded and logged, never stopping the night under test.
+CHECK_TEST_MODULES = {
+    "test_night_checks.py",
+    "test_check_rules.py",
+    "test_deployment.py",
+    "test_cli.py",
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def checks_warn_outside_their_own_tests(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Module-scoped, so module-scoped fixtures that run nights see it too."""
+    if request.path.name in CHECK_TEST_MODULES or "ALLOCATION_CHECKS" in os.environ:
+        yield
+        return
+    from allocation.night_checks import CHECK_NAMES
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ALLOCATION_CHECKS", ",".join(f"{name}=warn" for name in CHECK_NAMES))
+        yield
+
+
 @pytest.fixture
 def site(tmp_path: Path) -> Site:
     return Site(tmp_path)

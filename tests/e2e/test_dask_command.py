@@ -52,6 +52,8 @@ def env(prefect_harness: None, tmp_path: Path) -> dict[str, str]:
         **{k: v for k, v in os.environ.items() if not k.startswith("ALLOCATION_")},
         "PREFECT_API_URL": str(get_current_settings().api.url),
         "PREFECT_HOME": str(home),
+        "ALLOCATION_INBOX_SETTLE_SECONDS": "0",  # the test writes its files just before
+        "ALLOCATION_CHECKS": os.environ.get("ALLOCATION_CHECKS", ""),  # as conftest set them
     }
 
 

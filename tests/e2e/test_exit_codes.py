@@ -66,6 +66,8 @@ def plain_env(tmp_path: Path) -> dict[str, str]:
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith("ALLOCATION_")},
         "PREFECT_HOME": str(home),
+        "ALLOCATION_INBOX_SETTLE_SECONDS": "0",  # the test writes its files just before
+        "ALLOCATION_CHECKS": os.environ.get("ALLOCATION_CHECKS", ""),  # as conftest set them
     }
 
 
