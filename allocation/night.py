@@ -84,14 +84,15 @@ class Night:
         self,
         steps: Steps | None = None,
         when_locked: Callable[[str], NoReturn] | None = None,
-        when_stopped: Callable[[str], NoReturn] | None = None,
+        when_stopped: Callable[[str], None] | None = None,
     ) -> Ran:
         """The night's steps in order under the warehouse lock, each run by `steps` (by default
         this night's own methods). When another writer holds the lock past the lock timeout,
         `when_locked(holder)` decides (the flow reschedules a deployment run); without it the
         RunLockTimeout goes up. A stop asked for after the commit takes effect once the reports
-        and published copy are written: `when_stopped(what happened)` ends the night (the flow
-        marks a deployment run Cancelled, saying so); without it the signal is delivered."""
+        and published copy are written: `when_stopped(what happened)` answers it (the flow marks
+        a deployment run Cancelled, saying so; a run of the `allocation` command ends as the
+        complete night it is, exit 0); without it the signal is delivered."""
         steps = steps or self
         with contextlib.ExitStack() as locked:
             try:
@@ -212,10 +213,10 @@ def naming_memory_limit(params: RunParameters, *, committed: bool) -> Iterator[N
 
 
 @contextlib.contextmanager
-def stop_after(what: str, when_stopped: Callable[[str], NoReturn] | None = None) -> Iterator[None]:
+def stop_after(what: str, when_stopped: Callable[[str], None] | None = None) -> Iterator[None]:
     """Holds back SIGTERM (Prefect's cancel, a worker stopping) and SIGINT (Ctrl-C) for the
-    block, then calls `when_stopped` with what happened or, without it, delivers the first
-    signal that came, as it would have been delivered. Outside the
+    block, then calls `when_stopped` with what happened (the stop is answered once it returns)
+    or, without it, delivers the first signal that came, as it would have been delivered. Outside the
     main thread signals cannot be handled here: the block runs unshielded, and the note the
     commit left makes the next run finish it (`services.finish_committed_night`). A SIGKILL
     cannot be held back: the note covers it too."""
@@ -245,6 +246,7 @@ def stop_after(what: str, when_stopped: Callable[[str], NoReturn] | None = None)
         log.warning(done)
         if when_stopped is not None:
             when_stopped(done)
+            return
         handler = previous[held[0]]
         if callable(handler):
             handler(held[0], None)

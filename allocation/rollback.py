@@ -22,6 +22,7 @@ import duckdb
 from allocation import services
 from allocation.io.files import fsync_dir
 from allocation.io.outbox import write_night
+from allocation.io.pending import read_note
 from allocation.io.restore import kept_copies, newest_copy_of, restore_state
 from allocation.io.unit_of_work import DuckDBUnitOfWork, WarehouseError, connect
 from allocation.settings import ParameterError, RunParameters
@@ -61,12 +62,16 @@ def rollback(params: RunParameters) -> RolledBack:
     run lock. Raises NoKeptCopyError (nothing changed) when no copy of that night is kept."""
     night = params.business_date
     history = params.state_dir / "published"
-    if not history.is_dir():  # nothing to restore: refuse before creating anything
+    # Nothing to restore (and no committed night left to finish): refuse before creating anything.
+    if not history.is_dir() and read_note(params.state_dir) is None:
         raise NoKeptCopyError(
             f"no copy of the night {night} is kept, so it cannot be restored; nights kept: none "
             f"(no {history}: is --warehouse the analysts' file of a pipeline that ran?)"
         )
     with warehouse_lock(params, "rollback"):
+        # A night that committed but was stopped before its reports and published copy gets
+        # them first: its kept copy is then one to roll back to, and nothing of it is lost.
+        services.finish_committed_night(params, "rollback")
         copies = kept_copies(history)
         chosen = newest_copy_of(copies, night)
         if chosen is None:

@@ -175,6 +175,15 @@ def cancelled_after_commit(what: str) -> NoReturn:
     raise Abort(message)
 
 
+def complete_despite_stop(what: str) -> None:
+    """A run of the `allocation` command (Ctrl-C, or SIGTERM from a service manager) stopped
+    after its night committed: the night is whole, so the run ends as the completed night it
+    is (exit 0, its summary printed), never as an interrupted or failed one."""
+    logging.getLogger("allocation").warning(
+        "%s: the night is complete, so this run ends as completed, not interrupted", what
+    )
+
+
 def check_parameters(
     inbox: str,
     warehouse: str,
@@ -276,7 +285,7 @@ def nightly_allocation(
     # Another writer holds the warehouse: the `allocation` command exits 3 with the message; a
     # deployment run is rescheduled (its slot given back) to try again.
     waiting = partial(ordering.wait_for_warehouse, params) if runtime.deployment.id else None
-    stopped = cancelled_after_commit if runtime.deployment.id else None
+    stopped = cancelled_after_commit if runtime.deployment.id else complete_despite_stop
     try:
         ran = night.run(AsTasks(night, bar), when_locked=waiting, when_stopped=stopped)
     except NightStopped as stopped_by_check:

@@ -96,6 +96,24 @@ def test_a_file_name_that_is_not_utf8_is_rejected_by_its_escaped_name_and_the_ni
     assert len(rejected_csv(site)) == 1
 
 
+def test_a_hidden_file_is_ignored_whatever_bytes_its_name_holds(site: Site) -> None:
+    """An editor's or upload's temporary file (`.~lock.x#`, `.\x80.csv`) is never a delivery,
+    even when its name is not UTF-8: ignored, not a rejected file that fails the night's checks."""
+    stock(site)
+    site.orders("a.csv", "o1,LAMP,1")
+    put(site, b"orders/.\x80.csv", "")
+
+    summary = site.run(DAY)
+
+    assert summary["files"]["received"] == 2  # the manifest and a.csv
+    assert summary["files"]["rejected"] == 0
+    # Listed so nobody wonders where it went, as hidden, never as a bad name.
+    [row] = rejected_csv(site)
+    assert (row["source_file"], row["line"]) == ("orders/.\\x80.csv", "")
+    assert row["reason"].startswith("hidden (its name starts with '.'), not read")
+    assert allocated_orders(site) == ["o1"]
+
+
 # ------------------------------------------------------ item 5: lone surrogate escapes
 
 

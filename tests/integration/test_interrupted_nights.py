@@ -10,6 +10,8 @@ is tests/e2e/test_interrupts.py.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -19,7 +21,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 import pytest
-from test_crash_safety import NIGHT_SCRIPT, child_env, night_process
+from test_crash_safety import BIN, NIGHT_SCRIPT, child_env, night_process
 
 from allocation import cli
 from allocation.io.pending import note_path, read_note
@@ -106,6 +108,63 @@ def test_allocation_publish_finishes_a_night_stopped_after_its_commit(
     assert published_orders(site) == [f"{DAY}-a", f"{DAY}-b"]
 
 
+def test_rollback_to_a_night_killed_after_its_commit_finishes_it_first(
+    site: Site, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The operator's first move after an incident is often a rollback. Old code: `rollback
+    --to` the night that committed but was killed before its reports said "no copy kept"
+    (exit 2), the one night the operator most wants back."""
+    a_night(site, DAY)
+    site.run(DAY)
+    site.clear_inbox()
+    a_night(site, NEXT_DAY)
+    assert night_process(site, NEXT_DAY, "while-writing-reports") == -signal.SIGKILL
+    monkeypatch.chdir(site.root)
+
+    args = ["rollback", "--to", NEXT_DAY, "--warehouse", str(site.warehouse)]
+    code = cli.main([*args, "--outbox", str(site.outbox)])
+
+    assert code == 0, capsys.readouterr().err
+    assert f"Rolled back to night {NEXT_DAY}" in capsys.readouterr().out
+    assert committed(site) == [DAY, NEXT_DAY]
+    assert allocated_orders(site.outbox / NEXT_DAY) == [f"{NEXT_DAY}-a", f"{NEXT_DAY}-b"]
+    assert published_orders(site) == sorted(f"{d}-{x}" for d in (DAY, NEXT_DAY) for x in "ab")
+    assert not note_path(state_dir_for(site.warehouse)).exists()
+
+    # And further back, past it: the killed night is undone like any other.
+    assert (
+        cli.main(
+            [
+                "rollback",
+                "--to",
+                DAY,
+                "--warehouse",
+                str(site.warehouse),
+                "--outbox",
+                str(site.outbox),
+            ]
+        )
+        == 0
+    )
+    assert committed(site) == [DAY]
+    assert published_orders(site) == [f"{DAY}-a", f"{DAY}-b"]
+
+
+def test_rollback_to_the_first_night_killed_after_its_commit_finishes_it_first(
+    site: Site, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No night was ever published before it: no kept copies at all yet."""
+    a_night(site, DAY)
+    assert night_process(site, DAY, "after-commit") == -signal.SIGKILL
+    monkeypatch.chdir(site.root)
+
+    code = cli.main(["rollback", "--to", DAY, "--warehouse", str(site.warehouse)])
+
+    assert code == 0, capsys.readouterr().err
+    assert allocated_orders(site.outbox / DAY) == [f"{DAY}-a", f"{DAY}-b"]
+    assert published_orders(site) == [f"{DAY}-a", f"{DAY}-b"]
+
+
 @pytest.mark.parametrize("point", ["while-writing-reports", "while-publishing"])
 def test_a_stop_asked_after_the_commit_waits_for_the_reports_and_the_published_copy(
     site: Site, point: str
@@ -139,6 +198,50 @@ def test_a_stop_asked_after_the_commit_waits_for_the_reports_and_the_published_c
     assert allocated_orders(site.outbox / DAY) == [f"{DAY}-a", f"{DAY}-b"]
     assert published_orders(site) == [f"{DAY}-a", f"{DAY}-b"]
     assert not note_path(state_dir_for(site.warehouse)).exists()
+
+
+def test_ctrl_c_after_the_commit_ends_the_command_as_the_complete_night_it_is(
+    site: Site, tmp_path: Path
+) -> None:
+    """`allocation run` in a terminal, Ctrl-C while the committed night publishes. Old code:
+    exit 130 "interrupted. Run the same night again", though the night was whole: a script
+    would count it failed."""
+    a_night(site, DAY)
+    hold = site.root / "hold"
+    hold.mkdir()
+    args = [str(BIN / "allocation"), "run", "--inbox", str(site.inbox), "--warehouse"]
+    args += [str(site.warehouse), "--outbox", str(site.outbox), "--business-date", DAY]
+    env = child_env(
+        ALLOCATION_HOLD_AT="while-publishing",
+        ALLOCATION_HOLD_DIR=str(hold),
+        PREFECT_HOME=str(tmp_path / "prefect"),
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",
+    )
+    log_path = site.root / "night.log"
+    with log_path.open("wb") as log:
+        night = subprocess.Popen(args, env=env, stdout=log, stderr=log, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 180
+            while not (hold / "reached-while-publishing").exists():
+                assert night.poll() is None and time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.05)
+            night.send_signal(signal.SIGINT)  # the terminal sends it to the command
+            time.sleep(0.5)
+            (hold / "release").touch()
+            code = night.wait(timeout=120)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(night.pid, signal.SIGKILL)
+            night.wait()
+    output = log_path.read_text()
+
+    assert code == 0, output
+    assert "Asked to stop (SIGINT) after the night 2026-11-25 committed" in output
+    assert "the night is complete, so this run ends as completed" in output
+    assert "allocation: interrupted" not in output
+    assert "Finished in state Completed()" in output  # Prefect is told the truth too
+    assert allocated_orders(site.outbox / DAY) == [f"{DAY}-a", f"{DAY}-b"]
+    assert published_orders(site) == [f"{DAY}-a", f"{DAY}-b"]
 
 
 # -- item 2: one warehouse, however its path is spelled ------------------------------------------

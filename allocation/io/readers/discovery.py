@@ -219,6 +219,16 @@ def _inbox_file(
     now: float,
 ) -> InboxFile | NotRead:
     """The ``InboxFile`` at ``path``, or why it is not read."""
+    if name.startswith("."):
+        # Before the name's bytes are judged: a hidden file is an editor's or an upload's
+        # temporary file whatever its name, never a rejected delivery.
+        return NotRead(
+            kind,
+            f"{kind}/{shown_name(name)}",
+            "hidden (its name starts with '.'), not read: rename it without the dot to have "
+            "it read (hidden names are editors' and uploads' temporary files)",
+            "ignored",
+        )
     if not _is_utf8(name):
         return NotRead(kind, f"{kind}/{shown_name(name)}", _BAD_NAME, "rejected")
     source_file = f"{kind}/{name}"
@@ -227,12 +237,6 @@ def _inbox_file(
         return NotRead(kind, source_file, reason, status)
 
     lowered = name.lower()
-    if name.startswith("."):
-        return not_read(
-            "hidden (its name starts with '.'), not read: rename it without the dot to have "
-            "it read (hidden names are editors' and uploads' temporary files)",
-            "ignored",
-        )
     if path.is_symlink():
         try:
             target = path.resolve(strict=True)
