@@ -159,14 +159,8 @@ def load_inbox(
                 read = _small_file_read(file, stream, head)
                 records.append(_file_record(file, stream, read))
                 received[file.kind] += records[-1]["rows"]
-                if read.extra_columns:
-                    log.info(
-                        "%s: ignored extra columns %s",
-                        file.source_file,
-                        ", ".join(read.extra_columns),
-                    )
-                    if file.kind == "batches" and read.rows.height and _no_eta(read.rows):
-                        without_eta.append(file.source_file)  # every row "in stock now"
+                no_eta = bool(read.rows.height) and _no_eta(read.rows)
+                _note_extra_columns(file, read.extra_columns, no_eta, without_eta)
                 if stream.problem is not None:
                     log.warning("Rejected file %s: %s", file.source_file, stream.problem)
                 group.add(read)  # validated and staged with the small files around it
@@ -200,17 +194,10 @@ def load_inbox(
             if reason is None:
                 received[file.kind] += rows
                 row_rejects += row_rejected
-                if stream.extra_columns and no_eta and rows:
-                    without_eta.append(file.source_file)
-                if stream.extra_columns:
-                    log.info(
-                        "%s: ignored extra columns %s",
-                        file.source_file,
-                        ", ".join(stream.extra_columns),
-                    )
+                _note_extra_columns(file, stream.extra_columns, no_eta and rows > 0, without_eta)
             else:
                 rows = 0
-                staged.add("rejected", _file_rejection(file, reason))
+                staged.add("rejected", readers.reject_file(file, reason).rejected)
                 log.warning("Rejected file %s: %s", file.source_file, reason)
             records.append(_file_record(file, stream, None, rows))
             progress(done, total_bytes)
@@ -311,10 +298,17 @@ def _no_eta(rows: pl.DataFrame) -> bool:
     return bool(blank.all())
 
 
-def _file_rejection(file: readers.InboxFile, reason: str) -> pl.DataFrame:
-    return rejections.build(
-        kind=file.kind, source_file=file.source_file, line=None, reason=reason, raw=None
-    )
+def _note_extra_columns(
+    file: readers.InboxFile, extra: Sequence[str], no_eta: bool, without_eta: list[str]
+) -> None:
+    """Logs the columns a file had beyond the contract's; a manifest whose every row says "in
+    stock now" beside such columns (`no_eta`) probably had its eta column renamed: it joins
+    `without_eta` (the night's checks flag it)."""
+    if not extra:
+        return
+    log.info("%s: ignored extra columns %s", file.source_file, ", ".join(extra))
+    if file.kind == "batches" and no_eta:
+        without_eta.append(file.source_file)
 
 
 _NOT_READ = {"ignored": "Not read:", "waiting": "Left for a later run:"}

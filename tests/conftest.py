@@ -151,6 +151,16 @@ def prefect_harness() -> Iterator[None]:
         yield
 
 
+@pytest.fixture
+def prefect_api(prefect_harness: None) -> str:
+    """The session's Prefect API URL, for an `allocation` command run as a child process: it
+    talks to this server instead of starting a temporary one of its own (10-15 CPU-s each).
+    Only the tests of the first-time experience (`make run`, the shipped sample) start one."""
+    from prefect.settings import get_current_settings
+
+    return str(get_current_settings().api.url)
+
+
 # A test that needs root (mounting a tmpfs to fill a disk for real) skips elsewhere; CI runs as
 # root, so .ci/run sets TESTS_REQUIRE_ROOT=1 and such a skip there fails the run instead of
 # hiding that the promise went unchecked. (Not an ALLOCATION_* name: those are the pipeline's

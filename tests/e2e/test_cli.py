@@ -17,9 +17,13 @@ pytestmark = pytest.mark.e2e
 ALLOCATION = Path(sys.executable).with_name("allocation")
 
 
-def run_cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, home: Path, api: str | None = None) -> subprocess.CompletedProcess[str]:
+    """The command as a user runs it: without `api`, with no server (Prefect starts its
+    temporary one, as on a first try); with it, against that server."""
     env = {**os.environ, "PREFECT_HOME": str(home / "prefect-home")}
     env.pop("PREFECT_API_URL", None)
+    if api:
+        env["PREFECT_API_URL"] = api
     return subprocess.run(
         [str(ALLOCATION), *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=300
     )
@@ -79,7 +83,9 @@ def test_fails_with_one_clear_line_for_what_a_person_must_fix(
     assert "Traceback" not in result.stderr + result.stdout
 
 
-def test_a_night_stopped_by_a_check_exits_5_then_commits_accepting_it(tmp_path: Path) -> None:
+def test_a_night_stopped_by_a_check_exits_5_then_commits_accepting_it(
+    tmp_path: Path, prefect_api: str
+) -> None:
     """Issue 25: an orders file missing its qty column stops the night (exit 5, one line
     on stderr naming the check, its figure, threshold and the way on, nothing committed); run
     again with --accept it commits."""
@@ -89,7 +95,7 @@ def test_a_night_stopped_by_a_check_exits_5_then_commits_accepting_it(tmp_path: 
     paths = ["--inbox", str(inbox), "--warehouse", str(tmp_path / "w.duckdb")]
     paths += ["--outbox", str(tmp_path / "out"), "--business-date", "2026-11-25"]
 
-    stopped = run_cli("run", *paths, home=tmp_path)
+    stopped = run_cli("run", *paths, home=tmp_path, api=prefect_api)
 
     assert stopped.returncode == 5, stopped.stderr
     # Prefect's own log lines go to stderr as well; ours is the one line of the command.
@@ -102,7 +108,7 @@ def test_a_night_stopped_by_a_check_exits_5_then_commits_accepting_it(tmp_path: 
     assert "Traceback" not in stopped.stderr + stopped.stdout
     assert not (tmp_path / "out").exists() and not (tmp_path / "w.duckdb").exists()
 
-    accepted = run_cli("run", *paths, "--accept", "files_rejected", home=tmp_path)
+    accepted = run_cli("run", *paths, "--accept", "files_rejected", home=tmp_path, api=prefect_api)
 
     assert accepted.returncode == 0, accepted.stderr
     assert "allocated 7, out of stock 5" in accepted.stdout

@@ -37,7 +37,6 @@ from prefect.states import Scheduled
 from test_deployment import (
     DEPLOYMENT,
     MAKE,
-    POOL,
     SERVER_GRACE,
     WORKER_GRACE,
     Service,
@@ -285,18 +284,6 @@ def worker_of(ops: Ops, pid: int) -> Service:
     pytest.fail("the flow process belongs to none of the test's workers")
 
 
-def waited_for_earlier_nights(ops: Ops, run_id: UUID, timeout: float) -> None:
-    """Waits until run `run_id` has been in the AwaitingEarlierNight state (its history, so a
-    state held only briefly is not missed)."""
-    deadline = time.monotonic() + timeout
-    with ops.client() as client:
-        while time.monotonic() < deadline:
-            if any(s.name == "AwaitingEarlierNight" for s in client.read_flow_run_states(run_id)):
-                return
-            time.sleep(0.5)
-    pytest.fail(f"flow run {run_id} never waited for earlier nights\n{run_logs(ops, run_id)}")
-
-
 def running_night(ops: Ops, run_id: UUID) -> tuple[list[int], Service]:
     """Waits for flow run `run_id` to be Running, then finds the processes running it and the
     worker (of this stack) that started them."""
@@ -310,22 +297,16 @@ def running_night(ops: Ops, run_id: UUID) -> tuple[list[int], Service]:
 
 def test_nights_triggered_out_of_order_commit_in_date_order(ops: Ops, tmp_path: Path) -> None:
     days = ["2026-11-25", "2026-11-26", "2026-11-27"]
-    # The two earlier nights are triggered first but sit in a paused work queue: pending, due,
-    # and out of the worker's reach. The latest night runs alone and must wait for them,
-    # visibly; only once it is seen waiting are they released. (Timed schedules raced: when the
-    # worker fetched all three together, the earliest could win the slot, and nothing waited.)
-    with ops.client() as client:
-        held = client.create_work_queue(name="held-nights", work_pool_name=POOL, is_paused=True)
-        runs = {
-            day: client.create_flow_run_from_deployment(
-                ops.deployment_id, parameters=parameters(tmp_path, day), work_queue_name=held.name
-            ).id
-            for day in reversed(days[:2])
-        }
-    runs[days[2]] = create_run(ops, parameters(tmp_path, days[2]))
-    waited_for_earlier_nights(ops, runs[days[2]], timeout=120)
-    with ops.client() as client:
-        client.update_work_queue(held.id, is_paused=False)
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=4)
+    # The latest night is due first, the earlier two a little later (further than the worker's
+    # 10 s prefetch): the latest night runs alone while they are still pending, and must wait for
+    # them, visibly. (Due a second apart, all three reached the queue together and the slot went
+    # to any of them: when the earliest happened to win it, nothing had to wait.)
+    due = {days[2]: 0, days[1]: 12, days[0]: 13}
+    runs = {
+        day: create_run(ops, parameters(tmp_path, day), at=soon + dt.timedelta(seconds=due[day]))
+        for day in reversed(days)
+    }
     tick = time.monotonic()
     ended = {day: wait_for(ops, run_id, final, "final") for day, run_id in runs.items()}
     ops.timings["three nights out of order"] = time.monotonic() - tick

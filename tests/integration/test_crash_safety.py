@@ -138,12 +138,13 @@ def night_process(site: Site, day: str, crash_at: str) -> int:
     return run_group(args, child_env(ALLOCATION_CRASH_AT=crash_at), site.root, timeout=120)
 
 
-def cli_night(site: Site, day: str, prefect_home: Path, crash_at: str | None = None) -> int:
+def cli_night(
+    site: Site, day: str, prefect_home: Path, api: str, crash_at: str | None = None
+) -> int:
+    """`allocation run` against the session's Prefect API (`api`)."""
     args = [str(BIN / "allocation"), "run", "--inbox", str(site.inbox), "--warehouse"]
     args += [str(site.warehouse), "--outbox", str(site.outbox), "--business-date", day]
-    env = child_env(
-        PREFECT_HOME=str(prefect_home), PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120"
-    )
+    env = child_env(PREFECT_HOME=str(prefect_home), PREFECT_API_URL=api)
     if crash_at:
         env["ALLOCATION_CRASH_AT"] = crash_at
     return run_group(args, env, site.root, timeout=240)
@@ -326,15 +327,16 @@ def test_the_allocation_command_killed_after_its_commit_converges_when_run_again
     night_1_done: dict[str, Any],
     uninterrupted: dict[str, Any],
     tmp_path_factory: pytest.TempPathFactory,
+    prefect_api: str,
 ) -> None:
     """The product path: `allocation run` under Prefect, killed once the night is committed but
     before any report exists; the same command again must write the night's reports in full."""
     prefect_home = tmp_path_factory.getbasetemp() / "prefect-home-issue-8"
     prefect_home.mkdir(exist_ok=True)
 
-    assert cli_night(site, NIGHT_2, prefect_home, crash_at="after-commit") == -signal.SIGKILL
+    assert cli_night(site, NIGHT_2, prefect_home, prefect_api, "after-commit") == -signal.SIGKILL
     assert published_nights(site) == [NIGHT_1]
     assert not (site.outbox / NIGHT_2).exists()
 
-    assert cli_night(site, NIGHT_2, prefect_home) == 0
+    assert cli_night(site, NIGHT_2, prefect_home, prefect_api) == 0
     assert_converged(site, uninterrupted, "after-commit", night_1_done)

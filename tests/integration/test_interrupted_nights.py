@@ -95,17 +95,30 @@ def test_a_night_killed_before_its_commit_leaves_a_note_the_next_night_drops(sit
     assert not note_path(state_dir_for(site.warehouse)).exists()
 
 
-def test_allocation_publish_finishes_a_night_stopped_after_its_commit(
-    site: Site, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(["publish"], id="publish"),
+        # No night was ever published before it: no kept copies at all yet.
+        pytest.param(["rollback", "--to", DAY], id="rollback-to-the-first-night"),
+    ],
+)
+def test_publish_and_rollback_finish_the_first_night_stopped_after_its_commit(
+    site: Site,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
 ) -> None:
     a_night(site, DAY)
     assert night_process(site, DAY, "while-writing-reports") == -signal.SIGKILL
     monkeypatch.chdir(site.root)
 
-    assert cli.main(["publish", "--warehouse", str(site.warehouse)]) == 0
+    code = cli.main([*command, "--warehouse", str(site.warehouse)])
 
+    assert code == 0, capsys.readouterr().err
     assert allocated_orders(site.outbox / DAY) == [f"{DAY}-a", f"{DAY}-b"]
     assert published_orders(site) == [f"{DAY}-a", f"{DAY}-b"]
+    assert not note_path(state_dir_for(site.warehouse)).exists()
 
 
 def test_rollback_to_a_night_killed_after_its_commit_finishes_it_first(
@@ -150,21 +163,6 @@ def test_rollback_to_a_night_killed_after_its_commit_finishes_it_first(
     assert published_orders(site) == [f"{DAY}-a", f"{DAY}-b"]
 
 
-def test_rollback_to_the_first_night_killed_after_its_commit_finishes_it_first(
-    site: Site, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """No night was ever published before it: no kept copies at all yet."""
-    a_night(site, DAY)
-    assert night_process(site, DAY, "after-commit") == -signal.SIGKILL
-    monkeypatch.chdir(site.root)
-
-    code = cli.main(["rollback", "--to", DAY, "--warehouse", str(site.warehouse)])
-
-    assert code == 0, capsys.readouterr().err
-    assert allocated_orders(site.outbox / DAY) == [f"{DAY}-a", f"{DAY}-b"]
-    assert published_orders(site) == [f"{DAY}-a", f"{DAY}-b"]
-
-
 @pytest.mark.parametrize("point", ["while-writing-reports", "while-publishing"])
 def test_a_stop_asked_after_the_commit_waits_for_the_reports_and_the_published_copy(
     site: Site, point: str
@@ -201,7 +199,7 @@ def test_a_stop_asked_after_the_commit_waits_for_the_reports_and_the_published_c
 
 
 def test_ctrl_c_after_the_commit_ends_the_command_as_the_complete_night_it_is(
-    site: Site, tmp_path: Path
+    site: Site, tmp_path: Path, prefect_api: str
 ) -> None:
     """`allocation run` in a terminal, Ctrl-C while the committed night publishes. Old code:
     exit 130 "interrupted. Run the same night again", though the night was whole: a script
@@ -215,7 +213,7 @@ def test_ctrl_c_after_the_commit_ends_the_command_as_the_complete_night_it_is(
         ALLOCATION_HOLD_AT="while-publishing",
         ALLOCATION_HOLD_DIR=str(hold),
         PREFECT_HOME=str(tmp_path / "prefect"),
-        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",
+        PREFECT_API_URL=prefect_api,
     )
     log_path = site.root / "night.log"
     with log_path.open("wb") as log:

@@ -162,7 +162,7 @@ def test_a_waiting_run_proceeds_once_the_holder_finishes(night: Site) -> None:
 @pytest.mark.e2e
 @pytest.mark.slow
 def test_the_allocation_command_refused_by_a_running_night_exits_3_with_one_clear_line(
-    night: Site, tmp_path_factory: pytest.TempPathFactory
+    night: Site, tmp_path_factory: pytest.TempPathFactory, prefect_api: str
 ) -> None:
     prefect_home = tmp_path_factory.getbasetemp() / "prefect-home-issue-8"
     prefect_home.mkdir(exist_ok=True)
@@ -171,7 +171,7 @@ def test_the_allocation_command_refused_by_a_running_night_exits_3_with_one_clea
     env = child_env(
         ALLOCATION_LOCK_TIMEOUT_SECONDS="1",
         PREFECT_HOME=str(prefect_home),
-        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",
+        PREFECT_API_URL=prefect_api,
     )
     with holding(night):
         code = finish(start(args, env, night.root), timeout=240)
