@@ -17,6 +17,7 @@ side under the same load.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -124,6 +125,7 @@ def run_nights(
             )
             if run.code != 0:
                 raise RuntimeError(f"night {number} ({code}) failed:\n{run.output[-3000:]}")
+            read_every_line(site / "out" / business_date(number - 1).isoformat(), lines, number)
             flow = read_flow_run(env["PREFECT_API_URL"], PIPELINE_FLOW, since=run.started)
             night = Night(
                 number,
@@ -146,6 +148,19 @@ def run_nights(
             )
         shutil.rmtree(inbox, ignore_errors=True)
     return found
+
+
+def read_every_line(folder: Path, lines: int, number: int) -> None:
+    """Raises unless the night whose reports are in `folder` received all `lines` generated
+    order lines: a night that read fewer (files left for later, rejected) is not the night
+    the table would claim to time."""
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    received = summary["orders"]["received"]
+    if received != lines:
+        raise RuntimeError(
+            f"night {number} received {received:,} of the {lines:,} order lines generated for "
+            f"it (see {folder / 'summary.json'}): its timing would not be of a real night"
+        )
 
 
 def table(nights: list[Night], lines: int, shape: str) -> list[str]:

@@ -233,6 +233,17 @@ def split(text: str) -> list[str]:
     return list(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
 
 
+def bench_settings(args: argparse.Namespace) -> dict[str, str]:
+    """The `ALLOCATION_*` settings of every measured night, first nights and sequences alike."""
+    return {
+        "ALLOCATION_WORKERS": args.workers,
+        "ALLOCATION_DASK_WORKERS": str(args.dask_workers),
+        # The generated inbox is complete once written: read it at once, not 5 minutes later
+        # (without this a sequence of nights read nothing at all and timed empty nights).
+        "ALLOCATION_INBOX_SETTLE_SECONDS": "0",
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--sizes", default="100k,1M", help="order lines per night, e.g. 100k,1M")
@@ -290,7 +301,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.nights:
         try:
             with prefect_server(work) as server_env:
-                run_env = {**server_env, **{"ALLOCATION_WORKERS": args.workers}}
+                run_env = {**server_env, **bench_settings(args)}
                 for name in ("ALLOCATION_TASK_RUNNER", "ALLOCATION_DASK_ADDRESS"):
                     run_env.pop(name, None)
                 found = nights.run_nights(
@@ -308,12 +319,7 @@ def main(argv: list[str] | None = None) -> None:
                 shutil.rmtree(work, ignore_errors=True)
         return
     info = machine()
-    settings = {
-        "ALLOCATION_WORKERS": args.workers,
-        "ALLOCATION_DASK_WORKERS": str(args.dask_workers),
-        # The generated inbox is complete once written: read it at once, not 5 minutes later.
-        "ALLOCATION_INBOX_SETTLE_SECONDS": "0",
-    }
+    settings = bench_settings(args)
     started = dt.datetime.now(dt.UTC)
     extra: list[str] = []
     try:
