@@ -253,19 +253,14 @@ def _comment(con: duckdb.DuckDBPyConnection) -> None:
     kinds = dict(
         con.sql("SELECT view_name, 'VIEW' FROM duckdb_views() WHERE NOT internal").fetchall()
     )
-    # Identifiers and texts come from the constants above, never from input; DuckDB cannot bind
-    # them. One script, not one call per comment: a new warehouse is made in every test night.
-    statements = []
     for name, (text, columns) in COMMENTS.items():
-        statements.append(f"COMMENT ON {kinds.get(name, 'TABLE')} {name} IS {_quote(text)}")
-        statements += [
-            f"COMMENT ON COLUMN {name}.{column} IS {_quote(column_text)}"
-            for column, column_text in columns.items()
-        ]
-    statements += [
-        f"COMMENT ON MACRO TABLE {name} IS {_quote(text)}" for name, text in MACRO_COMMENTS.items()
-    ]
-    con.execute(";\n".join(statements))
+        kind = kinds.get(name, "TABLE")
+        # Identifiers come from the constant above, never from input; DuckDB cannot bind them.
+        con.execute(f"COMMENT ON {kind} {name} IS {_quote(text)}")
+        for column, column_text in columns.items():
+            con.execute(f"COMMENT ON COLUMN {name}.{column} IS {_quote(column_text)}")
+    for name, text in MACRO_COMMENTS.items():
+        con.execute(f"COMMENT ON MACRO TABLE {name} IS {_quote(text)}")
 
 
 def _quote(text: str) -> str:
