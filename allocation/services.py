@@ -159,7 +159,7 @@ def load_inbox(
                 read = _small_file_read(file, stream, head)
                 records.append(_file_record(file, stream, read))
                 received[file.kind] += records[-1]["rows"]
-                no_eta = bool(read.rows.height) and _no_eta(read.rows)
+                no_eta = file.kind == "batches" and bool(read.extra_columns) and _no_eta(read.rows)
                 _note_extra_columns(file, read.extra_columns, no_eta, without_eta)
                 if stream.problem is not None:
                     log.warning("Rejected file %s: %s", file.source_file, stream.problem)

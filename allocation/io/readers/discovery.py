@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 import time
 from dataclasses import dataclass
@@ -39,6 +40,9 @@ TEMPORARY_SUFFIXES: Final[tuple[str, ...]] = (
     ".tmp",
     ".temp",
 )
+#: The same suffixes as one regular expression (Python's and DuckDB's RE2 syntax alike): a name
+#: with it removed is the name the upload will have once renamed, `o1.csv.part` -> `o1.csv`.
+TEMPORARY_NAME: Final = "(?i)(" + "|".join(re.escape(s) for s in TEMPORARY_SUFFIXES) + ")$"
 
 #: What became of an entry that is not read tonight: ``rejected`` (in a kind folder but cannot
 #: be read: a bad name, an unknown type, a folder, a pipe), ``ignored`` (not an inbox file: in the
@@ -219,22 +223,21 @@ def _inbox_file(
     now: float,
 ) -> InboxFile | NotRead:
     """The ``InboxFile`` at ``path``, or why it is not read."""
+    source_file = f"{kind}/{shown_name(name)}"  # the name itself when it is valid UTF-8
+
+    def not_read(reason: str, status: NotReadStatus = "rejected") -> NotRead:
+        return NotRead(kind, source_file, reason, status)
+
     if name.startswith("."):
         # Before the name's bytes are judged: a hidden file is an editor's or an upload's
         # temporary file whatever its name, never a rejected delivery.
-        return NotRead(
-            kind,
-            f"{kind}/{shown_name(name)}",
+        return not_read(
             "hidden (its name starts with '.'), not read: rename it without the dot to have "
             "it read (hidden names are editors' and uploads' temporary files)",
             "ignored",
         )
     if not _is_utf8(name):
-        return NotRead(kind, f"{kind}/{shown_name(name)}", _BAD_NAME, "rejected")
-    source_file = f"{kind}/{name}"
-
-    def not_read(reason: str, status: NotReadStatus = "rejected") -> NotRead:
-        return NotRead(kind, source_file, reason, status)
+        return not_read(_BAD_NAME)
 
     lowered = name.lower()
     if path.is_symlink():
