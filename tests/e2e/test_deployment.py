@@ -403,6 +403,8 @@ def test_the_deployment_has_its_schedule_limit_and_described_parameters(
     assert properties["dask_workers"]["type"] == "integer"
     assert properties["dask_workers"]["minimum"] == 0
     assert "YYYY-MM-DD" in properties["business_date"]["description"]
+    # The picker's typed input is the browser's locale format, which the description names.
+    assert "mm/dd/yyyy" in properties["business_date"]["description"]
     assert "scheduled" in properties["business_date"]["description"]
     defaults = {name: deployment.parameters.get(name) for name in PARAMETERS}
     assert defaults == {

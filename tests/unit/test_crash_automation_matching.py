@@ -51,3 +51,14 @@ def event(name: str, *related: dict[str, str]) -> ReceivedEvent:
 )
 def test_only_the_nightly_deployment_runs_are_watched(seen: ReceivedEvent, counted: bool) -> None:
     assert TRIGGER.covers(seen) is counted
+
+
+def test_its_card_says_it_watches_only_the_nightly_deployment_runs() -> None:
+    """The UI's card reads "any flow run" whatever the trigger matches: the description, which
+    the card shows first, says which runs it watches."""
+    described = yaml.safe_load(
+        (REPO / "automations" / "crash-silent-night.yaml").read_text("utf-8")
+    )
+    description = " ".join(described["description"].split())
+    assert "Only runs of the nightly-allocation flow's deployments" in description
+    assert "not every flow run" in description
