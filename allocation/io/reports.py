@@ -20,6 +20,7 @@ import polars as pl
 import pyarrow as arrow
 
 from allocation.io import schemas
+from allocation.io.readers.discovery import TEMPORARY_NAME
 
 #: Rows per chunk. A validation call costs ~10 ms whatever its size; a chunk is held a few
 #: times over (DuckDB's slice, polars, neutralised text, Arrow for Parquet) at ~85 MB per
@@ -51,13 +52,15 @@ SUMMARY_COUNTS = (
 
 #: Whether a later run of the same business date loaded the file `{file}` that run `{run}`
 #: rejected whole (unreadable, then its permissions fixed; a bad export, then re-sent under the
-#: same name): that rejection no longer describes the date, so the date's rejected.csv and
-#: summary leave it out. The warehouse keeps it (`rejected_rows`, `ingested_files`).
+#: same name) or left waiting (under that name, or an upload's temporary name such as
+#: `o1.csv.part` loaded as `o1.csv`): that entry no longer describes the date, so the date's
+#: rejected.csv and summary leave it out. The warehouse keeps it (`rejected_rows`,
+#: `ingested_files`). Takes `$temporary`: `TEMPORARY_NAME`.
 LOADED_LATER = (
     "EXISTS (SELECT 1 FROM ingested_files AS later JOIN runs AS later_run USING (run_id), "
     "runs AS this_run WHERE this_run.run_id = {run} AND later.business_date = {day} "
-    "AND later.file_name = {file} AND later.status = 'loaded' "
-    "AND later_run.started_at > this_run.started_at)"
+    "AND later.file_name IN ({file}, regexp_replace({file}, $temporary, '')) "
+    "AND later.status = 'loaded' AND later_run.started_at > this_run.started_at)"
 )
 
 REPORT_SQL: dict[str, tuple[type[pa.DataFrameModel], str]] = {
@@ -84,6 +87,11 @@ REPORT_SQL: dict[str, tuple[type[pa.DataFrameModel], str]] = {
         "FROM reallocations WHERE business_date = $day ORDER BY run_id, orderid, sku",
     ),
 }
+
+
+def report_params(name: str, day: dt.date) -> dict[str, object]:
+    """`REPORT_SQL[name]`'s parameters: the date, and for rejected.csv the upload names."""
+    return {"day": day, "temporary": TEMPORARY_NAME} if name == "rejected" else {"day": day}
 
 
 #: Allocations, the report that grows with the night, are read in slices of `arrival_seq`, their
@@ -150,7 +158,7 @@ def _frames(
             yield frame
         return
     # One sorted stream: the other reports, or allocations with rows lacking a key.
-    reader = con.sql(REPORT_SQL[name][1], params={"day": day}).to_arrow_reader(rows)
+    reader = con.sql(REPORT_SQL[name][1], params=report_params(name, day)).to_arrow_reader(rows)
     try:
         for table in _gathered(reader, rows):
             yield pl.DataFrame(table)
@@ -227,7 +235,7 @@ def summary(con: duckdb.DuckDBPyConnection, day: dt.date) -> dict[str, Any]:
         + LOADED_LATER.format(file="f.file_name", run="f.run_id", day="$day")
         + " AS loaded_later FROM ingested_files AS f WHERE business_date = $day "
         "ORDER BY kind DESC, file_name",
-        params={"day": day},
+        params={"day": day, "temporary": TEMPORARY_NAME},
     ).fetchall()
     # A file rejected whole and loaded by a later run of the date is no longer rejected.
     counts["files_rejected"] -= sum(
@@ -283,12 +291,13 @@ def _entries_not_read(files: list[tuple[Any, ...]]) -> dict[str, Any]:
     """What the date's runs did with the inbox's entries (`ingested_files`): files read (their
     rows loaded, or the file rejected after reading), and the entries ignored (in the wrong
     place, hidden, a backup) or waiting (still being written when the night looked; not listed
-    once a later run of the date read them)."""
+    once a later run of the date read them, under that name or, for an upload's temporary name
+    such as `o1.csv.part`, under its final name `o1.csv`)."""
     read = {name for _kind, name, _status, _reason, was_read, _later in files if was_read}
     not_read = [
         {"file": name, "status": status, "reason": reason}
-        for _kind, name, status, reason, _read, _later in files
-        if status == "ignored" or (status == "waiting" and name not in read)
+        for _kind, name, status, reason, _read, later in files
+        if status == "ignored" or (status == "waiting" and name not in read and not later)
     ]
     return {
         "read": sum(1 for _k, _n, _s, _r, was_read, _l in files if was_read),

@@ -159,6 +159,25 @@ def test_a_file_under_an_upload_s_temporary_name_waits_for_its_final_name(
     assert second["orders"]["received"] == 1
 
 
+def test_an_upload_renamed_and_read_by_a_rerun_of_the_date_is_no_longer_said_to_wait(
+    site: Site,
+) -> None:
+    """The date's summary adds up its runs: once a rerun read `o1.csv`, the `o1.csv.part` the
+    first run left waiting is that same delivery, read; saying "still being written" about it
+    sent the operator looking for a file that had arrived."""
+    site.orders("o1.csv.part", "o1,LAMP,2")
+    site.run(DAY)
+    (site.inbox / "orders" / "o1.csv.part").rename(site.inbox / "orders" / "o1.csv")
+
+    again = site.run(DAY)
+
+    assert again["orders"]["received"] == 1
+    assert again["files"]["waiting"] == 0
+    assert again["files"]["not_read"] == []
+    assert again["warnings"] == []
+    assert rejected_csv(site) == []
+
+
 def test_a_file_changed_within_the_settle_time_is_left_for_the_next_run(
     site: Site, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -21,7 +21,7 @@ import pytest
 
 from allocation.io import reports
 from allocation.io.outbox import write_night
-from allocation.io.reports import REPORT_SQL
+from allocation.io.reports import REPORT_SQL, report_params
 from allocation.state import state_db
 from conftest import Site
 
@@ -46,10 +46,10 @@ def write_whole_frames(con: duckdb.DuckDBPyConnection, day: dt.date, folder: Pat
     """What the writer before issue 6 wrote: each report read whole, then written by polars."""
     folder.mkdir(parents=True)
     for name in PAIRED:
-        frame = con.sql(REPORT_SQL[name][1], params={"day": day}).pl()
+        frame = con.sql(REPORT_SQL[name][1], params=report_params(name, day)).pl()
         old_neutralise(frame).write_csv(folder / f"{name}.csv")
         frame.write_parquet(folder / f"{name}.parquet")
-    rejected = con.sql(REPORT_SQL["rejected"][1], params={"day": day}).pl()
+    rejected = con.sql(REPORT_SQL["rejected"][1], params=report_params("rejected", day)).pl()
     old_neutralise(rejected.select("source_file", "line", "reason", "raw", "kind")).write_csv(
         folder / "rejected.csv"
     )
