@@ -446,7 +446,7 @@ EXPECTED: dict[str, tuple[list[str], Check]] = {
         ["orderid", "sku", "qty", "first_seen", "days_waiting"],
         _backlog_after_night_1,
     ),
-    "The backlog after each of the last 7 nights, from open_lines_asof (one call per night)": (
+    "The backlog after each of the last 3 nights, from open_lines_asof (one call per night)": (
         ["business_date", "lines_open", "units_open", "longest_wait_days"],
         _backlog_each_night,
     ),
