@@ -68,7 +68,8 @@ BENCH_ARGS ?=
 bench: install
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
-# The analysts' views and documented queries on a synthetic 100-night warehouse (docs/benchmarks.md).
+# The analysts' views and documented queries on a synthetic 100-night warehouse alone (docs/benchmarks.md);
+# `make bench` runs it too, with what a night pays for the views.
 bench-views: install
 	$(BIN)/python -m benchmarks.analyst_views --nights 100 --lines 30000
 

@@ -21,7 +21,10 @@ outside them is kept) and the plot of wall time and peak RSS against lines to
 ``docs/scaling.svg``. Timings are noisy on a shared machine: ``--repeat`` keeps the best run of
 each. ``--publish`` adds the publish step alone, a normal night's byte copy against the one-time
 conversion of a working state in the newest format (``benchmarks.publish``, needs the local
-runner); ``--book`` the book's per-line loop against ours (``benchmarks.book``).
+runner); ``--book`` the book's per-line loop against ours (``benchmarks.book``). Last, the
+analysts' views and documented queries on a synthetic ``--views-nights`` warehouse (default
+100 nights of 30,000 lines) and what a night pays for them (``benchmarks.analyst_views``;
+``--views-nights 0`` skips it).
 ``--baseline WORKTREE`` runs another checkout's code beside ours, night for night;
 ``--nights N`` runs a sequence of nights on one warehouse instead (``benchmarks.nights``).
 """
@@ -41,7 +44,7 @@ from typing import cast
 
 import psutil
 
-from benchmarks import book, nights
+from benchmarks import analyst_views, book, nights
 from benchmarks import publish as publish_bench
 from benchmarks.generate import BUSINESS_DATE, SHAPES, Generated, Shape, generate
 from benchmarks.process import BIN, REPO, Timed, prefect_server, timed
@@ -275,6 +278,15 @@ def main(argv: list[str] | None = None) -> None:
         help="instead: a sequence of N nights on one warehouse (first size and shape)",
     )
     parser.add_argument(
+        "--views-nights",
+        type=int,
+        default=100,
+        help="nights of the analysts' views' synthetic warehouse (0: skip the views)",
+    )
+    parser.add_argument(
+        "--views-lines", type=int, default=30_000, help="new order lines a night there"
+    )
+    parser.add_argument(
         "--baseline",
         type=Path,
         help="a worktree of other code, run beside ours in turn (PYTHONPATH)",
@@ -346,6 +358,10 @@ def main(argv: list[str] | None = None) -> None:
             extra += publish_bench.table(published, label)
         if args.book:
             extra += book.table(book.growth([parse_size(s) for s in split(args.book)], args.seed))
+        if args.views_nights:
+            # The views on a warehouse of many nights, and what a night pays for them.
+            what, timings = analyst_views.measure(args.views_nights, args.views_lines, args.repeat)
+            extra += ["", *analyst_views.table(what, timings)]
     finally:
         if not args.keep and args.work is None:
             shutil.rmtree(work, ignore_errors=True)

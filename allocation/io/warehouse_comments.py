@@ -235,6 +235,11 @@ COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
             "manifest_rows_received": "Manifest rows read (accepted, duplicate and rejected).",
             "manifest_rows_rejected": "Manifest rows rejected (rejected_rows, kind batches).",
             "rows_rejected": "order_rows_rejected + manifest_rows_rejected.",
+            "lines_waiting": "Of lines_open, lines that arrived on an earlier night (the date's "
+            "last run's count; NULL for nights before schema version 6).",
+            "oldest_wait_days": "Days the longest-waiting open line had waited after the night "
+            "(the date's last run's count; NULL: no open line, or a night before schema "
+            "version 6).",
         },
     ),
     "line_waits": (
@@ -304,14 +309,18 @@ COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
     ),
     "nightly_trend": (
         "One row per committed business date: what arrived and what the night decided, to "
-        "compare a night with the ones before it.",
+        "compare a night with the ones before it. A slice of nightly_kpis under older names "
+        "(each column says which), with the night's check results.",
         {
             "business_date": "Night.",
-            "received": "Order rows received (every run of the date).",
-            "accepted": "New order lines stored.",
-            "rejected": "Order rows rejected.",
-            "allocated": "Lines allocated by the night's runs.",
-            "out_of_stock": "Lines left open (out of stock) after the night.",
+            "received": "Order rows received (every run of the date): "
+            "nightly_kpis.order_rows_received.",
+            "accepted": "New order lines stored: nightly_kpis.lines_received.",
+            "rejected": "Order rows rejected: nightly_kpis.order_rows_rejected.",
+            "allocated": "Lines (not units) allocated by the night's runs: "
+            "nightly_kpis.lines_placed.",
+            "out_of_stock": "Lines left open (out of stock) after the night: "
+            "nightly_kpis.lines_open.",
             "lines_waiting": "Of those, lines that arrived on an earlier night.",
             "oldest_wait_days": "Days the longest-waiting open line had waited after the night.",
             "checks_warned": "Warn-level checks that failed.",

@@ -20,7 +20,7 @@ from allocation.io.warehouse_views import ANALYST_VIEWS
 
 # Versions 6-9 are other changes' (merged in their own order); a version this code has no
 # migration for changes nothing (`_nothing`).
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 log = logging.getLogger(__name__)
 
@@ -223,29 +223,6 @@ SELECT sku,
            AS demand_over_free_units,
        next_eta AS next_free_eta
 FROM stock FULL OUTER JOIN demand USING (sku);
-
-CREATE OR REPLACE VIEW nightly_trend AS
-WITH nights AS (
-    SELECT business_date,
-           count(*)::BIGINT AS runs,
-           sum(orders_received)::BIGINT AS received,
-           sum(orders_accepted)::BIGINT AS accepted,
-           sum(orders_rejected)::BIGINT AS rejected,
-           sum(allocated)::BIGINT AS allocated,
-           arg_max(out_of_stock, finished_at)::BIGINT AS out_of_stock,
-           arg_max(lines_waiting, finished_at)::BIGINT AS lines_waiting,
-           arg_max(oldest_wait_days, finished_at)::BIGINT AS oldest_wait_days
-    FROM runs WHERE status = 'completed' GROUP BY business_date
-), checks AS (
-    SELECT business_date,
-           count(*) FILTER (WHERE result = 'failed' AND level = 'warn')::BIGINT AS checks_warned,
-           count(*) FILTER (WHERE result = 'accepted')::BIGINT AS checks_accepted
-    FROM night_checks WHERE committed GROUP BY business_date
-)
-SELECT n.business_date, n.received, n.accepted, n.rejected, n.allocated, n.out_of_stock,
-       n.lines_waiting, n.oldest_wait_days, coalesce(c.checks_warned, 0)::BIGINT AS checks_warned,
-       coalesce(c.checks_accepted, 0)::BIGINT AS checks_accepted, n.runs
-FROM nights n LEFT JOIN checks c USING (business_date);
 """.replace("BIGINT_MAX", _BIGINT_MAX)
 
 
@@ -332,6 +309,13 @@ def _v11(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_V11_BACKFILL_REALLOCATIONS)
 
 
+# Version 12: `nightly_trend` becomes a slice of `nightly_kpis` (one definition of each nightly
+# figure; its column names and meanings kept), with `nightly_kpis.lines_waiting` and
+# `oldest_wait_days` beside the other KPIs. Only views change: they are rebuilt after it.
+def _v12(con: duckdb.DuckDBPyConnection) -> None:
+    """Nothing to change in the tables: the views and comments are rebuilt after it."""
+
+
 def code_rejections(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     """Gives the rows `run_id` rejected their `reason_code` (one statement over the run's rows)."""
     code, params = code_sql("reason")
@@ -402,6 +386,7 @@ MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     7: _v7,
     10: _v10,
     11: _v11,
+    12: _v12,
 }
 
 

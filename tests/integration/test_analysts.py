@@ -291,6 +291,14 @@ def _backlog_moves(result: list[dict[str, Any]]) -> None:
     assert [r["lines_released"] for r in result] == [0, 1]
 
 
+def _backlog_each_night(result: list[dict[str, Any]]) -> None:
+    # The macro once per night (LATERAL) gives the backlog nightly_kpis counts, night by night.
+    assert [(r["business_date"], r["lines_open"]) for r in result] == [
+        (dt.date(2026, 11, 25), 5),
+        (dt.date(2026, 11, 26), 5),
+    ]
+
+
 def _waits(result: list[dict[str, Any]]) -> None:
     night_1 = result[0]
     assert night_1["first_seen"] == dt.date(2026, 11, 25)
@@ -437,6 +445,10 @@ EXPECTED: dict[str, tuple[list[str], Check]] = {
     "The open backlog after a night, oldest first": (
         ["orderid", "sku", "qty", "first_seen", "days_waiting"],
         _backlog_after_night_1,
+    ),
+    "The backlog after each of the last 3 nights, from open_lines_asof (one call per night)": (
+        ["business_date", "lines_open", "units_open", "longest_wait_days"],
+        _backlog_each_night,
     ),
     "How the backlog moved, night by night": (
         [

@@ -206,3 +206,42 @@ def test_a_night_runs_on_an_older_warehouse(
     nights = query(warehouse, "SELECT business_date FROM runs ORDER BY business_date")
     assert [r["business_date"] for r in nights] == [OLD_NIGHT, dt.date.fromisoformat(day(0))]
     assert query(warehouse, "SELECT count(*) AS n FROM out_of_stock") == [{"n": 0}]
+
+
+def test_an_upgrade_from_11_reads_nightly_trend_from_nightly_kpis(tmp_path: Path) -> None:
+    """Version 12: the trend a version-11 warehouse computed from the runs' counters becomes a
+    slice of nightly_kpis, with the same names and, for its nights, the same figures."""
+    from allocation.io.unit_of_work import DuckDBUnitOfWork
+
+    path = tmp_path / "state.duckdb"
+    make_old_warehouse(path, 11)
+    con = duckdb.connect(str(path))
+    try:  # version 11's trend, as a version-11 night left it
+        con.execute(
+            "CREATE VIEW nightly_trend AS SELECT business_date, sum(orders_received) AS received, "
+            "sum(orders_accepted) AS accepted, sum(orders_rejected) AS rejected, "
+            "sum(allocated) AS allocated, arg_max(out_of_stock, finished_at) AS out_of_stock "
+            "FROM runs GROUP BY business_date"
+        )
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    with DuckDBUnitOfWork(path) as uow:
+        assert uow.schema_version_found == 11
+        uow.commit()
+    assert versions(path)[-2:] == [11, 12]
+    [view] = query(path, "SELECT sql FROM duckdb_views() WHERE view_name = 'nightly_trend'")
+    assert "nightly_kpis" in view["sql"]
+    [trend] = query(path, "SELECT * FROM nightly_trend")
+    assert (
+        trend["business_date"],
+        trend["received"],
+        trend["accepted"],
+        trend["rejected"],
+        trend["allocated"],
+        trend["out_of_stock"],
+        trend["runs"],
+    ) == (OLD_NIGHT, 3, 2, 1, 1, 1, 1)
+    assert query(path, "SELECT orderid FROM open_lines_asof(DATE '2026-11-24')") == [
+        {"orderid": "old-order-2"}
+    ]
