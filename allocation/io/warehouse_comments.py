@@ -31,7 +31,9 @@ COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
             "status": "allocated, or out_of_stock (still open, retried every night).",
             "batchref": "Batch the line is allocated to (NULL while out of stock).",
             "first_seen": "Business date the line arrived.",
-            "allocated_on": "Business date of the current allocation (NULL while out of stock).",
+            "allocated_on": "Business date of the current allocation (NULL while out of stock); "
+            "a line released and placed again shows the later date: for waiting times use "
+            "line_waits.first_allocated_on.",
             "arrival_seq": "Global arrival order (files by name, rows in order, night after night).",
             "source_file": "Inbox file the line came from.",
             "source_line": "1-based data row in that file.",
