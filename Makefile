@@ -45,7 +45,8 @@ typecheck: install
 
 # Two processes, a test module to each at a time (module-scoped Prefect servers stay whole): the
 # e2e modules spend most of their time waiting on servers and workers, so the whole suite takes
-# about two thirds of its one-process time on this 2-core machine.
+# about two thirds of its one-process time on this 2-core machine. Three processes were measured
+# too (2026-12-06, quiet machine): 13:44 against 13:59, for 11 % more CPU: the suite is CPU-bound.
 test: install lint typecheck
 	$(BIN)/pytest -n 2 --dist loadfile
 
