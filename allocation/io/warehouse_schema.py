@@ -252,8 +252,9 @@ def _v2(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(_V2_TABLES)
 
 
-def _v3(con: duckdb.DuckDBPyConnection) -> None:
-    """Nothing to change in the tables: the views and comments are rebuilt after it."""
+def _views_only(con: duckdb.DuckDBPyConnection) -> None:
+    """A version that changed only views (3, 12): nothing to change in the tables; the views
+    and comments are rebuilt after it."""
 
 
 def _v4(con: duckdb.DuckDBPyConnection) -> None:
@@ -307,13 +308,6 @@ def _v11(con: duckdb.DuckDBPyConnection) -> None:
     code, params = code_sql("reason")
     con.execute(f"UPDATE rejected_rows SET reason_code = {code}", params)  # noqa: S608
     con.execute(_V11_BACKFILL_REALLOCATIONS)
-
-
-# Version 12: `nightly_trend` becomes a slice of `nightly_kpis` (one definition of each nightly
-# figure; its column names and meanings kept), with `nightly_kpis.lines_waiting` and
-# `oldest_wait_days` beside the other KPIs. Only views change: they are rebuilt after it.
-def _v12(con: duckdb.DuckDBPyConnection) -> None:
-    """Nothing to change in the tables: the views and comments are rebuilt after it."""
 
 
 def code_rejections(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
@@ -379,14 +373,17 @@ def _v10(con: duckdb.DuckDBPyConnection) -> None:
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     1: _v1,
     2: _v2,
-    3: _v3,
+    3: _views_only,
     4: _v4,
     5: warehouse_repair.upgrade,
     6: _v6,
     7: _v7,
     10: _v10,
     11: _v11,
-    12: _v12,
+    # 12: `nightly_trend` becomes a slice of `nightly_kpis` (one definition of each nightly
+    # figure; its column names and meanings kept), with `nightly_kpis.lines_waiting` and
+    # `oldest_wait_days` beside the other KPIs.
+    12: _views_only,
 }
 
 
