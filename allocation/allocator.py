@@ -1,4 +1,13 @@
-"""The domain `allocate` applied to every open line of the night, one chunk of skus at a time.
+"""The domain `allocate` applied to every open line of the night, a slice of skus at a time.
+
+The default (`allocate_columns`, the local runner): the night comes out of DuckDB as ONE query
+ordered by sku then arrival, integers only (sku rank, quantity, arrival number), cut into slices
+of whole skus of about `SLICE_LINES` lines; each sku's quantities go to its domain `Product` as
+a column, and each slice's placements go to a file until the night is recorded. Python holds one
+slice and the catalogue of the night's skus, whatever the night's size.
+
+The chunked path below (`allocate_candidates`: helper processes, or the Dask runner's shards)
+is the one the Dask runner streams from:
 
 Skus never share a batch, so each sku is an independent unit. The night's `Candidates` (in
 production streamed out of DuckDB, `allocation.io.candidates`) come in chunks of skus of about
@@ -39,7 +48,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, as_completed
 from contextlib import AbstractContextManager
 from itertools import pairwise
-from typing import Protocol
+from typing import Any, Protocol
 
 import polars as pl
 
@@ -372,110 +381,121 @@ class Columns(Protocol):
         """sku_rank, reference, eta, purchased, allocated, `__batch` (an integer id) of every
         batch of those skus, by sku_rank."""
 
-    def columns(self) -> pl.DataFrame:
-        """sku_rank, qty, arrival_seq of every candidate line (each arrival_seq once)."""
+    def column_slices(self, sizes: list[int]) -> AbstractContextManager[Iterator[pl.DataFrame]]:
+        """sku_rank, qty, arrival_seq of every candidate line, by sku_rank then arrival_seq,
+        in consecutive slices of `sizes` lines."""
 
-    def keep(self, placed: pl.DataFrame) -> None:
-        """Keeps the night's placements: arrival_seq, batch, qty, in arrival order."""
+    def record(self, placed: pl.DataFrame) -> None:
+        """Keeps the placements (arrival_seq, batch, qty) of one slice."""
+
+    def load_placements(self) -> int:
+        """Makes the recorded placements the night's; returns how many lines were placed."""
 
 
-#: Lines whose quantities are Python integers at once in `decide` (whole skus).
+#: Lines whose quantities are Python integers at once in `allocate_columns` (whole skus).
 SLICE_LINES = 1_000_000
 
 
-def decide(
-    lines: pl.DataFrame,
-    skus: pl.DataFrame,
-    batches: pl.DataFrame,
+def slices_of_skus(counts: list[int], slice_lines: int) -> list[tuple[int, int, int]]:
+    """(first, end, lines): consecutive runs of whole skus (indexes into `counts`, each sku's
+    lines) of at most `slice_lines` lines, or one sku alone when it has more."""
+    spans: list[tuple[int, int, int]] = []
+    index = 0
+    while index < len(counts):
+        first, lines = index, 0
+        while index < len(counts) and (index == first or lines + counts[index] <= slice_lines):
+            lines += counts[index]
+            index += 1
+        spans.append((first, index, lines))
+    return spans
+
+
+def allocate_columns(
+    candidates: Columns,
     progress: Callable[[int, int], None] = _no_progress,
     slice_lines: int = SLICE_LINES,
-) -> pl.DataFrame:
-    """The night's decision over integer columns: `lines` (sku_rank, qty, arrival_seq), `skus`
-    (sku_rank 1..n dense in order, sku, lines), `batches` (sku_rank, reference, eta, purchased,
-    allocated, `__batch`). Each sku's quantities, in arrival order, go to its `Product` as a
-    column (`Product.allocate_quantities`), whose answers (batch positions in preference order)
-    are put back by position: no `OrderLine`, no text and no look-up per line. Returns
-    arrival_seq, batch (the `__batch` id), qty of the lines placed, in arrival order.
+) -> int:
+    """Decides the night over integer columns in this process and records the placements;
+    returns how many lines were placed.
 
-    Python holds the quantities of one slice of whole skus (about `slice_lines` lines) at a
-    time; the night's columns are integers."""
-    order = lines.select(pl.arg_sort_by("sku_rank", "arrival_seq")).to_series()
+    The lines come sku by sku, each sku's in arrival order, in slices of whole skus (about
+    `slice_lines` lines; `Columns.column_slices`). Each sku's quantities go to its `Product`
+    as a column (`Product.allocate_quantities`), whose answers (batch positions in preference
+    order) are put back by position: no `OrderLine`, no text and no look-up per line. Python
+    holds one slice at a time, and the catalogue of the night's skus."""
+    skus = candidates.skus()
     names = skus["sku"].to_list()
     counts = skus["lines"].to_list()
+    batches = candidates.sku_batches()
     # The catalogue by sku (ranks are dense from 1): the batches of rank r are the rows
     # firsts[r]:firsts[r + 1].
-    batch_rows = batches.select("reference", "eta", "purchased", "allocated", BATCH_ID).rows()
     firsts = [0] * (len(names) + 2)
     for rank in batches["sku_rank"].to_list():
         firsts[rank + 1] += 1
     for rank in range(1, len(firsts)):
         firsts[rank] += firsts[rank - 1]
-    placed: list[pl.DataFrame] = []
-    done = index = 0
+    catalogue = batches.select("reference", "eta", "purchased", "allocated", BATCH_ID)
+    spans = slices_of_skus(counts, slice_lines)
+    total, done = sum(counts), 0
     was_enabled = gc.isenabled()
     gc.disable()  # only acyclic `Batch`/`Product` objects here: reference counting frees them
     try:
-        while index < len(names):
-            first, start = index, done
-            while index < len(names) and (
-                index == first or done - start + counts[index] <= slice_lines
-            ):
-                done += counts[index]
-                index += 1
-            rows = lines.select(pl.all().gather(order.slice(start, done - start)))
-            quantities = rows["qty"].to_list()
-            positions: list[int | None] = []
-            preferred: list[int] = []  # each sku's batch ids, in its product's preference order
-            offsets: list[int] = []  # per sku of the slice: where its ids start in `preferred`
-            cursor = 0
-            for sku in range(first, index):
-                name = names[sku]
-                own = batch_rows[firsts[sku + 1] : firsts[sku + 2]]
-                product = Product(
-                    name,
-                    [
-                        Batch(reference, name, purchased, eta, previously_allocated=allocated)
-                        for reference, eta, purchased, allocated, _ in own
-                    ],
-                )
-                positions += product.allocate_quantities(quantities[cursor : cursor + counts[sku]])
-                cursor += counts[sku]
-                offsets.append(len(preferred))
-                id_of = {row[0]: row[4] for row in own}
-                preferred += [id_of[batch.reference] for batch in product.batches]
-            slot = pl.Series(offsets, dtype=pl.Int64).gather(
-                rows["sku_rank"].cast(pl.Int64) - (first + 1)
-            ) + pl.Series(positions, dtype=pl.Int64)
-            batch = pl.Series(preferred, dtype=pl.Int64).gather(slot)
-            placed.append(
-                rows.select("arrival_seq", pl.lit(batch).alias("batch"), "qty").filter(
-                    pl.col("batch").is_not_null()
-                )
-            )
-            progress(done, lines.height)
+        with candidates.column_slices([lines for _, _, lines in spans]) as slices:
+            for (first, end, _), rows in zip(spans, slices, strict=True):
+                base = firsts[first + 1]
+                own_rows = catalogue.slice(base, firsts[end + 1] - base).rows()
+                candidates.record(_decide_slice(rows, names, counts, own_rows, firsts, first, end))
+                done += rows.height
+                progress(done, total)
     finally:
         if was_enabled:
             gc.enable()
-    schema = pl.Schema({"arrival_seq": pl.Int64(), "batch": pl.Int64(), "qty": pl.Int64()})
-    return pl.concat(
-        [pl.DataFrame(schema=schema), *(frame.cast(schema) for frame in placed)], how="vertical"
-    ).sort("arrival_seq")
+    placed = candidates.load_placements()
+    log.info("Allocated %s lines over integer columns: %s placed", f"{total:,}", f"{placed:,}")
+    return placed
 
 
-def allocate_columns(
-    candidates: Columns, progress: Callable[[int, int], None] = _no_progress
-) -> int:
-    """Decides the whole night over its integer columns (`decide`) in this process and keeps
-    the placements; returns how many lines were placed."""
-    lines = candidates.columns()
-    placed = decide(lines, candidates.skus(), candidates.sku_batches(), progress)
-    candidates.keep(placed)
-    log.info(
-        "Allocated %s lines over integer columns: %s placed",
-        f"{lines.height:,}",
-        f"{placed.height:,}",
+def _decide_slice(
+    rows: pl.DataFrame,
+    names: list[str],
+    counts: list[int],
+    batch_rows: list[tuple[Any, ...]],
+    firsts: list[int],
+    first: int,
+    end: int,
+) -> pl.DataFrame:
+    """The placements (arrival_seq, batch, qty) of `rows`: the lines of skus first..end - 1
+    (indexes into `names`), sku by sku, each in arrival order; `batch_rows` their batches
+    (reference, eta, purchased, allocated, id), the rows firsts[first + 1]:firsts[end + 1]
+    of the catalogue."""
+    base = firsts[first + 1]
+    quantities = rows["qty"].to_list()
+    positions: list[int | None] = []
+    preferred: list[int] = []  # each sku's batch ids, in its product's preference order
+    offsets: list[int] = []  # per sku of the slice: where its ids start in `preferred`
+    cursor = 0
+    for sku in range(first, end):
+        name = names[sku]
+        own = batch_rows[firsts[sku + 1] - base : firsts[sku + 2] - base]
+        product = Product(
+            name,
+            [
+                Batch(reference, name, purchased, eta, previously_allocated=allocated)
+                for reference, eta, purchased, allocated, _ in own
+            ],
+        )
+        positions += product.allocate_quantities(quantities[cursor : cursor + counts[sku]])
+        cursor += counts[sku]
+        offsets.append(len(preferred))
+        id_of = {row[0]: row[4] for row in own}
+        preferred += [id_of[batch.reference] for batch in product.batches]
+    slot = pl.Series(offsets, dtype=pl.Int64).gather(
+        rows["sku_rank"].cast(pl.Int64) - (first + 1)
+    ) + pl.Series(positions, dtype=pl.Int64)
+    batch = pl.Series(preferred, dtype=pl.Int64).gather(slot)
+    return rows.select("arrival_seq", pl.lit(batch).alias("batch"), "qty").filter(
+        pl.col("batch").is_not_null()
     )
-    return placed.height
 
 
 def allocate_candidates(

@@ -33,3 +33,9 @@ def test_a_night_that_received_nothing_stops_the_sequence(tmp_path: Path) -> Non
 def test_every_measured_night_reads_its_just_written_inbox_at_once() -> None:
     args = argparse.Namespace(workers="0", dask_workers=2)
     assert bench_settings(args)["ALLOCATION_INBOX_SETTLE_SECONDS"] == "0"
+
+
+def test_the_one_file_nights_read_their_just_written_inbox_at_once() -> None:
+    from benchmarks.one_file import night_env
+
+    assert night_env({"PREFECT_HOME": "/x"})["ALLOCATION_INBOX_SETTLE_SECONDS"] == "0"

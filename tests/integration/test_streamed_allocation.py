@@ -91,6 +91,40 @@ def test_candidates_come_in_chunks_of_whole_skus_biggest_first_in_arrival_order(
         assert chunk.sort("sku", "arrival_seq", maintain_order=True).equals(chunk)
 
 
+def test_the_columns_come_sku_by_sku_in_arrival_order_in_slices_of_whole_skus(
+    tmp_path: Path,
+) -> None:
+    """The default (local) decision reads the night as one ordered stream cut into slices of
+    whole skus: Python never holds the whole night, and the connection is free afterwards."""
+    with _warehouse_with_a_night(tmp_path / "w.duckdb") as uow:
+        candidates = DuckDBCandidates(uow.con, tmp_path / "spill")
+        skus = candidates.skus()
+        spans = allocator.slices_of_skus(skus["lines"].to_list(), 50)
+        with candidates.column_slices([lines for _, _, lines in spans]) as slices:
+            got = list(slices)
+        assert uow.con.sql("SELECT 1").fetchall() == [(1,)]  # the connection is free again
+        with (
+            candidates.column_slices([lines + 1 for _, _, lines in spans]) as too_many,
+            pytest.raises(RuntimeError, match="lines short"),
+        ):
+            list(too_many)
+        with (
+            candidates.column_slices([lines for _, _, lines in spans][:-1]) as too_few,
+            pytest.raises(RuntimeError, match="more lines than their skus count"),
+        ):
+            list(too_few)
+
+    # 20 skus of 10 lines, then HOT-LAMP's 121 lines alone (bigger than a slice), in sku order
+    assert skus["sku"].to_list() == ["HOT-LAMP", *(f"SKU-{n:02d}" for n in range(20))]
+    assert [frame.height for frame in got] == [121, 50, 50, 50, 50]
+    whole = pl.concat(got)
+    assert whole.columns == ["sku_rank", "qty", "arrival_seq"]
+    assert whole.sort("sku_rank", "arrival_seq").equals(whole)
+    assert whole.height == candidates.lines == 321 and whole["arrival_seq"].n_unique() == 321
+    for frame in got[1:]:  # no sku split between slices
+        assert frame["sku_rank"].n_unique() == 5
+
+
 def test_a_whole_chunk_travels_to_a_helper_as_a_scan_of_its_file_not_its_rows(
     tmp_path: Path,
 ) -> None:

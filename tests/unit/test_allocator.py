@@ -5,6 +5,7 @@ where the allocator would go parallel on its own)."""
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -374,7 +375,8 @@ class FrameColumns:
             .sort("sku_rank", "reference")
             .select("sku_rank", "reference", "eta", "purchased", "allocated", allocator.BATCH_ID)
         )
-        self.placed = pl.DataFrame()
+        self.recorded: list[pl.DataFrame] = []
+        self.sizes: list[int] = []
 
     def skus(self) -> pl.DataFrame:
         return self._skus
@@ -382,11 +384,24 @@ class FrameColumns:
     def sku_batches(self) -> pl.DataFrame:
         return self._batches
 
-    def columns(self) -> pl.DataFrame:
-        return self._lines
+    @contextmanager
+    def column_slices(self, sizes: list[int]) -> Iterator[Iterator[pl.DataFrame]]:
+        self.sizes = sizes
+        ordered = self._lines.sort("sku_rank", "arrival_seq")
+        starts = [0, *itertools.accumulate(sizes)]
+        assert starts[-1] == ordered.height
+        yield (ordered.slice(start, size) for start, size in zip(starts[:-1], sizes, strict=True))
 
-    def keep(self, placed: pl.DataFrame) -> None:
-        self.placed = placed
+    def record(self, placed: pl.DataFrame) -> None:
+        self.recorded.append(placed)
+
+    def load_placements(self) -> int:
+        return sum(frame.height for frame in self.recorded)
+
+    def placed(self) -> pl.DataFrame:
+        """The placements in arrival order, as the warehouse records them."""
+        schema = {"arrival_seq": pl.Int64, "batch": pl.Int64, "qty": pl.Int64}
+        return pl.concat([pl.DataFrame(schema=schema), *self.recorded]).sort("arrival_seq")
 
 
 @settings(max_examples=60, deadline=None)
@@ -415,7 +430,7 @@ def test_the_night_decided_over_integer_columns_places_every_line_as_the_chunked
 ) -> None:
     """The default decision (each sku's quantities as a column, slices of whole skus, answers
     put back by position) against the chunked one through `allocate_lines`: every line gets the
-    same batch, and the placements come in arrival order."""
+    same batch; no slice holds more than `slice_lines` lines unless one sku has more."""
     rows = [(f"o{n}", sku, qty, 10 + 3 * n) for n, (sku, qty) in enumerate(data)]
     lines = pl.DataFrame(order.sample(rows, len(rows)), schema=LINE_SCHEMA, orient="row")
     batches = pl.DataFrame(
@@ -433,9 +448,8 @@ def test_the_night_decided_over_integer_columns_places_every_line_as_the_chunked
         orient="row",
     )
     columns = FrameColumns(lines, batches)
-    placed = allocator.decide(
-        columns.columns(), columns.skus(), columns.sku_batches(), slice_lines=slice_lines
-    )
+    count = allocator.allocate_columns(columns, slice_lines=slice_lines)
+    placed = columns.placed()
 
     expected = allocate_lines(lines, batches, chunk_lines=1_000).filter(
         pl.col("batchref").is_not_null()
@@ -444,3 +458,6 @@ def test_the_night_decided_over_integer_columns_places_every_line_as_the_chunked
     assert placed["arrival_seq"].to_list() == expected["arrival_seq"].to_list()
     assert [references[i] for i in placed["batch"]] == expected["batchref"].to_list()
     assert placed["qty"].to_list() == expected["qty"].to_list()
+    assert count == expected.height
+    biggest = max(columns.skus()["lines"].to_list(), default=0)
+    assert all(size <= max(slice_lines, biggest) for size in columns.sizes)
