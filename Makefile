@@ -43,12 +43,14 @@ lint: install
 typecheck: install
 	$(BIN)/mypy
 
-# Two processes, a test module to each at a time (module-scoped Prefect servers stay whole): the
-# e2e modules spend most of their time waiting on servers and workers, so the whole suite takes
-# about two thirds of its one-process time on this 2-core machine. Three processes were measured
-# too (2026-12-06, quiet machine): 13:44 against 13:59, for 11 % more CPU: the suite is CPU-bound.
+# Four processes, a test module to each at a time (module-scoped Prefect servers stay whole; the
+# three modules of the operators' shared stack go together: tests/conftest.py's scheduler). The
+# two long e2e units (the deployment's stack, the shared stack) mostly wait on servers and
+# workers, so two more processes keep both cores busy meanwhile: measured 2026-12-06, 11:50 with
+# four processes and the shared stack against 13:41 with two and a stack per module (173 % CPU
+# against ~165 %). The suite is CPU-bound beyond that.
 test: install lint typecheck
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 4 --dist loadfile
 
 unit: install
 	$(BIN)/pytest tests/unit

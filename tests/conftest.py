@@ -15,6 +15,7 @@ os.environ.setdefault("ALLOCATION_INBOX_SETTLE_SECONDS", "0")
 
 import datetime as dt
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -125,6 +126,38 @@ def checks_warn_outside_their_own_tests(request: pytest.FixtureRequest) -> Itera
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ALLOCATION_CHECKS", ",".join(f"{name}=warn" for name in CHECK_NAMES))
         yield
+
+
+#: The modules that share one Prefect stack (tests/e2e/ops_stack.py): one unit of pytest-xdist's
+#: work, so they run on one worker, one after the other.
+SHARED_STACK_MODULES = frozenset(
+    {"test_interrupts.py", "test_operations.py", "test_server_restart.py"}
+)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """`make test` runs `pytest -n 4 --dist loadfile`: each test module goes whole to one worker
+    (module-scoped servers stay whole), except that the shared stack's modules go together.
+    (pytest-xdist's own `--dist loadgroup` marks do not group here: with pytest 9.2 the node id
+    it rewrites to carry the group is no longer the id it schedules by.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class SharedStackFirst(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "shared-prefect-stack" if Path(module).name in SHARED_STACK_MODULES else module
+
+    return SharedStackFirst(config, log)
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stops the shared stack after the last test of its modules (not at the end of the
+    session: an idle server and worker cost CPU every second)."""
+    stack = sys.modules.get("ops_stack")
+    if stack is not None:
+        stack.close_after(item, nextitem)
 
 
 @pytest.fixture

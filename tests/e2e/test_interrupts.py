@@ -1,12 +1,11 @@
 """Issue 27 end to end: Prefect or the operator interrupts a night.
 
-One module-scoped stack: `make server` on a free loopback port with a temporary PREFECT_HOME,
-`make deploy`, one `make worker` (helpers shared with test_deployment.py and
-test_operations.py). Nights are held at a named step (`ALLOCATION_HOLD_AT`, passed to the run
-through its job variables) and cancelled there through the API; two nights name one warehouse
-through a symlink and `..`; a run is created with an unknown parameter; and the `allocation`
-command runs a night through a small TCP proxy that the test then stops forwarding (or turns
-into a server answering 500), as a lost or broken Prefect API would.
+The operators' shared stack (ops_stack.py: `make server`, `make deploy`) with one `make worker`.
+Nights are held at a named step (`ALLOCATION_HOLD_AT`, passed to the run through its job
+variables) and cancelled there through the API; two nights name one warehouse through a symlink
+and `..`; a run is created with an unknown parameter; and the `allocation` command runs a night
+through a small TCP proxy that the test then stops forwarding (or turns into a server answering
+500), as a lost or broken Prefect API would.
 """
 
 from __future__ import annotations
@@ -19,8 +18,6 @@ import struct
 import subprocess
 import threading
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -28,28 +25,17 @@ from uuid import UUID
 import duckdb
 import polars as pl
 import pytest
-from prefect.client.orchestration import SyncPrefectClient
+from ops_stack import SHARED, Ops
 from prefect.client.schemas.objects import StateType
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.states import Cancelling, Scheduled
 from test_deployment import (
     BIN,
-    DEPLOYMENT,
-    MAKE,
     PREFECT_YAML,
-    SERVER_GRACE,
-    WORKER_GRACE,
-    Service,
-    clean_env,
-    free_port,
-    make,
-    start,
-    stop,
 )
-from test_operations import Ops, final, ledger, parameters, run_logs, wait_for, write_night
+from test_operations import final, ledger, parameters, run_logs, wait_for, write_night
 
 from allocation.settings import state_dir_for
-from conftest import REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -59,54 +45,10 @@ NEXT_DAY = "2026-11-26"
 DEPLOYMENT_ENV: dict[str, str] = PREFECT_YAML["definitions"]["work_pool"]["job_variables"]["env"]
 
 
-def wait_up(server: Service, url: str, timeout: float = 300.0) -> None:
-    """`wait_healthy` with more patience: on a loaded machine a fresh server took over 90 s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert server.process.poll() is None, server.tail()
-        with (
-            contextlib.suppress(OSError),
-            urllib.request.urlopen(f"{url}/health", timeout=5) as response,
-        ):
-            if response.status == 200:
-                return
-        time.sleep(0.5)
-    pytest.fail(f"prefect server not healthy after {timeout:.0f}s\n{server.tail()}")
-
-
 @pytest.fixture(scope="module")
-def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
-    root = tmp_path_factory.mktemp("prefect-interrupts")
-    home = root / "prefect-home"
-    home.mkdir()
-    port = free_port()
-    api_url = f"http://127.0.0.1:{port}/api"
-    env = clean_env(home)
-    server: Service | None = None
-    stack: Ops | None = None
-    try:
-        server = start(
-            "server",
-            [*MAKE, "server", f"PREFECT_PORT={port}"],
-            cwd=REPO,
-            # Queued runs ask for the slot again every 2 s instead of 30 s (as test_operations).
-            env={**env, "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "2"},
-            log=root / "server.log",
-        )
-        wait_up(server, api_url)
-        env = {**env, "PREFECT_API_URL": api_url}
-        make("deploy", env)
-        with SyncPrefectClient(api_url) as client:
-            deployment = client.read_deployment_by_name(DEPLOYMENT)
-            client.pause_deployment(deployment.id)  # no real 02:30 night during the tests
-        stack = Ops(api_url, env, root, deployment.id)
-        stack.start_worker()
-        yield stack
-    finally:
-        for worker in stack.workers if stack else []:
-            print(f"{worker.name}: {stop(worker, WORKER_GRACE)}")
-        if server is not None:
-            print(f"server: {stop(server, SERVER_GRACE)}")
+def ops(tmp_path_factory: pytest.TempPathFactory) -> Ops:
+    """The shared stack (ops_stack.py) with one worker."""
+    return SHARED.get(tmp_path_factory, workers=1)
 
 
 def create_run(

@@ -1,10 +1,9 @@
 """Issue 15 end to end: operating the deployment as an unlucky operator would.
 
-One module-scoped stack: `make server` (leases kept on disk) on a free loopback port with a
-temporary PREFECT_HOME, `make deploy`, the silent-night automation applied from its file, and TWO
-`make worker`s, each in its own process group. Nights are triggered out of order, workers and
-flow processes are killed with SIGKILL, and the warehouse's ledger says what happened. Teardown
-stops every worker, then the server (helpers shared with test_deployment.py).
+The operators' shared stack (ops_stack.py: `make server` with leases kept on disk, `make deploy`
+with the silent-night automation applied from its file) with TWO `make worker`s, each in its own
+process group. Nights are triggered out of order, workers and flow processes are killed with
+SIGKILL, and the warehouse's ledger says what happened.
 
 Each test holds the warehouse's run lock itself (`held_lock`) when it needs a night to stay
 Running: the night waits for the lock, alive and sending heartbeats, until the test lets go.
@@ -22,14 +21,13 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import duckdb
 import pytest
-from prefect.client.orchestration import SyncPrefectClient
+from ops_stack import SHARED, Ops
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.client.schemas.sorting import LogSort
@@ -37,15 +35,9 @@ from prefect.states import Scheduled
 from test_deployment import (
     DEPLOYMENT,
     MAKE,
-    SERVER_GRACE,
-    WORKER_GRACE,
     Service,
     clean_env,
-    free_port,
     make,
-    start,
-    stop,
-    wait_healthy,
 )
 
 from allocation.settings import state_dir_for
@@ -56,86 +48,13 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(420)]
 RUN_TIMEOUT = 180.0
 # The shipped automation crashes a run 90 s after its last heartbeat (one every 30 s).
 CRASH_DETECTION_LIMIT = 200.0
-WORKER_ENV = {
-    "PREFECT_WORKER_QUERY_SECONDS": "1",  # pick runs up quickly
-    "ALLOCATION_ORDER_RETRY_SECONDS": "3",  # a waiting night tries again 3 s later
-    "ALLOCATION_LOCK_TIMEOUT_SECONDS": "240",  # a night stays Running while a test holds the lock
-}
-
-
-@dataclass
-class Ops:
-    api_url: str
-    env: dict[str, str]
-    root: Path
-    deployment_id: UUID
-    workers: list[Service] = field(default_factory=list)
-    started: int = 0
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def client(self) -> SyncPrefectClient:
-        return SyncPrefectClient(self.api_url)
-
-    def start_worker(self) -> Service:
-        self.started += 1
-        name = f"worker-{self.started}"
-        worker = start(
-            name,
-            [*MAKE, "worker"],
-            cwd=REPO,
-            # Deployment runs may only use paths inside the data roots: here pytest's folders.
-            env={**self.env, **WORKER_ENV, "ALLOCATION_DATA_ROOTS": str(self.root.parent)},
-            log=self.root / f"{name}.log",
-        )
-        self.workers.append(worker)
-        return worker
-
-    def logs(self) -> str:
-        return "\n".join(worker.tail(30) for worker in self.workers)
 
 
 @pytest.fixture(scope="module")
-def ops(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ops]:
-    root = tmp_path_factory.mktemp("prefect-ops")
-    home = root / "prefect-home"
-    home.mkdir()
-    port = free_port()
-    api_url = f"http://127.0.0.1:{port}/api"
-    env = clean_env(home)
-    server: Service | None = None
-    stack: Ops | None = None
-    try:
-        server = start(
-            "server",
-            # Queued runs ask for the slot again every 2 s instead of 30 s: a faster test only.
-            [*MAKE, "server", f"PREFECT_PORT={port}"],
-            cwd=REPO,
-            env={**env, "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "2"},
-            log=root / "server.log",
-        )
-        wait_healthy(server, api_url)
-        env = {**env, "PREFECT_API_URL": api_url}
-        # make deploy applies every automations/*.yaml, the silent-night one included (the
-        # docs used to add it again by hand: a second copy that fired too).
-        deployed = make("deploy", env)
-        assert "automation 'crash-silent-night' (crash-silent-night.yaml): created" in (
-            deployed.stdout
-        ), deployed.stdout
-        with SyncPrefectClient(api_url) as client:
-            assert len(client.read_automations_by_name("crash-silent-night")) == 1
-            deployment = client.read_deployment_by_name(DEPLOYMENT)
-            client.pause_deployment(deployment.id)  # no real 02:30 night during the tests
-        stack = Ops(api_url, env, root, deployment.id)
-        stack.start_worker()
-        stack.start_worker()
-        yield stack
-    finally:
-        for worker in stack.workers if stack else []:
-            print(f"{worker.name}: {stop(worker, WORKER_GRACE)}")
-        if server is not None:
-            print(f"server: {stop(server, SERVER_GRACE)}")
-        if stack:
-            print("timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in stack.timings.items()))
+def ops(tmp_path_factory: pytest.TempPathFactory) -> Ops:
+    """The shared stack (ops_stack.py) with TWO workers: a killed worker's night, and nights
+    that two workers could run at once."""
+    return SHARED.get(tmp_path_factory, workers=2)
 
 
 def write_night(inbox: Path, day: str) -> None:
