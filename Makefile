@@ -46,9 +46,11 @@ typecheck: install
 # Four processes, a test module to each at a time (module-scoped Prefect servers stay whole; the
 # three modules of the operators' shared stack go together: tests/conftest.py's scheduler). The
 # two long e2e units (the deployment's stack, the shared stack) mostly wait on servers and
-# workers, so two more processes keep both cores busy meanwhile: measured 2026-12-06, 11:50 with
-# four processes and the shared stack against 13:41 with two and a stack per module (173 % CPU
-# against ~165 %). The suite is CPU-bound beyond that.
+# workers, so two more processes keep both cores busy meanwhile. Measured 2026-12-06: this suite
+# and the one before the shared stack (two processes), started together, took 22:07 against
+# 31:29 of wall for 1,753 against 1,733 CPU-s: the shared stack saves ~190 CPU-s in its modules,
+# the two extra processes spend about as much (a Prefect test server each). Alone: 11:50 here,
+# 13:50 in a fresh clone's .ci/run (15:31 with the install): over the 10-minute budget.
 test: install lint typecheck
 	$(BIN)/pytest -n 4 --dist loadfile
 
