@@ -144,12 +144,12 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         return None
     from xdist.scheduler import LoadFileScheduling
 
-    class SharedStackFirst(LoadFileScheduling):
+    class SharedStackTogether(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
             return "shared-prefect-stack" if Path(module).name in SHARED_STACK_MODULES else module
 
-    return SharedStackFirst(config, log)
+    return SharedStackTogether(config, log)
 
 
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:

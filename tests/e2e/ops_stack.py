@@ -6,17 +6,16 @@ process group.
 Each module used to start a stack of its own: ~45 CPU-s each (the server's start-up and
 migrations, `make deploy`, the workers' start) on a 2-core machine whose whole suite is
 CPU-bound. The three modules now run on one pytest-xdist worker, one after the other (one unit
-of pytest-xdist's work: tests/conftest.py's scheduler and `SHARED_STACK_MODULES`); this stack is started by the first of their
-tests that asks for it and stopped once the last of them has run (`close_after`). Each module
-says how many workers it needs (`SharedOps.get(..., workers=n)`); every night a test creates
-names its own warehouse under its own tmp_path, so the modules share nothing else.
+of pytest-xdist's work: tests/conftest.py's scheduler and `SHARED_STACK_MODULES`); this stack
+is started by the first of their tests that asks for it and stopped once the last of them has
+run (`close_after`). Each module says how many workers it needs (`SharedOps.get(...,
+workers=n)`); every night a test creates names its own warehouse under its own tmp_path, so the
+modules share nothing else.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import UUID
@@ -34,6 +33,7 @@ from test_deployment import (
     make,
     start,
     stop,
+    wait_healthy,
 )
 
 from conftest import REPO, SHARED_STACK_MODULES
@@ -84,21 +84,6 @@ class Ops:
         return "\n".join(worker.tail(30) for worker in self.workers)
 
 
-def wait_up(server: Service, url: str, timeout: float = 300.0) -> None:
-    """Waits for the server's health; on a loaded machine a fresh server took over 90 s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert server.process.poll() is None, server.tail()
-        with (
-            contextlib.suppress(OSError),
-            urllib.request.urlopen(f"{url}/health", timeout=5) as response,
-        ):
-            if response.status == 200:
-                return
-        time.sleep(0.5)
-    pytest.fail(f"prefect server not healthy after {timeout:.0f}s\n{server.tail()}")
-
-
 class SharedOps:
     """The stack, started on first use and stopped by `close` (idempotent)."""
 
@@ -127,7 +112,8 @@ class SharedOps:
             env=self._server_env(home),
             log=root / f"server-{self.servers_started}.log",
         )
-        wait_up(self.server, f"http://127.0.0.1:{self.port}/api")
+        # More patience than the default: on a loaded machine a fresh server took over 90 s.
+        wait_healthy(self.server, f"http://127.0.0.1:{self.port}/api", timeout=300.0)
         return self.server
 
     def _start(self, factory: pytest.TempPathFactory) -> Ops:

@@ -241,8 +241,8 @@ def stop(service: Service, grace: float) -> str:
     return f"killed after {grace:.0f}s"
 
 
-def wait_healthy(server: Service, url: str) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT
+def wait_healthy(server: Service, url: str, timeout: float = SERVER_START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             pytest.fail(f"prefect server exited with {server.process.returncode}\n{server.tail()}")
@@ -253,7 +253,7 @@ def wait_healthy(server: Service, url: str) -> None:
             if response.status == 200:
                 return
         time.sleep(0.25)
-    pytest.fail(f"prefect server not healthy after {SERVER_START_TIMEOUT:.0f}s\n{server.tail()}")
+    pytest.fail(f"prefect server not healthy after {timeout:.0f}s\n{server.tail()}")
 
 
 def make(target: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
