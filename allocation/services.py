@@ -517,12 +517,15 @@ def _allocate_night(
         finally:
             candidates.discard()
         progress(candidates.lines, candidates.lines)
+        open_lines = candidates.open_lines
         log.info(
-            "Allocated %s: %s placed, %s out of stock (%.2f CPU-s)",
+            "Allocated %s: %s placed, %s out of stock (%.2f CPU-s; %s open line(s) larger than "
+            "any batch's room tonight not read)",
             rate(candidates.lines, time.perf_counter() - tick),
             f"{allocated:,}",
-            f"{candidates.lines - allocated:,}",
+            f"{open_lines - allocated:,}",
             time.process_time() - cpu,
+            f"{open_lines - candidates.lines:,}",
         )
         tick, cpu = time.perf_counter(), time.process_time()
         replaced = changes.record_destinations(repo, day, run_id)
@@ -555,12 +558,12 @@ def _allocate_night(
         log_rejected_total(counts)
         counts.update(
             allocated=allocated,
-            out_of_stock=candidates.lines - allocated,
+            out_of_stock=open_lines - allocated,
             lines_replaced=replaced,
         )
         tick = time.perf_counter()
         lines_waiting, oldest_wait = check_figures.waiting(uow.con, day)
-        results = _check_night(params, uow, night, counts, before, candidates.lines)
+        results = _check_night(params, uow, night, counts, before, open_lines)
         stopped = night_checks.stop_message(day, results)
         if stopped and not params.dry_run:
             raise night_checks.NightStopped(stopped, results)  # rolled back on the way out

@@ -43,7 +43,7 @@ import pyarrow as arrow
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from allocation.io.repository import CANDIDATE_LINES
+from allocation.io.repository import OPEN_LINES, create_candidate_lines
 
 PLACEMENTS_SCHEMA = arrow.schema(
     [("arrival_seq", arrow.int64()), ("batch", arrow.int64()), ("qty", arrow.int64())]
@@ -58,7 +58,7 @@ class DuckDBCandidates:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, folder: Path) -> None:
         self.con = con
-        con.execute(f"CREATE OR REPLACE TEMP VIEW candidate_lines AS {CANDIDATE_LINES}")
+        create_candidate_lines(con)
         con.execute(
             "CREATE OR REPLACE TEMP TABLE candidate_skus AS "
             "SELECT sku, row_number() OVER (ORDER BY sku) AS sku_rank, count(*) AS lines "
@@ -66,6 +66,8 @@ class DuckDBCandidates:
         )
         rows = con.sql("SELECT coalesce(sum(lines), 0)::BIGINT FROM candidate_skus").fetchall()
         self._lines = int(rows[0][0])
+        rows = con.sql(f"SELECT count(*) FROM ({OPEN_LINES})").fetchall()  # noqa: S608
+        self._open_lines = int(rows[0][0])
         folder.mkdir(parents=True, exist_ok=True)
         # Runs never overlap (the run lock): a placements file here is one a killed night left.
         for pattern in ("placements-*.parquet", "pieces-*.parquet"):
@@ -79,7 +81,14 @@ class DuckDBCandidates:
 
     @property
     def lines(self) -> int:
+        """The lines to decide: `candidate_lines`."""
         return self._lines
+
+    @property
+    def open_lines(self) -> int:
+        """Every line open when the decision starts (`OPEN_LINES`): those to decide and those
+        too large for any batch's room tonight, which stay waiting unread."""
+        return self._open_lines
 
     def batches(self) -> pl.DataFrame:
         frame: pl.DataFrame = self.con.sql(
@@ -99,11 +108,14 @@ class DuckDBCandidates:
 
     def sku_batches(self) -> pl.DataFrame:
         """sku_rank, reference, eta, purchased, allocated, `__batch` (the batch's rowid) of every
-        batch of the candidates' skus, by sku_rank: the catalogue, not the night."""
+        batch with room of the candidates' skus, by sku_rank: the catalogue, not the night. A
+        full batch takes no line (`domain.place`), and a sku's full batches of earlier nights
+        would otherwise be read, built and sorted every night for nothing."""
         frame: pl.DataFrame = self.con.sql(
             "SELECT c.sku_rank::INTEGER AS sku_rank, b.reference, b.eta, b.purchased, "
             "b.allocated, b.rowid AS __batch "
-            "FROM batches b JOIN candidate_skus c USING (sku) ORDER BY c.sku_rank, b.reference"
+            "FROM batches b JOIN candidate_skus c USING (sku) WHERE b.purchased > b.allocated "
+            "ORDER BY c.sku_rank, b.reference"
         ).pl()
         return frame
 

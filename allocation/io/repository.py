@@ -20,12 +20,34 @@ SLICE_ROWS = 1_000_000  # rows handed to DuckDB at a time
 _BIGINT_MAX = 9_223_372_036_854_775_807
 #: Lines recorded per statement (`record_placements`): one range's join and sort stay in memory.
 RECORD_ROWS = 1_000_000
-#: Every line a night may place: the waiting ones and tonight's (the TEMP table `night_lines`);
-#: the TEMP view `candidate_lines` of the night's connection (`allocation.io.candidates`).
-CANDIDATE_LINES = (
+#: Every line open tonight: the waiting ones and tonight's (the TEMP table `night_lines`).
+OPEN_LINES = (
     "SELECT orderid, sku, qty, arrival_seq FROM order_lines WHERE status = 'out_of_stock' "
     "UNION ALL SELECT orderid, sku, qty, arrival_seq FROM night_lines"
 )
+#: The open lines a night may place: those no larger than the most room any batch of their sku
+#: has when the decision starts (the TEMP table `candidate_room`, sku and room, made by
+#: `allocation.io.candidates` after tonight's batches and manifest changes). Room only shrinks
+#: while a night decides and a line left unplaced changes nothing, so a larger line could not be
+#: placed tonight and leaving it out changes no line's answer (`domain.place`): a waiting line of
+#: a sku that gained no room since it last failed is never read. The TEMP view
+#: `candidate_lines` of the night's connection.
+CANDIDATE_LINES = (
+    f"SELECT l.orderid, l.sku, l.qty, l.arrival_seq FROM ({OPEN_LINES}) l "  # noqa: S608
+    "JOIN candidate_room r ON l.sku = r.sku AND l.qty <= r.room"
+)
+
+
+def create_candidate_lines(con: duckdb.DuckDBPyConnection) -> None:
+    """Makes the TEMP view `candidate_lines` (`CANDIDATE_LINES`) over a snapshot of each sku's
+    most room, `candidate_room`: recording updates the batches while the view is still read.
+    Call once tonight's batches and manifest changes are in, before the decision."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE candidate_room AS "
+        "SELECT sku, max(purchased - allocated) AS room "
+        "FROM batches GROUP BY sku HAVING max(purchased - allocated) > 0"
+    )
+    con.execute(f"CREATE OR REPLACE TEMP VIEW candidate_lines AS {CANDIDATE_LINES}")
 
 
 class DuckDBRepository:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 
 import duckdb
@@ -69,6 +70,45 @@ def test_backorders_are_allocated_first_when_stock_arrives(
     assert allocations(site, day(2)) == [("late", "BLUE-CUSHION", 5, "b3")]
     assert open_lines(site, day(2)) == []
     assert site.query("SELECT count(*) FROM order_lines WHERE status = 'allocated'") == [(3,)]
+
+
+def test_a_waiting_line_too_large_for_any_batch_stays_counted_and_reported_unread(
+    site: Site, day: Callable[[int], str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A waiting line larger than every batch's room of its sku cannot be placed, so the night
+    does not read it; it is still out of stock in the summary, the report and the warehouse."""
+    site.batches("b1.csv", "b1,RETRO-CLOCK,5,")
+    site.orders("n1.csv", "big,RETRO-CLOCK,8", "small,RETRO-CLOCK,1")
+    site.run(day(0))
+    assert open_lines(site, day(0)) == [("big", "RETRO-CLOCK", 8)]
+
+    site.clear_inbox()
+    site.batches("b2.csv", "b2,RETRO-CLOCK,2,2026-12-01")  # room 4 and 2: still not 8
+    site.orders("n2.csv", "late,RETRO-CLOCK,3")
+    with caplog.at_level(logging.INFO, logger="allocation"):
+        summary = site.run(day(1))
+    assert allocations(site, day(1)) == [("late", "RETRO-CLOCK", 3, "b1")]
+    assert open_lines(site, day(1)) == [("big", "RETRO-CLOCK", 8)]
+    assert (summary["allocated"], summary["out_of_stock"]) == (1, 1)
+    assert any(
+        "1 open line(s) larger than any batch's room tonight not read" in r.getMessage()
+        for r in caplog.records
+    )
+    assert site.query("SELECT count(*) FROM order_lines WHERE status = 'out_of_stock'") == [(1,)]
+    # the night's own figures, which the trend and the checks read, count it too
+    assert site.query(
+        "SELECT allocated, out_of_stock FROM runs WHERE business_date = ?::DATE", [day(1)]
+    ) == [(1, 1)]
+
+    site.clear_inbox()
+    site.batches("b3.csv", "b3,RETRO-CLOCK,8,2026-12-02")
+    site.orders("n3.csv", "later,RETRO-CLOCK,1")
+    summary = site.run(day(2))
+    assert allocations(site, day(2)) == [
+        ("big", "RETRO-CLOCK", 8, "b3"),
+        ("later", "RETRO-CLOCK", 1, "b1"),
+    ]
+    assert (summary["allocated"], summary["out_of_stock"]) == (2, 0)
 
 
 def test_a_line_for_an_unknown_sku_waits_and_is_reported(

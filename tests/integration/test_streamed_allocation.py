@@ -34,14 +34,23 @@ def _warehouse_with_a_night(path: Path) -> Iterator[DuckDBUnitOfWork]:
 
 
 def _add_a_night(con: duckdb.DuckDBPyConnection) -> None:
+    """HOT-LAMP: a batch of 50, a waiting line of 1 and one of 99 (larger than any room: never
+    a candidate), 120 lines tonight. SKU-00..19: 10 lines each tonight; SKU-07 has a batch with
+    4 left, the others one unit each."""
     con.execute(
         "INSERT INTO batches (reference, sku, eta, purchased, allocated, first_seen) VALUES "
         "('b-hot', 'HOT-LAMP', NULL, 50, 0, DATE '2026-11-24'), "
         "('b-cold', 'SKU-07', NULL, 5, 1, DATE '2026-11-24')"
     )
+    con.executemany(
+        "INSERT INTO batches (reference, sku, eta, purchased, allocated, first_seen) "
+        "VALUES (?, ?, NULL, 1, 0, DATE '2026-11-24')",
+        [(f"b-{n:02d}", f"SKU-{n:02d}") for n in range(20) if n != 7],
+    )
     con.execute(
         "INSERT INTO order_lines (orderid, sku, qty, status, batchref, first_seen, arrival_seq) "
-        "VALUES ('waiting', 'HOT-LAMP', 1, 'out_of_stock', NULL, DATE '2026-11-24', 1), "
+        "VALUES ('huge', 'HOT-LAMP', 99, 'out_of_stock', NULL, DATE '2026-11-24', 0), "
+        "('waiting', 'HOT-LAMP', 1, 'out_of_stock', NULL, DATE '2026-11-24', 1), "
         "('done', 'SKU-07', 1, 'allocated', 'b-cold', DATE '2026-11-24', 2)"
     )
     rows = [(3 + n, f"h{n}", "HOT-LAMP", 1, "o.csv", n + 2) for n in range(120)]
@@ -72,8 +81,12 @@ def test_candidates_come_in_chunks_of_whole_skus_biggest_first_in_arrival_order(
         after = [path.name for path in spill.glob("pieces-*.parquet")]
         assert uow.con.sql("SELECT 1").fetchall() == [(1,)]  # the connection is free again
 
-    assert candidates.lines == 1 + 120 + 200  # the waiting line, not the allocated one
-    assert sorted(batches["reference"]) == ["b-cold", "b-hot"]
+    # the waiting line, not the allocated one, nor the one no batch has room for
+    assert candidates.lines == 1 + 120 + 200
+    assert candidates.open_lines == 2 + 120 + 200
+    assert sorted(batches["reference"]) == sorted(
+        ["b-cold", "b-hot", *(f"b-{n:02d}" for n in range(20) if n != 7)]
+    )
     # the hot sku (121 lines) is bigger than a chunk: pieces of 50, in arrival order
     assert [piece.height for piece in pieces] == [50, 50, 21]
     hot = pl.concat(pieces)
@@ -157,9 +170,11 @@ def test_placements_are_kept_out_of_memory_and_the_file_is_removed(tmp_path: Pat
             "JOIN batches b ON b.rowid = p.batch GROUP BY ALL ORDER BY 1"
         ).fetchall()
 
-    # 50 units of the hot lamp for 121 lines, the waiting one first; 4 left of SKU-07's batch.
-    assert rows == [("b-cold", 4, 4), ("b-hot", 50, 50)]
-    assert placed == 54
+    # 50 units of the hot lamp for 121 lines, the waiting one first; 4 left of SKU-07's batch;
+    # one unit of each other sku's.
+    ones = [(f"b-{n:02d}", 1, 1) for n in range(20) if n != 7]
+    assert rows == [*ones, ("b-cold", 4, 4), ("b-hot", 50, 50)]
+    assert placed == 54 + 19
     assert list(spill.iterdir()) == []
 
 
@@ -303,7 +318,7 @@ def test_each_range_recorded_reads_only_its_own_placements(
             "FROM range(1, $lines + 1) t(i)",
             {"lines": lines},
         )
-        con.execute(f"CREATE TEMP VIEW candidate_lines AS {repository.CANDIDATE_LINES}")
+        repository.create_candidate_lines(con)
         con.execute(  # by sku, as the allocator's chunks come back
             "CREATE TEMP TABLE placements AS SELECT n.arrival_seq, b.rowid AS batch, n.qty "
             "FROM night_lines n JOIN batches b USING (sku) ORDER BY n.sku, n.arrival_seq"

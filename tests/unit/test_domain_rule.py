@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from allocation.domain import Batch, OrderLine, OutOfStockError, Product, allocate
+from allocation.domain import Batch, OrderLine, OutOfStockError, Product, allocate, place
 
 SKU = "RETRO-CLOCK"
 today = date(2026, 11, 26)
@@ -150,3 +150,26 @@ def test_a_column_of_quantities_needs_every_quantity_positive() -> None:
 
 def test_a_product_without_batches_places_no_quantity() -> None:
     assert Product(SKU, []).allocate_quantities([1, 2]) == [None, None]
+
+
+@settings(max_examples=max(200, settings().max_examples))  # well under a ms an example
+@given(st.lists(st.integers(-3, 12), max_size=6), st.lists(st.integers(1, 12), max_size=60))
+def test_a_line_larger_than_every_batchs_room_can_be_left_out_without_changing_an_answer(
+    room: list[int], quantities: list[int]
+) -> None:
+    """What lets a night leave unread the waiting lines of skus that gained no room: room only
+    shrinks while lines are placed, and a line that is not placed changes nothing, so a line
+    larger than every batch's room at the start is never placed, and the others are placed
+    exactly as they would be beside it."""
+    largest = max(room, default=0)
+    everything = place(quantities, room_all := list(room))
+    kept = [qty for qty in quantities if qty <= largest]
+    only_kept = place(kept, room_kept := list(room))
+
+    assert [p for qty, p in zip(quantities, everything, strict=True) if qty > largest] == [
+        None for qty in quantities if qty > largest
+    ]
+    assert [p for qty, p in zip(quantities, everything, strict=True) if qty <= largest] == (
+        only_kept
+    )
+    assert room_all == room_kept
