@@ -70,12 +70,18 @@ def generate(
     skus: int | None = None,
     shape: Shape = "zipf",
     night: int = 0,
+    restock: float = 1.0,
 ) -> Generated:
     """Writes ``out/batches/`` and ``out/orders/``. ``skus`` overrides the shape's default of
     one sku per 100 lines. ``night`` > 0 makes the inbox of a later night of a sequence on one
     warehouse (`benchmarks.nights`): the same skus, new order ids and batch references, files
     named for that night's date, its own seed; its batches cover 90 % of that night's demand,
-    so the lines left waiting from earlier nights (allocated first) make the backlog grow."""
+    so the lines left waiting from earlier nights (allocated first) make the backlog grow.
+    ``restock`` < 1 gives a later night's batches to that share of the skus only (drawn
+    anew each night), each getting its demand's stock ÷ ``restock``: the same stock in all,
+    as a real feed restocks some skus a night, not every one."""
+    if not 0 < restock <= 1:
+        raise ValueError(f"restock is a share of the skus, above 0 and at most 1, not {restock}")
     if shape not in SHAPES:
         raise ValueError(f"shape must be one of {', '.join(SHAPES)}, not {shape!r}")
     rng = random.Random(seed + 1_000_003 * night)
@@ -115,9 +121,12 @@ def generate(
     batch_skus: list[str] = []
     quantities: list[int] = []
     etas: list[dt.date | None] = []
+    share = restock if night > 0 else 1.0
     for index, name in enumerate(names):
+        if share < 1 and rng.random() >= share:
+            continue
         count = rng.randint(1, MAX_BATCHES[shape])
-        stock = max(1, int(demand[index] * STOCK_SHARE))
+        stock = max(1, int(demand[index] * STOCK_SHARE / share))
         cuts = sorted(rng.randint(0, stock) for _ in range(count - 1))
         shares = [b - a for a, b in zip([0, *cuts], [*cuts, stock], strict=True)]
         days = sorted(rng.sample(range(1, 90), count))

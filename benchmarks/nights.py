@@ -91,9 +91,11 @@ def run_nights(
     env: dict[str, str],
     seed: int,
     baseline: Path | None = None,
+    restock: float = 1.0,
 ) -> list[Night]:
     """`count` nights of `lines` lines each on one warehouse per code (ours, and the baseline's
-    when given), in turn night by night."""
+    when given), in turn night by night; `restock`: the share of skus a later night's
+    batches restock (`benchmarks.generate`)."""
     codes: dict[str, dict[str, str]] = {"new": env}
     if baseline is not None:
         codes = {
@@ -108,7 +110,7 @@ def run_nights(
         inbox = work / f"nights-inbox-{label(lines)}-{shape}-{number:03d}"
         if not (inbox / ".complete").exists():
             shutil.rmtree(inbox, ignore_errors=True)
-            generate(lines, inbox, seed, shape=shape, night=number - 1)
+            generate(lines, inbox, seed, shape=shape, night=number - 1, restock=restock)
             (inbox / ".complete").write_text("")
         for code, code_env in codes.items():
             site = sites[code]

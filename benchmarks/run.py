@@ -278,6 +278,12 @@ def main(argv: list[str] | None = None) -> None:
         help="instead: a sequence of N nights on one warehouse (first size and shape)",
     )
     parser.add_argument(
+        "--restock",
+        type=float,
+        default=1.0,
+        help="with --nights: the share of skus each later night restocks (default 1: every sku)",
+    )
+    parser.add_argument(
         "--views-nights",
         type=int,
         default=100,
@@ -306,6 +312,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--dask-workers and --repeat must be 1 or more")
     if args.publish and "local" not in runners:
         parser.error("--publish measures the local runner's working state: add it to --runners")
+    if not 0 < args.restock <= 1:
+        parser.error(f"--restock is a share of the skus, above 0 and at most 1, not {args.restock}")
     if args.baseline is not None and not (args.baseline / "allocation").is_dir():
         parser.error(f"--baseline {args.baseline}: no allocation package there")
     work = args.work or Path(tempfile.mkdtemp(prefix="allocation-bench-"))
@@ -324,6 +332,7 @@ def main(argv: list[str] | None = None) -> None:
                     run_env,
                     args.seed,
                     args.baseline,
+                    args.restock,
                 )
             print("\n".join(nights.table(found, sizes[0], shapes[0])))
         finally:

@@ -277,17 +277,26 @@ class DuckDBRepository:
                 {"day": business_date, "run": run_id, "low": low, "high": high},
             )
         # The waiting lines (every one older than tonight's) that got stock. Before tonight's
-        # lines go in, so that the join only meets the waiting ones.
+        # lines go in, so that the join only meets the waiting ones. Found first, then updated
+        # by rowid in rowid order: updated in the order a join hands them out (by batch), rows
+        # scattered over the history cost DuckDB ~0.1 ms each (80k waiting lines of every
+        # tenth sku among 12M lines: 8.1 s, against 0.2 s in rowid order).
+        self.con.execute(
+            "CREATE OR REPLACE TEMP TABLE waiting_placed AS "
+            "SELECT o.rowid AS line_row, b.reference FROM order_lines o "
+            "JOIN placements p ON o.arrival_seq = p.arrival_seq "
+            "JOIN batches b ON b.rowid = p.batch "
+            "WHERE o.status = 'out_of_stock' "
+            "AND p.arrival_seq < (SELECT coalesce(min(arrival_seq), $last) FROM night_lines) "
+            "ORDER BY line_row",
+            {"last": _BIGINT_MAX},
+        )
         self.con.execute(
             "UPDATE order_lines SET status = 'allocated', batchref = w.reference, "
-            "allocated_on = $day FROM ("
-            "  SELECT p.arrival_seq, b.reference FROM placements p "
-            "  JOIN batches b ON b.rowid = p.batch "
-            "  WHERE p.arrival_seq < (SELECT coalesce(min(arrival_seq), $last) FROM night_lines)"
-            ") w WHERE order_lines.arrival_seq = w.arrival_seq "
-            "AND order_lines.status = 'out_of_stock'",
-            {"day": business_date, "last": _BIGINT_MAX},
+            "allocated_on = $day FROM waiting_placed w WHERE order_lines.rowid = w.line_row",
+            {"day": business_date},
         )
+        self.con.execute("DROP TABLE waiting_placed")
         for low, high in self._ranges("night_lines", "arrival_seq"):
             self.con.execute(
                 "INSERT INTO order_lines (orderid, sku, qty, status, batchref, first_seen, "

@@ -66,3 +66,19 @@ def test_the_zipf_hot_sku_holds_about_one_line_in_h_of_skus(tmp_path: Path) -> N
 def test_an_unknown_shape_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="zipf, uniform"):
         generate(100, tmp_path / "inbox", shape="normal")  # type: ignore[arg-type]
+
+
+def test_a_later_night_restocks_only_the_share_of_skus_asked_with_the_same_stock(
+    tmp_path: Path,
+) -> None:
+    every = generate(20_000, tmp_path / "every", seed=5, shape="uniform", night=3)
+    some = generate(20_000, tmp_path / "some", seed=5, shape="uniform", night=3, restock=0.1)
+    first = generate(20_000, tmp_path / "first", seed=5, shape="uniform", restock=0.1)
+    restocked = read(some.path)[1]
+    assert read(every.path)[1]["sku"].n_unique() == 200
+    assert 8 <= restocked["sku"].n_unique() <= 35  # about a tenth of 200
+    assert read(first.path)[1]["sku"].n_unique() == 200  # a first night stocks every sku
+    everything = read(every.path)[1]["qty"].sum()
+    assert 0.5 * everything < restocked["qty"].sum() < 2 * everything
+    with pytest.raises(ValueError, match="share of the skus"):
+        generate(100, tmp_path / "none", restock=0.0)
