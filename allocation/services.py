@@ -519,7 +519,7 @@ def _allocate_night(
         progress(candidates.lines, candidates.lines)
         open_lines = candidates.open_lines
         log.info(
-            "Allocated %s: %s placed, %s out of stock (%.2f CPU-s; %s open line(s) larger than "
+            "Allocated %s: %s placed, %s out of stock (%.2f CPU-s; %s waiting line(s) larger than "
             "any batch's room tonight not read)",
             rate(candidates.lines, time.perf_counter() - tick),
             f"{allocated:,}",

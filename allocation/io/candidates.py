@@ -43,7 +43,7 @@ import pyarrow as arrow
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from allocation.io.repository import OPEN_LINES, create_candidate_lines
+from allocation.io.repository import OPEN_LINE_COUNT, create_candidate_lines
 
 PLACEMENTS_SCHEMA = arrow.schema(
     [("arrival_seq", arrow.int64()), ("batch", arrow.int64()), ("qty", arrow.int64())]
@@ -66,8 +66,7 @@ class DuckDBCandidates:
         )
         rows = con.sql("SELECT coalesce(sum(lines), 0)::BIGINT FROM candidate_skus").fetchall()
         self._lines = int(rows[0][0])
-        rows = con.sql(f"SELECT count(*) FROM ({OPEN_LINES})").fetchall()  # noqa: S608
-        self._open_lines = int(rows[0][0])
+        self._open_lines = int(con.sql(OPEN_LINE_COUNT).fetchall()[0][0])
         folder.mkdir(parents=True, exist_ok=True)
         # Runs never overlap (the run lock): a placements file here is one a killed night left.
         for pattern in ("placements-*.parquet", "pieces-*.parquet"):
@@ -86,8 +85,8 @@ class DuckDBCandidates:
 
     @property
     def open_lines(self) -> int:
-        """Every line open when the decision starts (`OPEN_LINES`): those to decide and those
-        too large for any batch's room tonight, which stay waiting unread."""
+        """Every line open when the decision starts (`OPEN_LINE_COUNT`): those to decide and
+        the waiting ones too large for any batch's room tonight, which stay waiting unread."""
         return self._open_lines
 
     def batches(self) -> pl.DataFrame:

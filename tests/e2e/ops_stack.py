@@ -40,7 +40,11 @@ from conftest import REPO, SHARED_STACK_MODULES
 
 WORKER_ENV = {
     "PREFECT_WORKER_QUERY_SECONDS": "1",  # pick runs up quickly
-    "ALLOCATION_ORDER_RETRY_SECONDS": "3",  # a waiting night tries again 3 s later
+    # A night waiting for an earlier one tries again 6 s later: well after a night refused the
+    # slot asks again (1 s, `_server_env`), as in production (120 s against Prefect's 30 s). At
+    # 3 s against 2 s the earliest night, refused while a later one held the slot to find out
+    # it must wait, lost the slot to the later nights again and again (180 s once, under load).
+    "ALLOCATION_ORDER_RETRY_SECONDS": "6",
     "ALLOCATION_LOCK_TIMEOUT_SECONDS": "240",  # a night stays Running while a test holds the lock
 }
 
@@ -100,8 +104,8 @@ class SharedOps:
         return self.ops
 
     def _server_env(self, home: Path) -> dict[str, str]:
-        # Queued runs ask for the slot again every 2 s instead of 30 s: a faster test only.
-        return {**clean_env(home), "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "2"}
+        # Queued runs ask for the slot again every 1 s instead of 30 s: a faster test only.
+        return {**clean_env(home), "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "1"}
 
     def _start_server(self, root: Path, home: Path) -> Service:
         self.servers_started += 1

@@ -91,7 +91,7 @@ def test_a_waiting_line_too_large_for_any_batch_stays_counted_and_reported_unrea
     assert open_lines(site, day(1)) == [("big", "RETRO-CLOCK", 8)]
     assert (summary["allocated"], summary["out_of_stock"]) == (1, 1)
     assert any(
-        "1 open line(s) larger than any batch's room tonight not read" in r.getMessage()
+        "1 waiting line(s) larger than any batch's room tonight not read" in r.getMessage()
         for r in caplog.records
     )
     assert site.query("SELECT count(*) FROM order_lines WHERE status = 'out_of_stock'") == [(1,)]
