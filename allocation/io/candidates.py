@@ -90,9 +90,12 @@ class DuckDBCandidates:
         return self._open_lines
 
     def batches(self) -> pl.DataFrame:
+        """The batches with room of the candidates' skus (as `sku_batches`, with their sku):
+        what the chunked path and the Dask shards allocate over."""
         frame: pl.DataFrame = self.con.sql(
             "SELECT b.reference, b.sku, b.eta, b.purchased, b.allocated, b.rowid AS __batch "
-            "FROM batches b SEMI JOIN candidate_skus c USING (sku) ORDER BY b.sku, b.reference"
+            "FROM batches b SEMI JOIN candidate_skus c USING (sku) "
+            "WHERE b.purchased > b.allocated ORDER BY b.sku, b.reference"
         ).pl()
         return frame
 

@@ -34,12 +34,13 @@ def _warehouse_with_a_night(path: Path) -> Iterator[DuckDBUnitOfWork]:
 
 
 def _add_a_night(con: duckdb.DuckDBPyConnection) -> None:
-    """HOT-LAMP: a batch of 50, a waiting line of 1 and one of 99 (larger than any room: never
-    a candidate), 120 lines tonight. SKU-00..19: 10 lines each tonight; SKU-07 has a batch with
-    4 left, the others one unit each."""
+    """HOT-LAMP: a batch of 50 and a full one, a waiting line of 1 and one of 99 (larger than
+    any room: never a candidate), 120 lines tonight. SKU-00..19: 10 lines each tonight; SKU-07
+    has a batch with 4 left, the others one unit each."""
     con.execute(
         "INSERT INTO batches (reference, sku, eta, purchased, allocated, first_seen) VALUES "
         "('b-hot', 'HOT-LAMP', NULL, 50, 0, DATE '2026-11-24'), "
+        "('b-full', 'HOT-LAMP', NULL, 5, 5, DATE '2026-11-20'), "
         "('b-cold', 'SKU-07', NULL, 5, 1, DATE '2026-11-24')"
     )
     con.executemany(
@@ -84,6 +85,7 @@ def test_candidates_come_in_chunks_of_whole_skus_biggest_first_in_arrival_order(
     # the waiting line, not the allocated one, nor the one no batch has room for
     assert candidates.lines == 1 + 120 + 200
     assert candidates.open_lines == 2 + 120 + 200
+    # the batches with room only: a full one takes no line
     assert sorted(batches["reference"]) == sorted(
         ["b-cold", "b-hot", *(f"b-{n:02d}" for n in range(20) if n != 7)]
     )
@@ -112,6 +114,7 @@ def test_the_columns_come_sku_by_sku_in_arrival_order_in_slices_of_whole_skus(
     with _warehouse_with_a_night(tmp_path / "w.duckdb") as uow:
         candidates = DuckDBCandidates(uow.con, tmp_path / "spill")
         skus = candidates.skus()
+        catalogue = candidates.sku_batches()
         spans = allocator.slices_of_skus(skus["lines"].to_list(), 50)
         with candidates.column_slices([lines for _, _, lines in spans]) as slices:
             got = list(slices)
@@ -129,6 +132,8 @@ def test_the_columns_come_sku_by_sku_in_arrival_order_in_slices_of_whole_skus(
 
     # 20 skus of 10 lines, then HOT-LAMP's 121 lines alone (bigger than a slice), in sku order
     assert skus["sku"].to_list() == ["HOT-LAMP", *(f"SKU-{n:02d}" for n in range(20))]
+    assert catalogue.filter(pl.col("sku_rank") == 1)["reference"].to_list() == ["b-hot"]
+    assert "b-full" not in catalogue["reference"].to_list()  # full: it takes no line
     assert [frame.height for frame in got] == [121, 50, 50, 50, 50]
     whole = pl.concat(got)
     assert whole.columns == ["sku_rank", "qty", "arrival_seq"]
