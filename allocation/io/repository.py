@@ -31,7 +31,7 @@ OPEN_LINE_COUNT = (
 #: night decides and a line left unplaced changes nothing, so a larger line could not be placed
 #: tonight and leaving it out changes no line's answer (`domain.place`): a waiting line of a sku
 #: that gained no room since it last failed is never read. Tonight's lines are not filtered:
-#: there the join would cost more than it saves (10M lines of a first night: +2.5 s to decide).
+#: there the join costs more than it saves (measured in docs/benchmarks.md, "The backlog").
 #: The TEMP view `candidate_lines` of the night's connection.
 CANDIDATE_LINES = (
     "SELECT o.orderid, o.sku, o.qty, o.arrival_seq FROM order_lines o "
@@ -281,9 +281,9 @@ class DuckDBRepository:
             )
         # The waiting lines (every one older than tonight's) that got stock. Before tonight's
         # lines go in, so that the join only meets the waiting ones. Found first, then updated
-        # by rowid in rowid order: updated in the order a join hands them out (by batch), rows
-        # scattered over the history cost DuckDB ~0.1 ms each (80k waiting lines of every
-        # tenth sku among 12M lines: 8.1 s, against 0.2 s in rowid order).
+        # by rowid in rowid order: rows scattered over the history and updated in the order a
+        # join hands them out (by batch) cost DuckDB forty times as much (docs/scaling.md,
+        # "The eighteenfold slowdown of recording, found").
         self.con.execute(
             "CREATE OR REPLACE TEMP TABLE waiting_placed AS "
             "SELECT o.rowid AS line_row, b.reference FROM order_lines o "
