@@ -9,6 +9,7 @@ wins over the environment, plus the business date and dry run.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -156,17 +157,26 @@ def parse_storage_version(text: str) -> str:
             f"{text!r} is older than the warehouse allows: DuckDB before 1.1 cannot read its "
             f"primary keys, so such a file would not open; use {DEFAULT_STORAGE_VERSION} or newer"
         )
-    probe = duckdb.connect(":memory:")
-    try:
-        probe.execute("ATTACH ':memory:' AS probe (STORAGE_VERSION ?)", [value])
-    except duckdb.InvalidInputException:
+    if not _duckdb_knows(value):
         raise ValueError(
             f"{text!r} is not a storage version DuckDB {duckdb.__version__} knows: use a released "
             f"version such as {DEFAULT_STORAGE_VERSION}, or {NEWEST}"
-        ) from None
+        )
+    return value
+
+
+@functools.cache
+def _duckdb_knows(storage_version: str) -> bool:
+    """Whether this process's DuckDB can write `storage_version`. Asked once per version and
+    process: the settings are read at every step, and each probe opens a DuckDB database."""
+    probe = duckdb.connect(":memory:")
+    try:
+        probe.execute("ATTACH ':memory:' AS probe (STORAGE_VERSION ?)", [storage_version])
+    except duckdb.InvalidInputException:
+        return False
     finally:
         probe.close()
-    return value
+    return True
 
 
 class Settings(BaseSettings):

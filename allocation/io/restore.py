@@ -49,17 +49,32 @@ def night_of(copy: Path) -> dt.date | None:
     return night if isinstance(night, dt.date) else None
 
 
+#: The night of each kept copy already read in this process, by the file's identity: a copy is
+#: written whole under another name and renamed into place, so the same path, inode, size and
+#: modification time mean the same file. Every publish lists the copies; without this a process
+#: that runs many nights (a test session, a long-lived worker) opened every copy every night.
+_NIGHTS: dict[tuple[str, int, int, int, int], dt.date] = {}
+
+
 def kept_copies(history_dir: Path) -> list[KeptCopy]:
     """Every readable kept copy, oldest first."""
     found: list[KeptCopy] = []
     if not history_dir.is_dir():
         return found
+    seen = set()
     for path in history_dir.glob("*.duckdb"):
         if path.name.startswith(".") or not path.is_file():
             continue
-        night = night_of(path)
+        stat = path.stat()
+        identity = (str(path), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        night = _NIGHTS.get(identity) or night_of(path)
         if night is not None:
-            found.append(KeptCopy(path, night, path.stat().st_mtime_ns))
+            seen.add(identity)
+            _NIGHTS[identity] = night
+            found.append(KeptCopy(path, night, stat.st_mtime_ns))
+    folder = str(history_dir)
+    for gone in [key for key in _NIGHTS if key not in seen and str(Path(key[0]).parent) == folder]:
+        del _NIGHTS[gone]
     return sorted(found, key=lambda c: (c.night, c.written_ns, c.path.name))
 
 
