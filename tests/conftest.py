@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 
 import duckdb
 import pytest
+import shared_api
 from hypothesis import HealthCheck, settings
 
 from allocation.night import run_night
@@ -175,12 +176,41 @@ def day() -> Callable[[int], str]:
     return at
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, the controlling process starts the run's one temporary Prefect API
+    (tests/shared_api.py) before the test processes are spawned."""
+    config.stash[SHARED_API] = shared_api.start(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shared = config.stash.get(SHARED_API, None)
+    if shared is not None:
+        shared.close()
+
+
+SHARED_API = pytest.StashKey["shared_api.SharedAPI | None"]()
+
+
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
-    """One temporary Prefect API for every test that needs real flow runs."""
-    from prefect.testing.utilities import prefect_test_harness
+    """One temporary Prefect API for every test that needs real flow runs: the run's shared one
+    under pytest-xdist, else one of this process's own."""
+    url = shared_api.api_url()
+    if url is None:
+        from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
+        with prefect_test_harness(server_startup_timeout=120):
+            yield
+        return
+    from prefect.context import _temporary_global_settings_context, get_settings_context
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    # As prefect_test_harness does: the settings here, and as the process-global context.
+    # (The second context is made inside the first.)
+    with (
+        temporary_settings(updates={PREFECT_API_URL: url}),
+        _temporary_global_settings_context(get_settings_context()),
+    ):
         yield
 
 
