@@ -57,7 +57,7 @@ typecheck: install
 # the two extra processes spend about as much (a Prefect test server each). Alone: 11:50 here,
 # 13:50 in a fresh clone's .ci/run (15:31 with the install): over the 10-minute budget.
 test: install lint typecheck
-	$(BIN)/pytest -n 4 --dist loadfile
+	$(BIN)/pytest -n 4 --dist loadfile --no-loadscope-reorder
 
 unit: install
 	$(BIN)/pytest tests/unit

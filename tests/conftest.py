@@ -153,6 +153,24 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     return SharedStackTogether(config, log)
 
 
+#: The modules whose tests take longest from first to last, most of it waiting on Prefect
+#: servers, workers and automations (the shared stack's three, then the deployment's stack):
+#: they go first, so that the other test processes fill those minutes with CPU-bound modules
+#: instead of the run ending on them. (`make test` passes `--no-loadscope-reorder`: by default
+#: pytest-xdist hands out the modules with the most tests first, which sent these last.)
+LONGEST_FIRST = (
+    "test_interrupts.py",
+    "test_operations.py",
+    "test_server_restart.py",
+    "test_deployment.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: position for position, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST_FIRST)))  # stable
+
+
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     """Stops the shared stack after the last test of its modules (not at the end of the
     session: an idle server and worker cost CPU every second)."""
