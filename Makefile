@@ -57,11 +57,10 @@ typecheck: install
 # Four processes, a test module to each at a time (module-scoped Prefect servers stay whole; the
 # three modules of the operators' shared stack go together: tests/conftest.py's scheduler). The
 # two long e2e units (the deployment's stack, the shared stack) mostly wait on servers and
-# workers, so two more processes keep both cores busy meanwhile. Measured 2026-12-06: this suite
-# and the one before the shared stack (two processes), started together, took 22:07 against
-# 31:29 of wall for 1,753 against 1,733 CPU-s: the shared stack saves ~190 CPU-s in its modules,
-# the two extra processes spend about as much (a Prefect test server each). Alone: 11:50 here,
-# 13:50 in a fresh clone's .ci/run (15:31 with the install): over the 10-minute budget.
+# workers, so two more processes keep both cores busy meanwhile; they are handed out first
+# (--no-loadscope-reorder keeps tests/conftest.py's order), and the processes share one
+# temporary Prefect API (tests/shared_api.py). The budget is 10 minutes on a clean clone, install
+# included: docs/design.md ("Tests") has the measurements.
 test: install lint typecheck
 	$(BIN)/pytest -n 4 --dist loadfile --no-loadscope-reorder
 

@@ -5,8 +5,9 @@ real flow runs (`prefect_harness` in tests/conftest.py): a fresh server's start-
 migrations cost ~12 CPU-s, and an idle one ~1.2 CPU-s a minute, on a 2-core machine whose suite
 is CPU-bound. Now the controlling process starts one (`start`, before the test processes are
 spawned: they inherit the file's path in the environment) and stops it when the run ends; each
-test process waits for its address (`api_url`). A run without pytest-xdist starts its own
-server as before.
+test process waits for its address (`api_url`). It is started whether or not the chosen tests
+need it (the test processes' collections are not known yet when they are spawned). A run
+without pytest-xdist starts its own server, on first use, as before.
 
 The tests already shared one server across modules; every test names its own flow runs,
 artifacts and automations and reads them back by id or name, so sharing across processes
