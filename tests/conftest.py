@@ -194,6 +194,9 @@ def day() -> Callable[[int], str]:
     return at
 
 
+SHARED_API = pytest.StashKey["shared_api.SharedAPI | None"]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Under pytest-xdist, the controlling process starts the run's one temporary Prefect API
     (tests/shared_api.py) before the test processes are spawned."""
@@ -204,9 +207,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     shared = config.stash.get(SHARED_API, None)
     if shared is not None:
         shared.close()
-
-
-SHARED_API = pytest.StashKey["shared_api.SharedAPI | None"]()
 
 
 @pytest.fixture(scope="session")

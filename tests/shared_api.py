@@ -17,6 +17,7 @@ changes nothing they assert.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -59,6 +60,7 @@ class SharedAPI:
     def close(self) -> None:
         self.stop.set()
         self.thread.join(timeout=60)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def start(config: pytest.Config) -> SharedAPI | None:

@@ -49,11 +49,13 @@ def night_of(copy: Path) -> dt.date | None:
     return night if isinstance(night, dt.date) else None
 
 
-#: The night of each kept copy already read in this process, by the file's identity: a copy is
-#: written whole under another name and renamed into place, so the same path, inode, size and
-#: modification time mean the same file. Every publish lists the copies; without this a process
-#: that runs many nights (a test session, a long-lived worker) opened every copy every night.
-_NIGHTS: dict[tuple[str, int, int, int, int], dt.date] = {}
+#: The night of each kept copy already read in this process, per history folder, by the file's
+#: identity: a copy is written whole under another name and renamed into place, so the same
+#: path, inode, size and modification time mean the same file. Every publish lists the copies;
+#: without this a process that runs many nights (a test session, a long-lived worker) opened
+#: every copy every night. Each listing keeps only the copies it found.
+_Identity = tuple[str, int, int, int, int]
+_NIGHTS: dict[Path, dict[_Identity, dt.date]] = {}
 
 
 def kept_copies(history_dir: Path) -> list[KeptCopy]:
@@ -61,20 +63,18 @@ def kept_copies(history_dir: Path) -> list[KeptCopy]:
     found: list[KeptCopy] = []
     if not history_dir.is_dir():
         return found
-    seen = set()
+    known = _NIGHTS.get(history_dir, {})
+    nights: dict[_Identity, dt.date] = {}
     for path in history_dir.glob("*.duckdb"):
         if path.name.startswith(".") or not path.is_file():
             continue
         stat = path.stat()
         identity = (str(path), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
-        night = _NIGHTS.get(identity) or night_of(path)
+        night = known.get(identity) or night_of(path)
         if night is not None:
-            seen.add(identity)
-            _NIGHTS[identity] = night
+            nights[identity] = night
             found.append(KeptCopy(path, night, stat.st_mtime_ns))
-    folder = str(history_dir)
-    for gone in [key for key in _NIGHTS if key not in seen and str(Path(key[0]).parent) == folder]:
-        del _NIGHTS[gone]
+    _NIGHTS[history_dir] = nights
     return sorted(found, key=lambda c: (c.night, c.written_ns, c.path.name))
 
 
