@@ -119,23 +119,32 @@ def by_positional_join(con: duckdb.DuckDBPyConnection, ranges: list[tuple[int, i
         )
 
 
+def in_arrival_order(
+    con: duckdb.DuckDBPyConnection, low: int, high: int, text: bool
+) -> tuple[pl.DataFrame, pl.Series]:
+    """The lines of one range and each one's batch number (null: out of stock), both read in
+    arrival order and checked to line up; the lines' sku and file as text, or as their keys."""
+    sku, source_file = ("sku", "source_file") if text else ("sku_key", "file_key")
+    bounds = {"low": low, "high": high}
+    lines = con.sql(
+        f"SELECT orderid, {sku}, qty, arrival_seq, {source_file}, line, key_hash FROM night "  # noqa: S608
+        "WHERE arrival_seq >= $low AND arrival_seq < $high",
+        params=bounds,
+    ).pl()
+    decided = con.sql(
+        "SELECT arrival_seq, batch FROM decisions WHERE arrival_seq >= $low AND arrival_seq < $high",
+        params=bounds,
+    ).pl()
+    if not lines["arrival_seq"].equals(decided["arrival_seq"]):
+        raise RuntimeError("the decisions are not aligned with the lines")
+    return lines, decided["batch"]
+
+
 def by_arrow(con: duckdb.DuckDBPyConnection, ranges: list[tuple[int, int]]) -> None:
     references = con.sql("SELECT reference FROM refs ORDER BY batch").pl().to_series()
     for low, high in ranges:
-        bounds = {"low": low, "high": high}
-        lines = con.sql(
-            "SELECT orderid, sku, qty, arrival_seq, source_file, line, key_hash FROM night "
-            "WHERE arrival_seq >= $low AND arrival_seq < $high",
-            params=bounds,
-        ).pl()
-        decided = con.sql(
-            "SELECT arrival_seq, batch FROM decisions "
-            "WHERE arrival_seq >= $low AND arrival_seq < $high",
-            params=bounds,
-        ).pl()
-        if not lines["arrival_seq"].equals(decided["arrival_seq"]):
-            raise RuntimeError("the decisions are not aligned with the lines")
-        reference = references.gather(decided["batch"])
+        lines, batch = in_arrival_order(con, low, high, text=True)
+        reference = references.gather(batch)
         placed = reference.is_not_null()
         rows = lines.select(
             "orderid",
@@ -161,20 +170,8 @@ def narrow(con: duckdb.DuckDBPyConnection, ranges: list[tuple[int, int]]) -> Non
     """As `by_arrow`, into narrow rows (`NARROW_COLUMNS`); written as wide rows too, afterwards
     and untimed, so that its digest can be compared."""
     for low, high in ranges:
-        bounds = {"low": low, "high": high}
-        lines = con.sql(
-            "SELECT orderid, sku_key, qty, arrival_seq, file_key, line, key_hash FROM night "
-            "WHERE arrival_seq >= $low AND arrival_seq < $high",
-            params=bounds,
-        ).pl()
-        decided = con.sql(
-            "SELECT arrival_seq, batch FROM decisions "
-            "WHERE arrival_seq >= $low AND arrival_seq < $high",
-            params=bounds,
-        ).pl()
-        if not lines["arrival_seq"].equals(decided["arrival_seq"]):
-            raise RuntimeError("the decisions are not aligned with the lines")
-        batch = decided["batch"].cast(pl.Int32)
+        lines, decided = in_arrival_order(con, low, high, text=False)
+        batch = decided.cast(pl.Int32)
         rows = lines.select(
             "orderid",
             pl.col("sku_key").alias("sku"),
