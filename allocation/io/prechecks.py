@@ -44,8 +44,16 @@ _MAX_SHOWN: Final = 40
 
 class Precheck(NamedTuple):
     value: pl.Expr  # the typed value, null when the check failed (or nothing was given)
-    failed: pl.Expr  # cheap: a reason is worded only for the rows where this is true
+    #: Whether a value had to come out of the check (over the received column): the check
+    #: failed where it did and `value` is null. Validation computes `value` once and reads the
+    #: failures from its nulls (`failed`), rather than evaluating the cast a second time.
+    required: pl.Expr
     reason: pl.Expr  # what a person reads, null when the value passed
+
+    def failed(self, typed: pl.Expr) -> pl.Expr:
+        """Where the check failed, given `typed`: the values `value` computed. Cheap: a reason
+        is worded only for the rows where this is true."""
+        return self.required & typed.is_null()
 
 
 def shown(value: pl.Expr) -> pl.Expr:
@@ -61,7 +69,7 @@ def present(column: str) -> Precheck:
     """A value the reader always gives (``source_file``, ``line``): null -> "<column> is missing"."""
     value = pl.col(column)
     return Precheck(
-        value, value.is_null(), pl.when(value.is_null()).then(pl.lit(f"{column} is missing"))
+        value, pl.lit(True), pl.when(value.is_null()).then(pl.lit(f"{column} is missing"))
     )
 
 
@@ -75,7 +83,8 @@ def text(column: str) -> Precheck:
     normal = identifiers.nfc_expr(stripped)
     invisible = stripped.str.contains(_INVISIBLE)
     plain = identifiers.compatibility_spelling_expr(stripped)
-    value = pl.when((normal != "") & ~invisible & plain.is_null()).then(normal)
+    # `normal` once: NFC never empties a value, and each mention is evaluated again.
+    value = pl.when((stripped != "") & ~invisible & plain.is_null()).then(normal)
     marked = stripped.str.replace_all(_INVISIBLE, _INVISIBLE_SHOWN, literal=False)
     reason = (
         pl.when(stripped.is_null() | (stripped == ""))
@@ -99,7 +108,7 @@ def text(column: str) -> Precheck:
             )
         )
     )
-    return Precheck(value, value.is_null(), reason)
+    return Precheck(value, pl.lit(True), reason)
 
 
 def whole_number(column: str) -> Precheck:
@@ -115,7 +124,7 @@ def whole_number(column: str) -> Precheck:
         .when(value.is_null())
         .then(pl.format(f"{column} '{{}}' is out of range", shown(stripped)))
     )
-    return Precheck(value, value.is_null(), reason)
+    return Precheck(value, pl.lit(True), reason)
 
 
 def date(column: str) -> Precheck:
@@ -141,4 +150,4 @@ def date(column: str) -> Precheck:
         .when(given & value.is_null())
         .then(pl.format(f"{column} '{{}}' is not a date (expected YYYY-MM-DD)", shown(stripped)))
     )
-    return Precheck(value, given & value.is_null(), reason)
+    return Precheck(value, given, reason)

@@ -307,7 +307,7 @@ class DuckDBRepository:
                 "SELECT n.orderid, n.sku, n.qty, "
                 "CASE WHEN b.reference IS NULL THEN 'out_of_stock' ELSE 'allocated' END, "
                 "b.reference, $day, CASE WHEN b.reference IS NULL THEN NULL ELSE $day END, "
-                "n.arrival_seq, n.source_file, n.line, $run, hash(n.orderid, n.sku) "
+                "n.arrival_seq, n.source_file, n.line, $run, n.key_hash "
                 "FROM (SELECT * FROM night_lines "
                 "      WHERE arrival_seq >= $low AND arrival_seq < $high) n "
                 "LEFT JOIN (SELECT * FROM placements "

@@ -59,9 +59,10 @@ CREATE TABLE rejected (
 """
 
 # `seq` is the arrival order within each table: file order, then line order. `key_hash` puts
-# every row of one (orderid, sku) in the same partition of `classify_staged_orders`, and is
-# looked up among earlier lines by their kept `order_lines.line_key`: the two must stay the
-# same function, `hash(orderid, sku)`.
+# every row of one (orderid, sku) in the same partition of `classify_staged_orders`, is looked
+# up among earlier lines by their kept `order_lines.line_key`, and becomes the new line's
+# `line_key` when it is recorded: hashed once, here, with `hash(orderid, sku)`, the function
+# `_check_line_keys` compares the kept keys with.
 _INSERT = {
     "orders": "INSERT INTO orders SELECT seq, source_file, line, orderid, sku, qty, raw, "
     "hash(orderid, sku) FROM {frame}",
@@ -239,8 +240,9 @@ def classify_staged_orders(
     `partition_rows` rows each). Every row of one key is in the same partition, so each
     partition's answer is exact, and together they are the whole night's.
 
-    Leaves in `con`: `night_lines` (arrival_seq, orderid, sku, qty, source_file, line: tonight's
-    new lines, `arrival_seq` dense from `first_arrival_seq` in arrival order; a TEMP view over the
+    Leaves in `con`: `night_lines` (arrival_seq, orderid, sku, qty, source_file, line, key_hash:
+    tonight's new lines, `arrival_seq` dense from `first_arrival_seq` in arrival order, each
+    with its key's hash, the `line_key` it is recorded with; a TEMP view over the
     staging file when every row is new, else a TEMP table; its row order is not promised) and
     the TEMP table `night_rejected` (seq, kind, source_file, line, reason, raw: the conflicts, `seq` their
     arrival). Returns how many rows were duplicates."""
@@ -308,7 +310,7 @@ def classify_staged_orders(
         con.execute(
             "CREATE TEMP VIEW night_lines AS SELECT "  # noqa: S608
             f"(getvariable('{FIRST_ARRIVAL_SEQ}') + o.seq)::BIGINT AS arrival_seq, "
-            f"o.orderid, o.sku, o.qty, o.source_file, o.line FROM {STAGED}.orders o"
+            f"o.orderid, o.sku, o.qty, o.source_file, o.line, o.key_hash FROM {STAGED}.orders o"
         )
     else:
         # Stored in arrival order (the window's), so a range of arrival_seq reads its own
@@ -316,7 +318,7 @@ def classify_staged_orders(
         con.execute(
             "CREATE TEMP TABLE night_lines AS SELECT "  # noqa: S608
             f"(getvariable('{FIRST_ARRIVAL_SEQ}') - 1 + row_number() OVER (ORDER BY o.seq))::BIGINT "
-            "AS arrival_seq, o.orderid, o.sku, o.qty, o.source_file, o.line "
+            "AS arrival_seq, o.orderid, o.sku, o.qty, o.source_file, o.line, o.key_hash "
             f"FROM {STAGED}.orders o ANTI JOIN night_dropped d USING (seq) ORDER BY arrival_seq"
         )
     for table in ("night_known", "night_suspects", "night_dropped"):

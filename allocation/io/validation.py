@@ -155,12 +155,18 @@ def _validate(rows: pl.DataFrame, spec: _Spec) -> Validated:
     checks = {column: precheck(column) for column, precheck in spec.prechecks.items()}
     typed = {column: check.value for column, check in checks.items()}
     why = {column: check.reason for column, check in checks.items()}
-    failed = [check.failed for check in checks.values()]
 
+    # The typed values first, then the failures from their nulls: asking both of one select
+    # evaluated every cast twice (1M order lines: 294 ms against 125 ms).
     candidates = frame.select(
-        pl.col(_ROW),
-        *[typed.get(column, pl.col(column)).alias(column) for column in columns],
-        pl.any_horizontal(failed).alias(_FAILED),
+        pl.col(_ROW), *[typed.get(column, pl.col(column)).alias(column) for column in columns]
+    )
+    candidates = candidates.with_columns(
+        frame.select(
+            pl.any_horizontal(
+                check.failed(pl.lit(candidates[column])) for column, check in checks.items()
+            ).alias(_FAILED)
+        ).to_series()
     )
     # A row whose raw the reader left out (null) and whose typed values read differently from
     # what was received (" 3", "+3", an empty eta) gets it worded now, from the received text.

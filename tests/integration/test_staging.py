@@ -135,7 +135,13 @@ def classify_in_partitions(
     """What `classify_staged_orders` leaves for the night (rolled back after)."""
     with DuckDBUnitOfWork(state_db(params)) as uow, staging.attached(uow.con, night.staging):
         duplicates = staging.classify_staged_orders(uow.con, 7, partition_rows)
-        lines = uow.con.sql("SELECT * FROM night_lines ORDER BY arrival_seq").pl()
+        lines = uow.con.sql(
+            "SELECT * EXCLUDE (key_hash) FROM night_lines ORDER BY arrival_seq"
+        ).pl()
+        # each line carries the hash it is recorded with as its `line_key`
+        assert not uow.con.sql(
+            "SELECT count(*) FROM night_lines WHERE key_hash IS DISTINCT FROM hash(orderid, sku)"
+        ).fetchall()[0][0]
         rejected = uow.con.sql(
             "SELECT kind, source_file, line, reason, raw FROM night_rejected ORDER BY seq"
         ).pl()

@@ -58,9 +58,10 @@ def _add_a_night(con: duckdb.DuckDBPyConnection) -> None:
     rows += [(200 + n, f"c{n}", f"SKU-{n % 20:02d}", 1, "o.csv", n + 200) for n in range(200)]
     con.execute(
         "CREATE TEMP TABLE night_lines (arrival_seq BIGINT, orderid VARCHAR, sku VARCHAR, "
-        "qty BIGINT, source_file VARCHAR, line BIGINT)"
+        "qty BIGINT, source_file VARCHAR, line BIGINT, key_hash UBIGINT)"
     )
-    con.executemany("INSERT INTO night_lines VALUES (?, ?, ?, ?, ?, ?)", rows)
+    con.executemany("INSERT INTO night_lines VALUES (?, ?, ?, ?, ?, ?, NULL)", rows)
+    con.execute("UPDATE night_lines SET key_hash = hash(orderid, sku)")
 
 
 def test_candidates_come_in_chunks_of_whole_skus_biggest_first_in_arrival_order(
@@ -319,8 +320,8 @@ def test_each_range_recorded_reads_only_its_own_placements(
         )
         con.execute(
             "CREATE TEMP TABLE night_lines AS SELECT i AS arrival_seq, 'O-' || i AS orderid, "
-            "'SKU-' || (i % 7) AS sku, 1::BIGINT AS qty, 'o.csv' AS source_file, i + 1 AS line "
-            "FROM range(1, $lines + 1) t(i)",
+            "'SKU-' || (i % 7) AS sku, 1::BIGINT AS qty, 'o.csv' AS source_file, i + 1 AS line, "
+            "hash('O-' || i, 'SKU-' || (i % 7)) AS key_hash FROM range(1, $lines + 1) t(i)",
             {"lines": lines},
         )
         repository.create_candidate_lines(con)

@@ -10,7 +10,7 @@ import pytest
 from pandera.errors import SchemaErrors
 from pandera.typing.polars import Series
 
-from allocation.io import validation
+from allocation.io import identifiers, validation
 from allocation.io.schemas import BatchInput, OrderLineInput, RejectedReport
 from allocation.io.validation import (
     REJECTION_SCHEMA,
@@ -712,3 +712,29 @@ def test_a_null_no_precheck_explained_raises_instead_of_passing_or_reading_not_n
         FrameContractError, match=r"nulls no pre-check explained in columns \['sku'\]"
     ):
         validation._model_reasons(typed, validation._ORDERS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cost
+# ---------------------------------------------------------------------------------------------
+
+
+def test_each_identifier_column_is_put_in_its_one_form_once_per_frame(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pre-checks' casts are the bulk of validating a big file: a second evaluation of each
+    (to find where it failed) once cost as much as the first."""
+    calls: list[str] = []
+    nfc = identifiers.nfc
+
+    def counted(values: pl.Series) -> pl.Series:
+        calls.append(values.name)
+        return nfc(values)
+
+    monkeypatch.setattr(identifiers, "nfc", counted)
+    rows = orders({"sku": "ÉTAGÈRE"}, {"sku": "RETRO-CLOCK"})
+
+    result = validate_orders(rows)
+
+    assert result.valid["sku"].to_list() == ["ÉTAGÈRE", "RETRO-CLOCK"]
+    assert sorted(calls) == ["orderid", "sku"]
