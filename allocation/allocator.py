@@ -139,8 +139,13 @@ def _allocate_run(per_sku: pl.DataFrame) -> pl.Series:
     return pl.Series(BATCH_ID, placed, dtype=pl.Int64)
 
 
-def _no_progress(done: int, total: int) -> None:
-    """Nobody is watching."""
+#: `progress(done, total)`: how far a step is, in its own units (files, lines). The flow turns
+#: it into the run's progress artifact; the service layer knows nothing of Prefect.
+Progress = Callable[[int, int], None]
+
+
+def no_progress(done: int, total: int) -> None:
+    """The default `Progress`: nobody is watching."""
 
 
 class _Progress:
@@ -148,7 +153,7 @@ class _Progress:
     `report(lines done, lines in all)` after every run of lines or shard (the caller decides
     how often to pass it on: never per line, at most once per `_RUN_LINES` lines)."""
 
-    def __init__(self, total: int, report: Callable[[int, int], None] = _no_progress) -> None:
+    def __init__(self, total: int, report: Progress = no_progress) -> None:
         self.total = total
         self.done = 0
         self.report = report
@@ -174,7 +179,7 @@ class _Progress:
 def allocate_shard(
     lines: pl.DataFrame,
     batches: pl.DataFrame,
-    progress: Callable[[int, int], None] = _no_progress,
+    progress: Progress = no_progress,
 ) -> pl.DataFrame:
     """`lines` (orderid, sku, qty, and a `__row` id), each sku's lines together in arrival order;
     `batches` (reference, sku, eta, purchased, allocated, and a `__batch` id). Returns `__row`
@@ -198,7 +203,7 @@ def allocate_shard(
 def allocate_chunk(
     lines: pl.DataFrame,
     batches: pl.DataFrame,
-    progress: Callable[[int, int], None] = _no_progress,
+    progress: Progress = no_progress,
 ) -> pl.DataFrame:
     """One chunk of a `Candidates` source: `lines` (orderid, sku, qty, arrival_seq), each sku's
     lines together in arrival order; `batches` (reference, sku, eta, purchased, allocated,
@@ -412,7 +417,7 @@ def slices_of_skus(counts: list[int], slice_lines: int) -> list[tuple[int, int, 
 
 def allocate_columns(
     candidates: Columns,
-    progress: Callable[[int, int], None] = _no_progress,
+    progress: Progress = no_progress,
     slice_lines: int = SLICE_LINES,
 ) -> int:
     """Decides the night over integer columns in this process and records the placements;
@@ -501,7 +506,7 @@ def _decide_slice(
 def allocate_candidates(
     candidates: Candidates,
     workers: int = 1,
-    progress: Callable[[int, int], None] = _no_progress,
+    progress: Progress = no_progress,
     chunk_lines: int | None = None,
 ) -> None:
     """Allocates every chunk of `candidates` and records its placements. `workers` > 1 spreads

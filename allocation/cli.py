@@ -21,7 +21,7 @@ import argparse
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from allocation import checks, services
 from allocation.io.outbox import OutboxError
@@ -30,7 +30,7 @@ from allocation.io.readers import InboxError
 from allocation.io.run_lock import RunLockError, RunLockTimeout
 from allocation.io.unit_of_work import WarehouseError
 from allocation.night_checks import CHECK_NAMES, NightStopped
-from allocation.settings import ParameterError, RunParameters, Settings
+from allocation.settings import ParameterError, RunParameters, Settings, TaskRunnerName
 from allocation.state import state_db, warehouse_lock
 
 EXIT_CODES: list[tuple[type[BaseException], int]] = [
@@ -87,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--task-runner",
-        choices=["local", "dask"],
+        choices=get_args(TaskRunnerName),
         default=settings.task_runner,
         help="allocate sku shards here (local, the default) or as tasks on a Dask cluster",
     )

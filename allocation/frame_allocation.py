@@ -6,12 +6,12 @@ the domain's benchmarks; a night itself never holds its lines as frames.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import polars as pl
 
-from allocation.allocator import BATCH_ID, Streams, allocate_candidates
+from allocation.allocator import BATCH_ID, Progress, Streams, allocate_candidates, no_progress
 
 #: The `batches` frame `FrameCandidates` and `allocate_lines` take.
 BATCH_FRAME_SCHEMA = {
@@ -21,10 +21,6 @@ BATCH_FRAME_SCHEMA = {
     "purchased": pl.Int64,
     "allocated": pl.Int64,
 }
-
-
-def _no_progress(done: int, total: int) -> None:
-    """Nobody is watching."""
 
 
 def chunk_of_skus(lines_per_sku: pl.Expr, chunk_lines: int) -> pl.Expr:
@@ -93,7 +89,7 @@ def allocate_lines(
     lines: pl.DataFrame,
     batches: pl.DataFrame,
     workers: int = 1,
-    progress: Callable[[int, int], None] = _no_progress,
+    progress: Progress = no_progress,
     chunk_lines: int | None = None,
 ) -> pl.DataFrame:
     """Places every line of frames in memory; returns `lines` with `batchref` (null = out of

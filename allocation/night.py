@@ -25,22 +25,19 @@ from typing import Any, NoReturn, Protocol
 import duckdb
 
 from allocation import services
+from allocation.allocator import Progress, no_progress
 from allocation.checks import check_business_date, check_run_paths
 from allocation.io.outbox import read_summary
 from allocation.io.pending import remove_note
 from allocation.io.publish import PublishError
 from allocation.io.run_lock import RunLockTimeout
-from allocation.services import Allocator, NightOutcome, Progress, ValidatedInbox
+from allocation.services import Allocator, NightOutcome, ValidatedInbox
 from allocation.settings import DEFAULT_DUCKDB_MEMORY_LIMIT, ParameterError, RunParameters
 from allocation.state import already_ingested, committed_run, warehouse_lock
 
 log = logging.getLogger("allocation")
 
 Skip = set[tuple[str, str]]  # (file name, sha256) already committed for the business date
-
-
-def _no_progress(done: int, total: int) -> None:
-    """Nobody is watching."""
 
 
 class Steps(Protocol):
@@ -134,7 +131,7 @@ class Night:
         """Files this business date already committed: a rerun skips them."""
         return already_ingested(self.params)
 
-    def load(self, skip: Skip, progress: Progress = _no_progress) -> ValidatedInbox:
+    def load(self, skip: Skip, progress: Progress = no_progress) -> ValidatedInbox:
         """Reads and validates each file in turn into the run's staging file (one file's rows
         in memory at a time)."""
         return services.load_inbox(self.params, self.run_id, skip, progress)
@@ -143,7 +140,7 @@ class Night:
         self,
         inbox: ValidatedInbox,
         allocator: Allocator | None = None,
-        progress: Progress = _no_progress,
+        progress: Progress = no_progress,
     ) -> NightOutcome:
         """Allocates and commits the night, once per run id: checked on every attempt, since a
         retried or rescheduled flow run starts its tasks afresh with the same run id, and a

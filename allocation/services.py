@@ -19,7 +19,7 @@ import duckdb
 import polars as pl
 
 from allocation import night_checks
-from allocation.allocator import Candidates, allocate_columns
+from allocation.allocator import Candidates, Progress, allocate_columns, no_progress
 from allocation.faults import crash_point
 from allocation.io import check_figures, readers, rejections, staging, validation
 from allocation.io.candidates import DuckDBCandidates
@@ -36,14 +36,6 @@ from allocation.settings import RunParameters, working_storage_version
 from allocation.state import state_db
 
 log = logging.getLogger("allocation")
-
-#: `progress(done, total)`: how far a step is, in its own units (files, lines). The flow turns
-#: it into the run's progress artifact; the service layer knows nothing of Prefect.
-Progress = Callable[[int, int], None]
-
-
-def _no_progress(done: int, total: int) -> None:
-    """The default `Progress`: nobody is watching."""
 
 
 def rate(rows: int, seconds: float) -> str:
@@ -108,7 +100,7 @@ def load_inbox(
     params: RunParameters,
     run_id: str,
     skip: set[tuple[str, str]],
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> ValidatedInbox:
     """Reads and validates the inbox file by file, appending the typed valid rows and rejections
     to the run's staging file: small files are validated and staged in groups of up to
@@ -427,7 +419,7 @@ def allocate_night(
     run_id: str,
     started_at: dt.datetime,
     allocator: Allocator | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> NightOutcome:
     """One transaction: ingest, apply manifest changes, allocate every open line, record the run.
     Commits unless this is a dry run (then the reports are read before rolling back).

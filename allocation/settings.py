@@ -31,8 +31,8 @@ from pydantic_settings import (
 )
 
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+#: Where a night's allocation runs: here, or as shard tasks on a Dask cluster.
 TaskRunnerName = Literal["local", "dask"]
-TASK_RUNNERS: tuple[TaskRunnerName, ...] = ("local", "dask")
 #: The checkout's `data/` folder: where a run from the Prefect UI may read and write by default.
 DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[1] / "data"
 

@@ -21,7 +21,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BeforeValidator, Field
 
 from allocation.night_checks import CheckName
-from allocation.settings import ParameterError, RunParameters, parse_business_date
+from allocation.settings import (
+    ParameterError,
+    RunParameters,
+    TaskRunnerName,
+    parse_business_date,
+)
 
 
 def _date_or_none(value: Any) -> dt.date | None:
@@ -41,7 +46,7 @@ def _empty_is_none(value: Any) -> Any:
 
 
 BusinessDate = Annotated[dt.date | None, BeforeValidator(_date_or_none)]
-TaskRunnerChoice = Annotated[Literal["local", "dask"] | None, BeforeValidator(_empty_is_none)]
+TaskRunnerChoice = Annotated[TaskRunnerName | None, BeforeValidator(_empty_is_none)]
 Count = Annotated[int, Field(ge=0)]
 
 

@@ -45,11 +45,12 @@ from prefect.futures import PrefectFuture, as_completed
 from allocation.allocator import (
     CHUNK_LINES,
     Candidates,
+    Progress,
     allocate_candidates,
     allocate_chunk,
     carry,
 )
-from allocation.services import Allocator, Progress, rate
+from allocation.services import Allocator, rate
 from allocation.settings import RunParameters
 
 log = logging.getLogger("allocation")
