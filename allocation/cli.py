@@ -200,7 +200,7 @@ def _publish(args: argparse.Namespace) -> Path:
     with warehouse_lock(params, "publish", for_night=False):
         finished = services.finish_committed_night(params, "publish")
         if finished is not None:  # its reports are written and it is published, as its label
-            return params.state_dir / "published" / f"{finished.label}.duckdb"
+            return params.published_dir / f"{finished.label}.duckdb"
         label = f"republished-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
         return services.publish(params, label)
 

@@ -61,7 +61,7 @@ def rollback(params: RunParameters) -> RolledBack:
     """Rolls the pipeline back to the end of `params.business_date`'s committed night, under the
     run lock. Raises NoKeptCopyError (nothing changed) when no copy of that night is kept."""
     night = params.business_date
-    history = params.state_dir / "published"
+    history = params.published_dir
     # Nothing to restore (and no committed night left to finish): refuse before creating anything.
     if not history.is_dir() and read_note(params.state_dir) is None:
         raise NoKeptCopyError(

@@ -776,7 +776,7 @@ def publish(params: RunParameters, label: str) -> Path:
     return publish_copy(
         state_db(params),
         params.warehouse,
-        params.state_dir / "published",
+        params.published_dir,
         label,
         params.keep_published,
         params.warehouse_storage_version,

@@ -454,6 +454,11 @@ class RunParameters(Settings):
         return state_dir_for(self.warehouse)
 
     @property
+    def published_dir(self) -> Path:
+        """Where the copies of the published nights are kept (`published_dir_for`)."""
+        return published_dir_for(self.state_dir)
+
+    @property
     def duckdb_limits(self) -> DuckDBLimits:
         """The memory and spill folder of every DuckDB connection this night opens."""
         folder = self.duckdb_temp_directory or self.state_dir / "duckdb-tmp"
@@ -481,3 +486,9 @@ def state_dir_for(warehouse: Path) -> Path:
     """`data/warehouse.duckdb` -> `data/.warehouse.duckdb.pipeline/`: hidden, so analysts' tools
     pointed at the warehouse never open the working copy and block a night."""
     return warehouse.parent / f".{warehouse.name}.pipeline"
+
+
+def published_dir_for(state_dir: Path) -> Path:
+    """The state folder's `published/`: a copy of each night as it was published, the sources
+    of `allocation rollback` (`allocation.io.publish.keep_copy`)."""
+    return state_dir / "published"

@@ -19,7 +19,7 @@ from allocation.io.disk import is_disk_full
 from allocation.io.repository import DuckDBRepository
 from allocation.io.warehouse_comments import COMMENTS
 from allocation.io.warehouse_schema import SCHEMA_VERSION, migrate
-from allocation.settings import DuckDBLimits
+from allocation.settings import DuckDBLimits, published_dir_for, state_dir_for
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +174,7 @@ def _an_edited_copy(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 def _published_before(warehouse: Path) -> bool:
-    # The state folder beside the warehouse, as ``settings.state_dir_for`` names it.
-    published = warehouse.parent / f".{warehouse.name}.pipeline" / "published"
+    published = published_dir_for(state_dir_for(warehouse))
     return published.is_dir() and any(published.glob("*.duckdb"))
 
 
