@@ -159,21 +159,23 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     except prefect_api.PrefectHomeFull as full:
         raise CommandError(str(full), 1) from None
 
+    from allocation.flows.heartbeats import without_heartbeats
     from allocation.flows.nightly import completed_nights, nightly_allocation
 
     before = len(completed_nights)  # tests run several nights in one process
     try:
-        state = nightly_allocation(
-            inbox=str(params.inbox),
-            warehouse=str(params.warehouse),
-            outbox=str(params.outbox),
-            business_date=params.business_date.isoformat(),
-            dry_run=params.dry_run,
-            task_runner=params.task_runner,
-            dask_address=params.dask_address,
-            accept_checks=list(params.accept_checks),
-            return_state=True,
-        )
+        with without_heartbeats():
+            state = nightly_allocation(
+                inbox=str(params.inbox),
+                warehouse=str(params.warehouse),
+                outbox=str(params.outbox),
+                business_date=params.business_date.isoformat(),
+                dry_run=params.dry_run,
+                task_runner=params.task_runner,
+                dask_address=params.dask_address,
+                accept_checks=list(params.accept_checks),
+                return_state=True,
+            )
         result = state.result(raise_on_failure=False)
     except Exception as error:
         # A night that completed is never reported as failed, whatever Prefect answered.
