@@ -47,8 +47,8 @@ run: install
 	ALLOCATION_INBOX_SETTLE_SECONDS=0 $(BIN)/allocation run --inbox data/sample --warehouse $(SAMPLE_RUN)/warehouse.duckdb --outbox $(SAMPLE_RUN)/outbox
 
 lint: install
-	$(BIN)/ruff check allocation tests benchmarks
-	$(BIN)/ruff format --check allocation tests benchmarks
+	$(BIN)/ruff check allocation tests benchmarks deploy
+	$(BIN)/ruff format --check allocation tests benchmarks deploy
 	$(BIN)/lint-imports
 
 typecheck: install
@@ -141,16 +141,16 @@ server: install
 deploy: install
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect work-pool inspect $(WORK_POOL) >/dev/null 2>&1 \
 	  || PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/prefect work-pool create $(WORK_POOL) --type process
-	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/python -m allocation.flows.keep_paused -- \
+	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/python -m deploy.keep_paused -- \
 	  $(BIN)/prefect --no-prompt deploy --all
-	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/python -m allocation.flows.automations
+	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/python -m deploy.automations
 	PREFECT_API_URL=$(PREFECT_API_URL) $(BIN)/python -m allocation.flows.naming
 
 # Turns the alerts off on the server, on purpose: deletes the webhook block and disables the
 # automations that need it. `make deploy` with ALLOCATION_ALERT_WEBHOOK_URL=https://... turns
 # them on again.
 alerts-off: install
-	PREFECT_API_URL=$(PREFECT_API_URL) ALLOCATION_ALERT_WEBHOOK_URL=off $(BIN)/python -m allocation.flows.automations
+	PREFECT_API_URL=$(PREFECT_API_URL) ALLOCATION_ALERT_WEBHOOK_URL=off $(BIN)/python -m deploy.automations
 
 # One night of the deployment, by business date, optionally at a later time: START_AT is read
 # as UTC whatever the machine's time zone (TZ=UTC), and the confirmation names the night:

@@ -23,15 +23,15 @@ import sys
 from pathlib import Path
 from typing import Any, get_args
 
-from allocation import checks, services
 from allocation.io.outbox import OutboxError
 from allocation.io.publish import PublishError
 from allocation.io.readers import InboxError
 from allocation.io.run_lock import RunLockError, RunLockTimeout
 from allocation.io.unit_of_work import WarehouseError
-from allocation.night_checks import CHECK_NAMES, NightStopped
+from allocation.service import preflight, steps
+from allocation.service.night_checks import CHECK_NAMES, NightStopped
+from allocation.service.state import state_db, warehouse_lock
 from allocation.settings import ParameterError, RunParameters, Settings, TaskRunnerName
-from allocation.state import state_db, warehouse_lock
 
 EXIT_CODES: list[tuple[type[BaseException], int]] = [
     (ParameterError, 2),
@@ -120,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _rollback(args: argparse.Namespace) -> None:
-    from allocation.rollback import rollback
+    from allocation.service.rollback import rollback
 
     params = RunParameters.build(
         warehouse=args.warehouse, outbox=args.outbox, business_date=args.to
@@ -150,8 +150,8 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
         dask_address=args.dask_address,
         accept_checks=args.accept,
     )
-    checks.check_run_paths(params)
-    checks.check_business_date_if_idle(params)  # one clean line; the flow checks again
+    preflight.check_run_paths(params)
+    preflight.check_business_date_if_idle(params)  # one clean line; the flow checks again
     from allocation.flows import prefect_api
 
     try:
@@ -200,11 +200,11 @@ def _publish(args: argparse.Namespace) -> Path:
     if not state_db(params).exists():
         raise WarehouseError(f"no committed state beside {params.warehouse}: run a night first")
     with warehouse_lock(params, "publish", for_night=False):
-        finished = services.finish_committed_night(params, "publish")
+        finished = steps.finish_committed_night(params, "publish")
         if finished is not None:  # its reports are written and it is published, as its label
             return params.published_dir / f"{finished.label}.duckdb"
         label = f"republished-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
-        return services.publish(params, label)
+        return steps.publish(params, label)
 
 
 def _report(summary: dict[str, Any]) -> None:

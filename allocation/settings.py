@@ -99,7 +99,7 @@ class DuckDBLimits:
 #: The smallest memory limit accepted. Measured on DuckDB 2.0.1: a night of 300,000 order lines
 #: ran out of memory at 32MB and ran at 64MB; a two-line night failed at 2MB, and at 1MB DuckDB
 #: died with a FatalException in its checkpoint. A bigger night may need more: running out names
-#: the setting to raise (`allocation.night.naming_memory_limit`).
+#: the setting to raise (`allocation.service.night.naming_memory_limit`).
 SMALLEST_DUCKDB_MEMORY_LIMIT = "64MB"
 _UNITS = {
     "B": 1,

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from allocation.flows.courtesy import best_effort
-from allocation.night_checks import CheckResult, NightStopped
-from allocation.rollback import rollbacks_before
+from allocation.service.night_checks import CheckResult, NightStopped
+from allocation.service.rollback import rollbacks_before
 from allocation.settings import RunParameters
 
 SUMMARY_KEY = "nightly-allocation-summary"

@@ -22,7 +22,7 @@ from allocation.io.publish import PublishError
 from allocation.io.readers import InboxError
 from allocation.io.run_lock import RunLockError
 from allocation.io.unit_of_work import WarehouseError
-from allocation.night_checks import NightStopped
+from allocation.service.night_checks import NightStopped
 from allocation.settings import ParameterError
 
 EXPECTED_ERRORS: tuple[type[BaseException], ...] = (

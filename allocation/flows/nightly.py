@@ -1,7 +1,7 @@
 """The Prefect flow `nightly-allocation`: a short script of named steps.
 
 load (read and validate each file) -> allocate (one warehouse transaction) -> write reports -> publish.
-The steps and their order live in `allocation.night` (`Night.run`, the same for `run_night`);
+The steps and their order live in `allocation.service.night` (`Night.run`, the same for `run_night`);
 tasks here only name each step, retry it on I/O errors, move the progress bar and never cache
 (every step that writes must really run). A retry never applies a night twice: the allocate step
 commits once per flow run, and a retry that finds its run already committed goes on to the
@@ -26,7 +26,6 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import Abort
 from prefect.states import Cancelled, Failed
 
-from allocation.checks import check_run_paths
 from allocation.flows import error_logs, naming, ordering
 from allocation.flows.artifacts import publish_artifacts, publish_stopped_artifact
 from allocation.flows.check_alerts import announce_warnings
@@ -42,9 +41,10 @@ from allocation.flows.recovery import retry_crashed_night_once
 from allocation.flows.sharding import allocator_for
 from allocation.io.disk import is_disk_full
 from allocation.io.outbox import read_summary
-from allocation.night import Night
-from allocation.night_checks import NightStopped
-from allocation.services import NightOutcome, ValidatedInbox
+from allocation.service.night import Night
+from allocation.service.night_checks import NightStopped
+from allocation.service.preflight import check_run_paths
+from allocation.service.steps import NightOutcome, ValidatedInbox
 from allocation.settings import RunParameters
 
 logging.getLogger("allocation").setLevel(logging.INFO)

@@ -16,8 +16,8 @@ from uuid import UUID
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from allocation.allocator import Progress
 from allocation.flows.courtesy import best_effort
+from allocation.service.allocator import Progress
 
 log = logging.getLogger("allocation")
 

@@ -19,7 +19,7 @@ from prefect.client.schemas.actions import ArtifactCreate
 from prefect.exceptions import ObjectNotFound
 
 from allocation.flows.artifacts import ROLLED_BACK_TAG
-from allocation.rollback import RolledBack
+from allocation.service.rollback import RolledBack
 
 ROLLED_BACK_KEY = "nightly-rolled-back"
 

@@ -1,7 +1,7 @@
 """The night's allocation on a Dask cluster, as one Prefect task run per chunk of skus.
 
 `dask_allocator(params)` returns an allocator for `services.allocate_night` (the same contract as
-`allocation.allocator.allocate_candidates`). Called inside the night's single warehouse
+`allocation.service.allocator.allocate_candidates`). Called inside the night's single warehouse
 transaction, it
 
 1. takes the night's candidates chunk by chunk of skus, biggest first, as they stream out of
@@ -42,7 +42,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.futures import PrefectFuture, as_completed
 
-from allocation.allocator import (
+from allocation.service.allocator import (
     CHUNK_LINES,
     Candidates,
     Progress,
@@ -50,7 +50,7 @@ from allocation.allocator import (
     allocate_chunk,
     carry,
 )
-from allocation.services import Allocator, rate
+from allocation.service.steps import Allocator, rate
 from allocation.settings import RunParameters
 
 log = logging.getLogger("allocation")

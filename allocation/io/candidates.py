@@ -53,7 +53,7 @@ _COLUMNS = ("orderid", "sku", "qty", "arrival_seq")
 
 
 class DuckDBCandidates:
-    """`allocation.allocator.Candidates` over the night's connection. `folder`: where the
+    """`allocation.service.allocator.Candidates` over the night's connection. `folder`: where the
     placements are kept while the candidates stream (the night's spill folder)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, folder: Path) -> None:
@@ -99,7 +99,7 @@ class DuckDBCandidates:
         ).pl()
         return frame
 
-    # -- the night as integer columns (`allocation.allocator.allocate_columns`) ---------------
+    # -- the night as integer columns (`allocation.service.allocator.allocate_columns`) ---------------
     def skus(self) -> pl.DataFrame:
         """sku_rank (1, 2, ... in sku order), sku, lines: every sku with a candidate line."""
         frame: pl.DataFrame = self.con.sql(
@@ -146,7 +146,7 @@ class DuckDBCandidates:
     def chunks(
         self, chunk_lines: int
     ) -> Iterator[tuple[Iterator[pl.DataFrame], Iterator[pl.LazyFrame]]]:
-        """`allocation.allocator.Candidates.chunks`. One unordered pass over the lines spools
+        """`allocation.service.allocator.Candidates.chunks`. One unordered pass over the lines spools
         each whole chunk to its own Arrow file and the big chunks to one Parquet file in the
         spill folder; then DuckDB sorts only the big chunks' rows (read back in pieces), and
         each whole chunk is sorted when it is read (a few hundred thousand rows). Sorting the
@@ -154,7 +154,7 @@ class DuckDBCandidates:
         while the helpers idled."""
         lines = max(1, chunk_lines)
         # A sku goes to the chunk where its first line falls (skus in sku order), as
-        # `allocation.frame_allocation.chunk_of_skus` packs them; `place` orders the chunks: the
+        # `allocation.service.frame_allocation.chunk_of_skus` packs them; `place` orders the chunks: the
         # ones holding a sku bigger than a chunk first, then biggest first.
         self.con.execute(
             "CREATE OR REPLACE TEMP TABLE candidate_chunks AS WITH packed AS ("

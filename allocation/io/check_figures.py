@@ -1,4 +1,4 @@
-"""What the night's checks (`allocation.night_checks`) read from the warehouse inside the night's
+"""What the night's checks (`allocation.service.night_checks`) read from the warehouse inside the night's
 transaction: earlier nights' volumes, the last out-of-stock share, stopped nights, the state
 before tonight's manifest changes; and where their results are kept (`night_checks`).
 

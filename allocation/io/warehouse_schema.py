@@ -106,7 +106,7 @@ CREATE TABLE manifest_rows (
 # table `quarantined_batches`). Later versions are other changes; a version missing from
 # MIGRATIONS below changes nothing (versions are numbered ahead, so merges do not collide).
 
-# Version 6: the night's checks (`allocation.night_checks`): every result kept, a stopped night's
+# Version 6: the night's checks (`allocation.service.night_checks`): every result kept, a stopped night's
 # too (committed = false, nothing else of it is); and per run the lines still waiting from earlier
 # nights and the oldest wait, for the `nightly_trend` view.
 _V6_TABLES = """

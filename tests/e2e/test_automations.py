@@ -1,4 +1,4 @@
-"""`python -m allocation.flows.automations` (run by `make deploy`) against a real Prefect API:
+"""`python -m deploy.automations` (run by `make deploy`) against a real Prefect API:
 every automations/*.yaml applied by name, idempotently, the alert block saved from the setting,
 and alerts off in one line without it."""
 
@@ -14,7 +14,8 @@ from prefect import get_client
 from prefect.blocks.notifications import CustomWebhookNotificationBlock
 from prefect.events.schemas.automations import AutomationCore
 
-from allocation.flows.automations import (
+from allocation.settings import Settings
+from deploy.automations import (
     ALERT_BLOCK,
     AUTOMATIONS_DIR,
     AutomationFileError,
@@ -23,7 +24,6 @@ from allocation.flows.automations import (
     resolve,
     same_automation,
 )
-from allocation.settings import Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]
 

@@ -30,8 +30,8 @@ from allocation.flows.sharding import (
     staging_root,
     task_runner_for,
 )
-from allocation.frame_allocation import BATCH_FRAME_SCHEMA as BATCH_SCHEMA
-from allocation.frame_allocation import FrameCandidates, allocate_lines
+from allocation.service.frame_allocation import BATCH_FRAME_SCHEMA as BATCH_SCHEMA
+from allocation.service.frame_allocation import FrameCandidates, allocate_lines
 from allocation.settings import RunParameters
 from conftest import Site
 

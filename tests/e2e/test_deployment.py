@@ -60,9 +60,9 @@ from prefect.states import Scheduled
 
 from allocation import TELEMETRY_OFF
 from allocation.flows.artifacts import OUT_OF_STOCK_KEY, SUMMARY_KEY
-from allocation.flows.automations import ALERT_BLOCK
 from allocation.flows.progress import PROGRESS_KEY
 from conftest import REPO, SAMPLE_INBOX
+from deploy.automations import ALERT_BLOCK
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(240)]
 

@@ -31,14 +31,15 @@ NEXT_DAY = "2026-11-26"
 # service function: what cannot be arranged from outside.
 PATCHED_COMMAND = """
 import sys
-from allocation import cli, services
+from allocation import cli
+from allocation.service import steps
 {patch}
 sys.exit(cli.main(sys.argv[1:]))
 """
 # After the command's own checks (which refuse either up front), before publishing.
 SOMETHING_TAKES_THE_PATH = """
 import duckdb, os
-real = services.write_reports
+real = steps.write_reports
 warehouse = sys.argv[sys.argv.index("--warehouse") + 1]
 def someone_takes_the_path_meanwhile(*args, **kwargs):
     folder = real(*args, **kwargs)
@@ -49,12 +50,12 @@ def someone_takes_the_path_meanwhile(*args, **kwargs):
         con.execute("CREATE TABLE precious AS SELECT 42 AS answer")
         con.close()
     return folder
-services.write_reports = someone_takes_the_path_meanwhile
+steps.write_reports = someone_takes_the_path_meanwhile
 """
 A_BUG = """
 def a_bug(*args, **kwargs):
     raise KeyError("missing-key")
-services.write_reports = a_bug
+steps.write_reports = a_bug
 """
 
 

@@ -11,7 +11,8 @@ from collections.abc import Callable
 
 import pytest
 
-from allocation import checks, cli, services
+from allocation import cli
+from allocation.service import preflight, steps
 from allocation.settings import ParameterError
 from conftest import Site
 
@@ -38,7 +39,7 @@ def test_a_date_before_the_last_committed_night_is_refused_before_anything_is_re
     def no_reading(*args: object, **kwargs: object) -> None:
         raise AssertionError("the inbox was read")
 
-    monkeypatch.setattr(services, "load_inbox", no_reading)
+    monkeypatch.setattr(steps, "load_inbox", no_reading)
     with pytest.raises(ParameterError) as refused:
         site.run(day(0))
     message = str(refused.value)
@@ -123,10 +124,10 @@ def test_the_early_check_leaves_a_running_night_alone(
     def no_opening(*args: object, **kwargs: object) -> None:
         raise AssertionError("the state was opened while a night holds it")
 
-    monkeypatch.setattr(checks, "last_committed_date", no_opening)
+    monkeypatch.setattr(preflight, "last_committed_date", no_opening)
     lock = site.params(day(0)).state_dir / "run.lock"
     with run_lock(lock, run_id="a-night", business_date=day(2), timeout=0):
-        checks.check_business_date_if_idle(site.params(day(0)))
+        preflight.check_business_date_if_idle(site.params(day(0)))
     monkeypatch.undo()
     with pytest.raises(ParameterError):
-        checks.check_business_date_if_idle(site.params(day(0)))
+        preflight.check_business_date_if_idle(site.params(day(0)))

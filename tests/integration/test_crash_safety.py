@@ -52,7 +52,7 @@ TABLES = {
 
 NIGHT_SCRIPT = """
 import logging, sys
-from allocation.night import run_night
+from allocation.service.night import run_night
 from allocation.settings import RunParameters
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 inbox, warehouse, outbox, day = sys.argv[1:5]

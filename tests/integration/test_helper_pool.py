@@ -23,8 +23,8 @@ _NIGHT = """
     import prefect  # noqa: F401
 
     import probe
-    from allocation.allocator import allocate_chunk
-    from allocation.helper_pool import helper_pool
+    from allocation.service.allocator import allocate_chunk
+    from allocation.io.helper_pool import helper_pool
 
     if __name__ == "__main__":
         lines = pl.DataFrame(

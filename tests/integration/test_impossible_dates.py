@@ -12,7 +12,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from allocation.state import state_db
+from allocation.service.state import state_db
 from conftest import Site
 from old_releases import install
 

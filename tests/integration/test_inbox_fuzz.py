@@ -32,7 +32,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from allocation.night import run_night
+from allocation.service.night import run_night
 from allocation.settings import RunParameters
 
 pytestmark = pytest.mark.fuzz

@@ -25,7 +25,7 @@ from test_crash_safety import BIN, NIGHT_SCRIPT, child_env, night_process
 
 from allocation import cli
 from allocation.io.pending import note_path, read_note
-from allocation.night import MemoryLimitTooSmall, naming_memory_limit
+from allocation.service.night import MemoryLimitTooSmall, naming_memory_limit
 from allocation.settings import state_dir_for
 from conftest import Site
 
@@ -292,7 +292,7 @@ def test_the_longest_warehouse_name_allowed_commits_and_publishes(site: Site) ->
     a_night(site, DAY)
     name = "w" * (234 - len(".duckdb")) + ".duckdb"
     warehouse = site.root / name
-    from allocation.night import run_night
+    from allocation.service.night import run_night
     from allocation.settings import RunParameters
 
     run_night(

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from allocation.night import run_night
-from allocation.rollback import rollback
+from allocation.service.night import run_night
+from allocation.service.rollback import rollback
 from allocation.settings import ParameterError, RunParameters
 from conftest import Site
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from allocation.io.unit_of_work import connect
 from allocation.io.warehouse_schema import SCHEMA_VERSION
-from allocation.state import state_db
+from allocation.service.state import state_db
 from conftest import Site
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from allocation.night_checks import NightStopped
-from allocation.state import state_db
+from allocation.service.night_checks import NightStopped
+from allocation.service.state import state_db
 from conftest import Site
 
 NIGHT, NEXT, AFTER = "2026-11-25", "2026-11-26", "2026-11-27"

@@ -37,8 +37,8 @@ from hypothesis.stateful import (
 )
 
 from allocation.io import readers
-from allocation.night import run_night
-from allocation.rollback import NoKeptCopyError, rollback
+from allocation.service.night import run_night
+from allocation.service.rollback import NoKeptCopyError, rollback
 from allocation.settings import ParameterError, RunParameters
 from old_releases import HISTORY, install
 

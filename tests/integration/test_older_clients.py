@@ -26,8 +26,8 @@ from test_analysts import NIGHT_1, NIGHT_2, doc_sql_blocks, sample_site, second_
 from allocation import cli
 from allocation.io import compatible_copy
 from allocation.io.publish import PublishError, publish_copy
+from allocation.service.state import state_db
 from allocation.settings import DEFAULT_STORAGE_VERSION
-from allocation.state import state_db
 from conftest import REPO, Site
 
 OLD_CLI = Path(sys.executable).parent / "duckdb"

@@ -13,11 +13,11 @@ import pytest
 from allocation import cli
 from allocation.io.run_lock import RunLockTimeout
 from allocation.io.unit_of_work import WarehouseError
-from allocation.night import Night, run_night
-from allocation.rollback import rollback
-from allocation.services import NightOutcome, ValidatedInbox
+from allocation.service.night import Night, run_night
+from allocation.service.rollback import rollback
+from allocation.service.state import state_db, warehouse_lock
+from allocation.service.steps import NightOutcome, ValidatedInbox
 from allocation.settings import RunParameters
-from allocation.state import state_db, warehouse_lock
 from conftest import Site
 
 NIGHT = "2026-11-25"

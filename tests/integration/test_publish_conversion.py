@@ -16,7 +16,7 @@ from test_older_clients import as_earlier_releases_left_it, old_answer, old_cli
 
 from allocation import cli
 from allocation.io.compatible_copy import storage_tag
-from allocation.state import state_db
+from allocation.service.state import state_db
 from conftest import Site
 
 OLDEST_READ_BY_1_1 = "v1.0.0+"  # DuckDB's tag for files DuckDB 1.0 to 1.1 read (v1.1.0 written)

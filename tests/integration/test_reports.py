@@ -22,7 +22,7 @@ import pytest
 from allocation.io import reports
 from allocation.io.outbox import write_night
 from allocation.io.reports import REPORT_SQL, report_params
-from allocation.state import state_db
+from allocation.service.state import state_db
 from conftest import Site
 
 NIGHT_1 = "2026-11-25"

@@ -10,7 +10,7 @@ import shutil
 
 from allocation.flows import nightly
 from allocation.flows.progress import NightProgress
-from allocation.night import Night
+from allocation.service.night import Night
 from conftest import SAMPLE_INBOX, Site
 
 NIGHT = "2026-11-25"

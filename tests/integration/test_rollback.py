@@ -17,8 +17,8 @@ import pytest
 
 from allocation import cli
 from allocation.flows.artifacts import rollback_lines
-from allocation.rollback import rollbacks_before
-from allocation.state import state_db
+from allocation.service.rollback import rollbacks_before
+from allocation.service.state import state_db
 from conftest import Site
 
 

@@ -34,7 +34,7 @@ PREFECT_LOG = re.compile(r"^\d\d:\d\d:\d\d\.\d{3} \| ")  # e.g. "14:03:47.462 | 
 
 NIGHT_SCRIPT = """
 import logging, sys
-from allocation.night import run_night
+from allocation.service.night import run_night
 from allocation.settings import RunParameters
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 inbox, warehouse, outbox, day = sys.argv[1:5]

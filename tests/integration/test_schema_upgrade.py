@@ -17,7 +17,7 @@ import pytest
 from allocation.io.unit_of_work import DuckDBUnitOfWork
 from allocation.io.warehouse_comments import COMMENTS
 from allocation.io.warehouse_schema import SCHEMA_VERSION, migrate
-from allocation.state import state_db
+from allocation.service.state import state_db
 from conftest import Site
 
 OLD_NIGHT = dt.date(2026, 11, 24)

@@ -17,10 +17,10 @@ import duckdb
 import polars as pl
 import pytest
 
-from allocation import allocator, services
 from allocation.io import repository
 from allocation.io.candidates import DuckDBCandidates
 from allocation.io.unit_of_work import DuckDBUnitOfWork
+from allocation.service import allocator, steps
 from conftest import Site
 
 
@@ -252,9 +252,9 @@ def test_a_night_records_the_same_rows_with_any_chunk_size_and_helper_processes(
     monkeypatch.setattr(allocator, "_Helpers", HelpersUpFirst)
     monkeypatch.setattr(allocator, "CHUNK_LINES", 25)
     chunked = partial(allocator.allocate_candidates, workers=2)
-    allocate_night = services.allocate_night
+    allocate_night = steps.allocate_night
     monkeypatch.setattr(
-        services,
+        steps,
         "allocate_night",
         lambda *args, **kwargs: allocate_night(*args, **{**kwargs, "allocator": chunked}),
     )

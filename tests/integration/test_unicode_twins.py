@@ -11,7 +11,7 @@ import polars as pl
 
 from allocation.io.unit_of_work import connect
 from allocation.io.warehouse_schema import SCHEMA_VERSION
-from allocation.state import state_db
+from allocation.service.state import state_db
 from conftest import Site
 
 DAY_1, DAY_2 = "2026-11-25", "2026-11-26"

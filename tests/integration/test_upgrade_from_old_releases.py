@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from allocation.state import state_db
+from allocation.service.state import state_db
 from conftest import Site
 from old_releases import HISTORY, install
 

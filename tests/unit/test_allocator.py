@@ -16,10 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from allocation import allocator, frame_allocation
 from allocation.domain import OrderLine, Product
-from allocation.frame_allocation import BATCH_FRAME_SCHEMA as BATCH_SCHEMA
-from allocation.frame_allocation import allocate_lines
+from allocation.service import allocator, frame_allocation
+from allocation.service.frame_allocation import BATCH_FRAME_SCHEMA as BATCH_SCHEMA
+from allocation.service.frame_allocation import allocate_lines
 
 LINE_SCHEMA = {"orderid": pl.String, "sku": pl.String, "qty": pl.Int64, "arrival_seq": pl.Int64}
 

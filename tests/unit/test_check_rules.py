@@ -9,7 +9,7 @@ import datetime as dt
 
 import pytest
 
-from allocation.night_checks import (
+from allocation.service.night_checks import (
     BY_NAME,
     CHECK_NAMES,
     CHECKS,

@@ -53,7 +53,7 @@ from typing import Any, Protocol
 import polars as pl
 
 from allocation.domain import Batch, Product
-from allocation.helper_pool import helper_pool
+from allocation.io.helper_pool import helper_pool
 
 log = logging.getLogger("allocation")
 
@@ -61,7 +61,7 @@ _ROW = "__row"
 BATCH_ID = "__batch"
 _BATCH_COLUMNS = ("reference", "eta", "purchased", "allocated", BATCH_ID)
 # Below this many lines a second process costs more than it saves: a spawned helper starts an
-# interpreter and imports polars (0.25-0.4 s on 2 cores, `allocation.helper_pool`). Measured
+# interpreter and imports polars (0.25-0.4 s on 2 cores, `allocation.io.helper_pool`). Measured
 # when a helper still re-ran the `allocation` command's imports (1 s), on a busy machine: 100k
 # lines took 0.2 s in one process, 0.45 s with a helper; 500k lines about 0.6 s either way.
 PARALLEL_MIN_LINES = 500_000

@@ -24,16 +24,16 @@ from typing import Any, NoReturn, Protocol
 
 import duckdb
 
-from allocation import services
-from allocation.allocator import Progress, no_progress
-from allocation.checks import check_business_date, check_run_paths
 from allocation.io.outbox import read_summary
 from allocation.io.pending import remove_note
 from allocation.io.publish import PublishError
 from allocation.io.run_lock import RunLockTimeout
-from allocation.services import Allocator, NightOutcome, ValidatedInbox
+from allocation.service import steps
+from allocation.service.allocator import Progress, no_progress
+from allocation.service.preflight import check_business_date, check_run_paths
+from allocation.service.state import already_ingested, committed_run, warehouse_lock
+from allocation.service.steps import Allocator, NightOutcome, ValidatedInbox
 from allocation.settings import DEFAULT_DUCKDB_MEMORY_LIMIT, ParameterError, RunParameters
-from allocation.state import already_ingested, committed_run, warehouse_lock
 
 log = logging.getLogger("allocation")
 
@@ -75,7 +75,7 @@ class Night:
     @property
     def label(self) -> str:
         """The name this night's published copy is kept under."""
-        return services.night_label(self.params, self.started, self.run_id)
+        return steps.night_label(self.params, self.started, self.run_id)
 
     def run(
         self,
@@ -125,7 +125,7 @@ class Night:
     def finish_committed(self) -> None:
         """Writes the reports and published copy of an earlier night that committed but was
         stopped before it wrote them."""
-        services.finish_committed_night(self.params, self.run_id)
+        steps.finish_committed_night(self.params, self.run_id)
 
     def already_ingested(self) -> Skip:
         """Files this business date already committed: a rerun skips them."""
@@ -134,7 +134,7 @@ class Night:
     def load(self, skip: Skip, progress: Progress = no_progress) -> ValidatedInbox:
         """Reads and validates each file in turn into the run's staging file (one file's rows
         in memory at a time)."""
-        return services.load_inbox(self.params, self.run_id, skip, progress)
+        return steps.load_inbox(self.params, self.run_id, skip, progress)
 
     def allocate(
         self,
@@ -154,15 +154,15 @@ class Night:
             )
             # The reports are read back from the committed state; the counts are not needed.
             return NightOutcome(self.run_id, self.params.business_date, counts={})
-        return services.allocate_night(
+        return steps.allocate_night(
             self.params, inbox, self.run_id, self.started, allocator=allocator, progress=progress
         )
 
     def write_reports(self, outcome: NightOutcome) -> Path:
-        return services.write_reports(self.params, outcome)
+        return steps.write_reports(self.params, outcome)
 
     def publish(self) -> Path:
-        return services.publish(self.params, self.label)
+        return steps.publish(self.params, self.label)
 
 
 class MemoryLimitTooSmall(ParameterError):
@@ -215,7 +215,7 @@ def stop_after(what: str, when_stopped: Callable[[str], None] | None = None) -> 
     block, then calls `when_stopped` with what happened (the stop is answered once it returns)
     or, without it, delivers the first signal that came, as it would have been delivered. Outside the
     main thread signals cannot be handled here: the block runs unshielded, and the note the
-    commit left makes the next run finish it (`services.finish_committed_night`). A SIGKILL
+    commit left makes the next run finish it (`steps.finish_committed_night`). A SIGKILL
     cannot be held back: the note covers it too."""
     if threading.current_thread() is not threading.main_thread():
         yield

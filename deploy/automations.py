@@ -1,5 +1,5 @@
 """Applies the repository's Prefect automations and the alert webhook block: `make deploy` runs
-`python -m allocation.flows.automations` after `prefect deploy`.
+`python -m deploy.automations` after `prefect deploy`.
 
 - The alert block: a `CustomWebhookNotificationBlock` named `allocation-alerts`, saved (created or
   overwritten) from ALLOCATION_ALERT_WEBHOOK_URL. The URL is kept among the block's secrets, so

@@ -1,6 +1,6 @@
 """The night's steps as plain functions over the io layer and the domain (the book's service layer).
 
-`allocation.night` puts them in order under the warehouse lock, once for both ways of running a
+`allocation.service.night` puts them in order under the warehouse lock, once for both ways of running a
 night (the Prefect flow, a task per step, and `run_night`); tests also call them directly.
 """
 
@@ -18,8 +18,6 @@ from typing import Any
 import duckdb
 import polars as pl
 
-from allocation import night_checks
-from allocation.allocator import Candidates, Progress, allocate_columns, no_progress
 from allocation.faults import crash_point
 from allocation.io import check_figures, readers, rejections, staging, validation
 from allocation.io.candidates import DuckDBCandidates
@@ -31,9 +29,11 @@ from allocation.io.rejection_log import log_rejected_rows
 from allocation.io.schemas import Kind, rows_schema
 from allocation.io.unit_of_work import DuckDBUnitOfWork, WarehouseError, connect
 from allocation.io.warehouse_schema import code_rejections
-from allocation.manifest import apply_manifest_updates
+from allocation.service import night_checks
+from allocation.service.allocator import Candidates, Progress, allocate_columns, no_progress
+from allocation.service.manifest import apply_manifest_updates
+from allocation.service.state import state_db
 from allocation.settings import RunParameters, working_storage_version
-from allocation.state import state_db
 
 log = logging.getLogger("allocation")
 
@@ -425,14 +425,14 @@ def allocate_night(
     Commits unless this is a dry run (then the reports are read before rolling back).
 
     By default the night is decided in this process over integer columns read out of DuckDB
-    (`allocation.allocator.allocate_columns`: one `Product` per sku fed its lines'
+    (`allocation.service.allocator.allocate_columns`: one `Product` per sku fed its lines'
     quantities); `allocator(candidates)`, when given, places them chunk of skus by chunk of skus
     instead (the Dask runner). Whatever decides, the placements are recorded here, by SQL, in
     this run's single transaction. `progress(lines placed, lines to place)` is passed to the
     default allocator (a custom one reports its own) and called once more when every
     line is placed.
 
-    Before the commit the night checks itself (`allocation.night_checks`): a failed stop-level
+    Before the commit the night checks itself (`allocation.service.night_checks`): a failed stop-level
     check rolls everything back and raises `NightStopped`; only the check results are then kept,
     in a transaction of their own, so that the next night knows this one stopped."""
     try:

@@ -1,5 +1,5 @@
 """The night's allocation over frames already in memory: the same chunks, pieces and domain calls
-as the streamed night (`allocation.allocator.allocate_candidates`), fed from polars frames
+as the streamed night (`allocation.service.allocator.allocate_candidates`), fed from polars frames
 instead of DuckDB. For tests (they compare chunk sizes, processes and runners against it) and
 the domain's benchmarks; a night itself never holds its lines as frames.
 """
@@ -11,7 +11,13 @@ from contextlib import contextmanager
 
 import polars as pl
 
-from allocation.allocator import BATCH_ID, Progress, Streams, allocate_candidates, no_progress
+from allocation.service.allocator import (
+    BATCH_ID,
+    Progress,
+    Streams,
+    allocate_candidates,
+    no_progress,
+)
 
 #: The `batches` frame `FrameCandidates` and `allocate_lines` take.
 BATCH_FRAME_SCHEMA = {

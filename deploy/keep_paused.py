@@ -5,7 +5,7 @@ paused the nightly schedule (a broken feed, a migration) would find it running a
 redeploy. This wrapper notes which deployments of prefect.yaml are paused, runs the deploy
 command it is given, pauses those again and says so:
 
-    python -m allocation.flows.keep_paused -- prefect --no-prompt deploy --all
+    python -m deploy.keep_paused -- prefect --no-prompt deploy --all
 
 Between the deploy and the pause again (well under a second) the scheduler may create scheduled
 runs; none can start before the schedule's next time, and a paused deployment's workers get none.
@@ -55,7 +55,7 @@ def pause(names: list[str]) -> None:
 def main(argv: list[str]) -> int:
     command = argv[1:] if argv[:1] == ["--"] else argv
     if not command:
-        print("usage: python -m allocation.flows.keep_paused -- DEPLOY COMMAND...", file=sys.stderr)
+        print("usage: python -m deploy.keep_paused -- DEPLOY COMMAND...", file=sys.stderr)
         return 2
     paused = paused_deployments(deployment_names(Path("prefect.yaml")))
     done = subprocess.run(command, check=False)

@@ -10,7 +10,7 @@ settings change any check's level and threshold without code (`ALLOCATION_CHECKS
 operator who has looked at a stopped night runs it again accepting named checks: an accepted
 failure is kept as `accepted`, and the night commits.
 
-Everything here is plain values: the figures are gathered by `allocation.services` inside the
+Everything here is plain values: the figures are gathered by `allocation.service.steps` inside the
 night's transaction; `evaluate` is tested without I/O.
 """
 

@@ -1,6 +1,6 @@
 """Pre-flight checks: what a night refuses before anything is read or written (a missing inbox,
 unusable paths, a business date earlier than the last committed night). The CLI and every night
-(`allocation.night`: the flow and `run_night`) call these.
+(`allocation.service.night`: the flow and `run_night`) call these.
 """
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ import contextlib
 import os
 from pathlib import Path
 
-from allocation import night_checks
 from allocation.io.readers import InboxError
 from allocation.io.restore import kept_copies
 from allocation.io.run_lock import RunLockTimeout
 from allocation.io.unit_of_work import WarehouseError, check_warehouse_path
+from allocation.service import night_checks
+from allocation.service.state import last_committed_date, warehouse_lock
 from allocation.settings import ParameterError, RunParameters
-from allocation.state import last_committed_date, warehouse_lock
 
 
 def check_inbox(inbox: Path, *, flow_run: bool = False) -> None:
