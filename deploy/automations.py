@@ -39,7 +39,7 @@ from allocation.settings import Settings
 ALERT_BLOCK = "allocation-alerts"
 #: ALLOCATION_ALERT_WEBHOOK_URL=off turns the alerts off (`make alerts-off`).
 ALERTS_OFF = "off"
-AUTOMATIONS_DIR = Path(__file__).resolve().parents[2] / "automations"
+AUTOMATIONS_DIR = Path(__file__).resolve().parents[1] / "automations"
 
 
 class AutomationFileError(ValueError):
