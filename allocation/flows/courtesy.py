@@ -3,7 +3,7 @@ courtesy: the night's own work never waits on it.
 
 Prefect's client retries a call that meets a refused or reset connection for about a minute
 (five times, backing off). A night that lost its API would wait that long at every progress
-update (measured: 699 s instead of 5 s). So each courtesy call runs on a thread of its own and
+update (docs/operations.md has the figure). So each courtesy call runs on a thread of its own and
 the night waits at most a few seconds for it; a call still hanging then is left to finish or
 fail alone, and the caller stops making such calls for the rest of the night.
 """

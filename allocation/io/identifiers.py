@@ -14,7 +14,8 @@ and keeping them would leave an order waiting beside stock it cannot see: a valu
 rejected, naming the plain spelling to send (``compatibility_spelling``).
 
 ASCII text (nearly every identifier) is its own NFC and NFKC: only the other values are
-normalised (normalising every value cost ~0.45 µs each, ~9 s of CPU for 10M order lines).
+normalised: normalising every value would cost seconds of CPU on a big night
+(docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -157,7 +157,7 @@ def _validate(rows: pl.DataFrame, spec: _Spec) -> Validated:
     why = {column: check.reason for column, check in checks.items()}
 
     # The typed values first, then the failures from their nulls: asking both of one select
-    # evaluated every cast twice (1M order lines: 294 ms against 125 ms).
+    # evaluated every cast twice (docs/benchmarks.md has the figures).
     candidates = frame.select(
         pl.col(_ROW), *[typed.get(column, pl.col(column)).alias(column) for column in columns]
     )
