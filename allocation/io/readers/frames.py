@@ -7,10 +7,7 @@ Shared by the CSV, Parquet and JSON Lines readers; the column contract itself (`
 
 from __future__ import annotations
 
-import gc
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
@@ -83,23 +80,6 @@ def reject_file(
 def one_line(exc: BaseException) -> str:
     """An exception's message on one line (library messages may span several)."""
     return " ".join(str(exc).split()) or type(exc).__name__
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building millions of small lists and dicts.
-
-    They hold only strings, so they form no cycles and reference counting frees them; the
-    collector would only rescan them again and again (it tripled the CSV read time). It is
-    process-wide, so it is re-enabled right after, and only if it was on.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def assemble(
