@@ -53,8 +53,9 @@ _COLUMNS = ("orderid", "sku", "qty", "arrival_seq")
 
 
 class DuckDBCandidates:
-    """`allocation.service.allocator.Candidates` over the night's connection. `folder`: where the
-    placements are kept while the candidates stream (the night's spill folder)."""
+    """`allocation.service.engine.sources.Candidates` and `Columns` over the night's connection.
+    `folder`: where the placements are kept while the candidates stream (the night's spill
+    folder)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, folder: Path) -> None:
         self.con = con
@@ -99,7 +100,7 @@ class DuckDBCandidates:
         ).pl()
         return frame
 
-    # -- the night as integer columns (`allocation.service.allocator.allocate_columns`) ---------------
+    # -- the night as integer columns (`allocation.service.engine.columns.allocate_columns`) ------
     def skus(self) -> pl.DataFrame:
         """sku_rank (1, 2, ... in sku order), sku, lines: every sku with a candidate line."""
         frame: pl.DataFrame = self.con.sql(
@@ -146,7 +147,7 @@ class DuckDBCandidates:
     def chunks(
         self, chunk_lines: int
     ) -> Iterator[tuple[Iterator[pl.DataFrame], Iterator[pl.LazyFrame]]]:
-        """`allocation.service.allocator.Candidates.chunks`. One unordered pass over the lines spools
+        """`allocation.service.engine.sources.Candidates.chunks`. One unordered pass over the lines spools
         each whole chunk to its own Arrow file and the big chunks to one Parquet file in the
         spill folder; then DuckDB sorts only the big chunks' rows (read back in pieces), and
         each whole chunk is sorted when it is read (a few hundred thousand rows). Sorting the
