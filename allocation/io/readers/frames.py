@@ -88,7 +88,7 @@ def assemble(
     """Reader frame from string columns named by ``header.keys`` (one per file column)."""
     height = values.height
     if header.keys == REQUIRED_COLUMNS[file.kind]:
-        # `raw_text` words it when a row needs it: most never do (~0.1 s per 1M rows saved).
+        # `raw_text` words it when a row needs it: most never do, so JSON is not built for them.
         raw = pl.repeat(None, height, dtype=pl.String, eager=True)
     else:
         raw = values.select(pl.struct(pl.all()).struct.json_encode()).to_series()

@@ -26,7 +26,7 @@ SLICE_LINES = 1_000_000
 
 
 def slices_of_skus(counts: list[int], slice_lines: int) -> list[tuple[int, int, int]]:
-    """(first, end, lines): consecutive runs of whole skus (indexes into `counts`, each sku's
+    """(first, end, lines): consecutive slices of whole skus (indexes into `counts`, each sku's
     lines) of at most `slice_lines` lines, or one sku alone when it has more."""
     spans: list[tuple[int, int, int]] = []
     index = 0
