@@ -17,7 +17,7 @@ from uuid import UUID
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from allocation.flows.courtesy import best_effort
-from allocation.service.allocator import Progress
+from allocation.service.progress import Progress
 
 log = logging.getLogger("allocation")
 

@@ -1,8 +1,8 @@
 """The night's allocation on a Dask cluster, as one Prefect task run per chunk of skus.
 
-`dask_allocator(params)` returns an allocator for `services.allocate_night` (the same contract as
-`allocation.service.allocator.allocate_candidates`). Called inside the night's single warehouse
-transaction, it
+`dask_allocator(params)` returns an allocator for `steps.allocate_night` (the same contract as
+`allocation.service.engine.by_chunks.allocate_candidates`). Called inside the night's single
+warehouse transaction, it
 
 1. takes the night's candidates chunk by chunk of skus, biggest first, as they stream out of
    DuckDB (skus never share a batch, so chunks are independent: a chunk's lines get the same
@@ -12,8 +12,9 @@ transaction, it
 2. writes each chunk's lines and its skus' batches as Parquet to the staging location (a
    folder, or any fsspec URL every worker can reach) under a folder named after the content;
 3. runs one Prefect task `allocate-shard` per chunk on a `prefect_dask.DaskTaskRunner` (an
-   existing scheduler, or a temporary `LocalCluster`), at most `_IN_FLIGHT` per worker thread at
-   a time, so only those chunks are staged and held at once; a shard task reads its two files,
+   existing scheduler, or a temporary `LocalCluster`), at most `IN_FLIGHT` per worker thread at
+   a time (`allocation.service.engine.scheduling.share_chunks`, the loop the local helpers
+   share), so only those chunks are staged and held at once; a shard task reads its two files,
    allocates them with `allocate_chunk` (the pure per-chunk contract), writes `placed.parquet`
    beside them and returns that path. Only paths travel through the scheduler, never frames;
 4. reads each result back as it comes in and records it with the candidates.
@@ -30,7 +31,7 @@ import io
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -42,22 +43,16 @@ from prefect.cache_policies import NO_CACHE
 from prefect.context import TaskRunContext
 from prefect.futures import PrefectFuture, as_completed
 
-from allocation.service.allocator import (
-    CHUNK_LINES,
-    Candidates,
-    Progress,
-    allocate_candidates,
-    allocate_chunk,
-    carry,
-)
+from allocation.service.engine.by_chunks import CHUNK_LINES, allocate_candidates
+from allocation.service.engine.chunk_decision import allocate_chunk, batches_of
+from allocation.service.engine.scheduling import share_chunks
+from allocation.service.engine.sources import Candidates
+from allocation.service.progress import LineProgress, Progress, no_progress
 from allocation.service.steps import Allocator, rate
 from allocation.settings import RunParameters
 
 log = logging.getLogger("allocation")
 
-# Chunks per worker thread at a time: one it works on, one waiting (its files staged), so no
-# worker waits for this process to stage the next.
-_IN_FLIGHT = 2
 LINES_FILE = "lines.parquet"
 BATCHES_FILE = "batches.parquet"
 RESULT_FILE = "placed.parquet"
@@ -179,6 +174,49 @@ def stage_chunk(lines: pl.DataFrame, batches: pl.DataFrame, root: str) -> tuple[
     return urls
 
 
+class _DaskShards:
+    """The Dask runner's `Workers`: a whole chunk is staged as Parquet and allocated by an
+    `allocate-shard` task run on `runner` (started); its placements are read back from the file
+    the task wrote."""
+
+    def __init__(self, runner: Any, root: str) -> None:
+        self.runner = runner
+        self.root = root
+        self.threads: int = max(1, sum(runner.client.nthreads().values()))
+        self.shards = 0
+
+    def ready(self) -> int:
+        """Every worker thread of the cluster."""
+        return self.threads
+
+    def submit(self, chunk: pl.LazyFrame, batches: pl.DataFrame) -> tuple[PrefectFuture[str], int]:
+        self.shards += 1
+        lines = chunk.collect()
+        lines_url, batches_url, result_url = stage_chunk(
+            lines, batches_of(batches, lines), self.root
+        )
+        with _parent_without_parameters():
+            future = self.runner.submit(
+                allocate_shard_task,
+                parameters={
+                    "shard": f"{self.shards:04d}",
+                    "lines_url": lines_url,
+                    "batches_url": batches_url,
+                    "result_url": result_url,
+                },
+            )
+        return future, lines.height
+
+    def finished(self, job: PrefectFuture[str]) -> bool:
+        return job.state.is_final()
+
+    def next_finished(self, jobs: Collection[PrefectFuture[str]]) -> PrefectFuture[str]:
+        return next(as_completed(list(jobs)))
+
+    def placements(self, job: PrefectFuture[str]) -> pl.DataFrame:
+        return read_parquet(job.result())  # raises the shard's error, if any
+
+
 def allocate_on_dask(
     candidates: Candidates,
     *,
@@ -198,70 +236,21 @@ def allocate_on_dask(
         return
     root = _join(staging, f"run-{run_id}")
     started = time.perf_counter()
-    batches = candidates.batches()
     with runner:
-        threads = max(1, sum(runner.client.nthreads().values()))
-        chunk_lines = chunk_lines or min(CHUNK_LINES, -(-candidates.lines // threads))
+        shards = _DaskShards(runner, root)
+        chunk_lines = chunk_lines or min(CHUNK_LINES, -(-candidates.lines // shards.threads))
         log.info(
             "Allocating %s lines in chunks of skus staged under %s; %d worker thread(s) on %s",
             f"{candidates.lines:,}",
             root,
-            threads,
+            shards.threads,
             runner.client.scheduler.address,
         )
-        running: dict[PrefectFuture[str], int] = {}
-        done = shards = 0
-
-        def collect(future: PrefectFuture[str]) -> None:
-            nonlocal done
-            lines = running.pop(future)
-            candidates.record(read_parquet(future.result()))  # raises the shard's error, if any
-            done += lines
-            if progress is not None:
-                progress(done, candidates.lines)
-
-        def submit(chunk: pl.DataFrame) -> None:
-            nonlocal shards
-            shards += 1
-            chunk_batches = batches.join(chunk.select("sku").unique(), on="sku", how="semi")
-            lines_url, batches_url, result_url = stage_chunk(chunk, chunk_batches, root)
-            with _parent_without_parameters():
-                future = runner.submit(
-                    allocate_shard_task,
-                    parameters={
-                        "shard": f"{shards:04d}",
-                        "lines_url": lines_url,
-                        "batches_url": batches_url,
-                        "result_url": result_url,
-                    },
-                )
-            running[future] = chunk.height
-
-        with candidates.chunks(chunk_lines) as (pieces, whole):
-            # The pieces of a big chunk (a hot sku) depend on each other: this process
-            # allocates them in order, carrying the batches' state, and between pieces
-            # tops the workers up with whole chunks, so they work meanwhile.
-            carried = batches
-            for piece in pieces:
-                for finished in [future for future in running if future.state.is_final()]:
-                    collect(finished)
-                while len(running) < _IN_FLIGHT * threads:
-                    lazy = next(whole, None)
-                    if lazy is None:
-                        break
-                    submit(lazy.collect())
-                placed = allocate_chunk(piece, carried)
-                carried = carry(carried, placed)
-                candidates.record(placed)
-                done += piece.height
-                if progress is not None:
-                    progress(done, candidates.lines)
-            for lazy in whole:
-                while len(running) >= _IN_FLIGHT * threads:
-                    collect(next(as_completed(list(running))))
-                submit(lazy.collect())
-            while running:
-                collect(next(as_completed(list(running))))
+        # The pieces of a big chunk (a hot sku) depend on each other: this process allocates
+        # them in order between handing whole chunks out; once they are done, it waits for a
+        # worker whenever all are full.
+        done = LineProgress(candidates.lines, progress or no_progress)
+        share_chunks(candidates, chunk_lines, shards, done, here_when_full=False)
     if not keep_staging:
         fs, path = url_to_fs(root)
         # A night whose lines are all one hot sku is allocated here in pieces: no shard was
@@ -270,7 +259,7 @@ def allocate_on_dask(
             fs.rm(path, recursive=True)
     log.info(
         "Dask allocation of %d chunk(s): %s",
-        shards,
+        shards.shards,
         rate(candidates.lines, time.perf_counter() - started),
     )
 

@@ -3,9 +3,8 @@ placements kept.
 
 The local runner reads the lines as integer columns (`column_slices`): one query ordered by sku
 rank and arrival, streamed and cut into slices of whole skus. DuckDB sorts within its memory
-limit, spilling past it: at 30M lines the ordered stream cost 8 CPU-s and ~0.5 GB, where
-collecting the columns into one polars frame and arg-sorting it cost 77 CPU-s and 1.6 GB
-(measured side by side, synthetic 30M-line table, 2026-12-06).
+limit, spilling past it, far cheaper in time and memory than collecting the columns into one
+polars frame and sorting it there (docs/benchmarks.md, issue 24).
 
 The chunked path (the Dask runner, helper processes):
 
@@ -18,9 +17,9 @@ hot chunks' rows to one Parquet file, in the night's spill folder; DuckDB then s
 hot rows (read back in pieces of at most the chunk's lines), and a whole chunk is handed out as
 a scan of its file that orders it (by integer sku rank, then arrival) where it is collected: in
 a helper process, which reads its own chunk. Sorting the whole night in one ordered query
-before the first chunk could go out cost ~10 s of CPU at 10M lines while the helpers idled
-(measured; the unordered pass costs ~3 s). Python holds the pieces and chunks in flight (and
-the arrow batch they are cut from), never a whole hot sku.
+before the first chunk could go out kept the helpers idle for several times the unordered
+pass's cost (docs/benchmarks.md, issue 14). Python holds the pieces and chunks in flight (and
+the Arrow record batch they are cut from), never a whole hot sku.
 
 While the hot pieces stream, the connection can run nothing else, so the placements go to a
 Parquet file in the night's spill folder as they come back; `load_placements` then reads it into the
@@ -48,13 +47,16 @@ from allocation.io.repository import OPEN_LINE_COUNT, create_candidate_lines
 PLACEMENTS_SCHEMA = arrow.schema(
     [("arrival_seq", arrow.int64()), ("batch", arrow.int64()), ("qty", arrow.int64())]
 )
-_READ_ROWS = 100_000  # rows per arrow batch of the ordered query
+#: Lines in each Arrow record batch DuckDB hands over at a time: what slices and pieces are cut
+#: from and the spool is written in (a unit of reading, not of deciding).
+_ARROW_LINES = 100_000
 _COLUMNS = ("orderid", "sku", "qty", "arrival_seq")
 
 
 class DuckDBCandidates:
-    """`allocation.service.allocator.Candidates` over the night's connection. `folder`: where the
-    placements are kept while the candidates stream (the night's spill folder)."""
+    """`allocation.service.engine.sources.Candidates` and `Columns` over the night's connection.
+    `folder`: where the placements are kept while the candidates stream (the night's spill
+    folder)."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, folder: Path) -> None:
         self.con = con
@@ -99,7 +101,7 @@ class DuckDBCandidates:
         ).pl()
         return frame
 
-    # -- the night as integer columns (`allocation.service.allocator.allocate_columns`) ---------------
+    # -- the night as integer columns (`allocation.service.engine.columns.allocate_columns`) ------
     def skus(self) -> pl.DataFrame:
         """sku_rank (1, 2, ... in sku order), sku, lines: every sku with a candidate line."""
         frame: pl.DataFrame = self.con.sql(
@@ -136,7 +138,7 @@ class DuckDBCandidates:
             "SELECT c.sku_rank::INTEGER AS sku_rank, l.qty::BIGINT AS qty, l.arrival_seq "
             "FROM candidate_lines l JOIN candidate_skus c USING (sku) "
             "ORDER BY c.sku_rank, l.arrival_seq"
-        ).to_arrow_reader(_READ_ROWS)
+        ).to_arrow_reader(_ARROW_LINES)
         try:
             yield _cut(reader, sizes)
         finally:
@@ -146,12 +148,11 @@ class DuckDBCandidates:
     def chunks(
         self, chunk_lines: int
     ) -> Iterator[tuple[Iterator[pl.DataFrame], Iterator[pl.LazyFrame]]]:
-        """`allocation.service.allocator.Candidates.chunks`. One unordered pass over the lines spools
+        """`allocation.service.engine.sources.Candidates.chunks`. One unordered pass over the lines spools
         each whole chunk to its own Arrow file and the big chunks to one Parquet file in the
         spill folder; then DuckDB sorts only the big chunks' rows (read back in pieces), and
-        each whole chunk is sorted when it is read (a few hundred thousand rows). Sorting the
-        whole night in DuckDB before the first chunk cost ~10 s of CPU at 10M lines (measured),
-        while the helpers idled."""
+        each whole chunk is sorted when it is read (a few hundred thousand rows), so the helpers
+        get their first chunk without waiting for a sort of the whole night."""
         lines = max(1, chunk_lines)
         # A sku goes to the chunk where its first line falls (skus in sku order), as
         # `allocation.service.frame_allocation.chunk_of_skus` packs them; `place` orders the chunks: the
@@ -183,7 +184,7 @@ class DuckDBCandidates:
                     "SELECT orderid, sku, qty, arrival_seq FROM read_parquet(?) "
                     "ORDER BY place, sku_rank, arrival_seq",
                     params=[str(spool)],
-                ).to_arrow_reader(_READ_ROWS)
+                ).to_arrow_reader(_ARROW_LINES)
             pieces = _pieces(reader, lines) if reader is not None else iter(())
             yield pieces, _whole_chunks(folder, [place for place, big in places if not big])
         finally:
@@ -227,12 +228,12 @@ class DuckDBCandidates:
 def _spool(con: duckdb.DuckDBPyConnection, folder: Path, spool: Path) -> None:
     """Every candidate line, in one pass in no order: the big chunks' rows to `spool` (Parquet,
     for DuckDB to sort), each whole chunk's to `folder`/PLACE.arrow (Arrow IPC: the cheapest
-    to write and read back, ~60 bytes a line). Python holds one arrow batch at a time."""
+    to write and read back). Python holds one arrow batch at a time."""
     folder.mkdir()
     reader = con.sql(
         "SELECT l.orderid, l.sku, l.qty, l.arrival_seq, c.sku_rank, c.place, c.big "
         "FROM candidate_lines l JOIN candidate_chunks c USING (sku)"
-    ).to_arrow_reader(_READ_ROWS)
+    ).to_arrow_reader(_ARROW_LINES)
     big: pq.ParquetWriter | None = None
     writers: dict[int, ipc.RecordBatchFileWriter] = {}
     try:

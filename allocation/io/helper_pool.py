@@ -5,8 +5,8 @@ Prefect's threads can hang). Before a spawned process runs any work, `multiproce
 the parent's main module in it, under the name `__mp_main__`, so that work defined in a script
 can be found there. Our work never lives in the main module, and the main module is heavy: the
 `allocation` command (whose import pulls in the CLI, the flows and Prefect), `prefect.engine`
-under a deployment's worker, pytest under the tests. Re-running it cost each helper about
-0.1 GB of memory and a second of imports for nothing.
+under a deployment's worker, pytest under the tests. Re-running it cost each helper memory and
+a second of imports for nothing (docs/benchmarks.md, "A bare helper").
 
 The helpers here are started while `sys.modules["__main__"]` is a stand-in with neither a file
 nor a spec, so `multiprocessing` gives them no main module to re-run: a helper imports the

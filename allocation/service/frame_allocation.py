@@ -1,6 +1,6 @@
 """The night's allocation over frames already in memory: the same chunks, pieces and domain calls
-as the streamed night (`allocation.service.allocator.allocate_candidates`), fed from polars frames
-instead of DuckDB. For tests (they compare chunk sizes, processes and runners against it) and
+as the streamed night (`allocation.service.engine.by_chunks.allocate_candidates`), fed from polars
+frames instead of DuckDB. For tests (they compare chunk sizes, processes and runners against it) and
 the domain's benchmarks; a night itself never holds its lines as frames.
 """
 
@@ -11,13 +11,9 @@ from contextlib import contextmanager
 
 import polars as pl
 
-from allocation.service.allocator import (
-    BATCH_ID,
-    Progress,
-    Streams,
-    allocate_candidates,
-    no_progress,
-)
+from allocation.service.engine.by_chunks import allocate_candidates
+from allocation.service.engine.sources import BATCH_ID, Streams
+from allocation.service.progress import Progress, no_progress
 
 #: The `batches` frame `FrameCandidates` and `allocate_lines` take.
 BATCH_FRAME_SCHEMA = {

@@ -29,8 +29,8 @@ from allocation.io.pending import remove_note
 from allocation.io.publish import PublishError
 from allocation.io.run_lock import RunLockTimeout
 from allocation.service import steps
-from allocation.service.allocator import Progress, no_progress
 from allocation.service.preflight import check_business_date, check_run_paths
+from allocation.service.progress import Progress, no_progress
 from allocation.service.state import already_ingested, committed_run, warehouse_lock
 from allocation.service.steps import Allocator, NightOutcome, ValidatedInbox
 from allocation.settings import DEFAULT_DUCKDB_MEMORY_LIMIT, ParameterError, RunParameters

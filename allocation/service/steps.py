@@ -30,8 +30,10 @@ from allocation.io.schemas import Kind, rows_schema
 from allocation.io.unit_of_work import DuckDBUnitOfWork, WarehouseError, connect
 from allocation.io.warehouse_schema import code_rejections
 from allocation.service import night_checks
-from allocation.service.allocator import Candidates, Progress, allocate_columns, no_progress
+from allocation.service.engine.columns import allocate_columns
+from allocation.service.engine.sources import Candidates
 from allocation.service.manifest import apply_manifest_updates
+from allocation.service.progress import Progress, no_progress
 from allocation.service.state import state_db
 from allocation.settings import RunParameters, working_storage_version
 
@@ -425,7 +427,7 @@ def allocate_night(
     Commits unless this is a dry run (then the reports are read before rolling back).
 
     By default the night is decided in this process over integer columns read out of DuckDB
-    (`allocation.service.allocator.allocate_columns`: one `Product` per sku fed its lines'
+    (`allocation.service.engine.columns.allocate_columns`: one `Product` per sku fed its lines'
     quantities); `allocator(candidates)`, when given, places them chunk of skus by chunk of skus
     instead (the Dask runner). Whatever decides, the placements are recorded here, by SQL, in
     this run's single transaction. `progress(lines placed, lines to place)` is passed to the

@@ -23,7 +23,7 @@ _NIGHT = """
     import prefect  # noqa: F401
 
     import probe
-    from allocation.service.allocator import allocate_chunk
+    from allocation.service.engine.chunk_decision import allocate_chunk
     from allocation.io.helper_pool import helper_pool
 
     if __name__ == "__main__":

@@ -7,7 +7,8 @@ import datetime as dt
 
 import pytest
 
-from allocation.service import allocator, steps
+from allocation.service import steps
+from allocation.service.engine import chunk_decision
 from allocation.service.state import already_ingested
 from conftest import Site
 
@@ -19,7 +20,9 @@ def test_loading_reports_each_file_and_allocating_reports_up_to_every_line(
     big = site.orders("o1.csv", *(f"o-{n},RETRO-CLOCK,1" for n in range(30)))
     small = site.orders("o2.csv", *(f"p-{n},OAK-SHELF,1" for n in range(5)))
     sizes = [p.stat().st_size for p in (site.inbox / "batches" / "b.csv", big, small)]
-    monkeypatch.setattr(allocator, "_RUN_LINES", 10)  # several runs of lines on a small night
+    monkeypatch.setattr(
+        chunk_decision, "_CHUNK_SLICE_LINES", 10
+    )  # several slices of lines on a small night
     params = site.params("2026-11-25")
     loaded: list[tuple[int, int]] = []
     placed: list[tuple[int, int]] = []

@@ -19,7 +19,8 @@ from allocation.io import staging
 from allocation.io.ingest import classify_orders
 from allocation.io.unit_of_work import DuckDBUnitOfWork
 from allocation.service import steps
-from allocation.service.allocator import Candidates, allocate_candidates
+from allocation.service.engine.by_chunks import allocate_candidates
+from allocation.service.engine.sources import Candidates
 from allocation.service.state import state_db
 from allocation.settings import RunParameters
 from conftest import Site

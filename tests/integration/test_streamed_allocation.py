@@ -20,7 +20,9 @@ import pytest
 from allocation.io import repository
 from allocation.io.candidates import DuckDBCandidates
 from allocation.io.unit_of_work import DuckDBUnitOfWork
-from allocation.service import allocator, steps
+from allocation.service import steps
+from allocation.service.engine import by_chunks
+from allocation.service.engine.columns import slices_of_skus
 from conftest import Site
 
 
@@ -116,7 +118,7 @@ def test_the_columns_come_sku_by_sku_in_arrival_order_in_slices_of_whole_skus(
         candidates = DuckDBCandidates(uow.con, tmp_path / "spill")
         skus = candidates.skus()
         catalogue = candidates.sku_batches()
-        spans = allocator.slices_of_skus(skus["lines"].to_list(), 50)
+        spans = slices_of_skus(skus["lines"].to_list(), 50)
         with candidates.column_slices([lines for _, _, lines in spans]) as slices:
             got = list(slices)
         assert uow.con.sql("SELECT 1").fetchall() == [(1,)]  # the connection is free again
@@ -169,7 +171,7 @@ def test_placements_are_kept_out_of_memory_and_the_file_is_removed(tmp_path: Pat
     spill = tmp_path / "spill"
     with _warehouse_with_a_night(tmp_path / "w.duckdb") as uow:
         candidates = DuckDBCandidates(uow.con, spill)
-        allocator.allocate_candidates(candidates, chunk_lines=50)
+        by_chunks.allocate_candidates(candidates, chunk_lines=50)
         placed = candidates.load_placements()
         rows = uow.con.sql(
             "SELECT b.reference, count(*), sum(p.qty)::BIGINT FROM placements p "
@@ -227,7 +229,7 @@ def _warehouse(site: Site) -> dict[str, list[tuple[object, ...]]]:
         con.close()
 
 
-class HelpersUpFirst(allocator._Helpers):
+class HelpersUpFirst(by_chunks._Helpers):
     """Waits for its worker process to be up, so that it surely gets chunks."""
 
     def __init__(self, count: int) -> None:
@@ -248,10 +250,10 @@ def test_a_night_records_the_same_rows_with_any_chunk_size_and_helper_processes(
     one = Site(tmp_path / "one")
     _nights(one, random.Random(5), day)
 
-    monkeypatch.setattr(allocator, "PARALLEL_MIN_LINES", 0)
-    monkeypatch.setattr(allocator, "_Helpers", HelpersUpFirst)
-    monkeypatch.setattr(allocator, "CHUNK_LINES", 25)
-    chunked = partial(allocator.allocate_candidates, workers=2)
+    monkeypatch.setattr(by_chunks, "PARALLEL_MIN_LINES", 0)
+    monkeypatch.setattr(by_chunks, "_Helpers", HelpersUpFirst)
+    monkeypatch.setattr(by_chunks, "CHUNK_LINES", 25)
+    chunked = partial(by_chunks.allocate_candidates, workers=2)
     allocate_night = steps.allocate_night
     monkeypatch.setattr(
         steps,

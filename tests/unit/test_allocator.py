@@ -17,7 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from allocation.domain import OrderLine, Product
-from allocation.service import allocator, frame_allocation
+from allocation.service import frame_allocation
+from allocation.service.engine import by_chunks, chunk_decision, scheduling, sources
+from allocation.service.engine.columns import allocate_columns
 from allocation.service.frame_allocation import BATCH_FRAME_SCHEMA as BATCH_SCHEMA
 from allocation.service.frame_allocation import allocate_lines
 
@@ -59,7 +61,7 @@ def _night(seed: int, lines: int) -> tuple[pl.DataFrame, pl.DataFrame]:
     return pl.DataFrame(shuffled, schema=LINE_SCHEMA, orient="row"), batches
 
 
-class HelpersUpFirst(allocator._Helpers):
+class HelpersUpFirst(by_chunks._Helpers):
     """Waits for its worker processes to be up, so they surely get shards (a small night would
     otherwise be done by this process before they have started)."""
 
@@ -72,8 +74,8 @@ class HelpersUpFirst(allocator._Helpers):
 def test_chunks_in_worker_processes_match_one_process(monkeypatch: pytest.MonkeyPatch) -> None:
     lines, batches = _night(11, 3_000)
     one = allocate_lines(lines, batches, workers=1)
-    monkeypatch.setattr(allocator, "PARALLEL_MIN_LINES", 0)
-    monkeypatch.setattr(allocator, "_Helpers", HelpersUpFirst)
+    monkeypatch.setattr(by_chunks, "PARALLEL_MIN_LINES", 0)
+    monkeypatch.setattr(by_chunks, "_Helpers", HelpersUpFirst)
     two = allocate_lines(lines, batches, workers=2, chunk_lines=200)
     assert one.equals(two)
     assert one["arrival_seq"].is_sorted()
@@ -126,7 +128,7 @@ class RecordingCandidates(frame_allocation.FrameCandidates):
         self.pieces: list[int] = []
 
     @contextmanager
-    def chunks(self, chunk_lines: int) -> Iterator[allocator.Streams]:
+    def chunks(self, chunk_lines: int) -> Iterator[sources.Streams]:
         with super().chunks(chunk_lines) as (pieces, whole):
             yield self._note(pieces, self.pieces), self._note(whole, self.handed)
 
@@ -141,26 +143,26 @@ def test_a_chunk_that_comes_back_with_more_placements_than_lines_fails_the_night
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     lines, batches = _night(3, 50)
-    allocate_chunk = allocator.allocate_chunk
+    allocate_chunk = chunk_decision.allocate_chunk
 
     def twice(chunk: pl.DataFrame, batches: pl.DataFrame, *progress: object) -> pl.DataFrame:
         return pl.concat([allocate_chunk(chunk, batches)] * 2)
 
-    monkeypatch.setattr(allocator, "allocate_chunk", twice)
+    monkeypatch.setattr(scheduling, "allocate_chunk", twice)
     with pytest.raises(RuntimeError, match=r"chunk of \d+ lines came back with \d+ placements"):
-        allocator.allocate_candidates(frame_allocation.FrameCandidates(lines, batches))
+        by_chunks.allocate_candidates(frame_allocation.FrameCandidates(lines, batches))
 
 
 def test_helpers_get_the_biggest_chunks_and_every_chunk_is_recorded_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     lines, batches = _night(13, 3_000)
-    monkeypatch.setattr(allocator, "PARALLEL_MIN_LINES", 0)
-    monkeypatch.setattr(allocator, "_Helpers", HelpersUpFirst)
+    monkeypatch.setattr(by_chunks, "PARALLEL_MIN_LINES", 0)
+    monkeypatch.setattr(by_chunks, "_Helpers", HelpersUpFirst)
     candidates = RecordingCandidates(lines, batches)
     reported: list[tuple[int, int]] = []
 
-    allocator.allocate_candidates(
+    by_chunks.allocate_candidates(
         candidates, 2, lambda done, total: reported.append((done, total)), chunk_lines=150
     )
 
@@ -194,7 +196,7 @@ def test_a_shard_answers_line_by_line_in_the_order_given() -> None:
         orient="row",
     )
 
-    placed = allocator.allocate_shard(lines, batches)
+    placed = chunk_decision.allocate_shard(lines, batches)
 
     assert placed.rows() == [(7, 12), (3, -1), (5, 10), (0, 11), (9, -1), (1, -1)]
 
@@ -275,11 +277,11 @@ def test_pieces_of_a_hot_sku_in_this_process_match_one_process_with_helpers(
 ) -> None:
     lines, batches = _hot_night(2_000)
     one = allocate_lines(lines, batches)
-    monkeypatch.setattr(allocator, "PARALLEL_MIN_LINES", 0)
-    monkeypatch.setattr(allocator, "_Helpers", HelpersUpFirst)
+    monkeypatch.setattr(by_chunks, "PARALLEL_MIN_LINES", 0)
+    monkeypatch.setattr(by_chunks, "_Helpers", HelpersUpFirst)
     candidates = RecordingCandidates(lines, batches)
 
-    allocator.allocate_candidates(candidates, 2, chunk_lines=50)
+    by_chunks.allocate_candidates(candidates, 2, chunk_lines=50)
 
     assert len(candidates.pieces) > 10 and max(candidates.pieces) == 50
     placed = pl.concat(candidates.placed)
@@ -305,7 +307,7 @@ def test_no_product_holds_more_lines_than_a_chunk(monkeypatch: pytest.MonkeyPatc
     batches = pl.DataFrame(
         [("lamp-stock", "HOT-LAMP", None, 1_000, 0)], schema=BATCH_SCHEMA, orient="row"
     )
-    monkeypatch.setattr(allocator, "Product", CountingProduct)
+    monkeypatch.setattr(chunk_decision, "Product", CountingProduct)
 
     placed = allocate_lines(lines, batches, chunk_lines=10)
 
@@ -359,7 +361,7 @@ def test_any_chunk_size_places_every_line_as_one_chunk_of_everything(
 
 
 class FrameColumns:
-    """`allocator.Columns` over frames in memory: skus ranked in sku order, as DuckDB ranks them."""
+    """`sources.Columns` over frames in memory: skus ranked in sku order, as DuckDB ranks them."""
 
     def __init__(self, lines: pl.DataFrame, batches: pl.DataFrame) -> None:
         self._skus = (
@@ -370,10 +372,10 @@ class FrameColumns:
         )
         self._lines = lines.join(self._skus, on="sku").select("sku_rank", "qty", "arrival_seq")
         self._batches = (
-            batches.with_columns(pl.int_range(pl.len()).alias(allocator.BATCH_ID))
+            batches.with_columns(pl.int_range(pl.len()).alias(sources.BATCH_ID))
             .join(self._skus.select("sku", "sku_rank"), on="sku")
             .sort("sku_rank", "reference")
-            .select("sku_rank", "reference", "eta", "purchased", "allocated", allocator.BATCH_ID)
+            .select("sku_rank", "reference", "eta", "purchased", "allocated", sources.BATCH_ID)
         )
         self.recorded: list[pl.DataFrame] = []
         self.sizes: list[int] = []
@@ -448,7 +450,7 @@ def test_the_night_decided_over_integer_columns_places_every_line_as_the_chunked
         orient="row",
     )
     columns = FrameColumns(lines, batches)
-    count = allocator.allocate_columns(columns, slice_lines=slice_lines)
+    count = allocate_columns(columns, slice_lines=slice_lines)
     placed = columns.placed()
 
     expected = allocate_lines(lines, batches, chunk_lines=1_000).filter(

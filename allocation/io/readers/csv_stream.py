@@ -19,10 +19,11 @@ from typing import Final
 import polars as pl
 
 from allocation.io import rejections
+from allocation.io.garbage_collector import gc_paused
 from allocation.io.readers.csv_general import Block, csv_reader, general_blocks
 from allocation.io.readers.csv_plain import plain_header, plain_values
 from allocation.io.readers.discovery import InboxFile
-from allocation.io.readers.frames import FileSlice, assemble, cut_last_row, gc_paused
+from allocation.io.readers.frames import FileSlice, assemble, cut_last_row
 from allocation.io.readers.header import Header, map_header
 from allocation.io.readers.source import (
     CUT_LAST_LINE,

@@ -7,10 +7,7 @@ Shared by the CSV, Parquet and JSON Lines readers; the column contract itself (`
 
 from __future__ import annotations
 
-import gc
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
@@ -85,30 +82,13 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while building millions of small lists and dicts.
-
-    They hold only strings, so they form no cycles and reference counting frees them; the
-    collector would only rescan them again and again (it tripled the CSV read time). It is
-    process-wide, so it is re-enabled right after, and only if it was on.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 def assemble(
     file: InboxFile, header: Header, values: pl.DataFrame, lines: pl.Series
 ) -> pl.DataFrame:
     """Reader frame from string columns named by ``header.keys`` (one per file column)."""
     height = values.height
     if header.keys == REQUIRED_COLUMNS[file.kind]:
-        # `raw_text` words it when a row needs it: most never do (~0.1 s per 1M rows saved).
+        # `raw_text` words it when a row needs it: most never do, so JSON is not built for them.
         raw = pl.repeat(None, height, dtype=pl.String, eager=True)
     else:
         raw = values.select(pl.struct(pl.all()).struct.json_encode()).to_series()

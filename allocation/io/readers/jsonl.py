@@ -30,8 +30,9 @@ from typing import Any, Final
 import polars as pl
 
 from allocation.io import rejections
+from allocation.io.garbage_collector import gc_paused
 from allocation.io.readers.discovery import InboxFile
-from allocation.io.readers.frames import FileSlice, dumps, gc_paused, one_line
+from allocation.io.readers.frames import FileSlice, dumps, one_line
 from allocation.io.readers.header import normalise, optional_lookalike
 from allocation.io.readers.source import CUT_LAST_LINE, FileProblem, FileSource, text_chunks
 from allocation.io.schemas import REQUIRED_COLUMNS, Kind, empty_rows
