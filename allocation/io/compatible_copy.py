@@ -26,7 +26,7 @@ import duckdb
 
 from allocation.faults import crash_point
 from allocation.io.files import fsync_dir, fsync_file, remove_leftovers
-from allocation.settings import BYTE_COPY
+from allocation.settings.storage_version import BYTE_COPY
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,8 @@ import polars as pl
 from allocation.io.disk import is_disk_full
 from allocation.io.ingest import LINE_KEY, classify_orders
 from allocation.io.unit_of_work import WarehouseError, connect
-from allocation.settings import DuckDBLimits
+from allocation.settings.duckdb_limits import DuckDBLimits
+from allocation.settings.state_folder import StateFolder
 
 log = logging.getLogger("allocation")
 
@@ -80,11 +81,11 @@ class StagingError(RuntimeError):
 
 
 def staging_folder(state_dir: Path) -> Path:
-    return state_dir / "load"
+    return StateFolder(state_dir).load
 
 
 def staging_path(state_dir: Path, run_id: str) -> Path:
-    return staging_folder(state_dir) / f"{run_id}.duckdb"
+    return StateFolder(state_dir).load_file(run_id)
 
 
 def discard(path: Path) -> None:

@@ -33,7 +33,8 @@ from allocation.service import night_checks
 from allocation.service.allocator import Candidates, Progress, allocate_columns, no_progress
 from allocation.service.manifest import apply_manifest_updates
 from allocation.service.state import state_db
-from allocation.settings import RunParameters, working_storage_version
+from allocation.settings import RunParameters
+from allocation.settings.storage_version import working_storage_version
 
 log = logging.getLogger("allocation")
 
@@ -776,7 +777,7 @@ def publish(params: RunParameters, label: str) -> Path:
     return publish_copy(
         state_db(params),
         params.warehouse,
-        params.published_dir,
+        params.state_folder.published,
         label,
         params.keep_published,
         params.warehouse_storage_version,
