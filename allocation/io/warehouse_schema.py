@@ -16,7 +16,8 @@ import duckdb
 
 from allocation.io import warehouse_repair, warehouse_tables
 from allocation.io.reason_codes import code_sql
-from allocation.io.warehouse_comments import COMMENTS, MACRO_COMMENTS
+from allocation.io.warehouse_comments import COMMENTS
+from allocation.io.warehouse_view_comments import MACRO_COMMENTS
 from allocation.io.warehouse_views import ANALYST_VIEWS, STOCK_VIEWS
 
 # Versions 6-9 are other changes' (merged in their own order); a version this code has no
