@@ -202,7 +202,7 @@ def _publish(args: argparse.Namespace) -> Path:
     with warehouse_lock(params, "publish", for_night=False):
         finished = steps.finish_committed_night(params, "publish")
         if finished is not None:  # its reports are written and it is published, as its label
-            return params.published_dir / f"{finished.label}.duckdb"
+            return params.state_folder.published / f"{finished.label}.duckdb"
         label = f"republished-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
         return steps.publish(params, label)
 

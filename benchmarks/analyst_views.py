@@ -26,7 +26,7 @@ from pathlib import Path
 
 import duckdb
 
-from allocation.io.reports import trend_rows
+from allocation.io.night_summary import trend_rows
 from allocation.io.warehouse_schema import code_rejections, migrate
 
 #: A query's title and its best (wall, CPU) seconds.

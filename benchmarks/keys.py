@@ -23,7 +23,7 @@ from pathlib import Path
 
 import duckdb
 
-from allocation.settings import DEFAULT_STORAGE_VERSION
+from allocation.settings.storage_version import DEFAULT_STORAGE_VERSION
 from benchmarks.generate import generate
 from benchmarks.report import label, parse_size
 

@@ -105,7 +105,7 @@ def measure(
     """Publishes `state` in the default storage version as a normal night and as the first
     night after an upgrade, `repeat` times each in turn, each in a fresh process; the best of
     each."""
-    from allocation.settings import DEFAULT_STORAGE_VERSION
+    from allocation.settings.storage_version import DEFAULT_STORAGE_VERSION
 
     newest = work / f"publish-{lines}-newest.duckdb"
     _in_newest_format(state, newest)

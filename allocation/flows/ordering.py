@@ -41,12 +41,8 @@ from prefect.client.schemas.responses import OrchestrationResult, SetStateStatus
 from prefect.exceptions import Abort, Pause
 from prefect.states import Scheduled
 
-from allocation.settings import (
-    RunParameters,
-    Settings,
-    parse_business_date,
-    same_warehouse_path,
-)
+from allocation.settings import RunParameters, Settings, parse_business_date
+from allocation.settings.state_folder import same_warehouse_path
 
 log = logging.getLogger(__name__)
 

@@ -60,7 +60,7 @@ RESULT_FILE = "placed.parquet"
 
 def staging_root(params: RunParameters) -> str:
     """The staging folder or URL: the `staging` setting, else `<state dir>/staging`."""
-    return params.staging or str(params.state_dir / "staging")
+    return params.staging or str(params.state_folder.shard_exchange)
 
 
 # -- Parquet through fsspec (a local path, file://, s3://, gs://, ...) ------------------------

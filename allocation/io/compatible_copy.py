@@ -26,13 +26,14 @@ import duckdb
 
 from allocation.faults import crash_point
 from allocation.io.files import fsync_dir, fsync_file, remove_leftovers
-from allocation.settings import BYTE_COPY
+from allocation.settings.storage_version import BYTE_COPY
 
 log = logging.getLogger(__name__)
 
 # DuckDB's buffer pool otherwise keeps what it read and wrote, up to most of the machine's memory,
-# in the night's own process: with this cap the copy adds ~120-250 MiB at 1M-3M lines instead of
-# growing with the warehouse (docs/benchmarks.md). 3M primary keys still fit (64 MB does not).
+# in the night's own process: with this cap the copy adds a bounded amount instead of growing
+# with the warehouse, and the primary keys of a large warehouse still fit (the measurements are
+# in docs/benchmarks.md, "Publishing for DuckDB 1.x clients").
 MEMORY_LIMIT = "256MB"
 
 

@@ -27,8 +27,9 @@ import pyarrow.parquet as pq
 from allocation.faults import crash_point
 from allocation.io.disk import is_disk_full
 from allocation.io.files import point_symlink, remove_leftovers, swap_in_folder
+from allocation.io.night_summary import summary
 from allocation.io.publish import PublishError
-from allocation.io.reports import report_chunks, summary
+from allocation.io.reports import report_chunks
 
 FORMULA_START = r"^[=+\-@\t\r]"
 

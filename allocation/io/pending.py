@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from allocation.io.files import fsync_dir
+from allocation.settings.state_folder import StateFolder
 
 log = logging.getLogger(__name__)
-
-PENDING_NOTE = "pending-night.json"
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,7 @@ class PendingNight:
 
 
 def note_path(state_dir: Path) -> Path:
-    return state_dir / PENDING_NOTE
+    return StateFolder(state_dir).pending_note
 
 
 def leave_note(state_dir: Path, night: PendingNight) -> None:
@@ -47,7 +46,7 @@ def leave_note(state_dir: Path, night: PendingNight) -> None:
     before the commit that it describes can be."""
     state_dir.mkdir(parents=True, exist_ok=True)
     target = note_path(state_dir)
-    partial = target.with_name(f".{PENDING_NOTE}.tmp-{os.getpid()}")
+    partial = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     text = json.dumps(
         {
             "run_id": night.run_id,

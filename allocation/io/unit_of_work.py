@@ -19,7 +19,8 @@ from allocation.io.disk import is_disk_full
 from allocation.io.repository import DuckDBRepository
 from allocation.io.warehouse_comments import COMMENTS
 from allocation.io.warehouse_schema import SCHEMA_VERSION, migrate
-from allocation.settings import DuckDBLimits, published_dir_for, state_dir_for
+from allocation.settings.duckdb_limits import DuckDBLimits
+from allocation.settings.state_folder import StateFolder
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +175,7 @@ def _an_edited_copy(con: duckdb.DuckDBPyConnection) -> bool:
 
 
 def _published_before(warehouse: Path) -> bool:
-    published = published_dir_for(state_dir_for(warehouse))
+    published = StateFolder.beside(warehouse).published
     return published.is_dir() and any(published.glob("*.duckdb"))
 
 

@@ -1,8 +1,9 @@
-"""The warehouse's tables and views, their documentation, and upgrades between schema versions.
+"""The warehouse's schema version and the upgrades between versions (`migrate`).
 
-Every table and view carries `COMMENT ON` text (`warehouse_comments.py`), so analysts read the same documentation in their
-own tools (`duckdb_tables()`, `duckdb_views()`, `duckdb_columns()`) as in `docs/analysts.md`.
-Upgrades run on open, in order, inside the caller's transaction.
+Each version's tables are in `warehouse_tables`, the views in `warehouse_views`. Every table and
+view carries `COMMENT ON` text (`warehouse_comments`), so analysts read the same documentation
+in their own tools (`duckdb_tables()`, `duckdb_views()`, `duckdb_columns()`) as in
+`docs/analysts.md`. Upgrades run on open, in order, inside the caller's transaction.
 """
 
 from __future__ import annotations
@@ -13,111 +14,17 @@ from collections.abc import Callable
 
 import duckdb
 
-from allocation.io import warehouse_repair
+from allocation.io import warehouse_repair, warehouse_tables
 from allocation.io.reason_codes import code_sql
-from allocation.io.warehouse_comments import COMMENTS, MACRO_COMMENTS
-from allocation.io.warehouse_views import ANALYST_VIEWS
+from allocation.io.warehouse_comments import COMMENTS
+from allocation.io.warehouse_view_comments import MACRO_COMMENTS
+from allocation.io.warehouse_views import ANALYST_VIEWS, STOCK_VIEWS
 
 # Versions 6-9 are other changes' (merged in their own order); a version this code has no
 # migration for changes nothing (`_nothing`).
 SCHEMA_VERSION = 12
 
 log = logging.getLogger(__name__)
-
-_V1_TABLES = """
-CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL);
-CREATE TABLE runs (
-    run_id VARCHAR PRIMARY KEY, business_date DATE NOT NULL,
-    started_at TIMESTAMP NOT NULL, finished_at TIMESTAMP, status VARCHAR NOT NULL,
-    orders_received BIGINT, orders_accepted BIGINT, orders_duplicate BIGINT, orders_rejected BIGINT,
-    batches_received BIGINT, batches_accepted BIGINT, batches_duplicate BIGINT,
-    batches_rejected BIGINT, allocated BIGINT, out_of_stock BIGINT,
-    files_received BIGINT, files_rejected BIGINT, files_skipped BIGINT,
-    input_files VARCHAR[], rejected_files VARCHAR[], message VARCHAR
-);
-CREATE TABLE ingested_files (
-    run_id VARCHAR NOT NULL, business_date DATE NOT NULL, kind VARCHAR NOT NULL,
-    file_name VARCHAR NOT NULL, size BIGINT NOT NULL, sha256 VARCHAR NOT NULL,
-    "rows" BIGINT NOT NULL, status VARCHAR NOT NULL, reason VARCHAR
-);
-CREATE TABLE batches (
-    reference VARCHAR PRIMARY KEY, sku VARCHAR NOT NULL, eta DATE,
-    purchased BIGINT NOT NULL, allocated BIGINT NOT NULL DEFAULT 0,
-    available BIGINT GENERATED ALWAYS AS (purchased - allocated) VIRTUAL,
-    first_seen DATE NOT NULL, source_file VARCHAR, source_line BIGINT
-);
-CREATE TABLE order_lines (
-    orderid VARCHAR NOT NULL, sku VARCHAR NOT NULL, qty BIGINT NOT NULL,
-    status VARCHAR NOT NULL, batchref VARCHAR, first_seen DATE NOT NULL, allocated_on DATE,
-    arrival_seq BIGINT NOT NULL, source_file VARCHAR, source_line BIGINT, run_id VARCHAR
-);
-CREATE TABLE allocations (
-    orderid VARCHAR NOT NULL, sku VARCHAR NOT NULL, qty BIGINT NOT NULL,
-    batchref VARCHAR NOT NULL, eta DATE, business_date DATE NOT NULL, run_id VARCHAR NOT NULL,
-    arrival_seq BIGINT
-);
-CREATE TABLE rejected_rows (
-    run_id VARCHAR NOT NULL, business_date DATE NOT NULL, kind VARCHAR NOT NULL,
-    source_file VARCHAR NOT NULL, line BIGINT, reason VARCHAR NOT NULL, raw VARCHAR
-);
-"""
-
-# Version 2: manifest updates (batches change eta and quantity, lines are released and re-placed).
-_V2_TABLES = """
-ALTER TABLE batches ADD COLUMN updated_on DATE;
-ALTER TABLE allocations ADD COLUMN released_on DATE;
-ALTER TABLE runs ADD COLUMN batches_updated BIGINT DEFAULT 0;
-ALTER TABLE runs ADD COLUMN eta_changes BIGINT DEFAULT 0;
-ALTER TABLE runs ADD COLUMN qty_increases BIGINT DEFAULT 0;
-ALTER TABLE runs ADD COLUMN qty_decreases BIGINT DEFAULT 0;
-ALTER TABLE runs ADD COLUMN cancellations BIGINT DEFAULT 0;
-ALTER TABLE runs ADD COLUMN lines_released BIGINT DEFAULT 0;
-ALTER TABLE runs ADD COLUMN lines_replaced BIGINT DEFAULT 0;
-CREATE TABLE batch_changes (
-    reference VARCHAR NOT NULL, sku VARCHAR NOT NULL, change VARCHAR NOT NULL,
-    old_qty BIGINT, new_qty BIGINT, old_eta DATE, new_eta DATE,
-    business_date DATE NOT NULL, run_id VARCHAR NOT NULL, source_file VARCHAR, source_line BIGINT
-);
-CREATE TABLE reallocations (
-    orderid VARCHAR NOT NULL, sku VARCHAR NOT NULL, qty BIGINT NOT NULL,
-    from_batchref VARCHAR NOT NULL, to_batchref VARCHAR, reason VARCHAR NOT NULL,
-    business_date DATE NOT NULL, run_id VARCHAR NOT NULL
-);
-"""
-
-# Version 3: no table change; every analyst column documented, the views revised. Views and
-# comments are derived objects, rebuilt after every upgrade, so changing either one is a new
-# version (a warehouse at the previous version would otherwise keep the old text).
-
-# Version 4: every manifest row received is remembered, so that reading a file again does not
-# replay it (README, inbox contract). Warehouses upgraded from version 3 have no such rows: their
-# files are recognised by name and checksum in `ingested_files` instead.
-_V4_TABLES = """
-CREATE TABLE manifest_rows (
-    source_file VARCHAR NOT NULL, line BIGINT NOT NULL, reference VARCHAR NOT NULL,
-    sku VARCHAR NOT NULL, qty BIGINT NOT NULL, eta DATE,
-    business_date DATE NOT NULL, run_id VARCHAR NOT NULL
-);
-"""
-
-# Version 5 (`warehouse_repair`): the manifest-row ledger filled from the history a version 2
-# or 3 warehouse holds (the version-4 upgrade left it empty, and a re-sent manifest's old rows
-# were applied again), and batches whose eta no night can hold repaired or quarantined (the
-# table `quarantined_batches`). Later versions are other changes; a version missing from
-# MIGRATIONS below changes nothing (versions are numbered ahead, so merges do not collide).
-
-# Version 6: the night's checks (`allocation.service.night_checks`): every result kept, a stopped night's
-# too (committed = false, nothing else of it is); and per run the lines still waiting from earlier
-# nights and the oldest wait, for the `nightly_trend` view.
-_V6_TABLES = """
-CREATE TABLE night_checks (
-    business_date DATE NOT NULL, run_id VARCHAR NOT NULL, checked_at TIMESTAMP NOT NULL,
-    check_name VARCHAR NOT NULL, level VARCHAR NOT NULL, figure DOUBLE, threshold DOUBLE NOT NULL,
-    result VARCHAR NOT NULL, detail VARCHAR NOT NULL, committed BOOLEAN NOT NULL
-);
-ALTER TABLE runs ADD COLUMN lines_waiting BIGINT;
-ALTER TABLE runs ADD COLUMN oldest_wait_days BIGINT;
-"""
 
 # Version 10: identifiers in NFC (allocation/io/identifiers.py). Nights before it stored them as
 # received, so `ÉTAGÈRE` in NFD (E + U+0301) from an earlier night would never meet tonight's NFC
@@ -160,71 +67,6 @@ _V10_REFERENCE_COLUMNS = (
 _V10_LINE_TABLES = ("order_lines", "allocations", "reallocations")
 _V10_SKU_TABLES = ("batches", "batch_changes", "manifest_rows")
 
-# Version 7: every order line keeps its key's hash (`line_key`, DuckDB's `hash(orderid, sku)`),
-# so a night looks repeats up by that integer instead of hashing every earlier line again
-# (`allocation.io.staging`). Filled for the lines already there, once.
-_V7_TABLES = """
-ALTER TABLE order_lines ADD COLUMN IF NOT EXISTS line_key UBIGINT;
-UPDATE order_lines SET line_key = hash(orderid, sku);
-"""
-
-# Views are rebuilt after every upgrade. "Today" for an analyst is the latest committed night.
-# Sums over a sku are HUGEINT in DuckDB; every quantity fits BIGINT but their sum may not, so sums
-# are capped at the largest BIGINT (casting them would fail the night's reports, and every later
-# night's) and differences are taken before capping.
-_BIGINT_MAX = "9223372036854775807"
-_VIEWS = """
-CREATE OR REPLACE VIEW out_of_stock AS
-WITH last_night AS (
-    SELECT max(business_date) AS d FROM runs WHERE status = 'completed'
-), sku_stock AS (
-    SELECT sku, least(sum(available), BIGINT_MAX)::BIGINT AS available,
-           max(available)::BIGINT AS best
-    FROM batches GROUP BY sku
-), open_lines AS (
-    SELECT l.orderid, l.sku, l.qty, l.first_seen, l.arrival_seq,
-           coalesce(s.available, 0)::BIGINT AS available,
-           greatest(l.qty - coalesce(s.best, 0), 0)::BIGINT AS shortfall,
-           (SELECT min(b.eta) FROM batches b
-             WHERE b.sku = l.sku AND b.eta IS NOT NULL AND b.available >= l.qty) AS next_eta
-    FROM order_lines l LEFT JOIN sku_stock s USING (sku)
-    WHERE l.status = 'out_of_stock'
-)
-SELECT orderid, sku, qty, first_seen,
-       greatest(coalesce((SELECT d FROM last_night), first_seen) - first_seen, 0)::BIGINT
-           AS days_waiting,
-       available, shortfall, next_eta, arrival_seq,
-       available AS sku_free_units,
-       shortfall AS best_batch_shortfall,
-       next_eta AS next_whole_line_eta
-FROM open_lines;
-
-CREATE OR REPLACE VIEW stock_position AS
-WITH stock AS (
-    SELECT sku, sum(purchased) AS purchased, sum(allocated) AS allocated,
-           sum(available) AS available,
-           min(eta) FILTER (WHERE eta IS NOT NULL AND available > 0) AS next_eta
-    FROM batches GROUP BY sku
-), demand AS (
-    SELECT sku, sum(qty) AS open_demand, count(*)::BIGINT AS open_lines
-    FROM order_lines WHERE status = 'out_of_stock' GROUP BY sku
-)
-SELECT sku,
-       least(coalesce(purchased, 0), BIGINT_MAX)::BIGINT AS purchased,
-       least(coalesce(allocated, 0), BIGINT_MAX)::BIGINT AS allocated,
-       least(coalesce(available, 0), BIGINT_MAX)::BIGINT AS available,
-       least(coalesce(open_demand, 0), BIGINT_MAX)::BIGINT AS open_demand,
-       coalesce(open_lines, 0)::BIGINT AS open_lines,
-       least(greatest(coalesce(open_demand, 0) - coalesce(available, 0), 0), BIGINT_MAX)::BIGINT
-           AS shortfall,
-       next_eta,
-       least(coalesce(available, 0), BIGINT_MAX)::BIGINT AS free_units,
-       least(greatest(coalesce(open_demand, 0) - coalesce(available, 0), 0), BIGINT_MAX)::BIGINT
-           AS demand_over_free_units,
-       next_eta AS next_free_eta
-FROM stock FULL OUTER JOIN demand USING (sku);
-""".replace("BIGINT_MAX", _BIGINT_MAX)
-
 
 def _comment(con: duckdb.DuckDBPyConnection) -> None:
     kinds = dict(
@@ -245,11 +87,11 @@ def _quote(text: str) -> str:
 
 
 def _v1(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(_V1_TABLES)
+    con.execute(warehouse_tables.V1_TABLES)
 
 
 def _v2(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(_V2_TABLES)
+    con.execute(warehouse_tables.V2_TABLES)
 
 
 def _views_only(con: duckdb.DuckDBPyConnection) -> None:
@@ -258,46 +100,15 @@ def _views_only(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _v4(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(_V4_TABLES)
+    con.execute(warehouse_tables.V4_TABLES)
 
 
 def _v7(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(_V7_TABLES)
-
-
-# Version 11: analysts' answers (issue "Analysts' questions answered directly"): a stable code
-# beside every rejection's words, and on every reallocation the code and the manifest row of the
-# change that released it. The views and the macro of `warehouse_views` come with it.
-_V11_TABLES = """
-ALTER TABLE rejected_rows ADD COLUMN IF NOT EXISTS reason_code VARCHAR;
-ALTER TABLE reallocations ADD COLUMN IF NOT EXISTS reason_code VARCHAR;
-ALTER TABLE reallocations ADD COLUMN IF NOT EXISTS change_source_file VARCHAR;
-ALTER TABLE reallocations ADD COLUMN IF NOT EXISTS change_source_line BIGINT;
-"""
-
-# Reallocations stored before version 11 name their change only in words; the change itself is
-# the run's one qty_down/cancelled row of that batch in `batch_changes` (when a run changed the
-# batch twice, which row released which line is not known: file and line stay NULL).
-_V11_BACKFILL_REALLOCATIONS = """
-UPDATE reallocations SET
-    reason_code = CASE WHEN reason LIKE '% cancelled' THEN 'cancelled' ELSE 'qty_down' END,
-    change_source_file = c.source_file,
-    change_source_line = c.source_line
-FROM (
-    SELECT reference, run_id, any_value(source_file) AS source_file,
-           any_value(source_line) AS source_line
-    FROM batch_changes WHERE change IN ('qty_down', 'cancelled')
-    GROUP BY reference, run_id HAVING count(*) = 1
-) c
-WHERE reallocations.from_batchref = c.reference AND reallocations.run_id = c.run_id;
-UPDATE reallocations
-SET reason_code = CASE WHEN reason LIKE '% cancelled' THEN 'cancelled' ELSE 'qty_down' END
-WHERE reason_code IS NULL;
-"""
+    con.execute(warehouse_tables.V7_TABLES)
 
 
 def _v11(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(_V11_TABLES)
+    con.execute(warehouse_tables.V11_TABLES)
     # The views join allocations to lines by arrival_seq (an integer: fast at any history);
     # version 1 left it optional, so an old allocation may lack it.
     con.execute(
@@ -307,7 +118,7 @@ def _v11(con: duckdb.DuckDBPyConnection) -> None:
     )
     code, params = code_sql("reason")
     con.execute(f"UPDATE rejected_rows SET reason_code = {code}", params)  # noqa: S608
-    con.execute(_V11_BACKFILL_REALLOCATIONS)
+    con.execute(warehouse_tables.V11_BACKFILL_REALLOCATIONS)
 
 
 def code_rejections(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
@@ -325,7 +136,7 @@ def _nothing(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _v6(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute(_V6_TABLES)
+    con.execute(warehouse_tables.V6_TABLES)
 
 
 def _v10(con: duckdb.DuckDBPyConnection) -> None:
@@ -373,8 +184,16 @@ def _v10(con: duckdb.DuckDBPyConnection) -> None:
 MIGRATIONS: dict[int, Callable[[duckdb.DuckDBPyConnection], None]] = {
     1: _v1,
     2: _v2,
+    # 3: no table change; every analyst column documented, the views revised. Views and
+    # comments are derived objects, rebuilt after every upgrade, so changing either one is a new
+    # version (a warehouse at the previous version would otherwise keep the old text).
     3: _views_only,
     4: _v4,
+    # 5: the manifest-row ledger filled from the history a version 2 or 3 warehouse holds (the
+    # version-4 upgrade left it empty, and a re-sent manifest's old rows were applied again),
+    # and batches whose eta no night can hold repaired or quarantined (the table
+    # `quarantined_batches`). Later versions are other changes; a version missing from this
+    # table changes nothing (versions are numbered ahead, so merges do not collide).
     5: warehouse_repair.upgrade,
     6: _v6,
     7: _v7,
@@ -413,7 +232,7 @@ def migrate(con: duckdb.DuckDBPyConnection, target: int = SCHEMA_VERSION) -> int
             [version, dt.datetime.now(dt.UTC).replace(tzinfo=None)],
         )
     if found < target and target == SCHEMA_VERSION:
-        con.execute(_VIEWS)
+        con.execute(STOCK_VIEWS)
         con.execute(ANALYST_VIEWS)
         _comment(con)
     return found

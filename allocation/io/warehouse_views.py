@@ -1,6 +1,8 @@
-"""The analysts' answers written once as views and a table macro (schema version 11).
+"""The warehouse's views, rebuilt after every upgrade: `out_of_stock` and `stock_position`
+(`STOCK_VIEWS`, versions 1-3), and the analysts' answers written once as views and a table macro
+(`ANALYST_VIEWS`, schema version 11).
 
-Each object answers a question analysts asked first (docs/analysts.md, "Questions answered
+Each of the analysts' answers a question analysts asked first (docs/analysts.md, "Questions answered
 directly"), computed from the base tables only, so it cannot disagree with them:
 
 - ``nightly_kpis``: one row per committed business date, built from per-line events (a line
@@ -12,7 +14,7 @@ directly"), computed from the base tables only, so it cannot disagree with them:
   allocation (never released) and is not open: only lines open now or placed after ``d`` are
   candidates, and of their allocations only the released ones can cover ``d``. So the macro reads
   three columns of ``order_lines`` and the few released allocations, not the whole history
-  (0.38 CPU-s instead of 5.5 at 365 nights: docs/benchmarks.md); it is also written without a CTE,
+  (docs/benchmarks.md, "`open_lines_asof` at 365 nights"); it is also written without a CTE,
   so DuckDB 1.5 binds it in a ``LATERAL`` join over a column;
 - allocations meet their lines on ``arrival_seq`` (an integer, one per line), not on the
   ``(orderid, sku)`` text pair: the joins stay cheap however long the history;
@@ -30,7 +32,64 @@ older views do.
 
 from __future__ import annotations
 
+# Sums over a sku are HUGEINT in DuckDB; every quantity fits BIGINT but their sum may not, so sums
+# are capped at the largest BIGINT (casting them would fail the night's reports, and every later
+# night's) and differences are taken before capping.
 _BIGINT_MAX = "9223372036854775807"
+
+#: The views of versions 1-3, rebuilt after every upgrade. "Today" for an analyst is the latest
+#: committed night.
+STOCK_VIEWS = """
+CREATE OR REPLACE VIEW out_of_stock AS
+WITH last_night AS (
+    SELECT max(business_date) AS d FROM runs WHERE status = 'completed'
+), sku_stock AS (
+    SELECT sku, least(sum(available), BIGINT_MAX)::BIGINT AS available,
+           max(available)::BIGINT AS best
+    FROM batches GROUP BY sku
+), open_lines AS (
+    SELECT l.orderid, l.sku, l.qty, l.first_seen, l.arrival_seq,
+           coalesce(s.available, 0)::BIGINT AS available,
+           greatest(l.qty - coalesce(s.best, 0), 0)::BIGINT AS shortfall,
+           (SELECT min(b.eta) FROM batches b
+             WHERE b.sku = l.sku AND b.eta IS NOT NULL AND b.available >= l.qty) AS next_eta
+    FROM order_lines l LEFT JOIN sku_stock s USING (sku)
+    WHERE l.status = 'out_of_stock'
+)
+SELECT orderid, sku, qty, first_seen,
+       greatest(coalesce((SELECT d FROM last_night), first_seen) - first_seen, 0)::BIGINT
+           AS days_waiting,
+       available, shortfall, next_eta, arrival_seq,
+       available AS sku_free_units,
+       shortfall AS best_batch_shortfall,
+       next_eta AS next_whole_line_eta
+FROM open_lines;
+
+CREATE OR REPLACE VIEW stock_position AS
+WITH stock AS (
+    SELECT sku, sum(purchased) AS purchased, sum(allocated) AS allocated,
+           sum(available) AS available,
+           min(eta) FILTER (WHERE eta IS NOT NULL AND available > 0) AS next_eta
+    FROM batches GROUP BY sku
+), demand AS (
+    SELECT sku, sum(qty) AS open_demand, count(*)::BIGINT AS open_lines
+    FROM order_lines WHERE status = 'out_of_stock' GROUP BY sku
+)
+SELECT sku,
+       least(coalesce(purchased, 0), BIGINT_MAX)::BIGINT AS purchased,
+       least(coalesce(allocated, 0), BIGINT_MAX)::BIGINT AS allocated,
+       least(coalesce(available, 0), BIGINT_MAX)::BIGINT AS available,
+       least(coalesce(open_demand, 0), BIGINT_MAX)::BIGINT AS open_demand,
+       coalesce(open_lines, 0)::BIGINT AS open_lines,
+       least(greatest(coalesce(open_demand, 0) - coalesce(available, 0), 0), BIGINT_MAX)::BIGINT
+           AS shortfall,
+       next_eta,
+       least(coalesce(available, 0), BIGINT_MAX)::BIGINT AS free_units,
+       least(greatest(coalesce(open_demand, 0) - coalesce(available, 0), 0), BIGINT_MAX)::BIGINT
+           AS demand_over_free_units,
+       next_eta AS next_free_eta
+FROM stock FULL OUTER JOIN demand USING (sku);
+""".replace("BIGINT_MAX", _BIGINT_MAX)
 
 #: Views and macros of version 11, rebuilt with the older views after every upgrade.
 ANALYST_VIEWS = """

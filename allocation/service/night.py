@@ -33,7 +33,8 @@ from allocation.service.preflight import check_business_date, check_run_paths
 from allocation.service.progress import Progress, no_progress
 from allocation.service.state import already_ingested, committed_run, warehouse_lock
 from allocation.service.steps import Allocator, NightOutcome, ValidatedInbox
-from allocation.settings import DEFAULT_DUCKDB_MEMORY_LIMIT, ParameterError, RunParameters
+from allocation.settings import ParameterError, RunParameters
+from allocation.settings.duckdb_limits import DEFAULT_DUCKDB_MEMORY_LIMIT
 
 log = logging.getLogger("allocation")
 

@@ -106,7 +106,7 @@ def _how_to_redo(params: RunParameters) -> str:
     latest night before it, whichever has a kept copy (a date that never ran has none), or
     that none can be rolled back to."""
     day = params.business_date
-    copies = kept_copies(params.published_dir)
+    copies = kept_copies(params.state_folder.published)
     earlier = [copy.night for copy in copies if copy.night <= day]
     if not earlier:
         kept = sorted({copy.night.isoformat() for copy in copies})

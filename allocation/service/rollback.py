@@ -31,7 +31,6 @@ from allocation.settings import ParameterError, RunParameters
 log = logging.getLogger("allocation")
 
 ROLLED_BACK = "rolled-back"
-ROLLBACKS_LOG = "rollbacks.jsonl"
 
 
 class NoKeptCopyError(ParameterError):
@@ -61,7 +60,7 @@ def rollback(params: RunParameters) -> RolledBack:
     """Rolls the pipeline back to the end of `params.business_date`'s committed night, under the
     run lock. Raises NoKeptCopyError (nothing changed) when no copy of that night is kept."""
     night = params.business_date
-    history = params.published_dir
+    history = params.state_folder.published
     # Nothing to restore (and no committed night left to finish): refuse before creating anything.
     if not history.is_dir() and read_note(params.state_dir) is None:
         raise NoKeptCopyError(
@@ -129,7 +128,7 @@ def _runs_after(state: Path, night: dt.date) -> list[UndoneRun]:
 
 
 def _record(params: RunParameters, done: RolledBack) -> None:
-    """Appends the rollback to `ROLLBACKS_LOG` in the state folder (one JSON line each): the
+    """Appends the rollback to the state folder's `rollbacks_log` (one JSON line each): the
     next night's summary says what was undone, so a rolled-back night does not look current."""
     line = json.dumps(
         {
@@ -142,7 +141,7 @@ def _record(params: RunParameters, done: RolledBack) -> None:
             "moved_aside": str(done.moved_aside[0].parent) if done.moved_aside else None,
         }
     )
-    path = params.state_dir / ROLLBACKS_LOG
+    path = params.state_folder.rollbacks_log
     with path.open("a", encoding="utf-8") as out:
         out.write(line + "\n")
         out.flush()
@@ -153,7 +152,7 @@ def rollbacks_before(params: RunParameters, night: dt.date) -> list[dict[str, An
     """The rollbacks made since the last night before `night` was committed, oldest first, as
     recorded by `_record`: what this night's summary reports. Best effort: nothing when the
     record or the analysts' copy cannot be read."""
-    path = params.state_dir / ROLLBACKS_LOG
+    path = params.state_folder.rollbacks_log
     if not path.is_file() or not params.warehouse.is_file():
         return []
     try:

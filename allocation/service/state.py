@@ -14,12 +14,9 @@ from allocation.io.run_lock import run_lock
 from allocation.io.unit_of_work import DuckDBUnitOfWork, connect
 from allocation.settings import RunParameters
 
-STATE_DB = "state.duckdb"
-RUN_LOCK = "run.lock"
-
 
 def state_db(params: RunParameters) -> Path:
-    return params.state_dir / STATE_DB
+    return params.state_folder.state_db
 
 
 def already_ingested(params: RunParameters) -> set[tuple[str, str]]:
@@ -69,7 +66,7 @@ def warehouse_lock(
     lock_timeout_seconds setting unless `timeout` says otherwise. Its holder is what a waiting
     writer's message names."""
     return run_lock(
-        params.state_dir / RUN_LOCK,
+        params.state_folder.run_lock,
         run_id=holder,
         business_date=params.business_date.isoformat() if for_night else "",
         timeout=params.lock_timeout_seconds if timeout is None else timeout,

@@ -19,7 +19,7 @@ import duckdb
 import polars as pl
 
 from allocation.faults import crash_point
-from allocation.io import check_figures, readers, rejections, staging, validation
+from allocation.io import check_figures, readers, rejections, staged_night, staging, validation
 from allocation.io.candidates import DuckDBCandidates
 from allocation.io.ingest import classify_batches
 from allocation.io.outbox import write_night
@@ -35,7 +35,8 @@ from allocation.service.engine.sources import Candidates
 from allocation.service.manifest import apply_manifest_updates
 from allocation.service.progress import Progress, no_progress
 from allocation.service.state import state_db
-from allocation.settings import RunParameters, working_storage_version
+from allocation.settings import RunParameters
+from allocation.settings.storage_version import working_storage_version
 
 log = logging.getLogger("allocation")
 
@@ -467,10 +468,10 @@ def _allocate_night(
             params.duckdb_limits,
             create_in=working_storage_version(params.warehouse_storage_version),
         ) as uow,
-        staging.attached(uow.con, night.staging),
+        staged_night.attached(uow.con, night.staging),
     ):
         repo = uow.repo
-        tonight_batches = staging.staged_batches(uow.con)
+        tonight_batches = staged_night.staged_batches(uow.con)
         batches = classify_batches(
             tonight_batches,
             repo.known_batches(tonight_batches),
@@ -493,7 +494,7 @@ def _allocate_night(
         # Tonight's new lines: the TEMP table or view `night_lines` (arrival_seq dense from
         # the next free number), read below while the staging file is attached.
         tick, cpu = time.perf_counter(), time.process_time()
-        order_duplicates = staging.classify_staged_orders(uow.con, repo.next_arrival_seq())
+        order_duplicates = staged_night.classify_staged_orders(uow.con, repo.next_arrival_seq())
         log.info(
             "Classified tonight's orders in %.2fs (%.2f CPU-s)",
             time.perf_counter() - tick,
@@ -532,19 +533,21 @@ def _allocate_night(
 
         # The rejections by SQL from the staging file, in the order they were found: the
         # load's, the manifests', the orders'.
-        log_rejected_rows(itertools.chain(staging.rejection_chunks(uow.con), [batches.rejected]))
-        staging.add_load_rejections(uow.con, run_id, day)
+        log_rejected_rows(
+            itertools.chain(staged_night.rejection_chunks(uow.con), [batches.rejected])
+        )
+        staged_night.add_load_rejections(uow.con, run_id, day)
         repo.add_rows(
             "rejected_rows",
             batches.rejected.with_columns(run_id=pl.lit(run_id), business_date=pl.lit(day)),
         )
-        staging.add_order_rejections(uow.con, run_id, day)
+        staged_night.add_order_rejections(uow.con, run_id, day)
         code_rejections(uow.con, run_id)
         repo.add_rows(
             "ingested_files",
             night.files.with_columns(run_id=pl.lit(run_id), business_date=pl.lit(day)),
         )
-        rejected_rows = staging.rejected_row_counts(uow.con)
+        rejected_rows = staged_night.rejected_row_counts(uow.con)
         rejected_rows["batches"] = rejected_rows.get("batches", 0) + int(
             batches.rejected["line"].is_not_null().sum()
         )
@@ -778,7 +781,7 @@ def publish(params: RunParameters, label: str) -> Path:
     return publish_copy(
         state_db(params),
         params.warehouse,
-        params.published_dir,
+        params.state_folder.published,
         label,
         params.keep_published,
         params.warehouse_storage_version,

@@ -35,7 +35,7 @@ from test_deployment import (
 )
 from test_operations import final, ledger, parameters, run_logs, wait_for, write_night
 
-from allocation.settings import state_dir_for
+from allocation.settings.state_folder import StateFolder
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -144,7 +144,7 @@ def test_a_night_cancelled_at_any_step_never_loses_its_reports(
         assert committed == [DAY, NEXT_DAY]
         assert allocated(outbox / DAY) == night
         assert published(warehouse) == both
-        kept = {p.name[:10] for p in (state_dir_for(warehouse) / "published").glob("*.duckdb")}
+        kept = {p.name[:10] for p in StateFolder.beside(warehouse).published.glob("*.duckdb")}
         assert DAY in kept  # rollback --to DAY finds its copy
 
 

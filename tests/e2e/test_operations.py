@@ -40,7 +40,7 @@ from test_deployment import (
     make,
 )
 
-from allocation.settings import state_dir_for
+from allocation.settings.state_folder import StateFolder
 from conftest import REPO
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(420)]
@@ -134,7 +134,7 @@ def running(run: FlowRun) -> bool:
 
 def ledger(warehouse: Path) -> list[tuple[Any, ...]]:
     """The committed nights in commit order, from the pipeline's own state."""
-    con = duckdb.connect(str(state_dir_for(warehouse) / "state.duckdb"), read_only=True)
+    con = duckdb.connect(str(StateFolder.beside(warehouse).state_db), read_only=True)
     try:
         return con.sql(
             "SELECT business_date::VARCHAR, run_id FROM runs ORDER BY finished_at"
@@ -146,7 +146,7 @@ def ledger(warehouse: Path) -> list[tuple[Any, ...]]:
 @contextlib.contextmanager
 def held_lock(warehouse: Path) -> Iterator[None]:
     """Holds the warehouse's run lock as another writer would (e.g. a manual `allocation run`)."""
-    path = state_dir_for(warehouse) / "run.lock"
+    path = StateFolder.beside(warehouse).run_lock
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:

@@ -26,14 +26,9 @@ import pytest
 from allocation import cli
 from allocation.io import data_dictionary
 from allocation.io.publish import PublishError
-from allocation.io.warehouse_comments import (
-    ANALYST_OBJECTS,
-    COMMENTS,
-    JOINS,
-    KEYS,
-    MACRO_COMMENTS,
-)
+from allocation.io.warehouse_comments import ANALYST_OBJECTS, COMMENTS, JOINS, KEYS
 from allocation.io.warehouse_schema import SCHEMA_VERSION
+from allocation.io.warehouse_view_comments import MACRO_COMMENTS
 from allocation.service import steps
 from allocation.service.state import state_db
 from conftest import REPO, SAMPLE_INBOX, Site

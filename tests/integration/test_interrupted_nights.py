@@ -26,7 +26,7 @@ from test_crash_safety import BIN, NIGHT_SCRIPT, child_env, night_process
 from allocation import cli
 from allocation.io.pending import note_path, read_note
 from allocation.service.night import MemoryLimitTooSmall, naming_memory_limit
-from allocation.settings import state_dir_for
+from allocation.settings.state_folder import StateFolder
 from conftest import Site
 
 DAY = "2026-11-25"
@@ -47,7 +47,7 @@ def published_orders(site: Site) -> list[str]:
 
 
 def committed(site: Site) -> list[str]:
-    con = duckdb.connect(str(state_dir_for(site.warehouse) / "state.duckdb"), read_only=True)
+    con = duckdb.connect(str(StateFolder.beside(site.warehouse).state_db), read_only=True)
     try:
         return [str(r[0]) for r in con.sql("SELECT business_date FROM runs ORDER BY 1").fetchall()]
     finally:
@@ -69,7 +69,7 @@ def test_a_night_killed_after_its_commit_gets_its_reports_from_the_next_night_of
     a_night(site, DAY)
     assert night_process(site, DAY, "after-commit") == -signal.SIGKILL
     assert committed(site) == [DAY] and not (site.outbox / DAY).exists()
-    assert read_note(state_dir_for(site.warehouse)) is not None
+    assert read_note(StateFolder.beside(site.warehouse).root) is not None
 
     site.clear_inbox()
     a_night(site, NEXT_DAY)
@@ -78,21 +78,21 @@ def test_a_night_killed_after_its_commit_gets_its_reports_from_the_next_night_of
     assert allocated_orders(site.outbox / DAY) == [f"{DAY}-a", f"{DAY}-b"]
     assert allocated_orders(site.outbox / NEXT_DAY) == [f"{NEXT_DAY}-a", f"{NEXT_DAY}-b"]
     assert published_orders(site) == sorted(f"{d}-{x}" for d in (DAY, NEXT_DAY) for x in "ab")
-    kept = sorted(p.name[:10] for p in (state_dir_for(site.warehouse) / "published").iterdir())
+    kept = sorted(p.name[:10] for p in StateFolder.beside(site.warehouse).published.iterdir())
     assert kept == [DAY, NEXT_DAY]  # the killed night can be rolled back to
-    assert not note_path(state_dir_for(site.warehouse)).exists()
+    assert not note_path(StateFolder.beside(site.warehouse).root).exists()
 
 
 def test_a_night_killed_before_its_commit_leaves_a_note_the_next_night_drops(site: Site) -> None:
     a_night(site, DAY)
     assert night_process(site, DAY, "before-commit") == -signal.SIGKILL
-    assert read_note(state_dir_for(site.warehouse)) is not None
+    assert read_note(StateFolder.beside(site.warehouse).root) is not None
 
     site.run(DAY)
 
     assert committed(site) == [DAY]
     assert allocated_orders(site.outbox / DAY) == [f"{DAY}-a", f"{DAY}-b"]
-    assert not note_path(state_dir_for(site.warehouse)).exists()
+    assert not note_path(StateFolder.beside(site.warehouse).root).exists()
 
 
 @pytest.mark.parametrize(
@@ -118,7 +118,7 @@ def test_publish_and_rollback_finish_the_first_night_stopped_after_its_commit(
     assert code == 0, capsys.readouterr().err
     assert allocated_orders(site.outbox / DAY) == [f"{DAY}-a", f"{DAY}-b"]
     assert published_orders(site) == [f"{DAY}-a", f"{DAY}-b"]
-    assert not note_path(state_dir_for(site.warehouse)).exists()
+    assert not note_path(StateFolder.beside(site.warehouse).root).exists()
 
 
 def test_rollback_to_a_night_killed_after_its_commit_finishes_it_first(
@@ -142,7 +142,7 @@ def test_rollback_to_a_night_killed_after_its_commit_finishes_it_first(
     assert committed(site) == [DAY, NEXT_DAY]
     assert allocated_orders(site.outbox / NEXT_DAY) == [f"{NEXT_DAY}-a", f"{NEXT_DAY}-b"]
     assert published_orders(site) == sorted(f"{d}-{x}" for d in (DAY, NEXT_DAY) for x in "ab")
-    assert not note_path(state_dir_for(site.warehouse)).exists()
+    assert not note_path(StateFolder.beside(site.warehouse).root).exists()
 
     # And further back, past it: the killed night is undone like any other.
     assert (
@@ -195,7 +195,7 @@ def test_a_stop_asked_after_the_commit_waits_for_the_reports_and_the_published_c
     assert "Asked to stop (SIGTERM) after the night 2026-11-25 committed" in output
     assert allocated_orders(site.outbox / DAY) == [f"{DAY}-a", f"{DAY}-b"]
     assert published_orders(site) == [f"{DAY}-a", f"{DAY}-b"]
-    assert not note_path(state_dir_for(site.warehouse)).exists()
+    assert not note_path(StateFolder.beside(site.warehouse).root).exists()
 
 
 def test_ctrl_c_after_the_commit_ends_the_command_as_the_complete_night_it_is(
@@ -258,7 +258,7 @@ def test_a_warehouse_path_through_a_symlink_or_dotdot_is_the_same_warehouse(site
             inbox=site.inbox, warehouse=alias, outbox=site.outbox, business_date=DAY
         )
         assert rebuilt.warehouse == site.warehouse
-        assert rebuilt.state_dir == state_dir_for(site.warehouse)
+        assert rebuilt.state_dir == StateFolder.beside(site.warehouse).root
 
     code = cli.main(
         ["run", "--inbox", str(site.inbox), "--warehouse", str(aliases[0]), "--outbox",
@@ -285,7 +285,7 @@ def test_a_warehouse_name_too_long_for_a_publish_is_refused_up_front(
     assert code == 2
     line = one_line(capsys.readouterr().err)
     assert f"{length} bytes long" in line and "at most 234 bytes" in line
-    assert not state_dir_for(site.root / name).exists()
+    assert not StateFolder.beside(site.root / name).root.exists()
 
 
 def test_the_longest_warehouse_name_allowed_commits_and_publishes(site: Site) -> None:

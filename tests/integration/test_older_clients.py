@@ -27,7 +27,7 @@ from allocation import cli
 from allocation.io import compatible_copy
 from allocation.io.publish import PublishError, publish_copy
 from allocation.service.state import state_db
-from allocation.settings import DEFAULT_STORAGE_VERSION
+from allocation.settings.storage_version import DEFAULT_STORAGE_VERSION
 from conftest import REPO, Site
 
 OLD_CLI = Path(sys.executable).parent / "duckdb"

@@ -11,7 +11,7 @@ import pytest
 
 from allocation.io import publish
 from allocation.io.publish import PublishError, publish_copy
-from allocation.settings import DEFAULT_STORAGE_VERSION
+from allocation.settings.storage_version import DEFAULT_STORAGE_VERSION
 
 
 def a_working_state(path: Path, rows: int = 200_000) -> Path:

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from allocation.io import staging
+from allocation.io import staged_night, staging
 from allocation.io.ingest import classify_orders
 from allocation.io.unit_of_work import DuckDBUnitOfWork
 from allocation.service import steps
@@ -113,7 +113,7 @@ def test_an_allocate_step_whose_staging_file_is_gone_says_to_run_the_night_again
     night = steps.load_inbox(params, "run-1", set())
     night.discard()
 
-    with pytest.raises(staging.StagingError, match="run the night again"):
+    with pytest.raises(staged_night.StagingError, match="run the night again"):
         steps.allocate_night(params, night, "run-1", dt.datetime.now(dt.UTC))
 
 
@@ -134,8 +134,8 @@ def classify_in_partitions(
     params: RunParameters, night: steps.ValidatedInbox, partition_rows: int
 ) -> tuple[int, pl.DataFrame, pl.DataFrame]:
     """What `classify_staged_orders` leaves for the night (rolled back after)."""
-    with DuckDBUnitOfWork(state_db(params)) as uow, staging.attached(uow.con, night.staging):
-        duplicates = staging.classify_staged_orders(uow.con, 7, partition_rows)
+    with DuckDBUnitOfWork(state_db(params)) as uow, staged_night.attached(uow.con, night.staging):
+        duplicates = staged_night.classify_staged_orders(uow.con, 7, partition_rows)
         lines = uow.con.sql(
             "SELECT * EXCLUDE (key_hash) FROM night_lines ORDER BY arrival_seq"
         ).pl()
@@ -153,7 +153,7 @@ def classify_at_once(
     params: RunParameters, night: steps.ValidatedInbox
 ) -> tuple[int, pl.DataFrame, pl.DataFrame]:
     """Today's classification of the whole night in one polars frame, numbered like tonight's."""
-    with DuckDBUnitOfWork(state_db(params)) as uow, staging.attached(uow.con, night.staging):
+    with DuckDBUnitOfWork(state_db(params)) as uow, staged_night.attached(uow.con, night.staging):
         tonight = uow.con.sql(
             "SELECT source_file, line, orderid, sku, qty, raw FROM tonight.orders ORDER BY seq"
         ).pl()
@@ -293,8 +293,8 @@ def test_a_range_of_tonights_lines_reads_only_that_range_of_the_staged_night(
     with staging.StagingWriter(path) as staged:
         staged.add("orders", orders)
 
-    with DuckDBUnitOfWork(state_db(params)) as uow, staging.attached(uow.con, path):
-        staging.classify_staged_orders(uow.con, 1_000)
+    with DuckDBUnitOfWork(state_db(params)) as uow, staged_night.attached(uow.con, path):
+        staged_night.classify_staged_orders(uow.con, 1_000)
         scanned, groups = _row_groups_scanned(
             uow.con,
             "SELECT count(*), max(orderid) FROM night_lines "

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from allocation.settings import (
-    DEFAULT_STORAGE_VERSION,
-    ParameterError,
-    Settings,
-    parse_storage_version,
-)
+from allocation.settings import ParameterError, Settings
+from allocation.settings.storage_version import DEFAULT_STORAGE_VERSION, parse_storage_version
 
 
 def test_the_default_is_the_oldest_storage_version_the_warehouse_allows() -> None:

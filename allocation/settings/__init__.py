@@ -3,26 +3,19 @@
 `Settings` is read from the environment (`ALLOCATION_*`), so a deployment, a shell and a test set
 the same knobs the same way. `RunParameters` is what one night runs with: the same settings (one
 declaration, one default, one description each), where a value the CLI or the Prefect UI passed
-wins over the environment, plus the business date and dry run.
+wins over the environment, plus the business date and dry run. Beside them: the DuckDB memory
+limit (`duckdb_limits`), the analysts' storage version (`storage_version`), and the layout of
+the working state's folder (`state_folder`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import duckdb
-from pydantic import (
-    BeforeValidator,
-    Field,
-    ValidationError,
-    field_validator,
-)
+from pydantic import BeforeValidator, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -30,11 +23,19 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from allocation.settings.duckdb_limits import (
+    DEFAULT_DUCKDB_MEMORY_LIMIT,
+    DuckDBLimits,
+    parse_memory_limit,
+)
+from allocation.settings.state_folder import StateFolder, real_warehouse_path
+from allocation.settings.storage_version import DEFAULT_STORAGE_VERSION, parse_storage_version
+
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 #: Where a night's allocation runs: here, or as shard tasks on a Dask cluster.
 TaskRunnerName = Literal["local", "dask"]
 #: The checkout's `data/` folder: where a run from the Prefect UI may read and write by default.
-DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[1] / "data"
+DEFAULT_DATA_ROOT = Path(__file__).resolve().parents[2] / "data"
 
 
 class ParameterError(ValueError):
@@ -56,127 +57,6 @@ def parse_business_date(text: str | dt.date) -> dt.date:
         raise ParameterError(
             f"business_date {text!r} is not a real calendar date: use YYYY-MM-DD, e.g. 2026-11-26"
         ) from None
-
-
-# The analysts' file: DuckDB 1.0 and older cannot read the warehouse's primary-key indexes when
-# written in their storage versions, so v1.1.0 (DuckDB 1.1.0 and newer) is the oldest that holds it.
-DEFAULT_STORAGE_VERSION = "v1.1.0"
-OLDEST_STORAGE_VERSION = (1, 1, 0)
-# Publishes the working file byte for byte: the pipeline's own format, fastest, DuckDB 2.x only.
-BYTE_COPY = "pipeline"
-NEWEST = "latest"
-STORAGE_VERSION = re.compile(r"^v(\d+)\.(\d+)\.(\d+)$")
-
-
-def working_storage_version(published: str) -> str | None:
-    """The storage version a new working state is created in: the analysts' one, so that
-    publishing it is a byte copy; None (DuckDB's newest) for `pipeline`."""
-    return None if published == BYTE_COPY else published
-
-
-#: DuckDB's own memory for one night (its buffer pool: hash tables, sorts, temporary tables); past
-#: it DuckDB spills to `temp_directory` on disk instead of growing.
-# 384MB leaves room for the allocator's processes beside DuckDB (docs/scaling.md): on the 10M
-# Zipf night the tree peaked at 1,259 MiB against 1,361 at 512MB and 1,138 at 256MB, the time
-# within the machine's noise; 1GB measured the same time as 512MB and ~0.45 GB more.
-DEFAULT_DUCKDB_MEMORY_LIMIT = "384MB"
-DUCKDB_SIZE = re.compile(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)\s*$", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class DuckDBLimits:
-    """What every DuckDB connection of a night may use: `memory_limit` (DuckDB's size syntax,
-    e.g. 512MB or 1GB) and the folder it spills to past it."""
-
-    memory_limit: str
-    temp_directory: Path
-
-    def config(self) -> dict[str, str | bool | int | float | list[str]]:
-        """The `duckdb.connect(config=...)` entries."""
-        return {"memory_limit": self.memory_limit, "temp_directory": str(self.temp_directory)}
-
-
-#: The smallest memory limit accepted. Measured on DuckDB 2.0.1: a night of 300,000 order lines
-#: ran out of memory at 32MB and ran at 64MB; a two-line night failed at 2MB, and at 1MB DuckDB
-#: died with a FatalException in its checkpoint. A bigger night may need more: running out names
-#: the setting to raise (`allocation.service.night.naming_memory_limit`).
-SMALLEST_DUCKDB_MEMORY_LIMIT = "64MB"
-_UNITS = {
-    "B": 1,
-    "KB": 1000,
-    "MB": 1000**2,
-    "GB": 1000**3,
-    "TB": 1000**4,
-    "KIB": 1024,
-    "MIB": 1024**2,
-    "GIB": 1024**3,
-    "TIB": 1024**4,
-}
-
-
-def memory_size_bytes(text: str) -> float:
-    """Bytes in a DuckDB size (`KB` is 1000 bytes, `KiB` 1024, as DuckDB reads them)."""
-    match = _SIZE_PARTS.match(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a memory size")
-    return float(match.group(1)) * _UNITS[match.group(2).upper()]
-
-
-_SIZE_PARTS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+)\s*$")
-
-
-def parse_memory_limit(text: str) -> str:
-    """A DuckDB size such as `512MB` or `1GB`, at least `SMALLEST_DUCKDB_MEMORY_LIMIT`;
-    anything else raises ValueError saying why."""
-    if not DUCKDB_SIZE.match(text):
-        raise ValueError(
-            f"{text!r} is not a memory size DuckDB takes: use a number and a unit, such as "
-            f"{DEFAULT_DUCKDB_MEMORY_LIMIT} or 1GB"
-        )
-    if memory_size_bytes(text) < memory_size_bytes(SMALLEST_DUCKDB_MEMORY_LIMIT):
-        raise ValueError(
-            f"{text.strip()!r} is too small for a night: DuckDB needs at least "
-            f"{SMALLEST_DUCKDB_MEMORY_LIMIT} (the default is {DEFAULT_DUCKDB_MEMORY_LIMIT})"
-        )
-    return text.strip()
-
-
-def parse_storage_version(text: str) -> str:
-    """`v1.1.0` (or newer), `latest` or `pipeline`; anything else raises ValueError saying why."""
-    value = text.strip().lower()
-    if value in (BYTE_COPY, NEWEST):
-        return value
-    match = STORAGE_VERSION.match(value)
-    if not match:
-        raise ValueError(
-            f"{text!r} is not a DuckDB storage version: use vMAJOR.MINOR.PATCH such as "
-            f"{DEFAULT_STORAGE_VERSION} (the default), {NEWEST} or {BYTE_COPY}"
-        )
-    if tuple(int(part) for part in match.groups()) < OLDEST_STORAGE_VERSION:
-        raise ValueError(
-            f"{text!r} is older than the warehouse allows: DuckDB before 1.1 cannot read its "
-            f"primary keys, so such a file would not open; use {DEFAULT_STORAGE_VERSION} or newer"
-        )
-    if not _duckdb_knows(value):
-        raise ValueError(
-            f"{text!r} is not a storage version DuckDB {duckdb.__version__} knows: use a released "
-            f"version such as {DEFAULT_STORAGE_VERSION}, or {NEWEST}"
-        )
-    return value
-
-
-@functools.cache
-def _duckdb_knows(storage_version: str) -> bool:
-    """Whether this process's DuckDB can write `storage_version`. Asked once per version and
-    process: the settings are read at every step, and each probe opens a DuckDB database."""
-    probe = duckdb.connect(":memory:")
-    try:
-        probe.execute("ATTACH ':memory:' AS probe (STORAGE_VERSION ?)", [storage_version])
-    except duckdb.InvalidInputException:
-        return False
-    finally:
-        probe.close()
-    return True
 
 
 class Settings(BaseSettings):
@@ -449,46 +329,17 @@ class RunParameters(Settings):
         )
 
     @property
-    def state_dir(self) -> Path:
+    def state_folder(self) -> StateFolder:
         """Where the pipeline keeps its working state, beside (never inside) the analysts' file."""
-        return state_dir_for(self.warehouse)
+        return StateFolder.beside(self.warehouse)
 
     @property
-    def published_dir(self) -> Path:
-        """Where the copies of the published nights are kept (`published_dir_for`)."""
-        return published_dir_for(self.state_dir)
+    def state_dir(self) -> Path:
+        """The state folder itself (`state_folder.root`)."""
+        return self.state_folder.root
 
     @property
     def duckdb_limits(self) -> DuckDBLimits:
         """The memory and spill folder of every DuckDB connection this night opens."""
-        folder = self.duckdb_temp_directory or self.state_dir / "duckdb-tmp"
+        folder = self.duckdb_temp_directory or self.state_folder.duckdb_temp
         return DuckDBLimits(self.duckdb_memory_limit, folder.expanduser().absolute())
-
-
-def real_warehouse_path(warehouse: Path) -> Path:
-    """`warehouse` absolute, with every symlink and `..` resolved (the file need not exist)."""
-    return warehouse.expanduser().absolute().resolve()
-
-
-def same_warehouse_path(a: Path, b: Path) -> bool:
-    """Whether two spellings of a warehouse path name one warehouse: the same real path, or
-    state folders that are one folder (the same device and inode, e.g. through a bind mount)."""
-    real_a, real_b = real_warehouse_path(a), real_warehouse_path(b)
-    if real_a == real_b:
-        return True
-    try:
-        return os.path.samefile(state_dir_for(real_a), state_dir_for(real_b))
-    except OSError:
-        return False
-
-
-def state_dir_for(warehouse: Path) -> Path:
-    """`data/warehouse.duckdb` -> `data/.warehouse.duckdb.pipeline/`: hidden, so analysts' tools
-    pointed at the warehouse never open the working copy and block a night."""
-    return warehouse.parent / f".{warehouse.name}.pipeline"
-
-
-def published_dir_for(state_dir: Path) -> Path:
-    """The state folder's `published/`: a copy of each night as it was published, the sources
-    of `allocation rollback` (`allocation.io.publish.keep_copy`)."""
-    return state_dir / "published"
