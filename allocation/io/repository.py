@@ -221,3 +221,6 @@ class DuckDBRepository:
         if frame.height:
             self._run(f"INSERT INTO {table} BY NAME SELECT * FROM {{frame}}", frame)  # noqa: S608
 
+    def record_reallocations(self, moved: pl.DataFrame) -> None:
+        """Keeps where each line a manifest change released went tonight (`reallocations`)."""
+        self.add_rows("reallocations", moved)

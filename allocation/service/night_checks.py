@@ -10,15 +10,15 @@ settings change any check's level and threshold without code (`ALLOCATION_CHECKS
 operator who has looked at a stopped night runs it again accepting named checks: an accepted
 failure is kept as `accepted`, and the night commits.
 
-Everything here is plain values: the figures are gathered by `allocation.service.steps` inside the
-night's transaction; `evaluate` is tested without I/O.
+Everything here is plain values: the figures are read inside the night's transaction through
+`allocation.service.storage.CheckFigures` (`gather_figures`); `evaluate` is tested without I/O.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
@@ -30,6 +30,7 @@ from allocation.service.check_definitions import (
     Check,
     Level,
 )
+from allocation.service.storage import CheckFigures
 from allocation.settings import ParameterError, RunParameters
 
 ALL = "all"
@@ -154,6 +155,42 @@ class NightFigures:
     lines_open: int
     last_out_of_stock_share: float | None  # the last committed night's; None before any
     stopped_nights: Sequence[tuple[dt.date, str]] = field(default_factory=tuple)  # date, checks
+
+
+def gather_figures(
+    store: CheckFigures,
+    day: dt.date,
+    counts: Mapping[str, int],
+    *,
+    order_files: int,
+    manifests_without_eta: Sequence[str],
+    before: tuple[int, int] | None,
+    lines_tried: int,
+) -> NightFigures:
+    """Tonight's figures: the night's `counts` (the run's counts, `out_of_stock` among them),
+    what the warehouse says of earlier nights (`store`, read in the open transaction), and
+    `before`, the allocated lines and active batches read before tonight's manifest changes
+    (None: no change to a known batch tonight)."""
+    return NightFigures(
+        order_files=order_files,
+        new_order_lines=counts["orders_accepted"] + store.accepted_earlier_today(day),
+        files_read=counts["files_received"],
+        files_rejected=counts["files_rejected"],
+        orders_received=counts["orders_received"],
+        orders_rejected=counts["orders_rejected"],
+        batches_received=counts["batches_received"],
+        batches_rejected=counts["batches_rejected"],
+        order_history=store.order_history(day),
+        allocated_before=None if before is None else before[0],
+        lines_released=counts.get("lines_released", 0),
+        active_batches_before=None if before is None else before[1],
+        batches_cancelled=counts.get("cancellations", 0),
+        manifests_without_eta=manifests_without_eta,
+        lines_tried=lines_tried,
+        lines_open=counts["out_of_stock"],
+        last_out_of_stock_share=store.last_out_of_stock_share(),
+        stopped_nights=store.stopped_nights(day),
+    )
 
 
 @dataclass(frozen=True)
