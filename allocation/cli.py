@@ -29,7 +29,8 @@ from allocation.io.readers import InboxError
 from allocation.io.run_lock import RunLockError, RunLockTimeout
 from allocation.io.unit_of_work import WarehouseError
 from allocation.service import preflight, steps
-from allocation.service.night_checks import CHECK_NAMES, NightStopped
+from allocation.service.check_definitions import CHECK_NAMES
+from allocation.service.night_checks import NightStopped
 from allocation.service.state import state_db, warehouse_lock
 from allocation.settings import ParameterError, RunParameters, Settings, TaskRunnerName
 

@@ -49,7 +49,7 @@ NARROW_COLUMNS = (
 TEXT_COLUMNS = ("orderid", "sku", "status", "batchref", "source_file", "run_id")
 DAY = dt.date(2026, 11, 26)
 RUN = "00000000-0000-4000-8000-000000000000"
-#: Lines recorded per statement, as `allocation.io.repository.RECORD_ROWS`.
+#: Lines recorded per statement, as `allocation.io.night_tables.RECORD_ROWS`.
 RANGE_ROWS = 1_000_000
 
 

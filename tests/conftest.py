@@ -122,7 +122,7 @@ def checks_warn_outside_their_own_tests(request: pytest.FixtureRequest) -> Itera
     if request.path.name in CHECK_TEST_MODULES or "ALLOCATION_CHECKS" in os.environ:
         yield
         return
-    from allocation.service.night_checks import CHECK_NAMES
+    from allocation.service.check_definitions import CHECK_NAMES
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ALLOCATION_CHECKS", ",".join(f"{name}=warn" for name in CHECK_NAMES))

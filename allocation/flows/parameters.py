@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field
 
-from allocation.service.night_checks import CheckName
+from allocation.service.check_definitions import CheckName
 from allocation.settings import (
     ParameterError,
     RunParameters,

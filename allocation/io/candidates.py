@@ -42,7 +42,7 @@ import pyarrow as arrow
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from allocation.io.repository import OPEN_LINE_COUNT, create_candidate_lines
+from allocation.io.night_tables import OPEN_LINE_COUNT, create_candidate_lines
 
 PLACEMENTS_SCHEMA = arrow.schema(
     [("arrival_seq", arrow.int64()), ("batch", arrow.int64()), ("qty", arrow.int64())]

@@ -1,6 +1,7 @@
-"""What the night's checks (`allocation.service.night_checks`) read from the warehouse inside the night's
-transaction: earlier nights' volumes, the last out-of-stock share, stopped nights, the state
-before tonight's manifest changes; and where their results are kept (`night_checks`).
+"""What the night's checks (`allocation.service.night_checks`) read from the warehouse inside the
+night's transaction: earlier nights' volumes, the last out-of-stock share, stopped nights, the
+state before tonight's manifest changes; and where their results are kept (`night_checks`).
+`DuckDBCheckFigures` asks them of one connection, as `allocation.service.storage.CheckFigures`.
 
 Each query is an aggregate over the bookkeeping tables (`runs` has one row per run) or a count
 over the lines' status: a few milliseconds at ten million lines (docs/benchmarks.md).
@@ -70,12 +71,14 @@ def stopped_nights(con: duckdb.DuckDBPyConnection, day: dt.date) -> list[tuple[d
 
 
 def allocated_lines(con: duckdb.DuckDBPyConnection) -> int:
+    """Lines allocated now."""
     return int(
         con.sql("SELECT count(*) FROM order_lines WHERE status = 'allocated'").fetchall()[0][0]
     )
 
 
 def active_batches(con: duckdb.DuckDBPyConnection) -> int:
+    """Batches with a quantity now."""
     return int(con.sql("SELECT count(*) FROM batches WHERE purchased > 0").fetchall()[0][0])
 
 
@@ -88,3 +91,31 @@ def waiting(con: duckdb.DuckDBPyConnection, day: dt.date) -> tuple[int, int | No
         params={"day": day},
     ).fetchall()[0]
     return int(row[0]), None if row[1] is None else int(row[1])
+
+
+class DuckDBCheckFigures:
+    """The figures above over the night's connection (`allocation.service.storage.CheckFigures`)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def order_history(self, day: dt.date) -> list[int]:
+        return order_history(self.con, day)
+
+    def accepted_earlier_today(self, day: dt.date) -> int:
+        return accepted_earlier_today(self.con, day)
+
+    def last_out_of_stock_share(self) -> float | None:
+        return last_out_of_stock_share(self.con)
+
+    def stopped_nights(self, day: dt.date) -> list[tuple[dt.date, str]]:
+        return stopped_nights(self.con, day)
+
+    def allocated_lines(self) -> int:
+        return allocated_lines(self.con)
+
+    def active_batches(self) -> int:
+        return active_batches(self.con)
+
+    def waiting(self, day: dt.date) -> tuple[int, int | None]:
+        return waiting(self.con, day)

@@ -15,6 +15,7 @@ from types import TracebackType
 
 import duckdb
 
+from allocation.io.check_figures import DuckDBCheckFigures
 from allocation.io.disk import is_disk_full
 from allocation.io.repository import DuckDBRepository
 from allocation.io.warehouse_comments import COMMENTS
@@ -181,7 +182,9 @@ def _published_before(warehouse: Path) -> bool:
 
 class DuckDBUnitOfWork:
     """`with DuckDBUnitOfWork(path) as uow: ...; uow.commit()`: anything not committed is undone.
-    A new file is created in storage version `create_in` (None: DuckDB's newest)."""
+    A new file is created in storage version `create_in` (None: DuckDB's newest). Once open,
+    `repo` (the batches and lines) and `figures` (what the night's checks read) work in its
+    transaction (`allocation.service.storage.UnitOfWork`, `CheckFigures`)."""
 
     def __init__(
         self, path: Path, limits: DuckDBLimits | None = None, create_in: str | None = None
@@ -217,6 +220,7 @@ class DuckDBUnitOfWork:
                 SCHEMA_VERSION,
             )
         self.repo = DuckDBRepository(self._con)
+        self.figures = DuckDBCheckFigures(self._con)
         return self
 
     def __exit__(

@@ -2,7 +2,9 @@
 
 The domain decides which lines a shrinking batch gives back (newest arrival first); those lines
 become open again, keep their place in the arrival order, and are allocated with every other open
-line the same night. Here we only feed the changes to the domain and record what it did.
+line the same night. Here we only feed the changes to the domain and record what it did, through
+the repository the service layer speaks to (`allocation.service.storage.Repository`): DuckDB's in
+a night, a plain-Python one in the unit tests.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from allocation.domain import Batch
-from allocation.io.repository import DuckDBRepository
+from allocation.service.storage import Repository
 
 CHANGE_SCHEMA = {
     "reference": pl.String,
@@ -36,16 +38,16 @@ class ManifestChanges:
     counts: dict[str, int]
     released: pl.DataFrame = field(default_factory=lambda: released_lines_frame([]))
 
-    def record_destinations(self, repo: DuckDBRepository, day: dt.date, run_id: str) -> int:
+    def record_destinations(self, repo: Repository, day: dt.date, run_id: str) -> int:
         """Writes a `reallocations` row per released line, with where it went tonight (or
-        nowhere: out of stock), from the night's placements in DuckDB: call it after the
-        allocation and before the placements are recorded. Returns how many were re-placed."""
+        nowhere: out of stock), from the night's placements: call it after the allocation and
+        before the placements are recorded. Returns how many were re-placed."""
         if not self.released.height:
             return 0
         moved = repo.destinations(self.released).with_columns(
             business_date=pl.lit(day), run_id=pl.lit(run_id)
         )
-        repo.add_rows("reallocations", moved)
+        repo.record_reallocations(moved)
         return int(moved["to_batchref"].is_not_null().sum())
 
 
@@ -56,8 +58,11 @@ def _change_kind(old_qty: int, new_qty: int) -> str:
 
 
 def apply_manifest_updates(
-    repo: DuckDBRepository, updates: pl.DataFrame, day: dt.date, run_id: str
+    repo: Repository, updates: pl.DataFrame, day: dt.date, run_id: str
 ) -> ManifestChanges:
+    """Feeds tonight's changes to known batches (`updates`: reference, qty, eta, source_file,
+    line; in the order received) to the domain, and saves the batches, the change log and the
+    lines they gave back. Returns the counts and the released lines."""
     counts = {
         "batches_updated": 0,
         "eta_changes": 0,

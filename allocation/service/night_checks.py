@@ -1,6 +1,6 @@
-"""The checks a night runs on itself after loading and before its commit: what they are, their
-default level and threshold, how the settings change them, and how a night's figures turn into
-results. The one place they are declared (README, "Checks of the night", lists them).
+"""The checks a night runs on itself after loading and before its commit: how the settings change
+them, and how a night's figures turn into results. What each check is, with its default level
+and threshold, is declared in `check_definitions` (README, "Checks of the night", lists them).
 
 A check has a level: `stop` (a failure ends the night before it commits: `NightStopped`, exit
 5), `warn` (the night commits; the failure is logged, kept and alerted quietly) or `off`. The
@@ -10,176 +10,34 @@ settings change any check's level and threshold without code (`ALLOCATION_CHECKS
 operator who has looked at a stopped night runs it again accepting named checks: an accepted
 failure is kept as `accepted`, and the night commits.
 
-Everything here is plain values: the figures are gathered by `allocation.service.steps` inside the
-night's transaction; `evaluate` is tested without I/O.
+Everything here is plain values: the figures are read inside the night's transaction through
+`allocation.service.storage.CheckFigures` (`gather_figures`); `evaluate` is tested without I/O.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal, get_args
+from typing import Literal
 
+from allocation.service.check_definitions import (
+    BY_NAME,
+    CHECK_NAMES,
+    CHECKS,
+    LEVELS,
+    Check,
+    Level,
+)
+from allocation.service.storage import CheckFigures
 from allocation.settings import ParameterError, RunParameters
 
-Level = Literal["warn", "stop", "off"]
-LEVELS: tuple[Level, ...] = get_args(Level)
-#: Every check by name: the run form's multi-choice of checks to accept is built from it.
-CheckName = Literal[
-    "order_files",
-    "new_order_lines",
-    "files_rejected",
-    "order_rows_rejected",
-    "manifest_rows_rejected",
-    "order_volume",
-    "lines_released",
-    "batches_cancelled",
-    "manifest_without_eta",
-    "out_of_stock_jump",
-    "earlier_night_stopped",
-]
-CHECK_NAMES: tuple[str, ...] = get_args(CheckName)
 ALL = "all"
 #: A share over fewer rows, lines or batches than this says little (2 of 5 lines released is a
 #: supplier's correction, not a wrong manifest): the share checks skip such a night.
 MIN_BASE = 20
 Result = Literal["passed", "failed", "accepted", "skipped"]
-
-
-@dataclass(frozen=True)
-class Check:
-    """One check: the figure it looks at, when that fails (`above` or `below` the threshold;
-    `outside`: above the threshold or below its inverse, for a ratio), and what to do."""
-
-    name: str
-    level: Level
-    threshold: float
-    fails: Literal["above", "below", "outside"]
-    figure: str  # what the figure is, in words
-    way_on: str  # what the operator does when it fails
-
-    def failed_by(self, figure: float) -> bool:
-        if self.fails == "above":
-            return figure > self.threshold
-        if self.fails == "below":
-            return figure < self.threshold
-        return figure > self.threshold or figure < 1 / self.threshold
-
-    @property
-    def limit(self) -> str:
-        """The threshold as a condition, in words."""
-        if self.fails == "outside":
-            return f"fails above {self.threshold:g} or below {1 / self.threshold:.2g}"
-        return f"fails {self.fails} {self.threshold:g}"
-
-
-ACCEPT = "run the same night again with --accept {name} (the run form: accept_checks)"
-
-#: The checks and their defaults, chosen so that an ordinary night passes and a feed that did
-#: not arrive, arrived twice, arrived half or in a new shape stops (README lists the reasons).
-CHECKS: tuple[Check, ...] = (
-    Check(
-        "order_files",
-        "stop",
-        1,
-        "below",
-        "order files tonight (read, or already committed for this date)",
-        "look for the night's order files (a misnamed orders/ folder, a feed that did not "
-        "arrive) and put them in INBOX/orders/; if tonight really has no orders, " + ACCEPT,
-    ),
-    Check(
-        "new_order_lines",
-        "warn",
-        1,
-        "below",
-        "new order lines of the date (tonight and earlier runs of it)",
-        "every order row was a duplicate or rejected: check that tonight's files are not last "
-        "night's again",
-    ),
-    Check(
-        "files_rejected",
-        "stop",
-        0,
-        "above",
-        "inbox files rejected whole tonight",
-        "read rejected.csv of a dry run (or the log) for the reason, have the file re-exported "
-        "and put it in the inbox; to go on without it, " + ACCEPT,
-    ),
-    Check(
-        "order_rows_rejected",
-        "stop",
-        0.5,
-        "above",
-        "share of tonight's order rows rejected",
-        "read the reasons in the log (a dry run writes rejected.csv), have the file fixed; to "
-        "commit the valid rows only, " + ACCEPT,
-    ),
-    Check(
-        "manifest_rows_rejected",
-        "stop",
-        0.5,
-        "above",
-        "share of tonight's manifest rows rejected",
-        "read the reasons in the log (a dry run writes rejected.csv), have the manifest fixed; "
-        "to commit the valid rows only, " + ACCEPT,
-    ),
-    Check(
-        "order_volume",
-        "stop",
-        1.8,
-        "outside",
-        "new order lines against the median of the last committed nights (x times)",
-        "a missing or doubled feed: compare tonight's order files with earlier nights'; if the "
-        "volume is real, " + ACCEPT,
-    ),
-    Check(
-        "lines_released",
-        "stop",
-        0.3,
-        "above",
-        "share of allocated lines that tonight's manifest changes took back",
-        "a wrong manifest: compare it with the last one (reallocations.csv of a dry run lists "
-        "each line); if the changes are real, " + ACCEPT,
-    ),
-    Check(
-        "batches_cancelled",
-        "stop",
-        0.3,
-        "above",
-        "share of active batches that tonight's manifests cancelled (qty 0)",
-        "a wrong manifest: check the qty column of tonight's manifests; if the cancellations "
-        "are real, " + ACCEPT,
-    ),
-    Check(
-        "manifest_without_eta",
-        "stop",
-        0,
-        "above",
-        "manifest files with ignored columns and no eta on any row (a renamed eta column)",
-        "a renamed eta column makes every batch in stock now: have the file sent with an eta "
-        "column; if the whole manifest really is in stock, " + ACCEPT,
-    ),
-    Check(
-        "out_of_stock_jump",
-        "warn",
-        0.25,
-        "above",
-        "share of lines left out of stock, minus the last committed night's",
-        "see the top out-of-stock skus: stock does run out, but a missing manifest looks the same",
-    ),
-    Check(
-        "earlier_night_stopped",
-        "stop",
-        0,
-        "above",
-        "earlier nights stopped by a check and never committed",
-        "its files may still be in the inbox: run that night again (accepting its checks), or "
-        "to take its files in under this date, " + ACCEPT,
-    ),
-)
-BY_NAME = {check.name: check for check in CHECKS}
 
 
 class NightStopped(RuntimeError):
@@ -297,6 +155,42 @@ class NightFigures:
     lines_open: int
     last_out_of_stock_share: float | None  # the last committed night's; None before any
     stopped_nights: Sequence[tuple[dt.date, str]] = field(default_factory=tuple)  # date, checks
+
+
+def gather_figures(
+    store: CheckFigures,
+    day: dt.date,
+    counts: Mapping[str, int],
+    *,
+    order_files: int,
+    manifests_without_eta: Sequence[str],
+    before: tuple[int, int] | None,
+    lines_tried: int,
+) -> NightFigures:
+    """Tonight's figures: the night's `counts` (the run's counts, `out_of_stock` among them),
+    what the warehouse says of earlier nights (`store`, read in the open transaction), and
+    `before`, the allocated lines and active batches read before tonight's manifest changes
+    (None: no change to a known batch tonight)."""
+    return NightFigures(
+        order_files=order_files,
+        new_order_lines=counts["orders_accepted"] + store.accepted_earlier_today(day),
+        files_read=counts["files_received"],
+        files_rejected=counts["files_rejected"],
+        orders_received=counts["orders_received"],
+        orders_rejected=counts["orders_rejected"],
+        batches_received=counts["batches_received"],
+        batches_rejected=counts["batches_rejected"],
+        order_history=store.order_history(day),
+        allocated_before=None if before is None else before[0],
+        lines_released=counts.get("lines_released", 0),
+        active_batches_before=None if before is None else before[1],
+        batches_cancelled=counts.get("cancellations", 0),
+        manifests_without_eta=manifests_without_eta,
+        lines_tried=lines_tried,
+        lines_open=counts["out_of_stock"],
+        last_out_of_stock_share=store.last_out_of_stock_share(),
+        stopped_nights=store.stopped_nights(day),
+    )
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from allocation.io.files import fsync_dir
 from allocation.io.outbox import write_night
 from allocation.io.pending import read_note
 from allocation.io.restore import kept_copies, newest_copy_of, restore_state
+from allocation.io.run_history import open_run_history
 from allocation.io.unit_of_work import DuckDBUnitOfWork, WarehouseError, connect
 from allocation.service import steps
 from allocation.service.state import state_db, warehouse_lock
@@ -112,19 +113,12 @@ def _runs_after(state: Path, night: dt.date) -> list[UndoneRun]:
     if not state.exists():
         return []
     try:
-        con = connect(state, read_only=True)
-        try:
-            rows = con.execute(
-                "SELECT business_date, run_id FROM runs WHERE business_date > ? "
-                "ORDER BY business_date, started_at",
-                [night],
-            ).fetchall()
-        finally:
-            con.close()
+        with open_run_history(state) as history:
+            rows = history.runs_after(night)
     except (duckdb.Error, WarehouseError) as error:  # a damaged state is what rollbacks fix
         log.warning("Cannot tell which runs the rollback undoes: %s", error)
         return []
-    return [UndoneRun(day, str(run_id)) for day, run_id in rows]
+    return [UndoneRun(day, run_id) for day, run_id in rows]
 
 
 def _record(params: RunParameters, done: RolledBack) -> None:
@@ -156,15 +150,10 @@ def rollbacks_before(params: RunParameters, night: dt.date) -> list[dict[str, An
     if not path.is_file() or not params.warehouse.is_file():
         return []
     try:
-        con = connect(params.warehouse, read_only=True)
-        try:
-            found = con.execute(
-                "SELECT max(finished_at) FROM runs WHERE business_date < ?", [night]
-            ).fetchall()[0][0]
-        finally:
-            con.close()
+        with open_run_history(params.warehouse) as history:
+            found = history.last_finished_before(night)
         records = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line]
-        since = found.replace(tzinfo=dt.UTC) if isinstance(found, dt.datetime) else None
+        since = None if found is None else found.replace(tzinfo=dt.UTC)
         return [
             record
             for record in records

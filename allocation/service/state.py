@@ -1,7 +1,8 @@
 """What the committed working state says about past nights: where it lives, which files a
 business date already committed, the last committed date, whether a run committed.
 
-Read-only questions the night's steps ask before (or while retrying) their work.
+Read-only questions the night's steps ask before (or while retrying) their work: each is asked
+of a read-only connection (`allocation.io.run_history`), which never upgrades the schema.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ import datetime as dt
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from allocation.io.run_history import open_run_history
 from allocation.io.run_lock import run_lock
-from allocation.io.unit_of_work import DuckDBUnitOfWork, connect
 from allocation.settings import RunParameters
 
 
 def state_db(params: RunParameters) -> Path:
+    """The working state's DuckDB file in the state folder."""
     return params.state_folder.state_db
 
 
@@ -25,8 +27,8 @@ def already_ingested(params: RunParameters) -> set[tuple[str, str]]:
     path = state_db(params)
     if not path.exists():
         return set()
-    with DuckDBUnitOfWork(path) as uow:
-        return uow.repo.ingested_files(params.business_date)
+    with open_run_history(path) as history:
+        return history.ingested_files(params.business_date)
 
 
 def last_committed_date(params: RunParameters) -> dt.date | None:
@@ -34,17 +36,8 @@ def last_committed_date(params: RunParameters) -> dt.date | None:
     path = state_db(params)
     if not path.exists():
         return None
-    con = connect(path, read_only=True)
-    try:
-        found = con.sql(
-            "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'runs'"
-        ).fetchall()[0][0]
-        if not found:
-            return None
-        last = con.sql("SELECT max(business_date) FROM runs").fetchall()[0][0]
-        return last if isinstance(last, dt.date) else None
-    finally:
-        con.close()
+    with open_run_history(path) as history:
+        return history.last_committed_date()
 
 
 def committed_run(params: RunParameters, run_id: str) -> bool:
@@ -53,8 +46,8 @@ def committed_run(params: RunParameters, run_id: str) -> bool:
     path = state_db(params)
     if params.dry_run or not path.exists():
         return False
-    with DuckDBUnitOfWork(path) as uow:
-        return uow.repo.has_run(run_id)
+    with open_run_history(path) as history:
+        return history.has_run(run_id)
 
 
 def warehouse_lock(

@@ -17,7 +17,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from allocation.io import repository
+from allocation.io import night_tables
 from allocation.io.candidates import DuckDBCandidates
 from allocation.io.unit_of_work import DuckDBUnitOfWork
 from allocation.service import steps
@@ -294,7 +294,7 @@ def test_a_night_recorded_range_by_range_stores_the_same_rows_in_the_same_order(
     whole = Site(tmp_path / "whole")
     _nights(whole, random.Random(11), day)
 
-    monkeypatch.setattr(repository, "RECORD_ROWS", 7)
+    monkeypatch.setattr(night_tables, "RECORD_ROWS", 7)
     ranged = Site(tmp_path / "ranged")
     _nights(ranged, random.Random(11), day)
 
@@ -311,7 +311,7 @@ def test_each_range_recorded_reads_only_its_own_placements(
     each range of the recording scanned all of them, the step would grow with the square of
     the night. Recorded, they are in arrival order, so a range of them is a few row groups."""
     lines = 500_000  # DuckDB row groups hold 122,880 rows: about four of them
-    monkeypatch.setattr(repository, "RECORD_ROWS", 100_000)
+    monkeypatch.setattr(night_tables, "RECORD_ROWS", 100_000)
     uow = DuckDBUnitOfWork(tmp_path / "w.duckdb")
     with uow:
         con = uow.con
@@ -326,7 +326,7 @@ def test_each_range_recorded_reads_only_its_own_placements(
             "hash('O-' || i, 'SKU-' || (i % 7)) AS key_hash FROM range(1, $lines + 1) t(i)",
             {"lines": lines},
         )
-        repository.create_candidate_lines(con)
+        night_tables.create_candidate_lines(con)
         con.execute(  # by sku, as the allocator's chunks come back
             "CREATE TEMP TABLE placements AS SELECT n.arrival_seq, b.rowid AS batch, n.qty "
             "FROM night_lines n JOIN batches b USING (sku) ORDER BY n.sku, n.arrival_seq"

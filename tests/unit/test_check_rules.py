@@ -9,10 +9,8 @@ import datetime as dt
 
 import pytest
 
+from allocation.service.check_definitions import BY_NAME, CHECK_NAMES, CHECKS
 from allocation.service.night_checks import (
-    BY_NAME,
-    CHECK_NAMES,
-    CHECKS,
     NightFigures,
     accepted_names,
     configured,
