@@ -41,10 +41,11 @@ from allocation.flows.recovery import retry_crashed_night_once
 from allocation.flows.sharding import allocator_for
 from allocation.io.disk import is_disk_full
 from allocation.io.outbox import read_summary
+from allocation.service.loading import ValidatedInbox
 from allocation.service.night import Night
 from allocation.service.night_checks import NightStopped
+from allocation.service.night_transaction import NightOutcome
 from allocation.service.preflight import check_run_paths
-from allocation.service.steps import NightOutcome, ValidatedInbox
 from allocation.settings import RunParameters
 
 logging.getLogger("allocation").setLevel(logging.INFO)
@@ -75,8 +76,8 @@ IO_RETRIES: dict[str, Any] = {
     "retry_condition_fn": worth_retrying,
 }
 NO_RESULTS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
-# A hung night must not hold the deployment's slot for ever: it fails after 4 hours (a night
-# of 10 million lines takes under a minute here; see docs/benchmarks.md).
+# A hung night must not hold the deployment's slot for ever: it fails after 4 hours, far more
+# than the largest night measured takes (docs/benchmarks.md).
 NIGHT_TIMEOUT_SECONDS = 4 * 3600
 
 

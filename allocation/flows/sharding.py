@@ -50,7 +50,8 @@ from allocation.service.allocator import (
     allocate_chunk,
     carry,
 )
-from allocation.service.steps import Allocator, rate
+from allocation.service.night_transaction import Allocator
+from allocation.service.rates import rate
 from allocation.settings import RunParameters
 
 log = logging.getLogger("allocation")

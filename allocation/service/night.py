@@ -28,11 +28,12 @@ from allocation.io.outbox import read_summary
 from allocation.io.pending import remove_note
 from allocation.io.publish import PublishError
 from allocation.io.run_lock import RunLockTimeout
-from allocation.service import steps
+from allocation.service import after_commit, loading, night_transaction
 from allocation.service.allocator import Progress, no_progress
+from allocation.service.loading import ValidatedInbox
+from allocation.service.night_transaction import Allocator, NightOutcome, night_label
 from allocation.service.preflight import check_business_date, check_run_paths
 from allocation.service.state import already_ingested, committed_run, warehouse_lock
-from allocation.service.steps import Allocator, NightOutcome, ValidatedInbox
 from allocation.settings import DEFAULT_DUCKDB_MEMORY_LIMIT, ParameterError, RunParameters
 
 log = logging.getLogger("allocation")
@@ -75,7 +76,7 @@ class Night:
     @property
     def label(self) -> str:
         """The name this night's published copy is kept under."""
-        return steps.night_label(self.params, self.started, self.run_id)
+        return night_label(self.params, self.started, self.run_id)
 
     def run(
         self,
@@ -125,7 +126,7 @@ class Night:
     def finish_committed(self) -> None:
         """Writes the reports and published copy of an earlier night that committed but was
         stopped before it wrote them."""
-        steps.finish_committed_night(self.params, self.run_id)
+        after_commit.finish_committed_night(self.params, self.run_id)
 
     def already_ingested(self) -> Skip:
         """Files this business date already committed: a rerun skips them."""
@@ -134,7 +135,7 @@ class Night:
     def load(self, skip: Skip, progress: Progress = no_progress) -> ValidatedInbox:
         """Reads and validates each file in turn into the run's staging file (one file's rows
         in memory at a time)."""
-        return steps.load_inbox(self.params, self.run_id, skip, progress)
+        return loading.load_inbox(self.params, self.run_id, skip, progress)
 
     def allocate(
         self,
@@ -154,15 +155,15 @@ class Night:
             )
             # The reports are read back from the committed state; the counts are not needed.
             return NightOutcome(self.run_id, self.params.business_date, counts={})
-        return steps.allocate_night(
+        return night_transaction.allocate_night(
             self.params, inbox, self.run_id, self.started, allocator=allocator, progress=progress
         )
 
     def write_reports(self, outcome: NightOutcome) -> Path:
-        return steps.write_reports(self.params, outcome)
+        return after_commit.write_reports(self.params, outcome)
 
     def publish(self) -> Path:
-        return steps.publish(self.params, self.label)
+        return after_commit.publish(self.params, self.label)
 
 
 class MemoryLimitTooSmall(ParameterError):
@@ -215,7 +216,7 @@ def stop_after(what: str, when_stopped: Callable[[str], None] | None = None) -> 
     block, then calls `when_stopped` with what happened (the stop is answered once it returns)
     or, without it, delivers the first signal that came, as it would have been delivered. Outside the
     main thread signals cannot be handled here: the block runs unshielded, and the note the
-    commit left makes the next run finish it (`steps.finish_committed_night`). A SIGKILL
+    commit left makes the next run finish it (`after_commit.finish_committed_night`). A SIGKILL
     cannot be held back: the note covers it too."""
     if threading.current_thread() is not threading.main_thread():
         yield

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from allocation.io.readers import find_inbox_files, list_inbox
-from allocation.service.steps import INBOX_COUNTS
+from allocation.service.loading import INBOX_COUNTS
 from conftest import Site
 
 DAY = "2026-11-26"

@@ -13,10 +13,11 @@ import pytest
 from allocation import cli
 from allocation.io.run_lock import RunLockTimeout
 from allocation.io.unit_of_work import WarehouseError
+from allocation.service.loading import ValidatedInbox
 from allocation.service.night import Night, run_night
+from allocation.service.night_transaction import NightOutcome
 from allocation.service.rollback import rollback
 from allocation.service.state import state_db, warehouse_lock
-from allocation.service.steps import NightOutcome, ValidatedInbox
 from allocation.settings import RunParameters
 from conftest import Site
 

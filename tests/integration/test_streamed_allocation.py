@@ -20,7 +20,7 @@ import pytest
 from allocation.io import repository
 from allocation.io.candidates import DuckDBCandidates
 from allocation.io.unit_of_work import DuckDBUnitOfWork
-from allocation.service import allocator, steps
+from allocation.service import allocator, night_transaction
 from conftest import Site
 
 
@@ -252,9 +252,9 @@ def test_a_night_records_the_same_rows_with_any_chunk_size_and_helper_processes(
     monkeypatch.setattr(allocator, "_Helpers", HelpersUpFirst)
     monkeypatch.setattr(allocator, "CHUNK_LINES", 25)
     chunked = partial(allocator.allocate_candidates, workers=2)
-    allocate_night = steps.allocate_night
+    allocate_night = night_transaction.allocate_night
     monkeypatch.setattr(
-        steps,
+        night_transaction,
         "allocate_night",
         lambda *args, **kwargs: allocate_night(*args, **{**kwargs, "allocator": chunked}),
     )
