@@ -3,14 +3,15 @@
 `allocate_night` reads tonight's rows from the run's staging file (the load's
 `ValidatedInbox`), takes in the manifests, applies their changes, places every open line,
 records the placements, the rejections, the files and the run, checks the night, and commits,
-or, for a dry run, writes its reports and rolls back. Its crash points (`allocation.faults`) are
-where the fault-injection tests stop a night.
+or, for a dry run, writes its reports and rolls back. `_allocate_night` reads as that list; each
+line is a small function, below or, for what the night writes, in
+`allocation.service.night_records`. Its crash points (`allocation.faults`) are where the
+fault-injection tests stop a night.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -23,16 +24,14 @@ import polars as pl
 from allocation.faults import crash_point
 from allocation.io import check_figures, staging
 from allocation.io.candidates import DuckDBCandidates
-from allocation.io.ingest import classify_batches
 from allocation.io.outbox import write_night
 from allocation.io.pending import PendingNight, leave_note
-from allocation.io.rejection_log import log_rejected_rows
 from allocation.io.unit_of_work import DuckDBUnitOfWork, WarehouseError
-from allocation.io.warehouse_schema import code_rejections
-from allocation.service import night_checks
+from allocation.service import night_checks, night_records
 from allocation.service.allocator import Candidates, Progress, allocate_columns, no_progress
-from allocation.service.loading import INBOX_COUNTS, ValidatedInbox
+from allocation.service.loading import ValidatedInbox
 from allocation.service.manifest import apply_manifest_updates
+from allocation.service.night_records import Tonight
 from allocation.service.rates import rate
 from allocation.service.run_checks import add_check_rows, check_night, record_stopped_checks
 from allocation.service.state import state_db
@@ -99,7 +98,6 @@ def _allocate_night(
     allocator: Allocator | None,
     progress: Progress,
 ) -> NightOutcome:
-    day = params.business_date
     with (
         DuckDBUnitOfWork(
             state_db(params),
@@ -108,195 +106,133 @@ def _allocate_night(
         ) as uow,
         staging.attached(uow.con, night.staging),
     ):
-        repo = uow.repo
-        tonight_batches = staging.staged_batches(uow.con)
-        batches = classify_batches(
-            tonight_batches,
-            repo.known_batches(tonight_batches),
-            repo.received_manifest_rows(tonight_batches),
-            repo.loaded_before(night.files.filter(pl.col("kind") == "batches")),
+        tonight = Tonight(params, night, run_id, uow)
+        batches = night_records.take_in_manifests(tonight)
+        before, checking = _figures_before_manifest_changes(tonight, batches.updates)
+        changes = apply_manifest_updates(uow.repo, batches.updates, tonight.day, run_id)
+        order_duplicates = _classify_orders(tonight)
+        allocated, open_lines = _place_open_lines(tonight, allocator, progress)
+        replaced = night_records.record_placements(tonight, changes)
+        night_records.record_rejections(tonight, batches.rejected)
+        night_records.record_files(tonight)
+        counts = night_records.count_night(
+            tonight, order_duplicates, batches, changes, (allocated, open_lines, replaced)
         )
-        del tonight_batches
-        repo.add_rows(
-            "manifest_rows",
-            batches.received.with_columns(business_date=pl.lit(day), run_id=pl.lit(run_id)),
-        )
-        repo.add_batches(batches.new, day)
-        before: tuple[int, int] | None = None  # allocated lines, active batches
-        checking = time.perf_counter()
-        if batches.updates.height:
-            before = check_figures.allocated_lines(uow.con), check_figures.active_batches(uow.con)
-        checking = time.perf_counter() - checking
-        changes = apply_manifest_updates(repo, batches.updates, day, run_id)
-
-        # Tonight's new lines: the TEMP table or view `night_lines` (arrival_seq dense from
-        # the next free number), read below while the staging file is attached.
-        tick, cpu = time.perf_counter(), time.process_time()
-        order_duplicates = staging.classify_staged_orders(uow.con, repo.next_arrival_seq())
-        log.info(
-            "Classified tonight's orders in %.2fs (%.2f CPU-s)",
-            time.perf_counter() - tick,
-            time.process_time() - cpu,
-        )
-
-        tick, cpu = time.perf_counter(), time.process_time()
-        candidates = DuckDBCandidates(uow.con, params.duckdb_limits.temp_directory)
-        try:
-            if allocator is None:
-                allocated = allocate_columns(candidates, progress)
-            else:
-                allocator(candidates)
-                allocated = candidates.load_placements()
-        finally:
-            candidates.discard()
-        progress(candidates.lines, candidates.lines)
-        open_lines = candidates.open_lines
-        log.info(
-            "Allocated %s: %s placed, %s out of stock (%.2f CPU-s; %s waiting line(s) larger than "
-            "any batch's room tonight not read)",
-            rate(candidates.lines, time.perf_counter() - tick),
-            f"{allocated:,}",
-            f"{open_lines - allocated:,}",
-            time.process_time() - cpu,
-            f"{open_lines - candidates.lines:,}",
-        )
-        tick, cpu = time.perf_counter(), time.process_time()
-        replaced = changes.record_destinations(repo, day, run_id)
-        repo.record_placements(day, run_id)
-        log.info(
-            "Recorded the night's placements in %.2fs (%.2f CPU-s)",
-            time.perf_counter() - tick,
-            time.process_time() - cpu,
-        )
-
-        # The rejections by SQL from the staging file, in the order they were found: the
-        # load's, the manifests', the orders'.
-        log_rejected_rows(itertools.chain(staging.rejection_chunks(uow.con), [batches.rejected]))
-        staging.add_load_rejections(uow.con, run_id, day)
-        repo.add_rows(
-            "rejected_rows",
-            batches.rejected.with_columns(run_id=pl.lit(run_id), business_date=pl.lit(day)),
-        )
-        staging.add_order_rejections(uow.con, run_id, day)
-        code_rejections(uow.con, run_id)
-        repo.add_rows(
-            "ingested_files",
-            night.files.with_columns(run_id=pl.lit(run_id), business_date=pl.lit(day)),
-        )
-        rejected_rows = staging.rejected_row_counts(uow.con)
-        rejected_rows["batches"] = rejected_rows.get("batches", 0) + int(
-            batches.rejected["line"].is_not_null().sum()
-        )
-        counts = _counts(night, order_duplicates, batches.duplicates, rejected_rows, changes.counts)
-        log_rejected_total(counts)
-        counts.update(
-            allocated=allocated,
-            out_of_stock=open_lines - allocated,
-            lines_replaced=replaced,
-        )
-        tick = time.perf_counter()
-        lines_waiting, oldest_wait = check_figures.waiting(uow.con, day)
-        results = check_night(params, uow, night, counts, before, open_lines)
-        stopped = night_checks.stop_message(day, results)
-        if stopped and not params.dry_run:
-            raise night_checks.NightStopped(stopped, results)  # rolled back on the way out
-        if stopped:
-            log.warning("Dry run: a run of this night would stop here: %s", stopped)
-        add_check_rows(uow, run_id, day, results, committed=True)
-        log.info(
-            "Checked the night: %d check(s), %d failed, in %.3fs",
-            len(results),
-            sum(r.failed for r in results),
-            time.perf_counter() - tick + checking,
-        )
-        _record_run(
-            uow,
-            run_id,
-            day,
-            started_at,
-            night,
-            {**counts, "lines_waiting": lines_waiting, "oldest_wait_days": oldest_wait},
-        )
+        waiting = _check(tonight, counts, before, open_lines, checking)
+        night_records.record_run(tonight, started_at, {**counts, **waiting})
         if params.dry_run:
-            folder = write_night(uow.con, day, params.outbox, dry_run=True)
-            log.info("Dry run: nothing committed")
-            night.discard()
-            return NightOutcome(run_id, day, counts, folder)
-        # Before the commit: once it is in, the note is what makes the next run finish this
-        # night's reports and published copy if this one is cancelled or killed first.
-        leave_note(
-            params.state_dir,
-            PendingNight(run_id, day, night_label(params, started_at, run_id), params.outbox),
-        )
-        crash_point("before-commit")
-        uow.commit()
-        night.discard()
-        crash_point("after-commit")
-    return NightOutcome(run_id, day, counts)
+            return _roll_back_dry_run(tonight, counts)
+        _commit(tonight, started_at)
+    return NightOutcome(run_id, tonight.day, counts)
 
 
-def log_rejected_total(counts: dict[str, int]) -> None:
-    """The night's rejected rows in one line, the same count and definition as summary.json's
-    `orders.rejected` + `batches.rejected` (rows; whole files are counted apart)."""
-    orders, batches = counts["orders_rejected"], counts["batches_rejected"]
-    log.info(
-        "Rejected %s row(s) in all (orders %s, batches %s) and %s whole file(s): the counts of "
-        "summary.json; each row's reason is in rejected.csv",
-        f"{orders + batches:,}",
-        f"{orders:,}",
-        f"{batches:,}",
-        f"{counts['files_rejected']:,}",
+def _figures_before_manifest_changes(
+    tonight: Tonight, updates: pl.DataFrame
+) -> tuple[tuple[int, int] | None, float]:
+    """Allocated lines and active batches before tonight's manifest changes (None without
+    changes), which the checks compare against; and the seconds it took, counted as checking."""
+    before: tuple[int, int] | None = None  # allocated lines, active batches
+    checking = time.perf_counter()
+    if updates.height:
+        con = tonight.uow.con
+        before = check_figures.allocated_lines(con), check_figures.active_batches(con)
+    checking = time.perf_counter() - checking
+    return before, checking
+
+
+def _classify_orders(tonight: Tonight) -> int:
+    """Tonight's new lines: the TEMP table or view `night_lines` (arrival_seq dense from the next
+    free number), read later while the staging file is attached. Returns the duplicates."""
+    tick, cpu = time.perf_counter(), time.process_time()
+    order_duplicates = staging.classify_staged_orders(
+        tonight.uow.con, tonight.uow.repo.next_arrival_seq()
     )
+    log.info(
+        "Classified tonight's orders in %.2fs (%.2f CPU-s)",
+        time.perf_counter() - tick,
+        time.process_time() - cpu,
+    )
+    return order_duplicates
 
 
-def _counts(
-    night: ValidatedInbox,
-    order_duplicates: int,
-    batch_duplicates: int,
-    rejected_rows: dict[str, int],
-    changes: dict[str, int],
-) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for kind, duplicates in (("orders", order_duplicates), ("batches", batch_duplicates)):
-        rejected = rejected_rows.get(kind, 0)
-        counts[f"{kind}_received"] = night.received[kind]
-        counts[f"{kind}_duplicate"] = duplicates
-        counts[f"{kind}_rejected"] = rejected
-        counts[f"{kind}_accepted"] = night.received[kind] - duplicates - rejected
-    counts.update(changes)
-    # Received: read, or rejected unread (as before entries in the wrong place were reported);
-    # the entries ignored or waiting are in `INBOX_COUNTS`.
-    counts["files_received"] = night.files.filter(
-        pl.col("status").is_in(["loaded", "rejected"])
-    ).height
-    counts["files_rejected"] = night.files.filter(pl.col("status") == "rejected").height
-    counts["files_skipped"] = len(night.skipped)
-    counts.update(night.inbox_counts)
-    return counts
+def _place_open_lines(
+    tonight: Tonight, allocator: Allocator | None, progress: Progress
+) -> tuple[int, int]:
+    """Every open line placed (by default in this process; else by `allocator`): the lines
+    placed and the lines open."""
+    tick, cpu = time.perf_counter(), time.process_time()
+    candidates = DuckDBCandidates(tonight.uow.con, tonight.params.duckdb_limits.temp_directory)
+    try:
+        if allocator is None:
+            allocated = allocate_columns(candidates, progress)
+        else:
+            allocator(candidates)
+            allocated = candidates.load_placements()
+    finally:
+        candidates.discard()
+    progress(candidates.lines, candidates.lines)
+    open_lines = candidates.open_lines
+    log.info(
+        "Allocated %s: %s placed, %s out of stock (%.2f CPU-s; %s waiting line(s) larger than "
+        "any batch's room tonight not read)",
+        rate(candidates.lines, time.perf_counter() - tick),
+        f"{allocated:,}",
+        f"{open_lines - allocated:,}",
+        time.process_time() - cpu,
+        f"{open_lines - candidates.lines:,}",
+    )
+    return allocated, open_lines
 
 
-def _record_run(
-    uow: DuckDBUnitOfWork,
-    run_id: str,
-    day: dt.date,
-    started_at: dt.datetime,
-    night: ValidatedInbox,
-    counts: dict[str, int | None],
-) -> None:
-    files = night.files
-    row = {
-        "run_id": run_id,
-        "business_date": day,
-        "started_at": started_at.replace(tzinfo=None),
-        "finished_at": dt.datetime.now(dt.UTC).replace(tzinfo=None),
-        "status": "completed",
-        **{name: count for name, count in counts.items() if name not in INBOX_COUNTS},
-        "input_files": files.filter(pl.col("status").is_in(["loaded", "rejected"]))[
-            "file_name"
-        ].to_list(),
-        "rejected_files": files.filter(pl.col("status") == "rejected")["file_name"].to_list(),
-    }
-    uow.repo.add_rows("runs", pl.DataFrame([row]))
+def _check(
+    tonight: Tonight,
+    counts: dict[str, int],
+    before: tuple[int, int] | None,
+    open_lines: int,
+    checking: float,
+) -> dict[str, int | None]:
+    """The night's checks: a failed stop-level one raises `NightStopped` (a dry run says so and
+    goes on); the results are added to the transaction. Returns the waiting lines' figures,
+    read first."""
+    params, uow, day = tonight.params, tonight.uow, tonight.day
+    tick = time.perf_counter()
+    lines_waiting, oldest_wait = check_figures.waiting(uow.con, day)
+    results = check_night(params, uow, tonight.inbox, counts, before, open_lines)
+    stopped = night_checks.stop_message(day, results)
+    if stopped and not params.dry_run:
+        raise night_checks.NightStopped(stopped, results)  # rolled back on the way out
+    if stopped:
+        log.warning("Dry run: a run of this night would stop here: %s", stopped)
+    add_check_rows(uow, tonight.run_id, day, results, committed=True)
+    log.info(
+        "Checked the night: %d check(s), %d failed, in %.3fs",
+        len(results),
+        sum(r.failed for r in results),
+        time.perf_counter() - tick + checking,
+    )
+    return {"lines_waiting": lines_waiting, "oldest_wait_days": oldest_wait}
+
+
+def _roll_back_dry_run(tonight: Tonight, counts: dict[str, int]) -> NightOutcome:
+    """A dry run's reports, written from the transaction it is about to roll back."""
+    folder = write_night(tonight.uow.con, tonight.day, tonight.params.outbox, dry_run=True)
+    log.info("Dry run: nothing committed")
+    tonight.inbox.discard()
+    return NightOutcome(tonight.run_id, tonight.day, counts, folder)
+
+
+def _commit(tonight: Tonight, started_at: dt.datetime) -> None:
+    params, run_id = tonight.params, tonight.run_id
+    # Before the commit: once it is in, the note is what makes the next run finish this
+    # night's reports and published copy if this one is cancelled or killed first.
+    leave_note(
+        params.state_dir,
+        PendingNight(run_id, tonight.day, night_label(params, started_at, run_id), params.outbox),
+    )
+    crash_point("before-commit")
+    tonight.uow.commit()
+    tonight.inbox.discard()
+    crash_point("after-commit")
 
 
 def night_label(params: RunParameters, started: dt.datetime, run_id: str) -> str:
