@@ -34,7 +34,7 @@ from allocation.service.manifest import apply_manifest_updates
 from allocation.service.night_records import Tonight
 from allocation.service.rates import rate
 from allocation.service.run_checks import add_check_rows, check_night, record_stopped_checks
-from allocation.service.state import state_db
+from allocation.service.state import committed_run, state_db
 from allocation.settings import RunParameters, working_storage_version
 
 log = logging.getLogger("allocation")
@@ -51,6 +51,29 @@ class NightOutcome:
 #: Allocates every chunk of the night's candidates and records each chunk's placements in it
 #: (the Dask runner's `allocation.flows.sharding`; the tests' chunked and multi-process ways).
 Allocator = Callable[[Candidates], None]
+
+
+def allocate_night_once(
+    params: RunParameters,
+    night: ValidatedInbox,
+    run_id: str,
+    started_at: dt.datetime,
+    allocator: Allocator | None = None,
+    progress: Progress = no_progress,
+) -> NightOutcome:
+    """The allocate step of a night (`allocation.service.night`, and the flow's `allocate` task):
+    `allocate_night`, once per run id. Checked on every attempt, since a retried or rescheduled
+    flow run starts its tasks afresh with the same run id, and a commit may have happened just
+    before an attempt failed."""
+    if committed_run(params, run_id):
+        log.warning(
+            "Night %s was committed by an earlier attempt of this run (%s): not applying it again",
+            params.business_date,
+            run_id,
+        )
+        # The reports are read back from the committed state; the counts are not needed.
+        return NightOutcome(run_id, params.business_date, counts={})
+    return allocate_night(params, night, run_id, started_at, allocator=allocator, progress=progress)
 
 
 def allocate_night(
