@@ -28,7 +28,7 @@ from allocation.io.publish import PublishError
 from allocation.io.readers import InboxError
 from allocation.io.run_lock import RunLockError, RunLockTimeout
 from allocation.io.unit_of_work import WarehouseError
-from allocation.service import preflight, steps
+from allocation.service import after_commit, preflight
 from allocation.service.check_definitions import CHECK_NAMES
 from allocation.service.night_checks import NightStopped
 from allocation.service.state import state_db, warehouse_lock
@@ -201,11 +201,11 @@ def _publish(args: argparse.Namespace) -> Path:
     if not state_db(params).exists():
         raise WarehouseError(f"no committed state beside {params.warehouse}: run a night first")
     with warehouse_lock(params, "publish", for_night=False):
-        finished = steps.finish_committed_night(params, "publish")
+        finished = after_commit.finish_committed_night(params, "publish")
         if finished is not None:  # its reports are written and it is published, as its label
             return params.state_folder.published / f"{finished.label}.duckdb"
         label = f"republished-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}"
-        return steps.publish(params, label)
+        return after_commit.publish(params, label)
 
 
 def _report(summary: dict[str, Any]) -> None:

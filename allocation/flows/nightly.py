@@ -2,10 +2,11 @@
 
 load (read and validate each file) -> allocate (one warehouse transaction) -> write reports -> publish.
 The steps and their order live in `allocation.service.night` (`Night.run`, the same for `run_night`);
-tasks here only name each step, retry it on I/O errors, move the progress bar and never cache
-(every step that writes must really run). A retry never applies a night twice: the allocate step
-commits once per flow run, and a retry that finds its run already committed goes on to the
-reports instead of allocating again.
+each task here is a service function wrapped as it is: it only names the step, retries it on I/O
+errors and never caches (every step that writes must really run); `as_tasks` hands them to
+`Night.run`, the load and the allocation moving the progress bar. A retry never applies a night
+twice: the allocate step commits once per flow run, and a retry that finds its run already
+committed goes on to the reports instead of allocating again.
 
 Deployed by `prefect.yaml` as `nightly-allocation/nightly` (see docs/prefect.md).
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
@@ -41,10 +41,11 @@ from allocation.flows.recovery import retry_crashed_night_once
 from allocation.flows.sharding import allocator_for
 from allocation.io.disk import is_disk_full
 from allocation.io.outbox import read_summary
-from allocation.service.night import Night
+from allocation.service import after_commit, loading, night_transaction, state
+from allocation.service.night import Night, NightSteps
 from allocation.service.night_checks import NightStopped
+from allocation.service.night_transaction import NightOutcome
 from allocation.service.preflight import check_run_paths
-from allocation.service.steps import NightOutcome, ValidatedInbox
 from allocation.settings import RunParameters
 
 logging.getLogger("allocation").setLevel(logging.INFO)
@@ -75,8 +76,8 @@ IO_RETRIES: dict[str, Any] = {
     "retry_condition_fn": worth_retrying,
 }
 NO_RESULTS: dict[str, Any] = {"cache_policy": NO_CACHE, "persist_result": False}
-# A hung night must not hold the deployment's slot for ever: it fails after 4 hours (a night
-# of 10 million lines takes under a minute here; see docs/benchmarks.md).
+# A hung night must not hold the deployment's slot for ever: it fails after 4 hours, far more
+# than the largest night measured takes (docs/benchmarks.md).
 NIGHT_TIMEOUT_SECONDS = 4 * 3600
 
 
@@ -100,64 +101,43 @@ def night_name() -> str:
     return f"night-{day or scheduled_business_date().isoformat()}{dry}"
 
 
-# -- each step of `Night` as a task -----------------------------------------------------------
-@task(name="finish-committed-night", **IO_RETRIES, **NO_RESULTS)
-def finish_committed(night: Night) -> None:
-    night.finish_committed()
+# -- each step of the night (`NightSteps`) as a task ------------------------------------------
+finish_committed = task(name="finish-committed-night", **IO_RETRIES, **NO_RESULTS)(
+    after_commit.finish_committed_night
+)
+check_already_ingested = task(name="check-already-ingested", **IO_RETRIES, **NO_RESULTS)(
+    state.already_ingested
+)
+load = task(name="load", **IO_RETRIES, **NO_RESULTS)(loading.load_inbox)
+allocate = task(name="allocate", **IO_RETRIES, **NO_RESULTS)(night_transaction.allocate_night_once)
+write_reports = task(name="write-reports", **IO_RETRIES, **NO_RESULTS)(after_commit.write_reports)
+publish = task(name="publish", **IO_RETRIES, **NO_RESULTS)(after_commit.publish)
 
 
-@task(name="check-already-ingested", **IO_RETRIES, **NO_RESULTS)
-def check_already_ingested(night: Night) -> set[tuple[str, str]]:
-    return night.already_ingested()
+def as_tasks(night: Night, bar: NightProgress) -> NightSteps:
+    """`Night.run`'s steps, each run as its task above. What the flow adds to a step is not a
+    second definition of it: the load and the allocation are given the bar's progress callables
+    (and the allocation the Dask allocator when the run asks for it), and the bar is full once
+    the reports are written. The tasks are looked up here, when the night starts."""
+    allocating = bar.step("allocate")
 
-
-@task(name="load", **IO_RETRIES, **NO_RESULTS)
-def load(night: Night, skip: set[tuple[str, str]], bar: NightProgress) -> ValidatedInbox:
-    return night.load(skip, bar.step("load"))
-
-
-@task(name="allocate", **IO_RETRIES, **NO_RESULTS)
-def allocate(night: Night, inbox: ValidatedInbox, bar: NightProgress) -> NightOutcome:
-    progress = bar.step("allocate")
-    return night.allocate(inbox, allocator_for(night.params, night.run_id, progress), progress)
-
-
-@task(name="write-reports", **IO_RETRIES, **NO_RESULTS)
-def write_reports(night: Night, outcome: NightOutcome) -> Path:
-    return night.write_reports(outcome)
-
-
-@task(name="publish", **IO_RETRIES, **NO_RESULTS)
-def publish(night: Night) -> Path:
-    return night.publish()
-
-
-@dataclass(frozen=True)
-class AsTasks:
-    """`Night.run`'s steps, each run as its task above."""
-
-    night: Night
-    bar: NightProgress
-
-    def finish_committed(self) -> None:
-        finish_committed(self.night)
-
-    def already_ingested(self) -> set[tuple[str, str]]:
-        return check_already_ingested(self.night)
-
-    def load(self, skip: set[tuple[str, str]]) -> ValidatedInbox:
-        return load(self.night, skip, self.bar)
-
-    def allocate(self, inbox: ValidatedInbox) -> NightOutcome:
-        return allocate(self.night, inbox, self.bar)
-
-    def write_reports(self, outcome: NightOutcome) -> Path:
-        folder = write_reports(self.night, outcome)
-        self.bar.set(100.0, f"reports written to {folder}")
+    def write_reports_and_fill_the_bar(params: RunParameters, outcome: NightOutcome) -> Path:
+        folder = write_reports(params, outcome)
+        bar.set(100.0, f"reports written to {folder}")
         return folder
 
-    def publish(self) -> Path:
-        return publish(self.night)
+    return NightSteps(
+        finish_committed=finish_committed,
+        already_ingested=check_already_ingested,
+        load=partial(load, progress=bar.step("load")),
+        allocate=partial(
+            allocate,
+            allocator=allocator_for(night.params, night.run_id, allocating),
+            progress=allocating,
+        ),
+        write_reports=write_reports_and_fill_the_bar,
+        publish=publish,
+    )
 
 
 def cancelled_after_commit(what: str) -> NoReturn:
@@ -287,7 +267,7 @@ def nightly_allocation(
     waiting = partial(ordering.wait_for_warehouse, params) if runtime.deployment.id else None
     stopped = cancelled_after_commit if runtime.deployment.id else complete_despite_stop
     try:
-        ran = night.run(AsTasks(night, bar), when_locked=waiting, when_stopped=stopped)
+        ran = night.run(as_tasks(night, bar), when_locked=waiting, when_stopped=stopped)
     except NightStopped as stopped_by_check:
         # Nothing committed: the run ends Failed with the check's one line as its message.
         publish_stopped_artifact(params, stopped_by_check)

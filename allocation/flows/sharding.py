@@ -47,8 +47,9 @@ from allocation.service.engine.by_chunks import CHUNK_LINES, allocate_candidates
 from allocation.service.engine.chunk_decision import allocate_chunk, batches_of
 from allocation.service.engine.scheduling import share_chunks
 from allocation.service.engine.sources import Candidates
+from allocation.service.night_transaction import Allocator
 from allocation.service.progress import LineProgress, Progress, no_progress
-from allocation.service.steps import Allocator, rate
+from allocation.service.rates import rate
 from allocation.settings import RunParameters
 
 log = logging.getLogger("allocation")

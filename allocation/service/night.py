@@ -1,11 +1,12 @@
 """One night, one way through it: its steps, in their order, under the warehouse lock.
 
-`Night` holds what a night runs with (parameters, run id, start time) and its steps as methods;
-`Night.run` takes the lock, checks the business date and calls the steps in order. `run_night`
-runs them in this process (tests, a bare Python process); the Prefect flow
-(`allocation.flows.nightly`) runs the same `Night.run` with each step wrapped as a task (named,
-retried on I/O errors, moving the progress bar). So both paths share the pre-checks, the lock
-and the check that keeps a retried night from being applied twice.
+`Night` holds what a night runs with (parameters, run id, start time); `Night.run` takes the lock,
+checks the business date and calls the night's steps in order. Each step is a service function,
+defined once (`NightSteps`): `run_night` calls them as they are (tests, a bare Python process);
+the Prefect flow (`allocation.flows.nightly`) runs the same `Night.run` with each one wrapped as
+its task (named, retried on I/O errors, moving the progress bar). So both paths share the
+pre-checks, the lock and the check that keeps a retried night from being applied twice
+(`night_transaction.allocate_night_once`).
 """
 
 from __future__ import annotations
@@ -20,19 +21,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn, Protocol
+from typing import Any, NoReturn
 
 import duckdb
 
 from allocation.io.outbox import read_summary
-from allocation.io.pending import remove_note
+from allocation.io.pending import PendingNight, remove_note
 from allocation.io.publish import PublishError
 from allocation.io.run_lock import RunLockTimeout
-from allocation.service import steps
+from allocation.service import after_commit, loading, night_transaction, state
+from allocation.service.loading import ValidatedInbox
+from allocation.service.night_transaction import NightOutcome, night_label
 from allocation.service.preflight import check_business_date, check_run_paths
-from allocation.service.progress import Progress, no_progress
-from allocation.service.state import already_ingested, committed_run, warehouse_lock
-from allocation.service.steps import Allocator, NightOutcome, ValidatedInbox
+from allocation.service.state import warehouse_lock
 from allocation.settings import ParameterError, RunParameters
 from allocation.settings.duckdb_limits import DEFAULT_DUCKDB_MEMORY_LIMIT
 
@@ -41,16 +42,36 @@ log = logging.getLogger("allocation")
 Skip = set[tuple[str, str]]  # (file name, sha256) already committed for the business date
 
 
-class Steps(Protocol):
-    """How each step of a night is run: `Night` itself runs them as plain calls; the flow as
-    Prefect tasks."""
+@dataclass(frozen=True)
+class NightSteps:
+    """A night's steps, in the order `Night.run` calls them. Each is a service function, the one
+    definition of that step; `plain()` gives them as they are, and the flow gives each one
+    wrapped as its Prefect task."""
 
-    def finish_committed(self) -> None: ...
-    def already_ingested(self) -> Skip: ...
-    def load(self, skip: Skip) -> ValidatedInbox: ...
-    def allocate(self, inbox: ValidatedInbox) -> NightOutcome: ...
-    def write_reports(self, outcome: NightOutcome) -> Path: ...
-    def publish(self) -> Path: ...
+    #: An earlier night that committed but was stopped before its reports and published copy
+    #: were written gets them (`after_commit.finish_committed_night`).
+    finish_committed: Callable[[RunParameters, str], PendingNight | None]
+    #: The files this business date already committed: a rerun skips them.
+    already_ingested: Callable[[RunParameters], Skip]
+    #: Each file read and validated in turn into the run's staging file.
+    load: Callable[[RunParameters, str, Skip], ValidatedInbox]
+    #: The night allocated and committed, once per run id.
+    allocate: Callable[[RunParameters, ValidatedInbox, str, dt.datetime], NightOutcome]
+    write_reports: Callable[[RunParameters, NightOutcome], Path]
+    #: The committed state published as the analysts' copy, kept under the night's label.
+    publish: Callable[[RunParameters, str], Path]
+
+    @classmethod
+    def plain(cls) -> NightSteps:
+        """The service functions, looked up when the night starts (a test may replace one)."""
+        return cls(
+            finish_committed=after_commit.finish_committed_night,
+            already_ingested=state.already_ingested,
+            load=loading.load_inbox,
+            allocate=night_transaction.allocate_night_once,
+            write_reports=after_commit.write_reports,
+            publish=after_commit.publish,
+        )
 
 
 @dataclass(frozen=True)
@@ -76,94 +97,52 @@ class Night:
     @property
     def label(self) -> str:
         """The name this night's published copy is kept under."""
-        return steps.night_label(self.params, self.started, self.run_id)
+        return night_label(self.params, self.started, self.run_id)
 
     def run(
         self,
-        steps: Steps | None = None,
+        steps: NightSteps | None = None,
         when_locked: Callable[[str], NoReturn] | None = None,
         when_stopped: Callable[[str], None] | None = None,
     ) -> Ran:
-        """The night's steps in order under the warehouse lock, each run by `steps` (by default
-        this night's own methods). When another writer holds the lock past the lock timeout,
-        `when_locked(holder)` decides (the flow reschedules a deployment run); without it the
-        RunLockTimeout goes up. A stop asked for after the commit takes effect once the reports
-        and published copy are written: `when_stopped(what happened)` answers it (the flow marks
-        a deployment run Cancelled, saying so; a run of the `allocation` command ends as the
-        complete night it is, exit 0); without it the signal is delivered."""
-        steps = steps or self
+        """The night's steps in order under the warehouse lock (by default `NightSteps.plain()`).
+        When another writer holds the lock past the lock timeout, `when_locked(holder)` decides
+        (the flow reschedules a deployment run); without it the RunLockTimeout goes up. A stop
+        asked for after the commit takes effect once the reports and published copy are
+        written: `when_stopped(what happened)` answers it (the flow marks a deployment run
+        Cancelled, saying so; a run of the `allocation` command ends as the complete night it
+        is, exit 0); without it the signal is delivered."""
+        steps = steps or NightSteps.plain()
+        params, run_id = self.params, self.run_id
         with contextlib.ExitStack() as locked:
             try:
-                locked.enter_context(warehouse_lock(self.params, self.run_id))
+                locked.enter_context(warehouse_lock(params, run_id))
             except RunLockTimeout as held:
                 if when_locked is None:
                     raise
                 when_locked(str(held))
-            with naming_memory_limit(self.params, committed=False):
+            with naming_memory_limit(params, committed=False):
                 # An earlier night that committed but was stopped before its reports and
                 # published copy were written (cancelled, killed) gets them first.
-                steps.finish_committed()
-                check_business_date(self.params)  # a ParameterError: nothing read, not retried
-                skip = steps.already_ingested()
-                inbox = steps.load(skip)
+                steps.finish_committed(params, run_id)
+                check_business_date(params)  # a ParameterError: nothing read, not retried
+                skip = steps.already_ingested(params)
+                inbox = steps.load(params, run_id, skip)
                 try:
-                    outcome = steps.allocate(inbox)
+                    outcome = steps.allocate(params, inbox, run_id, self.started)
                 finally:
                     inbox.discard()  # committed or rolled back: the reports read the warehouse
             # Committed: a stop asked for now (a cancel from Prefect, Ctrl-C) waits until the
             # reports and the published copy are written, then takes effect.
             with (
-                stop_after(f"the night {self.params.business_date} committed", when_stopped),
-                naming_memory_limit(self.params, committed=not self.params.dry_run),
+                stop_after(f"the night {params.business_date} committed", when_stopped),
+                naming_memory_limit(params, committed=not params.dry_run),
             ):
-                folder = steps.write_reports(outcome)
-                published = None if self.params.dry_run else steps.publish()
-                if not self.params.dry_run:
-                    remove_note(self.params.state_dir, self.run_id)
+                folder = steps.write_reports(params, outcome)
+                published = None if params.dry_run else steps.publish(params, self.label)
+                if not params.dry_run:
+                    remove_note(params.state_dir, run_id)
         return Ran(folder, published)
-
-    # -- the steps ----------------------------------------------------------------------------
-    def finish_committed(self) -> None:
-        """Writes the reports and published copy of an earlier night that committed but was
-        stopped before it wrote them."""
-        steps.finish_committed_night(self.params, self.run_id)
-
-    def already_ingested(self) -> Skip:
-        """Files this business date already committed: a rerun skips them."""
-        return already_ingested(self.params)
-
-    def load(self, skip: Skip, progress: Progress = no_progress) -> ValidatedInbox:
-        """Reads and validates each file in turn into the run's staging file (one file's rows
-        in memory at a time)."""
-        return steps.load_inbox(self.params, self.run_id, skip, progress)
-
-    def allocate(
-        self,
-        inbox: ValidatedInbox,
-        allocator: Allocator | None = None,
-        progress: Progress = no_progress,
-    ) -> NightOutcome:
-        """Allocates and commits the night, once per run id: checked on every attempt, since a
-        retried or rescheduled flow run starts its tasks afresh with the same run id, and a
-        commit may have happened just before an attempt failed."""
-        if committed_run(self.params, self.run_id):
-            log.warning(
-                "Night %s was committed by an earlier attempt of this run (%s): not applying "
-                "it again",
-                self.params.business_date,
-                self.run_id,
-            )
-            # The reports are read back from the committed state; the counts are not needed.
-            return NightOutcome(self.run_id, self.params.business_date, counts={})
-        return steps.allocate_night(
-            self.params, inbox, self.run_id, self.started, allocator=allocator, progress=progress
-        )
-
-    def write_reports(self, outcome: NightOutcome) -> Path:
-        return steps.write_reports(self.params, outcome)
-
-    def publish(self) -> Path:
-        return steps.publish(self.params, self.label)
 
 
 class MemoryLimitTooSmall(ParameterError):
@@ -216,7 +195,7 @@ def stop_after(what: str, when_stopped: Callable[[str], None] | None = None) -> 
     block, then calls `when_stopped` with what happened (the stop is answered once it returns)
     or, without it, delivers the first signal that came, as it would have been delivered. Outside the
     main thread signals cannot be handled here: the block runs unshielded, and the note the
-    commit left makes the next run finish it (`steps.finish_committed_night`). A SIGKILL
+    commit left makes the next run finish it (`after_commit.finish_committed_night`). A SIGKILL
     cannot be held back: the note covers it too."""
     if threading.current_thread() is not threading.main_thread():
         yield

@@ -25,7 +25,7 @@ from allocation.io.pending import read_note
 from allocation.io.restore import kept_copies, newest_copy_of, restore_state
 from allocation.io.run_history import open_run_history
 from allocation.io.unit_of_work import DuckDBUnitOfWork, WarehouseError, connect
-from allocation.service import steps
+from allocation.service import after_commit
 from allocation.service.state import state_db, warehouse_lock
 from allocation.settings import ParameterError, RunParameters
 
@@ -71,7 +71,7 @@ def rollback(params: RunParameters) -> RolledBack:
     with warehouse_lock(params, "rollback"):
         # A night that committed but was stopped before its reports and published copy gets
         # them first: its kept copy is then one to roll back to, and nothing of it is lost.
-        steps.finish_committed_night(params, "rollback")
+        after_commit.finish_committed_night(params, "rollback")
         copies = kept_copies(history)
         chosen = newest_copy_of(copies, night)
         if chosen is None:
@@ -103,7 +103,7 @@ def rollback(params: RunParameters) -> RolledBack:
             con.close()
         done = RolledBack(night, chosen.path, reports, moved, undone)
         _record(params, done)
-        steps.publish(params, chosen.path.stem)
+        after_commit.publish(params, chosen.path.stem)
     log.info("Rolled back to night %s; latest is %s", night, reports)
     return done
 

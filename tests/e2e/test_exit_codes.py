@@ -32,14 +32,14 @@ NEXT_DAY = "2026-11-26"
 PATCHED_COMMAND = """
 import sys
 from allocation import cli
-from allocation.service import steps
+from allocation.service import after_commit
 {patch}
 sys.exit(cli.main(sys.argv[1:]))
 """
 # After the command's own checks (which refuse either up front), before publishing.
 SOMETHING_TAKES_THE_PATH = """
 import duckdb, os
-real = steps.write_reports
+real = after_commit.write_reports
 warehouse = sys.argv[sys.argv.index("--warehouse") + 1]
 def someone_takes_the_path_meanwhile(*args, **kwargs):
     folder = real(*args, **kwargs)
@@ -50,12 +50,12 @@ def someone_takes_the_path_meanwhile(*args, **kwargs):
         con.execute("CREATE TABLE precious AS SELECT 42 AS answer")
         con.close()
     return folder
-steps.write_reports = someone_takes_the_path_meanwhile
+after_commit.write_reports = someone_takes_the_path_meanwhile
 """
 A_BUG = """
 def a_bug(*args, **kwargs):
     raise KeyError("missing-key")
-steps.write_reports = a_bug
+after_commit.write_reports = a_bug
 """
 
 

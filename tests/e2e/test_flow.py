@@ -37,7 +37,7 @@ from allocation.flows.artifacts import OUT_OF_STOCK_KEY, SUMMARY_KEY
 from allocation.flows.nightly import nightly_allocation
 from allocation.flows.progress import PROGRESS_KEY
 from allocation.io.unit_of_work import WarehouseError
-from allocation.service import steps
+from allocation.service import night_transaction
 from allocation.service.state import state_db
 from allocation.settings import ParameterError
 from conftest import SAMPLE_INBOX, Site
@@ -280,16 +280,16 @@ def allocate_fails_after_commit(monkeypatch: pytest.MonkeyPatch) -> Iterator[lis
     """The allocate step commits, then fails once with an I/O error worth retrying (a full
     disk is not retried: see test_operator_mistakes.py)."""
     calls: list[str] = []
-    real = steps.allocate_night
+    real = night_transaction.allocate_night
 
-    def commit_then_fail(*args: Any, **kwargs: Any) -> steps.NightOutcome:
+    def commit_then_fail(*args: Any, **kwargs: Any) -> night_transaction.NightOutcome:
         calls.append("allocate")
         outcome = real(*args, **kwargs)
         if len(calls) == 1:
             raise OSError(errno.EIO, "Input/output error")
         return outcome
 
-    monkeypatch.setattr(steps, "allocate_night", commit_then_fail)
+    monkeypatch.setattr(night_transaction, "allocate_night", commit_then_fail)
     monkeypatch.setattr(nightly, "allocate", nightly.allocate.with_options(retry_delay_seconds=0))
     yield calls
 
@@ -311,11 +311,11 @@ def test_a_retry_after_the_commit_does_not_apply_the_night_twice(
 def test_a_full_disk_is_not_retried(sample: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
 
-    def disk_full(*args: Any, **kwargs: Any) -> steps.NightOutcome:
+    def disk_full(*args: Any, **kwargs: Any) -> night_transaction.NightOutcome:
         calls.append("allocate")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(steps, "allocate_night", disk_full)
+    monkeypatch.setattr(night_transaction, "allocate_night", disk_full)
     monkeypatch.setattr(nightly, "allocate", nightly.allocate.with_options(retry_delay_seconds=0))
 
     state = run_flow(sample, NIGHT)
@@ -335,11 +335,11 @@ def test_only_io_errors_are_retried_never_a_bug_or_a_contract_error(
 ) -> None:
     calls: list[str] = []
 
-    def fails(*args: Any, **kwargs: Any) -> steps.NightOutcome:
+    def fails(*args: Any, **kwargs: Any) -> night_transaction.NightOutcome:
         calls.append("allocate")
         raise error
 
-    monkeypatch.setattr(steps, "allocate_night", fails)
+    monkeypatch.setattr(night_transaction, "allocate_night", fails)
     monkeypatch.setattr(nightly, "allocate", nightly.allocate.with_options(retry_delay_seconds=0))
 
     state = run_flow(sample, NIGHT)
@@ -350,9 +350,9 @@ def test_only_io_errors_are_retried_never_a_bug_or_a_contract_error(
 
 def test_a_held_duckdb_file_is_retried(sample: Site, monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
-    real = steps.allocate_night
+    real = night_transaction.allocate_night
 
-    def held_once(*args: Any, **kwargs: Any) -> steps.NightOutcome:
+    def held_once(*args: Any, **kwargs: Any) -> night_transaction.NightOutcome:
         calls.append("allocate")
         if len(calls) == 1:
             raise WarehouseError("cannot open the warehouse state") from duckdb.IOException(
@@ -360,7 +360,7 @@ def test_a_held_duckdb_file_is_retried(sample: Site, monkeypatch: pytest.MonkeyP
             )
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(steps, "allocate_night", held_once)
+    monkeypatch.setattr(night_transaction, "allocate_night", held_once)
     monkeypatch.setattr(nightly, "allocate", nightly.allocate.with_options(retry_delay_seconds=0))
 
     state = run_flow(sample, NIGHT)
@@ -452,10 +452,10 @@ def test_a_missing_inbox_logs_one_line_naming_the_inbox_parameter(
 def test_a_bug_still_logs_its_traceback(
     sample: Site, monkeypatch: pytest.MonkeyPatch, run_logs: RunLogs
 ) -> None:
-    def bug(*args: Any, **kwargs: Any) -> steps.NightOutcome:
+    def bug(*args: Any, **kwargs: Any) -> night_transaction.NightOutcome:
         raise KeyError("batchref")
 
-    monkeypatch.setattr(steps, "allocate_night", bug)
+    monkeypatch.setattr(night_transaction, "allocate_night", bug)
 
     assert run_flow(sample, NIGHT).is_failed()
     assert "Traceback" in run_logs.text()

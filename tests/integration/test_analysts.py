@@ -29,7 +29,7 @@ from allocation.io.publish import PublishError
 from allocation.io.warehouse_comments import ANALYST_OBJECTS, COMMENTS, JOINS, KEYS
 from allocation.io.warehouse_schema import SCHEMA_VERSION
 from allocation.io.warehouse_view_comments import MACRO_COMMENTS
-from allocation.service import steps
+from allocation.service import after_commit
 from allocation.service.state import state_db
 from conftest import REPO, SAMPLE_INBOX, Site
 
@@ -800,7 +800,7 @@ def test_when_the_copy_cannot_be_replaced_the_night_commits_and_says_how_to_publ
 ) -> None:
     site = sample_site(tmp_path)
     site.run(NIGHT_1)
-    real = steps.write_reports
+    real = after_commit.write_reports
 
     def occupy_the_path_meanwhile(*args: Any, **kwargs: Any) -> Path:
         # After the pre-checks (which refuse a folder up front), before publishing.
@@ -810,7 +810,7 @@ def test_when_the_copy_cannot_be_replaced_the_night_commits_and_says_how_to_publ
 
     second_night_inbox(site)
     with monkeypatch.context() as patched, pytest.raises(PublishError) as failure:
-        patched.setattr(steps, "write_reports", occupy_the_path_meanwhile)
+        patched.setattr(after_commit, "write_reports", occupy_the_path_meanwhile)
         site.run(NIGHT_2)
     message = str(failure.value)
     assert "the night is committed" in message

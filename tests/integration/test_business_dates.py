@@ -12,7 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from allocation import cli
-from allocation.service import preflight, steps
+from allocation.service import loading, preflight
 from allocation.settings import ParameterError
 from conftest import Site
 
@@ -39,7 +39,7 @@ def test_a_date_before_the_last_committed_night_is_refused_before_anything_is_re
     def no_reading(*args: object, **kwargs: object) -> None:
         raise AssertionError("the inbox was read")
 
-    monkeypatch.setattr(steps, "load_inbox", no_reading)
+    monkeypatch.setattr(loading, "load_inbox", no_reading)
     with pytest.raises(ParameterError) as refused:
         site.run(day(0))
     message = str(refused.value)

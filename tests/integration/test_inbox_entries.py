@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from allocation.io.readers import find_inbox_files, list_inbox
-from allocation.service.steps import INBOX_COUNTS
+from allocation.service.loading import INBOX_COUNTS
 from conftest import Site
 
 DAY = "2026-11-26"
@@ -107,10 +107,11 @@ def test_the_night_exposes_how_many_entries_it_saw_read_and_left(site: Site) -> 
     site.write("stray.csv", ORDERS)
     params = site.params(DAY)
 
-    from allocation.service.night import Night
+    from allocation.service.night import Night, NightSteps
 
-    night = Night.start(params)
-    outcome = night.allocate(night.load(night.already_ingested()))
+    night, steps = Night.start(params), NightSteps.plain()
+    inbox = steps.load(params, night.run_id, steps.already_ingested(params))
+    outcome = steps.allocate(params, inbox, night.run_id, night.started)
 
     counts = {name: outcome.counts[name] for name in INBOX_COUNTS}
     assert counts == {

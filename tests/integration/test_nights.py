@@ -9,7 +9,7 @@ from collections.abc import Callable
 import duckdb
 import pytest
 
-from allocation.service import steps
+from allocation.service import night_records
 from allocation.service.state import state_db
 from conftest import Site
 
@@ -210,7 +210,7 @@ def test_a_failure_mid_run_leaves_no_trace(
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk full while recording the run")
 
-    monkeypatch.setattr(steps, "_record_run", explode)
+    monkeypatch.setattr(night_records, "record_run", explode)
     with pytest.raises(RuntimeError, match="disk full"):
         site.run(day(1))
 

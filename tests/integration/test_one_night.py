@@ -4,8 +4,8 @@ twice."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 import duckdb
 import pytest
@@ -13,10 +13,9 @@ import pytest
 from allocation import cli
 from allocation.io.run_lock import RunLockTimeout
 from allocation.io.unit_of_work import WarehouseError
-from allocation.service.night import Night, run_night
+from allocation.service.night import Night, NightSteps, run_night
 from allocation.service.rollback import rollback
 from allocation.service.state import state_db, warehouse_lock
-from allocation.service.steps import NightOutcome, ValidatedInbox
 from allocation.settings import RunParameters
 from conftest import Site
 
@@ -62,36 +61,25 @@ def test_run_night_refuses_a_warehouse_path_it_could_never_publish_before_anythi
     assert not site.outbox.exists()
 
 
-class Recorded:
-    """Runs a night's steps as plain calls, noting each one."""
+def recorded(calls: list[str]) -> NightSteps:
+    """The night's own steps, each noting its call first."""
+    plain = NightSteps.plain()
 
-    def __init__(self, night: Night) -> None:
-        self.night = night
-        self.calls: list[str] = []
+    def noted(name: str, step: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any) -> Any:
+            calls.append(name)
+            return step(*args)
 
-    def finish_committed(self) -> None:
-        self.calls.append("finish-committed-night")
-        self.night.finish_committed()
+        return call
 
-    def already_ingested(self) -> set[tuple[str, str]]:
-        self.calls.append("check-already-ingested")
-        return self.night.already_ingested()
-
-    def load(self, skip: set[tuple[str, str]]) -> ValidatedInbox:
-        self.calls.append("load")
-        return self.night.load(skip)
-
-    def allocate(self, inbox: ValidatedInbox) -> NightOutcome:
-        self.calls.append("allocate")
-        return self.night.allocate(inbox)
-
-    def write_reports(self, outcome: NightOutcome) -> Path:
-        self.calls.append("write-reports")
-        return self.night.write_reports(outcome)
-
-    def publish(self) -> Path:
-        self.calls.append("publish")
-        return self.night.publish()
+    return NightSteps(
+        finish_committed=noted("finish-committed-night", plain.finish_committed),
+        already_ingested=noted("check-already-ingested", plain.already_ingested),
+        load=noted("load", plain.load),
+        allocate=noted("allocate", plain.allocate),
+        write_reports=noted("write-reports", plain.write_reports),
+        publish=noted("publish", plain.publish),
+    )
 
 
 @pytest.mark.parametrize(
@@ -125,11 +113,11 @@ def test_the_steps_run_in_order_and_a_dry_run_publishes_nothing(
 ) -> None:
     a_night(site)
     night = Night.start(site.params(NIGHT, dry_run=dry_run))
-    recorded = Recorded(night)
+    calls: list[str] = []
 
-    ran = night.run(recorded)
+    ran = night.run(recorded(calls))
 
-    assert recorded.calls == steps
+    assert calls == steps
     assert (ran.published is None) == dry_run
     assert site.warehouse.exists() != dry_run
 

@@ -9,13 +9,13 @@ import datetime as dt
 import shutil
 
 from allocation.flows import nightly
-from allocation.flows.progress import NightProgress
+from allocation.service.after_commit import publish, write_reports
+from allocation.service.loading import load_inbox
 from allocation.service.night import Night
 from conftest import SAMPLE_INBOX, Site
 
 NIGHT = "2026-11-25"
 RUN_ID = "0b6c3a52-7d51-4c4e-9a65-7f3f1d2b9a10"
-NO_BAR = NightProgress(None)  # no progress artifact outside a flow run
 
 
 def test_a_retried_flow_run_finds_its_own_commit_on_its_first_allocate_attempt(
@@ -27,16 +27,16 @@ def test_a_retried_flow_run_finds_its_own_commit_on_its_first_allocate_attempt(
         str(site.inbox), str(site.warehouse), str(site.outbox), NIGHT, False
     )
     night = Night(params, RUN_ID, dt.datetime.now(dt.UTC))
-    first = nightly.allocate.fn(night, night.load(set()), NO_BAR)
+    first = nightly.allocate.fn(params, load_inbox(params, RUN_ID, set()), RUN_ID, night.started)
     assert first.counts  # the night was allocated and committed
-    night.write_reports(first)
-    night.publish()
+    write_reports(params, first)
+    publish(params, night.label)
     allocated = site.query("SELECT count(*) FROM allocations")
 
     # The same flow run again, from its first task attempt (no task retry in between).
-    again = nightly.allocate.fn(night, night.load(set()), NO_BAR)
+    again = nightly.allocate.fn(params, load_inbox(params, RUN_ID, set()), RUN_ID, night.started)
 
     assert again.counts == {}  # found committed: nothing applied twice
-    night.publish()
+    publish(params, night.label)
     assert site.query("SELECT count(*) FROM runs") == [(1,)]
     assert site.query("SELECT count(*) FROM allocations") == allocated

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from allocation.service import steps
+from allocation.service import loading, night_transaction
 from allocation.service.engine import chunk_decision
 from allocation.service.state import already_ingested
 from conftest import Site
@@ -27,8 +27,8 @@ def test_loading_reports_each_file_and_allocating_reports_up_to_every_line(
     loaded: list[tuple[int, int]] = []
     placed: list[tuple[int, int]] = []
 
-    night = steps.load_inbox(params, "run-1", set(), lambda d, t: loaded.append((d, t)))
-    steps.allocate_night(
+    night = loading.load_inbox(params, "run-1", set(), lambda d, t: loaded.append((d, t)))
+    night_transaction.allocate_night(
         params, night, "run-1", dt.datetime.now(dt.UTC), progress=lambda d, t: placed.append((d, t))
     )
 
@@ -47,7 +47,7 @@ def test_files_already_committed_still_count_as_loaded(site: Site) -> None:
     loaded: list[tuple[int, int]] = []
 
     params = site.params("2026-11-25")
-    night = steps.load_inbox(
+    night = loading.load_inbox(
         params,
         "run-2",
         already_ingested(params),

@@ -2,7 +2,7 @@
 
 Validating a frame and appending it to the staging file cost ~20 ms each whatever the frame's
 size, once per file. The guard counts that work, not time: small files of one kind are
-validated and staged together, in groups of at most `steps.GROUP_ROWS` rows."""
+validated and staged together, in groups of at most `file_groups.GROUP_ROWS` rows."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from allocation.io import staging
-from allocation.service import steps
+from allocation.service import file_groups
 from conftest import Site
 
 DAY = "2026-11-26"
@@ -23,13 +23,13 @@ DAY = "2026-11-26"
 def work(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """Counts validation calls per kind and staging appends per table."""
     counted: Counter[str] = Counter()
-    for kind, validate in list(steps._VALIDATORS.items()):
+    for kind, validate in list(file_groups.VALIDATORS.items()):
 
         def counting(rows: pl.DataFrame, kind: str = kind, validate: Callable = validate):  # type: ignore[no-untyped-def,type-arg]
             counted[f"validate {kind}"] += 1
             return validate(rows)
 
-        monkeypatch.setitem(steps._VALIDATORS, kind, counting)
+        monkeypatch.setitem(file_groups.VALIDATORS, kind, counting)
     add = staging.StagingWriter.add
 
     def counting_add(self: staging.StagingWriter, table: str, frame: pl.DataFrame) -> None:
@@ -62,7 +62,7 @@ def test_small_files_are_validated_and_staged_once_per_kind(site: Site, work: Co
 def test_a_group_holds_at_most_group_rows(
     site: Site, work: Counter[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(steps, "GROUP_ROWS", 50)
+    monkeypatch.setattr(file_groups, "GROUP_ROWS", 50)
     for i in range(60):
         site.orders(f"o{i:03d}.csv", f"o{i},LAMP,1", f"p{i},LAMP,1")
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from allocation.io import staged_night, staging
 from allocation.io.ingest import classify_orders
 from allocation.io.unit_of_work import DuckDBUnitOfWork
-from allocation.service import steps
+from allocation.service import loading, night_transaction
 from allocation.service.engine.by_chunks import allocate_candidates
 from allocation.service.engine.sources import Candidates
 from allocation.service.state import state_db
@@ -65,9 +65,9 @@ def test_no_staging_file_is_left_after_a_night_that_failed(
     def broken(candidates: Candidates) -> None:
         raise RuntimeError("the allocator broke")
 
-    real = steps.allocate_night
+    real = night_transaction.allocate_night
     monkeypatch.setattr(
-        steps,
+        night_transaction,
         "allocate_night",
         lambda params, night, run_id, started, **_: real(params, night, run_id, started, broken),
     )
@@ -83,7 +83,7 @@ def test_a_retried_allocate_step_reads_the_same_staging_file_again(site: Site) -
     and give the same night."""
     a_night(site)
     params = site.params(NIGHT_1)
-    night = steps.load_inbox(params, "run-1", set())
+    night = loading.load_inbox(params, "run-1", set())
     calls = 0
 
     def flaky(candidates: Candidates) -> None:
@@ -95,10 +95,10 @@ def test_a_retried_allocate_step_reads_the_same_staging_file_again(site: Site) -
 
     started = dt.datetime.now(dt.UTC)
     with pytest.raises(OSError, match="hiccupped"):
-        steps.allocate_night(params, night, "run-1", started, flaky)
+        night_transaction.allocate_night(params, night, "run-1", started, flaky)
     assert night.staging.exists()
 
-    outcome = steps.allocate_night(params, night, "run-1", started, flaky)
+    outcome = night_transaction.allocate_night(params, night, "run-1", started, flaky)
 
     assert outcome.counts["orders_accepted"] == 2
     assert outcome.counts["orders_rejected"] == 1
@@ -110,11 +110,11 @@ def test_an_allocate_step_whose_staging_file_is_gone_says_to_run_the_night_again
 ) -> None:
     a_night(site)
     params = site.params(NIGHT_1)
-    night = steps.load_inbox(params, "run-1", set())
+    night = loading.load_inbox(params, "run-1", set())
     night.discard()
 
     with pytest.raises(staged_night.StagingError, match="run the night again"):
-        steps.allocate_night(params, night, "run-1", dt.datetime.now(dt.UTC))
+        night_transaction.allocate_night(params, night, "run-1", dt.datetime.now(dt.UTC))
 
 
 def test_a_leftover_staging_file_is_removed_by_the_next_run(site: Site) -> None:
@@ -131,7 +131,7 @@ def test_a_leftover_staging_file_is_removed_by_the_next_run(site: Site) -> None:
 
 # -- classification in partitions -------------------------------------------------------------
 def classify_in_partitions(
-    params: RunParameters, night: steps.ValidatedInbox, partition_rows: int
+    params: RunParameters, night: loading.ValidatedInbox, partition_rows: int
 ) -> tuple[int, pl.DataFrame, pl.DataFrame]:
     """What `classify_staged_orders` leaves for the night (rolled back after)."""
     with DuckDBUnitOfWork(state_db(params)) as uow, staged_night.attached(uow.con, night.staging):
@@ -150,7 +150,7 @@ def classify_in_partitions(
 
 
 def classify_at_once(
-    params: RunParameters, night: steps.ValidatedInbox
+    params: RunParameters, night: loading.ValidatedInbox
 ) -> tuple[int, pl.DataFrame, pl.DataFrame]:
     """Today's classification of the whole night in one polars frame, numbered like tonight's."""
     with DuckDBUnitOfWork(state_db(params)) as uow, staged_night.attached(uow.con, night.staging):
@@ -194,7 +194,7 @@ def test_a_night_repeating_keys_classifies_in_partitions_as_all_at_once(site: Si
     site.clear_inbox()
     repeated_keys_night(site)
     params = site.params(NIGHT_2)
-    night = steps.load_inbox(params, "run-2", set())
+    night = loading.load_inbox(params, "run-2", set())
 
     at_once = classify_at_once(params, night)
     one_partition = classify_in_partitions(params, night, 1_000_000)
@@ -251,7 +251,7 @@ def test_any_night_classifies_in_partitions_as_all_at_once(
     for n, rows in enumerate(files):
         site.orders(f"part-{n}.csv", *(f"{o},{s},{q}" for o, s, q in rows))
     params = site.params(NIGHT_2)
-    night = steps.load_inbox(params, "run-2", set())
+    night = loading.load_inbox(params, "run-2", set())
 
     at_once = classify_at_once(params, night)
     partitioned = classify_in_partitions(params, night, partition_rows)

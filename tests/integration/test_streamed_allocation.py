@@ -20,7 +20,7 @@ import pytest
 from allocation.io import night_tables
 from allocation.io.candidates import DuckDBCandidates
 from allocation.io.unit_of_work import DuckDBUnitOfWork
-from allocation.service import steps
+from allocation.service import night_transaction
 from allocation.service.engine import by_chunks
 from allocation.service.engine.columns import slices_of_skus
 from conftest import Site
@@ -254,9 +254,9 @@ def test_a_night_records_the_same_rows_with_any_chunk_size_and_helper_processes(
     monkeypatch.setattr(by_chunks, "_Helpers", HelpersUpFirst)
     monkeypatch.setattr(by_chunks, "CHUNK_LINES", 25)
     chunked = partial(by_chunks.allocate_candidates, workers=2)
-    allocate_night = steps.allocate_night
+    allocate_night = night_transaction.allocate_night
     monkeypatch.setattr(
-        steps,
+        night_transaction,
         "allocate_night",
         lambda *args, **kwargs: allocate_night(*args, **{**kwargs, "allocator": chunked}),
     )

@@ -3,7 +3,7 @@
 A reader is a generator of ``FileSlice`` over a ``FileSource`` that returns the file's unused
 column names; it raises ``FileProblem`` when the file cannot be read at all. ``FileStream`` runs
 it and keeps what only the end of the file tells: whether the file was rejected whole (then the
-slices already handed out must be dropped: ``services.load_inbox`` stages a file's slices in one
+slices already handed out must be dropped: ``allocation.service.loading.load_inbox`` stages a file's slices in one
 transaction and rolls it back), whether it changed while it was read, and the checksum and size
 of the bytes read.
 """
