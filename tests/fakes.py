@@ -132,6 +132,7 @@ class FakeCheckFigures:
     stopped: list[tuple[dt.date, str]] = field(default_factory=list)
     allocated: int = 0
     active: int = 0
+    waits: tuple[int, int | None] = (0, None)
     asked: list[str] = field(default_factory=list)
 
     def order_history(self, day: dt.date) -> list[int]:
@@ -154,6 +155,10 @@ class FakeCheckFigures:
 
     def active_batches(self) -> int:
         return self.active
+
+    def waiting(self, day: dt.date) -> tuple[int, int | None]:
+        self.asked.append(f"waiting {day}")
+        return self.waits
 
 
 class FakeUnitOfWork:

@@ -22,7 +22,7 @@ import duckdb
 import polars as pl
 
 from allocation.faults import crash_point
-from allocation.io import check_figures, staged_night
+from allocation.io import staged_night
 from allocation.io.candidates import DuckDBCandidates
 from allocation.io.outbox import write_night
 from allocation.io.pending import PendingNight, leave_note
@@ -160,8 +160,8 @@ def _figures_before_manifest_changes(
     before: tuple[int, int] | None = None  # allocated lines, active batches
     checking = time.perf_counter()
     if updates.height:
-        con = tonight.uow.con
-        before = check_figures.allocated_lines(con), check_figures.active_batches(con)
+        figures = tonight.uow.figures
+        before = figures.allocated_lines(), figures.active_batches()
     checking = time.perf_counter() - checking
     return before, checking
 
@@ -222,7 +222,7 @@ def _check(
     read first."""
     params, uow, day = tonight.params, tonight.uow, tonight.day
     tick = time.perf_counter()
-    lines_waiting, oldest_wait = check_figures.waiting(uow.con, day)
+    lines_waiting, oldest_wait = uow.figures.waiting(day)
     results = check_night(params, uow, tonight.inbox, counts, before, open_lines)
     stopped = night_checks.stop_message(day, results)
     if stopped and not params.dry_run:

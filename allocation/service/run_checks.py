@@ -2,7 +2,7 @@
 
 The checks themselves are plain rules over plain figures (`allocation.service.night_checks`);
 this module is the glue around them: it gathers tonight's figures from the open transaction
-(`allocation.io.check_figures`), evaluates them, and writes the `night_checks` rows, with the
+(`uow.figures`, `allocation.service.storage.CheckFigures`), evaluates them, and writes the `night_checks` rows, with the
 night's transaction when it commits, or in a transaction of their own when a check stopped it
 (so the next night knows this one stopped).
 """
@@ -15,7 +15,6 @@ from collections.abc import Sequence
 
 import polars as pl
 
-from allocation.io import check_figures
 from allocation.io.unit_of_work import DuckDBUnitOfWork
 from allocation.service import night_checks
 from allocation.service.loading import ValidatedInbox
@@ -36,27 +35,15 @@ def check_night(
 ) -> list[night_checks.CheckResult]:
     """Tonight's figures, gathered in the open transaction, through every configured check;
     failures logged as warnings."""
-    day, con = params.business_date, uow.con
     orders = night.files.filter(pl.col("kind") == "orders").height
-    figures = night_checks.NightFigures(
+    figures = night_checks.gather_figures(
+        uow.figures,
+        params.business_date,
+        counts,
         order_files=orders + sum(name.startswith("orders/") for name in night.skipped),
-        new_order_lines=counts["orders_accepted"] + check_figures.accepted_earlier_today(con, day),
-        files_read=counts["files_received"],
-        files_rejected=counts["files_rejected"],
-        orders_received=counts["orders_received"],
-        orders_rejected=counts["orders_rejected"],
-        batches_received=counts["batches_received"],
-        batches_rejected=counts["batches_rejected"],
-        order_history=check_figures.order_history(con, day),
-        allocated_before=None if before is None else before[0],
-        lines_released=counts.get("lines_released", 0),
-        active_batches_before=None if before is None else before[1],
-        batches_cancelled=counts.get("cancellations", 0),
         manifests_without_eta=night.manifests_without_eta,
+        before=before,
         lines_tried=lines_tried,
-        lines_open=counts["out_of_stock"],
-        last_out_of_stock_share=check_figures.last_out_of_stock_share(con),
-        stopped_nights=check_figures.stopped_nights(con, day),
     )
     results = night_checks.evaluate(
         night_checks.configured(params),

@@ -101,6 +101,11 @@ class CheckFigures(Protocol):
         """Batches with a quantity now."""
         ...
 
+    def waiting(self, day: dt.date) -> tuple[int, int | None]:
+        """Open lines that arrived before `day`, and the days the oldest has waited (None: no
+        open line)."""
+        ...
+
 
 class RunHistory(Protocol):
     """The read-only questions about committed nights (`state`, `rollback`): answered from the
