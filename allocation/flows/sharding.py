@@ -1,6 +1,6 @@
 """The night's allocation on a Dask cluster, as one Prefect task run per chunk of skus.
 
-`dask_allocator(params)` returns an allocator for `steps.allocate_night` (the same contract as
+`dask_allocator(params)` returns an allocator for `night_transaction.allocate_night` (the same contract as
 `allocation.service.engine.by_chunks.allocate_candidates`). Called inside the night's single
 warehouse transaction, it
 

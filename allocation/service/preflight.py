@@ -9,7 +9,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from allocation.io.readers import InboxError
+from allocation.io.readers import discovery
 from allocation.io.restore import kept_copies
 from allocation.io.run_lock import RunLockTimeout
 from allocation.io.unit_of_work import WarehouseError, check_warehouse_path
@@ -19,19 +19,11 @@ from allocation.settings import ParameterError, RunParameters
 
 
 def check_inbox(inbox: Path, *, flow_run: bool = False) -> None:
-    """Fails before anything else when the inbox itself is missing: a person must fix that. The
-    hint names what that person can change: `--inbox` on the command line, the run's `inbox`
-    parameter in a flow run (the Prefect UI or API), where a relative path is relative to the
-    worker's checkout, so the message gives the full path too."""
-    if not inbox.is_dir():
-        shown = str(inbox) if inbox.is_absolute() else f"{inbox} ({inbox.absolute()})"
-        other = (
-            "or set the run's inbox parameter to another folder" if flow_run else "or pass --inbox"
-        )
-        raise InboxError(
-            f"inbox folder {shown} does not exist or is not a folder: create it with batches/ "
-            f"and orders/ subfolders, {other}"
-        )
+    """Fails before anything else when the inbox itself is missing, naming what the person
+    running the night can change: `--inbox` on the command line, the run's `inbox` parameter in
+    a flow run (the Prefect UI or API)."""
+    other = "or set the run's inbox parameter to another folder" if flow_run else "or pass --inbox"
+    discovery.check_inbox(inbox, other)
 
 
 #: The most bytes the pipeline adds to the warehouse's file name for the names it makes beside

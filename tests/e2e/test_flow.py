@@ -445,7 +445,7 @@ def test_a_missing_inbox_logs_one_line_naming_the_inbox_parameter(
     assert "set the run's inbox parameter to another folder" in (state.message or "")
     assert "--inbox" not in (state.message or "")
     text = run_logs.text()
-    assert "does not exist or is not a folder" in text
+    assert "no-such-inbox does not exist: create it" in text
     assert "Traceback" not in text, text
 
 

@@ -14,6 +14,7 @@ import pytest
 from allocation.io.readers import FileRead, InboxError, find_inbox_files, read_inbox_file
 from allocation.io.schemas import REJECTION_SCHEMA, raw_text, rows_schema
 from allocation.io.validation import leave_out_plain_raw, validate_batches, validate_orders
+from allocation.service.preflight import check_inbox
 
 ORDERS_HEADER = "orderid,sku,qty\n"
 
@@ -661,6 +662,25 @@ def test_an_inbox_that_is_a_file_raises_an_error(tmp_path: Path) -> None:
 
     with pytest.raises(InboxError, match="is not a folder"):
         find_inbox_files(tmp_path / "inbox")
+
+
+@pytest.mark.parametrize(
+    ("flow_run", "hint"),
+    [(False, "or pass --inbox"), (True, "or set the run's inbox parameter to another folder")],
+)
+def test_a_run_given_a_file_as_its_inbox_is_told_it_is_not_a_folder(
+    tmp_path: Path, flow_run: bool, hint: str
+) -> None:
+    """The reader and the runs' pre-flight check say the same thing, each with its own hint."""
+    (tmp_path / "inbox").write_text("")
+
+    with pytest.raises(InboxError) as refused:
+        check_inbox(tmp_path / "inbox", flow_run=flow_run)
+
+    assert str(refused.value) == (
+        f"inbox folder {tmp_path / 'inbox'} is not a folder: make it a folder with batches/ and "
+        f"orders/ subfolders, {hint}"
+    )
 
 
 # ------------------------------------------------- raw text left out of valid rows, given back

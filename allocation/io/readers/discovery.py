@@ -92,6 +92,22 @@ class InboxListing:
         )
 
 
+#: The end of a missing inbox's message for whoever runs the reader without naming the option
+#: that gives the inbox (the command and the flow name theirs: `allocation.service.preflight`).
+GIVE_ANOTHER_INBOX = "or give another inbox folder"
+
+
+def check_inbox(inbox: Path, other: str = GIVE_ANOTHER_INBOX) -> None:
+    """Raises ``InboxError`` when the inbox itself is missing or is not a folder: a person must
+    fix that. ``other`` ends the message with what that person can change instead. A relative
+    path is shown with its full path too (a flow run's is relative to the worker's checkout)."""
+    if inbox.is_dir():
+        return
+    shown = str(inbox) if inbox.is_absolute() else f"{inbox} ({inbox.absolute()})"
+    what = "is not a folder: make it a folder" if inbox.exists() else "does not exist: create it"
+    raise InboxError(f"inbox folder {shown} {what} with batches/ and orders/ subfolders, {other}")
+
+
 def find_inbox_files(
     inbox: Path, settle_seconds: float = 0.0, now: float | None = None
 ) -> tuple[list[InboxFile], pl.DataFrame]:
@@ -111,16 +127,7 @@ def list_inbox(inbox: Path, settle_seconds: float = 0.0, now: float | None = Non
     still being written: ``waiting``. A missing kind folder means nothing of that kind tonight.
     Raises ``InboxError`` when the inbox itself is missing or unusable.
     """
-    if not inbox.exists():
-        raise InboxError(
-            f"inbox folder {inbox} does not exist: create it with batches/ and orders/ "
-            "subfolders, or give another inbox folder"
-        )
-    if not inbox.is_dir():
-        raise InboxError(
-            f"inbox folder {inbox} is not a folder: give a folder that has batches/ and "
-            "orders/ subfolders"
-        )
+    check_inbox(inbox)
     try:
         root = inbox.resolve(strict=True)
         top = sorted(entry.name for entry in os.scandir(inbox))
