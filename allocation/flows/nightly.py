@@ -1,10 +1,10 @@
 """The Prefect flow `nightly-allocation`: a short script of named steps.
 
 load (read and validate each file) -> allocate (one warehouse transaction) -> write reports -> publish.
-The steps and their order live in `allocation.service.night` (`Night.run`, the same for `run_night`);
+The steps and their order live in `allocation.service.night` (`NightRun.run`, the same for `run_night`);
 each task here is a service function wrapped as it is: it only names the step, retries it on I/O
 errors and never caches (every step that writes must really run); `as_tasks` hands them to
-`Night.run`, the load and the allocation moving the progress bar. A retry never applies a night
+`NightRun.run`, the load and the allocation moving the progress bar. A retry never applies a night
 twice: the allocate step commits once per flow run, and a retry that finds its run already
 committed goes on to the reports instead of allocating again.
 
@@ -42,7 +42,7 @@ from allocation.flows.sharding import allocator_for
 from allocation.io.disk import is_disk_full
 from allocation.io.outbox import read_summary
 from allocation.service import after_commit, loading, night_transaction, state
-from allocation.service.night import Night, NightSteps
+from allocation.service.night import NightRun, NightSteps
 from allocation.service.night_checks import NightStopped
 from allocation.service.night_transaction import NightOutcome
 from allocation.service.preflight import check_run_paths
@@ -114,8 +114,8 @@ write_reports = task(name="write-reports", **IO_RETRIES, **NO_RESULTS)(after_com
 publish = task(name="publish", **IO_RETRIES, **NO_RESULTS)(after_commit.publish)
 
 
-def as_tasks(night: Night, bar: NightProgress) -> NightSteps:
-    """`Night.run`'s steps, each run as its task above. What the flow adds to a step is not a
+def as_tasks(night: NightRun, bar: NightProgress) -> NightSteps:
+    """`NightRun.run`'s steps, each run as its task above. What the flow adds to a step is not a
     second definition of it: the load and the allocation are given the bar's progress callables
     (and the allocation the Dask allocator when the run asks for it), and the bar is full once
     the reports are written. The tasks are looked up here, when the night starts."""
@@ -142,7 +142,7 @@ def as_tasks(night: Night, bar: NightProgress) -> NightSteps:
 
 def cancelled_after_commit(what: str) -> NoReturn:
     """A deployment run cancelled (or its worker stopped) after its night committed: the
-    night wrote its reports and published copy first (`Night.run`); the run ends Cancelled,
+    night wrote its reports and published copy first (`NightRun.run`); the run ends Cancelled,
     its state message saying so, and its process exits quietly."""
     message = f"Cancelled after the night committed. {what}: nothing of the night is lost"
     me = runtime.flow_run.id
@@ -252,7 +252,7 @@ def nightly_allocation(
         naming.name_the_queue(uuid.UUID(str(runtime.deployment.id)))
     # A deployment run waits (rescheduled, visibly) while an earlier night is pending.
     ordering.earlier_nights_first(params)
-    night = Night.start(params, str(runtime.flow_run.id or uuid.uuid4()))
+    night = NightRun.start(params, str(runtime.flow_run.id or uuid.uuid4()))
     bar = NightProgress.create(params.business_date.isoformat(), params.dry_run)
     logger.info(
         "Night %s%s: inbox %s, warehouse %s, outbox %s",

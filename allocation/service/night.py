@@ -1,9 +1,9 @@
 """One night, one way through it: its steps, in their order, under the warehouse lock.
 
-`Night` holds what a night runs with (parameters, run id, start time); `Night.run` takes the lock,
+`NightRun` holds what a night runs with (parameters, run id, start time); `NightRun.run` takes the lock,
 checks the business date and calls the night's steps in order. Each step is a service function,
 defined once (`NightSteps`): `run_night` calls them as they are (tests, a bare Python process);
-the Prefect flow (`allocation.flows.nightly`) runs the same `Night.run` with each one wrapped as
+the Prefect flow (`allocation.flows.nightly`) runs the same `NightRun.run` with each one wrapped as
 its task (named, retried on I/O errors, moving the progress bar). So both paths share the
 pre-checks, the lock and the check that keeps a retried night from being applied twice
 (`night_transaction.allocate_night_once`).
@@ -44,7 +44,7 @@ Skip = set[tuple[str, str]]  # (file name, sha256) already committed for the bus
 
 @dataclass(frozen=True)
 class NightSteps:
-    """A night's steps, in the order `Night.run` calls them. Each is a service function, the one
+    """A night's steps, in the order `NightRun.run` calls them. Each is a service function, the one
     definition of that step; `plain()` gives them as they are, and the flow gives each one
     wrapped as its Prefect task."""
 
@@ -83,7 +83,7 @@ class Ran:
 
 
 @dataclass(frozen=True)
-class Night:
+class NightRun:
     """One run of one business date."""
 
     params: RunParameters
@@ -91,7 +91,7 @@ class Night:
     started: dt.datetime
 
     @classmethod
-    def start(cls, params: RunParameters, run_id: str | None = None) -> Night:
+    def start(cls, params: RunParameters, run_id: str | None = None) -> NightRun:
         return cls(params, run_id or str(uuid.uuid4()), dt.datetime.now(dt.UTC))
 
     @property
@@ -233,7 +233,7 @@ def stop_after(what: str, when_stopped: Callable[[str], None] | None = None) -> 
 
 def run_night(params: RunParameters, run_id: str | None = None) -> dict[str, Any]:
     """The whole night without Prefect (tests, and a way to run in a bare Python process): the
-    flow's pre-checks, then the same `Night.run`."""
+    flow's pre-checks, then the same `NightRun.run`."""
     check_run_paths(params)
-    ran = Night.start(params, run_id).run()
+    ran = NightRun.start(params, run_id).run()
     return {**read_summary(ran.folder), "outbox_folder": str(ran.folder)}

@@ -222,36 +222,36 @@ def _share(part: int, whole: int) -> float:
 
 
 def figure_of(
-    check: Check, night: NightFigures, empty_night_ok: bool, min_history: int
+    check: Check, figures: NightFigures, empty_night_ok: bool, min_history: int
 ) -> tuple[float | None, str]:
     """The check's figure tonight (None: it does not apply) and what it means, in words."""
     name = check.name
     if name in ("order_files", "new_order_lines") and empty_night_ok:
         return None, "ALLOCATION_EMPTY_NIGHT_OK: a night without orders is normal"
-    if name == "order_files" and not any(night.order_history) and not night.order_files:
+    if name == "order_files" and not any(figures.order_history) and not figures.order_files:
         return None, "no committed night has had order lines yet (a warehouse being stocked)"
     if name == "order_files":
-        return night.order_files, f"{night.order_files} order file(s) for this night"
+        return figures.order_files, f"{figures.order_files} order file(s) for this night"
     if name == "new_order_lines":
-        return night.new_order_lines, f"{night.new_order_lines} new order line(s) for this date"
+        return figures.new_order_lines, f"{figures.new_order_lines} new order line(s) for this date"
     if name == "files_rejected":
-        return night.files_rejected, (
-            f"{night.files_rejected} of {night.files_read} file(s) rejected whole"
+        return figures.files_rejected, (
+            f"{figures.files_rejected} of {figures.files_read} file(s) rejected whole"
         )
     if name == "order_rows_rejected":
-        if night.orders_received < MIN_BASE:
-            return None, f"{night.orders_received} order row(s) tonight, under {MIN_BASE}"
-        return _share(night.orders_rejected, night.orders_received), (
-            f"{night.orders_rejected} of {night.orders_received} order row(s) rejected"
+        if figures.orders_received < MIN_BASE:
+            return None, f"{figures.orders_received} order row(s) tonight, under {MIN_BASE}"
+        return _share(figures.orders_rejected, figures.orders_received), (
+            f"{figures.orders_rejected} of {figures.orders_received} order row(s) rejected"
         )
     if name == "manifest_rows_rejected":
-        if night.batches_received < MIN_BASE:
-            return None, f"{night.batches_received} manifest row(s) tonight, under {MIN_BASE}"
-        return _share(night.batches_rejected, night.batches_received), (
-            f"{night.batches_rejected} of {night.batches_received} manifest row(s) rejected"
+        if figures.batches_received < MIN_BASE:
+            return None, f"{figures.batches_received} manifest row(s) tonight, under {MIN_BASE}"
+        return _share(figures.batches_rejected, figures.batches_received), (
+            f"{figures.batches_rejected} of {figures.batches_received} manifest row(s) rejected"
         )
     if name == "order_volume":
-        history = list(night.order_history)
+        history = list(figures.order_history)
         if len(history) < min_history:
             return None, (
                 f"{len(history)} committed night(s) before this one, {min_history} needed "
@@ -260,50 +260,50 @@ def figure_of(
         median = statistics.median(history)
         if median <= 0:
             return None, "the last nights' median of new order lines is 0"
-        return night.new_order_lines / median, (
-            f"{night.new_order_lines} new order line(s) against a median of {median:g} over "
+        return figures.new_order_lines / median, (
+            f"{figures.new_order_lines} new order line(s) against a median of {median:g} over "
             f"the last {len(history)} night(s)"
         )
-    if name in ("lines_released", "batches_cancelled") and night.allocated_before is None:
+    if name in ("lines_released", "batches_cancelled") and figures.allocated_before is None:
         return None, "no manifest change to a known batch tonight"
     if name == "lines_released":
-        if night.allocated_before is None or night.allocated_before < MIN_BASE:
+        if figures.allocated_before is None or figures.allocated_before < MIN_BASE:
             return (
                 None,
-                f"{night.allocated_before} line(s) allocated before tonight, under {MIN_BASE}",
+                f"{figures.allocated_before} line(s) allocated before tonight, under {MIN_BASE}",
             )
-        return _share(night.lines_released, night.allocated_before), (
-            f"{night.lines_released} of {night.allocated_before} allocated line(s) released"
+        return _share(figures.lines_released, figures.allocated_before), (
+            f"{figures.lines_released} of {figures.allocated_before} allocated line(s) released"
         )
     if name == "batches_cancelled":
-        if night.active_batches_before is None or night.active_batches_before < MIN_BASE:
+        if figures.active_batches_before is None or figures.active_batches_before < MIN_BASE:
             return (
                 None,
-                f"{night.active_batches_before} batch(es) with stock before tonight, under {MIN_BASE}",
+                f"{figures.active_batches_before} batch(es) with stock before tonight, under {MIN_BASE}",
             )
-        return _share(night.batches_cancelled, night.active_batches_before), (
-            f"{night.batches_cancelled} of {night.active_batches_before} batch(es) cancelled"
+        return _share(figures.batches_cancelled, figures.active_batches_before), (
+            f"{figures.batches_cancelled} of {figures.active_batches_before} batch(es) cancelled"
         )
     if name == "manifest_without_eta":
-        files = ", ".join(night.manifests_without_eta) or "none"
-        return len(night.manifests_without_eta), f"manifest file(s) without eta: {files}"
+        files = ", ".join(figures.manifests_without_eta) or "none"
+        return len(figures.manifests_without_eta), f"manifest file(s) without eta: {files}"
     if name == "out_of_stock_jump":
-        if night.last_out_of_stock_share is None or night.lines_tried < MIN_BASE:
+        if figures.last_out_of_stock_share is None or figures.lines_tried < MIN_BASE:
             return None, f"no earlier night, or under {MIN_BASE} line(s) to allocate tonight"
-        share = _share(night.lines_open, night.lines_tried)
-        return share - night.last_out_of_stock_share, (
-            f"{share:.1%} of {night.lines_tried} line(s) left out of stock, "
-            f"{night.last_out_of_stock_share:.1%} last night"
+        share = _share(figures.lines_open, figures.lines_tried)
+        return share - figures.last_out_of_stock_share, (
+            f"{share:.1%} of {figures.lines_tried} line(s) left out of stock, "
+            f"{figures.last_out_of_stock_share:.1%} last night"
         )
     if name == "earlier_night_stopped":
-        named = "; ".join(f"{day} (stopped by {checks})" for day, checks in night.stopped_nights)
-        return len(night.stopped_nights), f"earlier night(s) not committed: {named or 'none'}"
+        named = "; ".join(f"{day} (stopped by {checks})" for day, checks in figures.stopped_nights)
+        return len(figures.stopped_nights), f"earlier night(s) not committed: {named or 'none'}"
     raise AssertionError(f"no figure for check {name}")
 
 
 def evaluate(
     checks: Sequence[Check],
-    night: NightFigures,
+    figures: NightFigures,
     accepted: frozenset[str],
     *,
     empty_night_ok: bool = False,
@@ -317,7 +317,7 @@ def evaluate(
                 CheckResult(check.name, "off", check.threshold, None, "skipped", "level off")
             )
             continue
-        figure, detail = figure_of(check, night, empty_night_ok, min_history)
+        figure, detail = figure_of(check, figures, empty_night_ok, min_history)
         if figure is None:
             result: Result = "skipped"
         elif not check.failed_by(figure):

@@ -142,7 +142,7 @@ def log_rejected_total(counts: dict[str, int]) -> None:
 
 
 def _counts(
-    night: ValidatedInbox,
+    inbox: ValidatedInbox,
     order_duplicates: int,
     batch_duplicates: int,
     rejected_rows: dict[str, int],
@@ -151,19 +151,19 @@ def _counts(
     counts: dict[str, int] = {}
     for kind, duplicates in (("orders", order_duplicates), ("batches", batch_duplicates)):
         rejected = rejected_rows.get(kind, 0)
-        counts[f"{kind}_received"] = night.received[kind]
+        counts[f"{kind}_received"] = inbox.received[kind]
         counts[f"{kind}_duplicate"] = duplicates
         counts[f"{kind}_rejected"] = rejected
-        counts[f"{kind}_accepted"] = night.received[kind] - duplicates - rejected
+        counts[f"{kind}_accepted"] = inbox.received[kind] - duplicates - rejected
     counts.update(changes)
     # Received: read, or rejected unread (as before entries in the wrong place were reported);
     # the entries ignored or waiting are in `INBOX_COUNTS`.
-    counts["files_received"] = night.files.filter(
+    counts["files_received"] = inbox.files.filter(
         pl.col("status").is_in(["loaded", "rejected"])
     ).height
-    counts["files_rejected"] = night.files.filter(pl.col("status") == "rejected").height
-    counts["files_skipped"] = len(night.skipped)
-    counts.update(night.inbox_counts)
+    counts["files_rejected"] = inbox.files.filter(pl.col("status") == "rejected").height
+    counts["files_skipped"] = len(inbox.skipped)
+    counts.update(inbox.inbox_counts)
     return counts
 
 

@@ -58,7 +58,7 @@ Allocator = Callable[[Candidates], None]
 
 def allocate_night_once(
     params: RunParameters,
-    night: ValidatedInbox,
+    inbox: ValidatedInbox,
     run_id: str,
     started_at: dt.datetime,
     allocator: Allocator | None = None,
@@ -76,12 +76,12 @@ def allocate_night_once(
         )
         # The reports are read back from the committed state; the counts are not needed.
         return NightOutcome(run_id, params.business_date, counts={})
-    return allocate_night(params, night, run_id, started_at, allocator=allocator, progress=progress)
+    return allocate_night(params, inbox, run_id, started_at, allocator=allocator, progress=progress)
 
 
 def allocate_night(
     params: RunParameters,
-    night: ValidatedInbox,
+    inbox: ValidatedInbox,
     run_id: str,
     started_at: dt.datetime,
     allocator: Allocator | None = None,
@@ -102,7 +102,7 @@ def allocate_night(
     check rolls everything back and raises `NightStopped`; only the check results are then kept,
     in a transaction of their own, so that the next night knows this one stopped."""
     try:
-        return _allocate_night(params, night, run_id, started_at, allocator, progress)
+        return _allocate_night(params, inbox, run_id, started_at, allocator, progress)
     except night_checks.NightStopped as stopped:
         try:
             record_stopped_checks(params, run_id, stopped.results)
@@ -118,7 +118,7 @@ def allocate_night(
 
 def _allocate_night(
     params: RunParameters,
-    night: ValidatedInbox,
+    inbox: ValidatedInbox,
     run_id: str,
     started_at: dt.datetime,
     allocator: Allocator | None,
@@ -130,9 +130,9 @@ def _allocate_night(
             params.duckdb_limits,
             create_in=working_storage_version(params.warehouse_storage_version),
         ) as uow,
-        staged_night.attached(uow.con, night.staging),
+        staged_night.attached(uow.con, inbox.staging),
     ):
-        tonight = Tonight(params, night, run_id, uow)
+        tonight = Tonight(params, inbox, run_id, uow)
         batches = night_records.take_in_manifests(tonight)
         before, checking = _figures_before_manifest_changes(tonight, batches.updates)
         changes = apply_manifest_updates(uow.repo, batches.updates, tonight.day, run_id)

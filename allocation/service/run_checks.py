@@ -28,20 +28,20 @@ log = logging.getLogger("allocation")
 def check_night(
     params: RunParameters,
     uow: DuckDBUnitOfWork,
-    night: ValidatedInbox,
+    inbox: ValidatedInbox,
     counts: dict[str, int],
     before: tuple[int, int] | None,
     lines_tried: int,
 ) -> list[night_checks.CheckResult]:
     """Tonight's figures, gathered in the open transaction, through every configured check;
     failures logged as warnings."""
-    orders = night.files.filter(pl.col("kind") == "orders").height
+    orders = inbox.files.filter(pl.col("kind") == "orders").height
     figures = night_checks.gather_figures(
         uow.figures,
         params.business_date,
         counts,
-        order_files=orders + sum(name.startswith("orders/") for name in night.skipped),
-        manifests_without_eta=night.manifests_without_eta,
+        order_files=orders + sum(name.startswith("orders/") for name in inbox.skipped),
+        manifests_without_eta=inbox.manifests_without_eta,
         before=before,
         lines_tried=lines_tried,
     )

@@ -107,9 +107,9 @@ def test_the_night_exposes_how_many_entries_it_saw_read_and_left(site: Site) -> 
     site.write("stray.csv", ORDERS)
     params = site.params(DAY)
 
-    from allocation.service.night import Night, NightSteps
+    from allocation.service.night import NightRun, NightSteps
 
-    night, steps = Night.start(params), NightSteps.plain()
+    night, steps = NightRun.start(params), NightSteps.plain()
     inbox = steps.load(params, night.run_id, steps.already_ingested(params))
     outcome = steps.allocate(params, inbox, night.run_id, night.started)
 

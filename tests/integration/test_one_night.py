@@ -1,5 +1,5 @@
 """One way through a night (issue 16 item 1): `run_night` and the Prefect flow go through the same
-`Night.run`, so they check the same things first, take the same lock and never apply one run id
+`NightRun.run`, so they check the same things first, take the same lock and never apply one run id
 twice."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 from allocation import cli
 from allocation.io.run_lock import RunLockTimeout
 from allocation.io.unit_of_work import WarehouseError
-from allocation.service.night import Night, NightSteps, run_night
+from allocation.service.night import NightRun, NightSteps, run_night
 from allocation.service.rollback import rollback
 from allocation.service.state import state_db, warehouse_lock
 from allocation.settings import RunParameters
@@ -112,7 +112,7 @@ def test_the_steps_run_in_order_and_a_dry_run_publishes_nothing(
     site: Site, dry_run: bool, steps: list[str]
 ) -> None:
     a_night(site)
-    night = Night.start(site.params(NIGHT, dry_run=dry_run))
+    night = NightRun.start(site.params(NIGHT, dry_run=dry_run))
     calls: list[str] = []
 
     ran = night.run(recorded(calls))
@@ -135,7 +135,7 @@ def test_every_writer_takes_the_same_lock_and_names_who_holds_it(
         with pytest.raises(RunLockTimeout, match=holder):
             rollback(site.params(NIGHT))
         with pytest.raises(RunLockTimeout, match=holder):
-            Night.start(site.params(NIGHT)).run(when_locked=_refused)
+            NightRun.start(site.params(NIGHT)).run(when_locked=_refused)
         assert cli.main(["publish", "--warehouse", str(site.warehouse)]) == 3
         assert holder in capsys.readouterr().err
     assert site.query("SELECT count(*) FROM runs") == [(1,)]

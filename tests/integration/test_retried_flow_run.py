@@ -11,7 +11,7 @@ import shutil
 from allocation.flows import nightly
 from allocation.service.after_commit import publish, write_reports
 from allocation.service.loading import load_inbox
-from allocation.service.night import Night
+from allocation.service.night import NightRun
 from conftest import SAMPLE_INBOX, Site
 
 NIGHT = "2026-11-25"
@@ -26,7 +26,7 @@ def test_a_retried_flow_run_finds_its_own_commit_on_its_first_allocate_attempt(
     params = nightly.check_parameters(
         str(site.inbox), str(site.warehouse), str(site.outbox), NIGHT, False
     )
-    night = Night(params, RUN_ID, dt.datetime.now(dt.UTC))
+    night = NightRun(params, RUN_ID, dt.datetime.now(dt.UTC))
     first = nightly.allocate.fn(params, load_inbox(params, RUN_ID, set()), RUN_ID, night.started)
     assert first.counts  # the night was allocated and committed
     write_reports(params, first)
