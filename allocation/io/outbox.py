@@ -131,17 +131,17 @@ def write_night(
     for folder in {outbox, parent}:
         remove_leftovers(folder, ".*.tmp-*")
         remove_leftovers(folder, ".*.old-*")
-    staging = parent / f".{name}.tmp-{os.getpid()}"
+    unfinished = parent / f".{name}.tmp-{os.getpid()}"
     target = parent / name
     try:
-        staging.mkdir()
+        unfinished.mkdir()
         try:
-            write_report_files(con, day, staging)
+            write_report_files(con, day, unfinished)
         except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
+            shutil.rmtree(unfinished, ignore_errors=True)
             raise
         crash_point("while-writing-reports")
-        swap_in_folder(staging, target)
+        swap_in_folder(unfinished, target)
     except OSError as error:
         raise _not_written(error, day, outbox, dry_run) from error
     if not dry_run:

@@ -22,10 +22,10 @@ import pyarrow as arrow
 from allocation.io import schemas
 from allocation.io.readers.discovery import TEMPORARY_NAME
 
-#: Rows per chunk: big enough that a validation call's fixed cost does not count, small enough
+#: Rows per chunk of a report handed on: big enough that a validation call's fixed cost does not count, small enough
 #: that the few copies of a chunk held at once (DuckDB's slice, polars, neutralised text, Arrow
 #: for Parquet) stay small (docs/benchmarks.md).
-CHUNK_ROWS = 500_000
+REPORT_CHUNK_ROWS = 500_000
 
 #: Whether a later run of the same business date loaded the file `{file}` that run `{run}`
 #: rejected whole (unreadable, then its permissions fixed; a bad export, then re-sent under the
@@ -95,7 +95,7 @@ def report_chunks(
     *,
     rows: int | None = None,
 ) -> Generator[pl.DataFrame, None, None]:
-    """One report of the night in report order, about `rows` (default `CHUNK_ROWS`) rows at a
+    """One report of the night in report order, about `rows` (default `REPORT_CHUNK_ROWS`) rows at a
     time, each chunk validated against the report's model before it is handed on.
 
     Only the chunk being handed on is held in Python, and DuckDB sorts no more than a slice of
@@ -107,7 +107,7 @@ def report_chunks(
     While the generator is open, `con` runs nothing else: exhaust or `close()` it first.
     """
     model = REPORT_SQL[name][0]
-    rows = rows or CHUNK_ROWS
+    rows = rows or REPORT_CHUNK_ROWS
     first_row = 0
     for frame in _frames(con, name, day, rows):
         try:

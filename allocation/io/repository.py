@@ -18,7 +18,7 @@ from allocation.domain import Batch, OrderLine
 from allocation.io import night_tables
 
 _names = itertools.count()
-SLICE_ROWS = 1_000_000  # rows handed to DuckDB at a time
+INSERT_ROWS = 1_000_000  # rows of a frame handed to DuckDB per INSERT
 
 
 class DuckDBRepository:
@@ -37,7 +37,7 @@ class DuckDBRepository:
         """Runs `sql` with `{frame}` standing for the registered frame (a generated name), once
         per slice of the frame: each row must stand on its own (inserts, updates by key).
         Handing DuckDB a whole 10M-row frame at once held a converted copy of it (~1 GB)."""
-        for part in frame.iter_slices(SLICE_ROWS):
+        for part in frame.iter_slices(INSERT_ROWS):
             name = self._view(part)
             try:
                 self.con.execute(sql.format(frame=name), params or [])
@@ -49,7 +49,7 @@ class DuckDBRepository:
         slice is a relation from Arrow queried under a generated name: querying a registered
         frame kept ~0.3 GB more for 10M keys (measured), and was slower."""
         results: list[pl.DataFrame] = []
-        for part in frame.iter_slices(SLICE_ROWS) if frame.height else [frame]:
+        for part in frame.iter_slices(INSERT_ROWS) if frame.height else [frame]:
             name = f"frame_{next(_names)}"
             found = self.con.from_arrow(part.to_arrow()).query(name, sql.format(frame=name))
             if found is None:  # only a statement that is not a query returns no relation

@@ -19,7 +19,7 @@ import duckdb
 import polars as pl
 
 from allocation.io.ingest import LINE_KEY, classify_orders
-from allocation.io.staging import SLICE_ROWS
+from allocation.io.staging import STAGE_ROWS
 
 log = logging.getLogger("allocation")
 
@@ -220,13 +220,13 @@ def rejected_row_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 
 def rejection_chunks(
-    con: duckdb.DuckDBPyConnection, rows_per_chunk: int = SLICE_ROWS
+    con: duckdb.DuckDBPyConnection, rows_at_once: int = STAGE_ROWS
 ) -> Iterator[pl.DataFrame]:
     """The rejected rows of the load and of the classification (source_file, line, reason), a
     chunk at a time: for the log, which counts them without holding them all."""
     reader = con.sql(
         f"SELECT source_file, line, reason FROM {STAGED}.rejected WHERE line IS NOT NULL "  # noqa: S608
         "UNION ALL SELECT source_file, line, reason FROM night_rejected"
-    ).to_arrow_reader(rows_per_chunk)
+    ).to_arrow_reader(rows_at_once)
     for batch in reader:
         yield cast(pl.DataFrame, pl.from_arrow(batch))

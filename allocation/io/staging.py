@@ -28,7 +28,7 @@ from allocation.settings.duckdb_limits import DuckDBLimits
 from allocation.settings.state_folder import StateFolder
 
 #: Rows handed to DuckDB at a time while loading (a file may hold millions).
-SLICE_ROWS = 500_000
+STAGE_ROWS = 500_000
 
 _TABLES = """
 CREATE TABLE orders (
@@ -108,7 +108,7 @@ class StagingWriter:
 
     def add(self, table: str, frame: pl.DataFrame) -> None:
         """Appends `frame` (the table's columns but `seq`, `key_hash`) after the rows so far."""
-        for part in frame.iter_slices(SLICE_ROWS):
+        for part in frame.iter_slices(STAGE_ROWS):
             numbered = part.with_row_index("seq", offset=self._next[table]).with_columns(
                 pl.col("seq").cast(pl.Int64)
             )

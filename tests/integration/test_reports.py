@@ -57,7 +57,7 @@ def write_whole_frames(con: duckdb.DuckDBPyConnection, day: dt.date, folder: Pat
 
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reports, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(reports, "REPORT_CHUNK_ROWS", 2)
 
 
 @pytest.fixture
@@ -101,12 +101,12 @@ def same_files(new: Path, old: Path) -> None:
     assert (new / "rejected.csv").read_bytes() == (old / "rejected.csv").read_bytes()
 
 
-@pytest.mark.parametrize("chunk_rows", [2, reports.CHUNK_ROWS])
+@pytest.mark.parametrize("chunk_rows", [2, reports.REPORT_CHUNK_ROWS])
 def test_streamed_reports_are_the_files_the_whole_frame_writer_wrote(
     site: Site, state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_rows: int
 ) -> None:
     two_nights_with_formulas(site)
-    monkeypatch.setattr(reports, "CHUNK_ROWS", chunk_rows)
+    monkeypatch.setattr(reports, "REPORT_CHUNK_ROWS", chunk_rows)
     con = duckdb.connect(str(state), read_only=True)
     try:
         for night in (NIGHT_1, NIGHT_2):

@@ -22,7 +22,7 @@ from allocation.io.schemas import empty_rows
 # far above any real value here and still stops a runaway quote from eating a whole file.
 CSV_FIELD_SIZE_LIMIT: Final = 1 << 20
 # Rows turned into one polars frame at a time (bounds the Python objects alive at once).
-CHUNK_ROWS: Final = 200_000
+BLOCK_ROWS: Final = 200_000
 
 
 def csv_reader(lines: Iterator[str]) -> Iterator[list[str]]:
@@ -55,10 +55,10 @@ class Block:
 def general_blocks(
     file: InboxFile, header: Header, width: int, reader: Iterator[list[str]], line: int
 ) -> Iterator[tuple[Block, int]]:
-    """The data rows of ``reader`` (blank lines skipped), ``CHUNK_ROWS`` at a time, numbered
+    """The data rows of ``reader`` (blank lines skipped), ``BLOCK_ROWS`` at a time, numbered
     after ``line`` rows already read; each block with the data rows read so far. Raises
     ``csv.Error`` for a file the csv module cannot parse at all."""
-    while block := list(islice(reader, CHUNK_ROWS)):
+    while block := list(islice(reader, BLOCK_ROWS)):
         rows = [row for row in block if row]  # csv yields [] for a blank line: skipped
         if not rows:
             continue

@@ -37,7 +37,7 @@ from allocation.io.readers.header import normalise, optional_lookalike
 from allocation.io.readers.source import CUT_LAST_LINE, FileProblem, FileSource, text_chunks
 from allocation.io.schemas import REQUIRED_COLUMNS, Kind, empty_rows
 
-_CHUNK_ROWS: Final = 200_000
+_BLOCK_ROWS: Final = 200_000
 
 
 class _RowProblem(Exception):
@@ -87,7 +87,7 @@ def _lone_surrogate(text: str) -> str | None:
 def read_jsonl_slices(
     file: InboxFile, source: FileSource
 ) -> Generator[FileSlice, None, tuple[str, ...]]:
-    """One ``.jsonl`` inbox file, ``_CHUNK_ROWS`` rows at a time; returns its unused keys."""
+    """One ``.jsonl`` inbox file, ``_BLOCK_ROWS`` rows at a time; returns its unused keys."""
     kind = file.kind
     required = REQUIRED_COLUMNS[kind]
     slots = {name: i for i, name in enumerate(required)}
@@ -163,7 +163,7 @@ def read_jsonl_slices(
                     rows.append(values)
                     raws.append(raw)
                     row_lines.append(line)
-                    if len(row_lines) >= _CHUNK_ROWS:
+                    if len(row_lines) >= _BLOCK_ROWS:
                         yield _slice(file, rows, raws, row_lines, bad_lines, bad_reasons, bad_raws)
                         rows, raws, row_lines = [], [], []
                         bad_lines, bad_reasons, bad_raws = [], [], []
