@@ -57,7 +57,7 @@ def record_placements(con: duckdb.DuckDBPyConnection, business_date: dt.date, ru
     `arrival_seq`)."""
     # Range by range of arrival_seq, about RECORD_ROWS lines each, in order: each range's join
     # and sort fit in DuckDB's memory, where one statement over the whole night spilled both
-    # to disk (30M lines: 116 s, against 14 s for 10M). Each range must read only its own
+    # to disk and grew faster than the night. Each range must read only its own
     # rows, or the step grows with the square of the night: `night_lines` is stored (or
     # staged) in arrival order, and the placements, which come in the allocator's order of
     # skus, are put in arrival order once here.

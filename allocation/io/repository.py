@@ -29,14 +29,14 @@ class DuckDBRepository:
     def _view(self, frame: pl.DataFrame) -> str:
         name = f"frame_{next(_names)}"
         # As Arrow string views (polars' own export): converting to plain strings as well was
-        # slower (1M order lines: 0.26 s against 0.11 s) for no faster insert.
+        # slower for no faster insert.
         self.con.register(name, frame.to_arrow())
         return name
 
     def _run(self, sql: str, frame: pl.DataFrame, params: list[object] | None = None) -> None:
         """Runs `sql` with `{frame}` standing for the registered frame (a generated name), once
         per slice of the frame: each row must stand on its own (inserts, updates by key).
-        Handing DuckDB a whole 10M-row frame at once held a converted copy of it (~1 GB)."""
+        Handing DuckDB a whole big frame at once held a converted copy of all of it."""
         for part in frame.iter_slices(INSERT_ROWS):
             name = self._view(part)
             try:
@@ -47,7 +47,7 @@ class DuckDBRepository:
     def _query(self, sql: str, frame: pl.DataFrame) -> pl.DataFrame:
         """`sql` over `{frame}`, slice by slice like `_run`: the results are concatenated. Each
         slice is a relation from Arrow queried under a generated name: querying a registered
-        frame kept ~0.3 GB more for 10M keys (measured), and was slower."""
+        frame kept more memory, and was slower."""
         results: list[pl.DataFrame] = []
         for part in frame.iter_slices(INSERT_ROWS) if frame.height else [frame]:
             name = f"frame_{next(_names)}"
@@ -64,8 +64,7 @@ class DuckDBRepository:
             "SELECT l.orderid, l.sku, l.qty AS known_qty, l.first_seen AS known_date, "
             "l.source_file AS known_file, l.source_line AS known_line "
             # A semi join returns each warehouse row once however often the key repeats
-            # tonight: no DISTINCT over tonight's keys (it was most of the cost: 1.3 s -> 0.3 s
-            # for 10M keys).
+            # tonight: no DISTINCT over tonight's keys (it was most of the cost).
             "FROM order_lines l SEMI JOIN {frame} k USING (orderid, sku)",
             keys.select("orderid", "sku"),
         )

@@ -131,7 +131,7 @@ def leave_out_plain_raw(valid: pl.DataFrame, kind: Kind) -> pl.DataFrame:
     """Valid rows with `raw` null where it is exactly `raw_text` of the typed row (the usual
     export: the required columns in order, values without stray spaces). `raw` is needed again
     only for the few rows a later step rejects, and `coalesce(raw, raw_text(kind))` gives it
-    back byte for byte; kept for every row it cost ~0.7 GB at 10M order lines. Rows of a file the
+    back byte for byte; kept for every row it held a copy of every line's text. Rows of a file the
     reader left `raw` out of arrive here null already (or worded, when typing changed them)."""
     if valid["raw"].null_count() == valid.height:
         return valid
