@@ -91,10 +91,10 @@ LINES_PER_SKU = 25
 def growth(sizes: list[int], seed: int) -> list[tuple[int, float, float]]:
     """(lines, book seconds, ours seconds) in this process, on generated inboxes with one sku per
     25 lines: the catalogue grows with the night, as the batches the book's service lists do.
-    Ours is `allocation.service.frame_allocation.allocate_lines` in one process."""
+    Ours is `benchmarks.frame_allocation.allocate_lines` in one process."""
     import polars as pl
 
-    from allocation.service.frame_allocation import allocate_lines
+    from benchmarks.frame_allocation import allocate_lines
 
     rows = []
     for lines in sizes:

@@ -155,7 +155,7 @@ class DuckDBCandidates:
         get their first chunk without waiting for a sort of the whole night."""
         lines = max(1, chunk_lines)
         # A sku goes to the chunk where its first line falls (skus in sku order), as
-        # `allocation.service.frame_allocation.chunk_of_skus` packs them; `place` orders the chunks: the
+        # `benchmarks.frame_allocation.chunk_of_skus` packs them; `place` orders the chunks: the
         # ones holding a sku bigger than a chunk first, then biggest first.
         self.con.execute(
             "CREATE OR REPLACE TEMP TABLE candidate_chunks AS WITH packed AS ("

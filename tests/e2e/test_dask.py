@@ -30,9 +30,9 @@ from allocation.flows.sharding import (
     staging_root,
     task_runner_for,
 )
-from allocation.service.frame_allocation import BATCH_FRAME_SCHEMA as BATCH_SCHEMA
-from allocation.service.frame_allocation import FrameCandidates, allocate_lines
 from allocation.settings import RunParameters
+from benchmarks.frame_allocation import BATCH_FRAME_SCHEMA as BATCH_SCHEMA
+from benchmarks.frame_allocation import FrameCandidates, allocate_lines
 from conftest import Site
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("prefect_harness")]

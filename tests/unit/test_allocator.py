@@ -17,11 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from allocation.domain import OrderLine, Product
-from allocation.service import frame_allocation
 from allocation.service.engine import by_chunks, chunk_decision, scheduling, sources
 from allocation.service.engine.columns import allocate_columns
-from allocation.service.frame_allocation import BATCH_FRAME_SCHEMA as BATCH_SCHEMA
-from allocation.service.frame_allocation import allocate_lines
+from benchmarks import frame_allocation
+from benchmarks.frame_allocation import BATCH_FRAME_SCHEMA as BATCH_SCHEMA
+from benchmarks.frame_allocation import allocate_lines
 
 LINE_SCHEMA = {"orderid": pl.String, "sku": pl.String, "qty": pl.Int64, "arrival_seq": pl.Int64}
 

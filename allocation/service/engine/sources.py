@@ -1,7 +1,7 @@
 """What the allocation engine reads the night's open lines from and records their placements to:
 `Columns` (the default, integer columns in slices of whole skus) and `Candidates` (chunks of
 skus, for helper processes and the Dask runner). `allocation.io.candidates` implements both over
-DuckDB, `allocation.service.frame_allocation` the chunked one over frames in memory."""
+DuckDB, `benchmarks.frame_allocation` the chunked one over frames in memory."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The night's allocation over frames already in memory: the same chunks, pieces and domain calls
 as the streamed night (`allocation.service.engine.by_chunks.allocate_candidates`), fed from polars
 frames instead of DuckDB. For tests (they compare chunk sizes, processes and runners against it) and
-the domain's benchmarks; a night itself never holds its lines as frames.
+the domain's benchmarks; a night itself never holds its lines as frames, so this is not part of the
+installed package.
 """
 
 from __future__ import annotations
