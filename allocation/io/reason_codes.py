@@ -10,7 +10,6 @@ reasons ("qty is empty; sku is empty") gets the code of the first. The list is t
 
 from __future__ import annotations
 
-import re
 from typing import Final
 
 #: (code, regular expression searched in the reason, what it means), first match wins.
@@ -106,11 +105,3 @@ def code_sql(reason: str = "reason") -> tuple[str, list[str]]:
     whens = " ".join("WHEN regexp_matches(" + reason + ", ?) THEN ?" for _ in REASON_CODES)
     params = [value for code, pattern, _ in REASON_CODES for value in (pattern, code)]
     return f"CASE {whens} ELSE ? END", [*params, OTHER]
-
-
-def code_of(reason: str) -> str:
-    """The code of one reason (Python's ``re``; the SQL above is what stores it)."""
-    for code, pattern, _meaning in REASON_CODES:
-        if re.search(pattern, reason):
-            return code
-    return OTHER
