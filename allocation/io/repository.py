@@ -16,6 +16,7 @@ import polars as pl
 
 from allocation.domain import Batch, OrderLine
 from allocation.io import night_tables
+from allocation.io.warehouse_schema import code_rejections
 
 _names = itertools.count()
 INSERT_ROWS = 1_000_000  # rows of a frame handed to DuckDB per INSERT
@@ -219,6 +220,10 @@ class DuckDBRepository:
         """Appends a frame to a bookkeeping table by column name (table names are constants)."""
         if frame.height:
             self._run(f"INSERT INTO {table} BY NAME SELECT * FROM {{frame}}", frame)  # noqa: S608
+
+    def code_rejections(self, run_id: str) -> None:
+        """Gives run `run_id`'s rejected rows their reason codes (`warehouse_schema`)."""
+        code_rejections(self.con, run_id)
 
     def record_reallocations(self, moved: pl.DataFrame) -> None:
         """Keeps where each line a manifest change released went tonight (`reallocations`)."""

@@ -46,7 +46,7 @@ CREATE TABLE rejected (
 
 # `seq` is the arrival order within each table: file order, then line order. `key_hash` puts
 # every row of one (orderid, sku) in the same partition of
-# `staged_night.classify_staged_orders`, is looked up among earlier lines by their kept
+# `staged_night.StagedNight.classify_orders`, is looked up among earlier lines by their kept
 # `order_lines.line_key`, and becomes the new line's `line_key` when it is recorded: hashed
 # once, here, with `hash(orderid, sku)`, the function `staged_night` checks the kept keys
 # against.

@@ -15,6 +15,7 @@ from types import TracebackType
 
 import duckdb
 
+from allocation.io.candidates import DuckDBCandidates
 from allocation.io.check_figures import DuckDBCheckFigures
 from allocation.io.disk import is_disk_full
 from allocation.io.repository import DuckDBRepository
@@ -200,6 +201,11 @@ class DuckDBUnitOfWork:
         if self._con is None:
             raise RuntimeError("the unit of work is not open")
         return self._con
+
+    def candidates(self, spill_dir: Path) -> DuckDBCandidates:
+        """The night's open lines for the allocation engine, over this transaction (their spill
+        files under `spill_dir`)."""
+        return DuckDBCandidates(self.con, spill_dir)
 
     def __enter__(self) -> DuckDBUnitOfWork:
         self._con = connect(self.path, limits=self.limits, create_in=self.create_in)

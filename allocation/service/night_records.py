@@ -16,11 +16,10 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from allocation.io import staged_night
 from allocation.io.ingest import Classified, classify_batches
 from allocation.io.rejection_log import log_rejected_rows
+from allocation.io.staged_night import StagedNight
 from allocation.io.unit_of_work import DuckDBUnitOfWork
-from allocation.io.warehouse_schema import code_rejections
 from allocation.service.loading import INBOX_COUNTS, ValidatedInbox
 from allocation.service.manifest import ManifestChanges
 from allocation.settings import RunParameters
@@ -30,12 +29,14 @@ log = logging.getLogger("allocation")
 
 @dataclass(frozen=True)
 class Tonight:
-    """What every step of the transaction works with: the run, its inbox, the open transaction."""
+    """What every step of the transaction works with: the run, its inbox, the open transaction
+    and the run's staging file attached to it."""
 
     params: RunParameters
     inbox: ValidatedInbox
     run_id: str
     uow: DuckDBUnitOfWork
+    staged: StagedNight
 
     @property
     def day(self) -> dt.date:
@@ -46,7 +47,7 @@ def take_in_manifests(tonight: Tonight) -> Classified:
     """Tonight's manifest rows classified against the warehouse (new batches, changes to known
     ones, duplicates, rejections); the rows received and the new batches recorded."""
     repo = tonight.uow.repo
-    tonight_batches = staged_night.staged_batches(tonight.uow.con)
+    tonight_batches = tonight.staged.batches()
     batches = classify_batches(
         tonight_batches,
         repo.known_batches(tonight_batches),
@@ -81,15 +82,15 @@ def record_placements(tonight: Tonight, changes: ManifestChanges) -> int:
 def record_rejections(tonight: Tonight, rejected_batches: pl.DataFrame) -> None:
     """The rejections by SQL from the staging file, in the order they were found: the load's,
     the manifests', the orders'."""
-    con, run_id, day = tonight.uow.con, tonight.run_id, tonight.day
-    log_rejected_rows(itertools.chain(staged_night.rejection_chunks(con), [rejected_batches]))
-    staged_night.add_load_rejections(con, run_id, day)
+    staged, run_id, day = tonight.staged, tonight.run_id, tonight.day
+    log_rejected_rows(itertools.chain(staged.rejection_chunks(), [rejected_batches]))
+    staged.add_load_rejections(run_id, day)
     tonight.uow.repo.add_rows(
         "rejected_rows",
         rejected_batches.with_columns(run_id=pl.lit(run_id), business_date=pl.lit(day)),
     )
-    staged_night.add_order_rejections(con, run_id, day)
-    code_rejections(con, run_id)
+    staged.add_order_rejections(run_id, day)
+    tonight.uow.repo.code_rejections(run_id)
 
 
 def record_files(tonight: Tonight) -> None:
@@ -111,7 +112,7 @@ def count_night(
     """The night's counts (`runs` columns and `INBOX_COUNTS`), the rejected rows logged first.
     `placed`: the lines allocated, the lines open, the lines replaced."""
     allocated, open_lines, replaced = placed
-    rejected_rows = staged_night.rejected_row_counts(tonight.uow.con)
+    rejected_rows = tonight.staged.rejected_row_counts()
     rejected_rows["batches"] = rejected_rows.get("batches", 0) + int(
         batches.rejected["line"].is_not_null().sum()
     )

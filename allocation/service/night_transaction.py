@@ -23,7 +23,6 @@ import polars as pl
 
 from allocation.faults import crash_point
 from allocation.io import staged_night
-from allocation.io.candidates import DuckDBCandidates
 from allocation.io.outbox import write_night
 from allocation.io.pending import PendingNight, leave_note
 from allocation.io.unit_of_work import DuckDBUnitOfWork, WarehouseError
@@ -130,9 +129,9 @@ def _allocate_night(
             params.duckdb_limits,
             create_in=working_storage_version(params.warehouse_storage_version),
         ) as uow,
-        staged_night.attached(uow.con, inbox.staging),
+        staged_night.attached(uow.con, inbox.staging) as staged,
     ):
-        tonight = Tonight(params, inbox, run_id, uow)
+        tonight = Tonight(params, inbox, run_id, uow, staged)
         batches = night_records.take_in_manifests(tonight)
         before, checking = _figures_before_manifest_changes(tonight, batches.updates)
         changes = apply_manifest_updates(uow.repo, batches.updates, tonight.day, run_id)
@@ -170,9 +169,7 @@ def _classify_orders(tonight: Tonight) -> int:
     """Tonight's new lines: the TEMP table or view `night_lines` (arrival_seq dense from the next
     free number), read later while the staging file is attached. Returns the duplicates."""
     tick, cpu = time.perf_counter(), time.process_time()
-    order_duplicates = staged_night.classify_staged_orders(
-        tonight.uow.con, tonight.uow.repo.next_arrival_seq()
-    )
+    order_duplicates = tonight.staged.classify_orders(tonight.uow.repo.next_arrival_seq())
     log.info(
         "Classified tonight's orders in %.2fs (%.2f CPU-s)",
         time.perf_counter() - tick,
@@ -187,7 +184,7 @@ def _place_open_lines(
     """Every open line placed (by default in this process; else by `allocator`): the lines
     placed and the lines open."""
     tick, cpu = time.perf_counter(), time.process_time()
-    candidates = DuckDBCandidates(tonight.uow.con, tonight.params.duckdb_limits.temp_directory)
+    candidates = tonight.uow.candidates(tonight.params.duckdb_limits.temp_directory)
     try:
         if allocator is None:
             allocated = allocate_columns(candidates, progress)

@@ -133,9 +133,12 @@ def test_a_leftover_staging_file_is_removed_by_the_next_run(site: Site) -> None:
 def classify_in_partitions(
     params: RunParameters, night: loading.ValidatedInbox, partition_rows: int
 ) -> tuple[int, pl.DataFrame, pl.DataFrame]:
-    """What `classify_staged_orders` leaves for the night (rolled back after)."""
-    with DuckDBUnitOfWork(state_db(params)) as uow, staged_night.attached(uow.con, night.staging):
-        duplicates = staged_night.classify_staged_orders(uow.con, 7, partition_rows)
+    """What `StagedNight.classify_orders` leaves for the night (rolled back after)."""
+    with (
+        DuckDBUnitOfWork(state_db(params)) as uow,
+        staged_night.attached(uow.con, night.staging) as staged,
+    ):
+        duplicates = staged.classify_orders(7, partition_rows)
         lines = uow.con.sql(
             "SELECT * EXCLUDE (key_hash) FROM night_lines ORDER BY arrival_seq"
         ).pl()
@@ -293,8 +296,8 @@ def test_a_range_of_tonights_lines_reads_only_that_range_of_the_staged_night(
     with staging.StagingWriter(path) as staged:
         staged.add("orders", orders)
 
-    with DuckDBUnitOfWork(state_db(params)) as uow, staged_night.attached(uow.con, path):
-        staged_night.classify_staged_orders(uow.con, 1_000)
+    with DuckDBUnitOfWork(state_db(params)) as uow, staged_night.attached(uow.con, path) as staged:
+        staged.classify_orders(1_000)
         scanned, groups = _row_groups_scanned(
             uow.con,
             "SELECT count(*), max(orderid) FROM night_lines "
