@@ -12,28 +12,7 @@ import duckdb
 
 from allocation.io.readers.discovery import TEMPORARY_NAME
 from allocation.io.reports import LOADED_LATER
-
-#: The `runs` counts the summary adds up over the date's runs.
-SUMMARY_COUNTS = (
-    "orders_received",
-    "orders_accepted",
-    "orders_duplicate",
-    "orders_rejected",
-    "batches_received",
-    "batches_accepted",
-    "batches_duplicate",
-    "batches_rejected",
-    "batches_updated",
-    "eta_changes",
-    "qty_increases",
-    "qty_decreases",
-    "cancellations",
-    "lines_released",
-    "lines_replaced",
-    "files_received",
-    "files_rejected",
-    "files_skipped",
-)
+from allocation.io.run_counts import SUMMARY_COUNTS
 
 
 def summary(con: duckdb.DuckDBPyConnection, day: dt.date) -> dict[str, Any]:

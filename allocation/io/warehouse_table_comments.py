@@ -3,6 +3,8 @@ column. `warehouse_comments` puts it together with the views' for the upgrades t
 
 from __future__ import annotations
 
+from allocation.io.run_counts import RUN_COUNTS
+
 #: Per table: its comment, and a comment per column.
 TABLE_COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
     "batches": (
@@ -62,32 +64,10 @@ TABLE_COMMENTS: dict[str, tuple[str, dict[str, str]]] = {
             "started_at": "UTC start.",
             "finished_at": "UTC commit time.",
             "status": "completed (a run that fails commits nothing and leaves no row).",
-            "orders_received": "Order rows read (valid, duplicate and rejected).",
-            "orders_accepted": "New order lines stored.",
-            "orders_duplicate": "Order rows identical to a line already known (ignored).",
-            "orders_rejected": "Order rows rejected (see rejected_rows).",
-            "batches_received": "Manifest rows read (valid, duplicate and rejected).",
-            "batches_accepted": "New batches stored, plus changes to known batches.",
-            "batches_duplicate": "Manifest rows repeating what is known (ignored).",
-            "batches_rejected": "Manifest rows rejected (see rejected_rows).",
-            "allocated": "Lines allocated by the run (new lines and lines that waited).",
-            "out_of_stock": "Lines left open (out of stock) after the run.",
-            "files_received": "Inbox files found.",
-            "files_rejected": "Inbox files rejected whole.",
-            "files_skipped": "Inbox files skipped because a run of the same night committed them.",
             "input_files": "Inbox files read by the run.",
             "rejected_files": "Inbox files rejected whole.",
             "message": "Note about the run, if any.",
-            "batches_updated": "Known batches a manifest changed.",
-            "eta_changes": "Manifest changes of an ETA.",
-            "qty_increases": "Manifest changes raising a quantity.",
-            "qty_decreases": "Manifest changes lowering a quantity (not to 0).",
-            "cancellations": "Manifest changes setting a quantity to 0.",
-            "lines_released": "Allocated lines a manifest change took back.",
-            "lines_replaced": "Released lines allocated again the same night.",
-            "lines_waiting": "Lines left open after the run that arrived on an earlier night.",
-            "oldest_wait_days": "Days the longest-waiting open line had waited after the run "
-            "(NULL: no open line; also for runs before schema version 6).",
+            **RUN_COUNTS,
         },
     ),
     "rejected_rows": (
