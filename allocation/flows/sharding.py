@@ -9,7 +9,7 @@ warehouse transaction, it
    batches alone as with every other sku beside them); a chunk bigger than `chunk_lines` (a
    hot sku) comes in pieces that depend on each other, which this process allocates in order,
    carrying the batches' state, while the workers take the whole chunks;
-2. writes each chunk's lines and its skus' batches as Parquet to the staging location (a
+2. writes each chunk's lines and its skus' batches as Parquet to the shard exchange (a
    folder, or any fsspec URL every worker can reach) under a folder named after the content;
 3. runs one Prefect task `allocate-shard` per chunk on a `prefect_dask.DaskTaskRunner` (an
    existing scheduler, or a temporary `LocalCluster`), at most `IN_FLIGHT` per worker thread at
@@ -59,8 +59,9 @@ BATCHES_FILE = "batches.parquet"
 RESULT_FILE = "placed.parquet"
 
 
-def staging_root(params: RunParameters) -> str:
-    """The staging folder or URL: the `staging` setting, else `<state dir>/staging`."""
+def shard_exchange_root(params: RunParameters) -> str:
+    """The shard exchange, a folder or URL: the `staging` setting (its older name, kept for the
+    settings and the flow's parameter), else `<state dir>/staging`."""
     return params.staging or str(params.state_folder.shard_exchange)
 
 
@@ -222,9 +223,9 @@ def allocate_on_dask(
     candidates: Candidates,
     *,
     runner: Any,
-    staging: str,
+    exchange: str,
     run_id: str,
-    keep_staging: bool = False,
+    keep_exchange: bool = False,
     progress: Progress | None = None,
     chunk_lines: int | None = None,
 ) -> None:
@@ -235,13 +236,13 @@ def allocate_on_dask(
     if not candidates.lines:
         allocate_candidates(candidates)
         return
-    root = _join(staging, f"run-{run_id}")
+    root = _join(exchange, f"run-{run_id}")
     started = time.perf_counter()
     with runner:
         shards = _DaskShards(runner, root)
         chunk_lines = chunk_lines or min(CHUNK_LINES, -(-candidates.lines // shards.threads))
         log.info(
-            "Allocating %s lines in chunks of skus staged under %s; %d worker thread(s) on %s",
+            "Allocating %s lines in chunks of skus exchanged under %s; %d worker thread(s) on %s",
             f"{candidates.lines:,}",
             root,
             shards.threads,
@@ -252,7 +253,7 @@ def allocate_on_dask(
         # worker whenever all are full.
         done = LineProgress(candidates.lines, progress or no_progress)
         share_chunks(candidates, chunk_lines, shards, done, here_when_full=False)
-    if not keep_staging:
+    if not keep_exchange:
         fs, path = url_to_fs(root)
         # A night whose lines are all one hot sku is allocated here in pieces: no shard was
         # staged, so there is no folder to remove.
@@ -274,7 +275,7 @@ def dask_allocator(
         allocate_on_dask(
             candidates,
             runner=task_runner_for(params),
-            staging=staging_root(params),
+            exchange=shard_exchange_root(params),
             run_id=run_id,
             progress=progress,
         )

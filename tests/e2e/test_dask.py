@@ -27,7 +27,7 @@ from allocation.flows.nightly import nightly_allocation
 from allocation.flows.sharding import (
     _parent_without_parameters,
     allocate_on_dask,
-    staging_root,
+    shard_exchange_root,
     task_runner_for,
 )
 from allocation.settings import RunParameters
@@ -218,7 +218,9 @@ def test_two_nights_on_dask_match_the_local_runner_row_for_row(
     for state in local_states:
         assert not [run for run in task_runs_of(state) if "shard" in run.name]
     params = dask.params(NIGHTS[1])
-    assert not list(Path(staging_root(params)).glob("run-*")), "staging not cleaned up"
+    assert not list(Path(shard_exchange_root(params)).glob("run-*")), (
+        "shard exchange not cleaned up"
+    )
 
 
 def dask_params(tmp_path: Path, dask_address: str) -> RunParameters:
@@ -264,9 +266,9 @@ def test_the_dask_allocator_is_pure_and_matches_allocate_lines(
         allocate_on_dask(
             candidates,
             runner=task_runner_for(params),
-            staging=staging_root(params),
+            exchange=shard_exchange_root(params),
             run_id="pure",
-            keep_staging=True,
+            keep_exchange=True,
             progress=lambda done, total: reported.append((done, total)),
             chunk_lines=600,  # 7 chunks of skus
         )
@@ -285,7 +287,7 @@ def test_the_dask_allocator_is_pure_and_matches_allocate_lines(
     assert [done for done, _ in reported] == sorted({done for done, _ in reported})
     assert placed.columns == expected.columns
     assert placed.to_dicts() == expected.to_dicts()
-    results = sorted(Path(staging_root(params)).glob("run-pure/shard-*/placed.parquet"))
+    results = sorted(Path(shard_exchange_root(params)).glob("run-pure/shard-*/placed.parquet"))
     assert len(results) == 7
     before = {path: (path.stat().st_mtime_ns, path.read_bytes()) for path in results}
     assert run().to_dicts() == expected.to_dicts()  # the same inputs land on the same files
@@ -323,9 +325,9 @@ def test_a_hot_sku_bigger_than_a_chunk_is_allocated_in_pieces_beside_the_shards(
     allocate_on_dask(
         candidates,
         runner=task_runner_for(params),
-        staging=staging_root(params),
+        exchange=shard_exchange_root(params),
         run_id="hot",
-        keep_staging=True,
+        keep_exchange=True,
         chunk_lines=100,  # the lamp's ~1500 lines: 15 pieces in this process
     )
 
@@ -340,7 +342,7 @@ def test_a_hot_sku_bigger_than_a_chunk_is_allocated_in_pieces_beside_the_shards(
     assert got.to_dicts() == expected.to_dicts()
     lamp = expected.filter(pl.col("sku") == "HOT-LAMP")
     assert lamp["batchref"].n_unique() == 4  # three batches used up, then out of stock
-    staged = list(Path(staging_root(params)).glob("run-hot/shard-*/lines.parquet"))
+    staged = list(Path(shard_exchange_root(params)).glob("run-hot/shard-*/lines.parquet"))
     assert staged and all("HOT-LAMP" not in pl.read_parquet(path)["sku"] for path in staged)
 
 
@@ -365,7 +367,7 @@ def test_a_night_whose_open_lines_are_all_one_sku_commits_on_dask(
     tmp_path: Path, dask_address: str
 ) -> None:
     """Issue 23 item 7: every line of one sku is one hot chunk, allocated in this process in
-    pieces: no shard is staged, and the run's staging folder (never created) is no reason to
+    pieces: no shard is exchanged, and the run's exchange folder (never created) is no reason to
     fail the night."""
     local, dask = Site(tmp_path / "local"), Site(tmp_path / "dask")
     for site in (local, dask):
@@ -376,4 +378,4 @@ def test_a_night_whose_open_lines_are_all_one_sku_commits_on_dask(
     assert done["allocated"] == expected["allocated"] > 0
     assert_same_frames(reports(local, NIGHTS[0]), reports(dask, NIGHTS[0]))
     assert_same_frames(tables(local), tables(dask))
-    assert not list(Path(staging_root(dask.params(NIGHTS[0]))).glob("run-*"))
+    assert not list(Path(shard_exchange_root(dask.params(NIGHTS[0]))).glob("run-*"))
