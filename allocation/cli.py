@@ -127,7 +127,7 @@ def _rollback(args: argparse.Namespace) -> None:
         warehouse=args.warehouse, outbox=args.outbox, business_date=args.to
     )
     done = rollback(params)
-    print(f"Rolled back to night {done.night} (state restored from {done.restored_from}).")
+    print(f"Rolled back to night {done.business_date} (state restored from {done.restored_from}).")
     print(f"  reports:   {done.reports} (latest)")
     print(f"  warehouse: {params.warehouse} (republished)")
     if done.moved_aside:

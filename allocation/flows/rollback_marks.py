@@ -53,7 +53,7 @@ def mark_rolled_back(done: RolledBack) -> str:
                         description=f"Night {run.business_date} rolled back",
                         data=(
                             f"# Night {run.business_date} rolled back\n\n"
-                            f"`allocation rollback --to {done.night}` at "
+                            f"`allocation rollback --to {done.business_date}` at "
                             f"{done.at:%Y-%m-%d %H:%M:%S} UTC undid this night: its allocations "
                             "are no longer in the warehouse, and its reports were moved under "
                             "the outbox's rolled-back/ folder. Run the night again to redo it.\n"

@@ -155,9 +155,9 @@ def _prune(history_dir: Path, keep: int) -> None:
     copies = kept_copies(history_dir)  # oldest first, by night then time
     newest: dict[dt.date, KeptCopy] = {}
     for copy in copies:
-        best = newest.get(copy.night)
+        best = newest.get(copy.business_date)
         if best is None or (copy.written_ns, copy.path.name) > (best.written_ns, best.path.name):
-            newest[copy.night] = copy
+            newest[copy.business_date] = copy
     ranked = sorted(newest.values(), key=lambda c: (c.written_ns, c.path.name), reverse=True)
     kept = {copy.path for copy in ranked[:keep]}
     for copy in copies:
@@ -166,7 +166,7 @@ def _prune(history_dir: Path, keep: int) -> None:
                 "Dropping published copy %s of night %s (keeping the newest copy of each of "
                 "the last %d nights)",
                 copy.path.name,
-                copy.night,
+                copy.business_date,
                 keep,
             )
             copy.path.unlink(missing_ok=True)

@@ -27,7 +27,7 @@ RESTORING = ".restoring-*"  # a copy on its way to becoming the working state
 @dataclass(frozen=True)
 class KeptCopy:
     path: Path
-    night: dt.date
+    business_date: dt.date
     written_ns: int  # when the copy was made (modification time)
 
 
@@ -75,11 +75,11 @@ def kept_copies(history_dir: Path) -> list[KeptCopy]:
             nights[identity] = night
             found.append(KeptCopy(path, night, stat.st_mtime_ns))
     _NIGHTS[history_dir] = nights
-    return sorted(found, key=lambda c: (c.night, c.written_ns, c.path.name))
+    return sorted(found, key=lambda c: (c.business_date, c.written_ns, c.path.name))
 
 
-def newest_copy_of(copies: list[KeptCopy], night: dt.date) -> KeptCopy | None:
-    of_night = [c for c in copies if c.night == night]
+def newest_copy_of(copies: list[KeptCopy], business_date: dt.date) -> KeptCopy | None:
+    of_night = [c for c in copies if c.business_date == business_date]
     return of_night[-1] if of_night else None
 
 

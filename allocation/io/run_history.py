@@ -75,17 +75,17 @@ class DuckDBRunHistory:
         last = self.con.sql("SELECT max(business_date) FROM runs").fetchall()[0][0]
         return last if isinstance(last, dt.date) else None
 
-    def runs_after(self, night: dt.date) -> list[tuple[dt.date, str]]:
+    def runs_after(self, business_date: dt.date) -> list[tuple[dt.date, str]]:
         rows = self.con.execute(
             "SELECT business_date, run_id FROM runs WHERE business_date > ? "
             "ORDER BY business_date, started_at",
-            [night],
+            [business_date],
         ).fetchall()
         return [(day, str(run_id)) for day, run_id in rows]
 
-    def last_finished_before(self, night: dt.date) -> dt.datetime | None:
+    def last_finished_before(self, business_date: dt.date) -> dt.datetime | None:
         found = self.con.execute(
-            "SELECT max(finished_at) FROM runs WHERE business_date < ?", [night]
+            "SELECT max(finished_at) FROM runs WHERE business_date < ?", [business_date]
         ).fetchall()[0][0]
         return found if isinstance(found, dt.datetime) else None
 

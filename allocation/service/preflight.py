@@ -99,9 +99,9 @@ def _how_to_redo(params: RunParameters) -> str:
     that none can be rolled back to."""
     day = params.business_date
     copies = kept_copies(params.state_folder.published)
-    earlier = [copy.night for copy in copies if copy.night <= day]
+    earlier = [copy.business_date for copy in copies if copy.business_date <= day]
     if not earlier:
-        kept = sorted({copy.night.isoformat() for copy in copies})
+        kept = sorted({copy.business_date.isoformat() for copy in copies})
         return (
             f"no night on or before {day} can be rolled back to (nights kept: "
             f"{', '.join(kept) or 'none'}), so {day} cannot be run again"

@@ -49,7 +49,7 @@ class UndoneRun:
 
 @dataclass(frozen=True)
 class RolledBack:
-    night: dt.date
+    business_date: dt.date
     restored_from: Path
     reports: Path
     moved_aside: list[Path] = field(default_factory=list)
@@ -75,7 +75,7 @@ def rollback(params: RunParameters) -> RolledBack:
         copies = kept_copies(history)
         chosen = newest_copy_of(copies, night)
         if chosen is None:
-            kept = sorted({c.night.isoformat() for c in copies})
+            kept = sorted({c.business_date.isoformat() for c in copies})
             raise NoKeptCopyError(
                 f"no copy of the night {night} is kept, so it cannot be restored; nights kept: "
                 + (", ".join(kept) if kept else "none")
@@ -108,13 +108,13 @@ def rollback(params: RunParameters) -> RolledBack:
     return done
 
 
-def _runs_after(state: Path, night: dt.date) -> list[UndoneRun]:
-    """The committed runs of nights after `night`: the ones the rollback undoes."""
+def _runs_after(state: Path, business_date: dt.date) -> list[UndoneRun]:
+    """The committed runs of nights after `business_date`: the ones the rollback undoes."""
     if not state.exists():
         return []
     try:
         with open_run_history(state) as history:
-            rows = history.runs_after(night)
+            rows = history.runs_after(business_date)
     except (duckdb.Error, WarehouseError) as error:  # a damaged state is what rollbacks fix
         log.warning("Cannot tell which runs the rollback undoes: %s", error)
         return []
@@ -127,7 +127,7 @@ def _record(params: RunParameters, done: RolledBack) -> None:
     line = json.dumps(
         {
             "at": done.at.isoformat(),
-            "to": done.night.isoformat(),
+            "to": done.business_date.isoformat(),
             "undone": [
                 {"business_date": run.business_date.isoformat(), "run_id": run.run_id}
                 for run in done.undone
@@ -142,8 +142,8 @@ def _record(params: RunParameters, done: RolledBack) -> None:
         os.fsync(out.fileno())
 
 
-def rollbacks_before(params: RunParameters, night: dt.date) -> list[dict[str, Any]]:
-    """The rollbacks made since the last night before `night` was committed, oldest first, as
+def rollbacks_before(params: RunParameters, business_date: dt.date) -> list[dict[str, Any]]:
+    """The rollbacks made since the last night before `business_date` was committed, oldest first, as
     recorded by `_record`: what this night's summary reports. Best effort: nothing when the
     record or the analysts' copy cannot be read."""
     path = params.state_folder.rollbacks_log
@@ -151,13 +151,13 @@ def rollbacks_before(params: RunParameters, night: dt.date) -> list[dict[str, An
         return []
     try:
         with open_run_history(params.warehouse) as history:
-            found = history.last_finished_before(night)
+            found = history.last_finished_before(business_date)
         records = [json.loads(line) for line in path.read_text("utf-8").splitlines() if line]
         since = None if found is None else found.replace(tzinfo=dt.UTC)
         return [
             record
             for record in records
-            if dt.date.fromisoformat(record["to"]) <= night
+            if dt.date.fromisoformat(record["to"]) <= business_date
             and (since is None or dt.datetime.fromisoformat(record["at"]) > since)
         ]
     except (duckdb.Error, WarehouseError, OSError, ValueError, KeyError, TypeError) as error:
@@ -165,12 +165,14 @@ def rollbacks_before(params: RunParameters, night: dt.date) -> list[dict[str, An
         return []
 
 
-def _move_later_nights_aside(outbox: Path, night: dt.date) -> list[Path]:
-    """Moves the report folders of nights after `night` to `OUTBOX/rolled-back/<now>/`."""
+def _move_later_nights_aside(outbox: Path, business_date: dt.date) -> list[Path]:
+    """Moves the report folders of nights after `business_date` to `OUTBOX/rolled-back/<now>/`."""
     if not outbox.is_dir():
         return []
     later = sorted(
-        p for p in outbox.iterdir() if p.is_dir() and not p.is_symlink() and _after(p.name, night)
+        p
+        for p in outbox.iterdir()
+        if p.is_dir() and not p.is_symlink() and _after(p.name, business_date)
     )
     if not later:
         return []
@@ -186,8 +188,8 @@ def _move_later_nights_aside(outbox: Path, night: dt.date) -> list[Path]:
     return moved
 
 
-def _after(name: str, night: dt.date) -> bool:
+def _after(name: str, business_date: dt.date) -> bool:
     try:
-        return dt.date.fromisoformat(name) > night and len(name) == 10
+        return dt.date.fromisoformat(name) > business_date and len(name) == 10
     except ValueError:
         return False

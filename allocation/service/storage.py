@@ -123,11 +123,11 @@ class RunHistory(Protocol):
         """The business date of the latest committed run, None before the first."""
         ...
 
-    def runs_after(self, night: dt.date) -> list[tuple[dt.date, str]]:
+    def runs_after(self, business_date: dt.date) -> list[tuple[dt.date, str]]:
         """The committed runs (business date, run id) of nights after `night`, in order."""
         ...
 
-    def last_finished_before(self, night: dt.date) -> dt.datetime | None:
+    def last_finished_before(self, business_date: dt.date) -> dt.datetime | None:
         """When the last run of a night before `night` finished (UTC, naive)."""
         ...
 

@@ -358,8 +358,8 @@ def test_a_kept_copy_replaced_under_its_own_name_is_read_again(tmp_path: Path) -
     history = tmp_path / "published"
     history.mkdir()
     _copy_of_night(history / "copy.duckdb", "2026-11-25")
-    assert [c.night for c in listed(history)] == [dt.date(2026, 11, 25)]
+    assert [c.business_date for c in listed(history)] == [dt.date(2026, 11, 25)]
 
     _copy_of_night(tmp_path / "newer.duckdb", "2026-11-26")
     os.replace(tmp_path / "newer.duckdb", history / "copy.duckdb")
-    assert [c.night for c in listed(history)] == [dt.date(2026, 11, 26)]
+    assert [c.business_date for c in listed(history)] == [dt.date(2026, 11, 26)]
