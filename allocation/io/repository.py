@@ -104,17 +104,6 @@ class DuckDBRepository:
         rows = self.con.sql("SELECT coalesce(max(arrival_seq), 0) FROM order_lines").fetchall()
         return int(rows[0][0]) + 1
 
-    def has_run(self, run_id: str) -> bool:
-        rows = self.con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchall()
-        return bool(rows[0][0])
-
-    def ingested_files(self, business_date: dt.date) -> set[tuple[str, str]]:
-        rows = self.con.sql(
-            "SELECT file_name, sha256 FROM ingested_files WHERE business_date = ?",
-            params=[business_date],
-        ).fetchall()
-        return {(str(name), str(sha)) for name, sha in rows}
-
     # -- batches -----------------------------------------------------------------------------
     def add_batches(self, batches: pl.DataFrame, business_date: dt.date) -> None:
         """Inserts new batches: reference, sku, qty, eta, source_file, line."""

@@ -4,7 +4,9 @@ a night. Opened read-only: nothing is upgraded, no transaction is taken to write
 running in another process is not in the way any more than any reader is.
 
 A file of an older schema answers as the upgraded one would (the tables and columns read here
-are in every version); a file of a newer schema is refused with the unit of work's message.
+are in every version); a file of a newer schema is refused with the unit of work's message,
+except by `last_committed_date`, which reads only `runs` (the pre-flight date check asks it
+before any night opens the file, as it always has).
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ from pathlib import Path
 from allocation.io.outbox import write_night
 from allocation.io.pending import PendingNight, read_note, remove_note
 from allocation.io.publish import publish_copy
-from allocation.io.unit_of_work import DuckDBUnitOfWork, connect
+from allocation.io.unit_of_work import connect
 from allocation.service.night_transaction import NightOutcome
-from allocation.service.state import state_db
+from allocation.service.state import committed_run, state_db
 from allocation.settings import RunParameters
 
 log = logging.getLogger("allocation")
@@ -55,9 +55,7 @@ def finish_committed_night(params: RunParameters, run_id: str) -> PendingNight |
     note = read_note(params.state_dir)
     if note is None or note.run_id == run_id:
         return None
-    with DuckDBUnitOfWork(state_db(params), params.duckdb_limits) as uow:
-        committed = uow.repo.has_run(note.run_id)
-    if not committed:
+    if not committed_run(params, note.run_id):
         log.info("%s stopped before its commit: nothing of it to finish", note.describe())
         remove_note(params.state_dir, note.run_id)
         return None

@@ -67,7 +67,7 @@ def allocate_night_once(
     `allocate_night`, once per run id. Checked on every attempt, since a retried or rescheduled
     flow run starts its tasks afresh with the same run id, and a commit may have happened just
     before an attempt failed."""
-    if committed_run(params, run_id):
+    if not params.dry_run and committed_run(params, run_id):
         log.warning(
             "Night %s was committed by an earlier attempt of this run (%s): not applying it again",
             params.business_date,

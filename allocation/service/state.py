@@ -41,10 +41,10 @@ def last_committed_date(params: RunParameters) -> dt.date | None:
 
 
 def committed_run(params: RunParameters, run_id: str) -> bool:
-    """Whether run `run_id` is already committed (an earlier attempt of its allocate step
-    committed, then failed before returning)."""
+    """Whether run `run_id` is already committed: an earlier attempt of its allocate step
+    committed, then failed before returning; or a night that left a note before its commit."""
     path = state_db(params)
-    if params.dry_run or not path.exists():
+    if not path.exists():
         return False
     with open_run_history(path) as history:
         return history.has_run(run_id)

@@ -16,8 +16,11 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from allocation.io.pending import PendingNight, leave_note, read_note
+from allocation.io.run_history import open_run_history
 from allocation.io.unit_of_work import DuckDBUnitOfWork, WarehouseError
 from allocation.io.warehouse_schema import SCHEMA_VERSION, current_version
+from allocation.service.after_commit import finish_committed_night
 from allocation.service.state import (
     already_ingested,
     committed_run,
@@ -43,10 +46,13 @@ def schema_version(path: Path) -> int:
 
 
 def upgraded_answers(path: Path, copy: Path, day: dt.date, run_id: str) -> tuple[object, ...]:
-    """What a migrating unit of work answers, on a copy of the file."""
+    """What a copy of the file answers once a unit of work has upgraded it."""
     shutil.copyfile(path, copy)
     with DuckDBUnitOfWork(copy) as uow:
-        return uow.repo.ingested_files(day), uow.repo.has_run(run_id)
+        uow.commit()
+    assert schema_version(copy) == SCHEMA_VERSION
+    with open_run_history(copy) as history:
+        return history.ingested_files(day), history.has_run(run_id)
 
 
 @pytest.mark.parametrize("version", [2, 3, 4])
@@ -132,3 +138,26 @@ def test_the_questions_are_answered_while_another_process_reads_the_file(site: S
         assert len(already_ingested(params)) == 0  # the night had no files
     finally:
         holder.communicate(timeout=30)
+
+
+@pytest.mark.parametrize("version", [2, 3, 4])
+def test_a_note_left_by_a_night_that_never_committed_is_dropped_without_an_upgrade(
+    site: Site, version: int, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first thing a night asks: whether the run that left a note committed. Asked of an
+    older warehouse, the question upgrades nothing and leaves it byte for byte as it was."""
+    params = site.params(FIRST_NIGHT.isoformat())
+    path = install(version, state_db(params))
+    before = digest(path)
+    leave_note(
+        params.state_dir,
+        PendingNight("never-committed", FIRST_NIGHT, "a-label", tmp_path / "outbox"),
+    )
+
+    caplog.set_level(logging.INFO)
+    assert finish_committed_night(params, "this-run") is None
+
+    assert read_note(params.state_dir) is None
+    assert digest(path) == before
+    assert schema_version(path) == version
+    assert "schema upgraded" not in caplog.text
