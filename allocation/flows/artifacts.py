@@ -248,7 +248,8 @@ def report_files(folder: Path) -> list[dict[str, Any]]:
     """Each file of the night's report folder: name, data rows (None for
     summary.json) and size. Rows come from a Parquet file's footer; a CSV report has the rows
     of its Parquet twin (the same rows, written together), read from that footer too: counting
-    the CSV itself would hold the whole file in the run's memory. A CSV without a twin is counted (quoted line breaks are one row)."""
+    the CSV itself would hold the whole file in the run's memory. A CSV without a twin is
+    counted (quoted line breaks are one row)."""
     files = []
     for path in sorted(p for p in folder.iterdir() if p.is_file()):
         rows: int | None = None

@@ -1,10 +1,10 @@
 """The Prefect flow `nightly-allocation`: a short script of named steps.
 
-load (read and validate each file) -> allocate (one warehouse transaction) -> write reports -> publish.
-The steps and their order live in `allocation.service.night` (`NightRun.run`, the same for `run_night`);
-each task here is a service function wrapped as it is: it only names the step, retries it on I/O
-errors and never caches (every step that writes must really run); `as_tasks` hands them to
-`NightRun.run`, the load and the allocation moving the progress bar. A retry never applies a night
+load (read and validate each file) -> allocate (one warehouse transaction) -> write reports ->
+publish. The steps and their order live in `allocation.service.night` (`NightRun.run`, the same
+for `run_night`); each task here is a service function wrapped as it is: it only names the step,
+retries it on I/O errors and never caches (every step that writes must really run); `as_tasks`
+hands them to `NightRun.run`, the load and the allocation moving the progress bar. A retry never applies a night
 twice: the allocate step commits once per flow run, and a retry that finds its run already
 committed goes on to the reports instead of allocating again.
 

@@ -1,8 +1,8 @@
 """The night's allocation on a Dask cluster, as one Prefect task run per chunk of skus.
 
-`dask_allocator(params)` returns an allocator for `night_transaction.allocate_night` (the same contract as
-`allocation.service.engine.by_chunks.allocate_candidates`). Called inside the night's single
-warehouse transaction, it
+`dask_allocator(params)` returns an allocator for `night_transaction.allocate_night` (the same
+contract as `allocation.service.engine.by_chunks.allocate_candidates`). Called inside the
+night's single warehouse transaction, it
 
 1. takes the night's candidates chunk by chunk of skus, biggest first, as they stream out of
    DuckDB (skus never share a batch, so chunks are independent: a chunk's lines get the same

@@ -148,8 +148,8 @@ class DuckDBCandidates:
     def chunks(
         self, chunk_lines: int
     ) -> Iterator[tuple[Iterator[pl.DataFrame], Iterator[pl.LazyFrame]]]:
-        """`allocation.service.engine.sources.Candidates.chunks`. One unordered pass over the lines spools
-        each whole chunk to its own Arrow file and the big chunks to one Parquet file in the
+        """`allocation.service.engine.sources.Candidates.chunks`. One unordered pass over the
+        lines spools each whole chunk to its own Arrow file and the big chunks to one Parquet file in the
         spill folder; then DuckDB sorts only the big chunks' rows (read back in pieces), and
         each whole chunk is sorted when it is read (a few hundred thousand rows), so the helpers
         get their first chunk without waiting for a sort of the whole night."""

@@ -2,9 +2,9 @@
 
 The checks themselves are plain rules over plain figures (`allocation.service.night_checks`);
 this module is the glue around them: it gathers tonight's figures from the open transaction
-(`uow.figures`, `allocation.service.storage.CheckFigures`), evaluates them, and writes the `night_checks` rows, with the
-night's transaction when it commits, or in a transaction of their own when a check stopped it
-(so the next night knows this one stopped).
+(`uow.figures`, `allocation.service.storage.CheckFigures`), evaluates them, and writes the
+`night_checks` rows, with the night's transaction when it commits, or in a transaction of their
+own when a check stopped it (so the next night knows this one stopped).
 """
 
 from __future__ import annotations

@@ -124,11 +124,11 @@ class RunHistory(Protocol):
         ...
 
     def runs_after(self, business_date: dt.date) -> list[tuple[dt.date, str]]:
-        """The committed runs (business date, run id) of nights after `night`, in order."""
+        """The committed runs (business date, run id) of nights after `business_date`, in order."""
         ...
 
     def last_finished_before(self, business_date: dt.date) -> dt.datetime | None:
-        """When the last run of a night before `night` finished (UTC, naive)."""
+        """When the last run of a night before `business_date` finished (UTC, naive)."""
         ...
 
 
