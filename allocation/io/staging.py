@@ -25,7 +25,6 @@ import polars as pl
 from allocation.io.disk import is_disk_full
 from allocation.io.unit_of_work import WarehouseError, connect
 from allocation.settings.duckdb_limits import DuckDBLimits
-from allocation.settings.state_folder import StateFolder
 
 #: Rows handed to DuckDB at a time while loading (a file may hold millions).
 STAGE_ROWS = 500_000
@@ -62,24 +61,15 @@ _INSERT = {
 _names = itertools.count()
 
 
-def staging_folder(state_dir: Path) -> Path:
-    return StateFolder(state_dir).load
-
-
-def staging_path(state_dir: Path, run_id: str) -> Path:
-    return StateFolder(state_dir).load_file(run_id)
-
-
 def discard(path: Path) -> None:
     """Removes a staging file and its write-ahead log, if they are there."""
     for leftover in (path, path.with_name(path.name + ".wal")):
         leftover.unlink(missing_ok=True)
 
 
-def clear_leftovers(state_dir: Path) -> list[str]:
-    """Removes every staging file in the state folder (call it holding the run lock: then none
-    belongs to a live night). Returns the names removed."""
-    folder = staging_folder(state_dir)
+def clear_leftovers(folder: Path) -> list[str]:
+    """Removes every staging file in `folder`, the state folder's `load` (call it holding the
+    run lock: then none belongs to a live night). Returns the names removed."""
     if not folder.is_dir():
         return []
     removed = []

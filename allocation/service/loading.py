@@ -97,7 +97,7 @@ def load_inbox(
     more than a small one. Call it holding the run lock: it removes the staging files that
     killed runs left behind."""
     started = time.perf_counter()
-    removed = staging.clear_leftovers(params.state_dir)
+    removed = staging.clear_leftovers(params.state_folder.load)
     if removed:
         log.info("Removed %d staging file(s) left by an earlier run that stopped", len(removed))
     listing = readers.list_inbox(params.inbox, params.inbox_settle_seconds)
@@ -122,7 +122,7 @@ def load_inbox(
     row_rejects = 0
     total_bytes = sum(file.size for file in files)
     done = 0
-    path = staging.staging_path(params.state_dir, run_id)
+    path = params.state_folder.load_file(run_id)
     with staging.StagingWriter(path, params.duckdb_limits) as staged:
         staged.add("rejected", rejected_files)
         group = FileGroup(staged)

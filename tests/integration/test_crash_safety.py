@@ -30,7 +30,6 @@ import pytest
 
 from allocation import TELEMETRY_OFF
 from allocation.faults import CRASH_POINTS
-from allocation.io import staging
 from conftest import Site
 
 NIGHT_1 = "2026-11-25"
@@ -207,7 +206,7 @@ def leftovers(site: Site) -> list[Path]:
             *site.warehouse.parent.glob(f".{site.warehouse.name}.publish-*"),
             *site.warehouse.parent.glob(f"{site.warehouse.name}.wal"),
             # a load's staging file
-            *staging.staging_folder(site.params(NIGHT_2).state_dir).glob("*"),
+            *site.params(NIGHT_2).state_folder.load.glob("*"),
         ]
     )
 

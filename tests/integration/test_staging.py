@@ -30,7 +30,7 @@ NIGHT_2 = "2026-11-26"
 
 
 def staging_files(site: Site) -> list[str]:
-    folder = staging.staging_folder(site.params(NIGHT_1).state_dir)
+    folder = site.params(NIGHT_1).state_folder.load
     return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
 
 
@@ -119,7 +119,7 @@ def test_an_allocate_step_whose_staging_file_is_gone_says_to_run_the_night_again
 
 def test_a_leftover_staging_file_is_removed_by_the_next_run(site: Site) -> None:
     a_night(site)
-    folder = staging.staging_folder(site.params(NIGHT_1).state_dir)
+    folder = site.params(NIGHT_1).state_folder.load
     folder.mkdir(parents=True)
     (folder / "killed-run.duckdb").write_bytes(b"half a file")
     (folder / "killed-run.duckdb.wal").write_bytes(b"")
@@ -292,7 +292,7 @@ def test_a_range_of_tonights_lines_reads_only_that_range_of_the_staged_night(
     if repeated:  # a duplicate: tonight's lines are then a table of their own
         orders = pl.concat([orders, orders.head(1)])
     params = site.params(NIGHT_1)
-    path = staging.staging_path(params.state_dir, "run-1")
+    path = params.state_folder.load_file("run-1")
     with staging.StagingWriter(path) as staged:
         staged.add("orders", orders)
 
