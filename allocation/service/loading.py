@@ -210,7 +210,7 @@ def load_inbox(
     inbox_counts = _inbox_counts(listing, read_files)
     _warn_about_the_inbox(params, inbox_counts, skipped)
     crash_point("after-load")
-    night = ValidatedInbox(
+    validated = ValidatedInbox(
         staging=path,
         files=pl.DataFrame(records, schema=FILES_SCHEMA),
         received=received,
@@ -232,7 +232,7 @@ def load_inbox(
         time.perf_counter() - started,
     )
     crash_point("after-validate")
-    return night
+    return validated
 
 
 _NOT_READ = {"ignored": "Not read:", "waiting": "Left for a later run:"}
