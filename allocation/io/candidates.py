@@ -42,7 +42,9 @@ import pyarrow as arrow
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
+from allocation.io.memory_limit import streaming_memory
 from allocation.io.night_tables import OPEN_LINE_COUNT, create_candidate_lines
+from allocation.settings.duckdb_limits import DuckDBLimits
 
 PLACEMENTS_SCHEMA = arrow.schema(
     [("arrival_seq", arrow.int64()), ("batch", arrow.int64()), ("qty", arrow.int64())]
@@ -56,10 +58,14 @@ _COLUMNS = ("orderid", "sku", "qty", "arrival_seq")
 class DuckDBCandidates:
     """`allocation.service.engine.sources.Candidates` and `Columns` over the night's connection.
     `folder`: where the placements are kept while the candidates stream (the night's spill
-    folder)."""
+    folder). `limits`: the connection's own; `column_slices` streams under their `streaming()`
+    share (None: the connection has DuckDB's defaults, left as they are)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, folder: Path) -> None:
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, folder: Path, limits: DuckDBLimits | None = None
+    ) -> None:
         self.con = con
+        self._limits = limits
         create_candidate_lines(con)
         con.execute(
             "CREATE OR REPLACE TEMP TABLE candidate_skus AS "
@@ -130,19 +136,25 @@ class DuckDBCandidates:
         sizes them to whole skus from `skus()`). One ordered query, streamed: DuckDB sorts
         within its memory limit (spilling past it) and Python holds one slice and the arrow
         batch it is cut from, whatever the night's size. While the slices stream the connection
-        runs nothing else: the placements go to `record` (a file), then `load_placements`."""
+        runs nothing else: the placements go to `record` (a file), then `load_placements`.
+
+        The sort runs under the streaming share of the night's memory (`streaming_memory`):
+        it spills and streams back at about the same speed, and what DuckDB holds here is
+        held beside the slice in Python at the night's peak (docs/benchmarks.md, "Memory by
+        step")."""
         if not sizes:
             yield iter(())
             return
-        reader = self.con.sql(
-            "SELECT c.sku_rank::INTEGER AS sku_rank, l.qty::BIGINT AS qty, l.arrival_seq "
-            "FROM candidate_lines l JOIN candidate_skus c USING (sku) "
-            "ORDER BY c.sku_rank, l.arrival_seq"
-        ).to_arrow_reader(_ARROW_LINES)
-        try:
-            yield _cut(reader, sizes)
-        finally:
-            reader.close()  # else the connection refuses every statement, ROLLBACK included
+        with streaming_memory(self.con, self._limits):
+            reader = self.con.sql(
+                "SELECT c.sku_rank::INTEGER AS sku_rank, l.qty::BIGINT AS qty, l.arrival_seq "
+                "FROM candidate_lines l JOIN candidate_skus c USING (sku) "
+                "ORDER BY c.sku_rank, l.arrival_seq"
+            ).to_arrow_reader(_ARROW_LINES)
+            try:
+                yield _cut(reader, sizes)
+            finally:
+                reader.close()  # else the connection refuses every statement, ROLLBACK included
 
     @contextmanager
     def chunks(

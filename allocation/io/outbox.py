@@ -27,9 +27,11 @@ import pyarrow.parquet as pq
 from allocation.faults import crash_point
 from allocation.io.disk import is_disk_full
 from allocation.io.files import point_symlink, remove_leftovers, swap_in_folder
+from allocation.io.memory_limit import streaming_memory
 from allocation.io.night_summary import summary
 from allocation.io.publish import PublishError
 from allocation.io.reports import report_chunks
+from allocation.settings.duckdb_limits import DuckDBLimits
 
 FORMULA_START = r"^[=+\-@\t\r]"
 
@@ -113,11 +115,18 @@ def _write_summary(counts: dict[str, Any], folder: Path) -> None:
 
 
 def write_night(
-    con: duckdb.DuckDBPyConnection, day: dt.date, outbox: Path, *, dry_run: bool = False
+    con: duckdb.DuckDBPyConnection,
+    day: dt.date,
+    outbox: Path,
+    *,
+    dry_run: bool = False,
+    limits: DuckDBLimits | None = None,
 ) -> Path:
     """Writes the night's reports, read from `con` (a connection to committed state, or a dry
     run's open transaction), to a temporary folder, then swaps it in as `<date>/` (or
     `<date>/dry-run/`); points `latest` at the newest business date. Returns the folder.
+    `limits`: those `con` was opened with; the reports are read under their streaming share
+    (`allocation.io.memory_limit`).
 
     If a report breaks its model the error propagates and the previous folder stays as it was.
     """
@@ -136,7 +145,8 @@ def write_night(
     try:
         unfinished.mkdir()
         try:
-            write_report_files(con, day, unfinished)
+            with streaming_memory(con, limits):
+                write_report_files(con, day, unfinished)
         except BaseException:
             shutil.rmtree(unfinished, ignore_errors=True)
             raise

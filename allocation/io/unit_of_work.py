@@ -205,7 +205,7 @@ class DuckDBUnitOfWork:
     def candidates(self, spill_dir: Path) -> DuckDBCandidates:
         """The night's open lines for the allocation engine, over this transaction (their spill
         files under `spill_dir`)."""
-        return DuckDBCandidates(self.con, spill_dir)
+        return DuckDBCandidates(self.con, spill_dir, self.limits)
 
     def __enter__(self) -> DuckDBUnitOfWork:
         self._con = connect(self.path, limits=self.limits, create_in=self.create_in)

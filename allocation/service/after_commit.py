@@ -26,9 +26,10 @@ def write_reports(params: RunParameters, outcome: NightOutcome) -> Path:
     """Reports come from committed state (or, for a dry run, the state it computed)."""
     if outcome.dry_run_folder is not None:
         return outcome.dry_run_folder
-    con = connect(state_db(params), limits=params.duckdb_limits)
+    limits = params.duckdb_limits
+    con = connect(state_db(params), limits=limits)
     try:
-        return write_night(con, params.business_date, params.outbox)
+        return write_night(con, params.business_date, params.outbox, limits=limits)
     finally:
         con.close()
 

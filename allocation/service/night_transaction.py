@@ -238,7 +238,13 @@ def _check(
 
 def _roll_back_dry_run(tonight: Tonight, counts: dict[str, int]) -> NightOutcome:
     """A dry run's reports, written from the transaction it is about to roll back."""
-    folder = write_night(tonight.uow.con, tonight.day, tonight.params.outbox, dry_run=True)
+    folder = write_night(
+        tonight.uow.con,
+        tonight.day,
+        tonight.params.outbox,
+        dry_run=True,
+        limits=tonight.params.duckdb_limits,
+    )
     log.info("Dry run: nothing committed")
     tonight.inbox.discard()
     return NightOutcome(tonight.run_id, tonight.day, counts, folder)

@@ -96,9 +96,10 @@ def rollback(params: RunParameters) -> RolledBack:
         # The outbox before the analysts' copy: if publishing fails (exit 4), the reports and
         # `latest` already match the restored state, and no later run points `latest` back.
         moved = _move_later_nights_aside(params.outbox, night)
-        con = connect(state)
+        limits = params.duckdb_limits
+        con = connect(state, limits=limits)
         try:
-            reports = write_night(con, night, params.outbox)
+            reports = write_night(con, night, params.outbox, limits=limits)
         finally:
             con.close()
         done = RolledBack(night, chosen.path, reports, moved, undone)

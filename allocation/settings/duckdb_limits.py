@@ -27,11 +27,26 @@ class DuckDBLimits:
         """The `duckdb.connect(config=...)` entries."""
         return {"memory_limit": self.memory_limit, "temp_directory": str(self.temp_directory)}
 
+    def streaming(self) -> DuckDBLimits:
+        """The limits of the statements that stream a sorted result out to Python: the
+        decision's ordered integer columns and the reports. A `STREAMING_SHARE` of the night's
+        memory, never less than `SMALLEST_DUCKDB_MEMORY_LIMIT` nor more than the night's.
+        DuckDB's sort spills past its limit and streams back in order, so what it is not given
+        costs little time; memory DuckDB holds stays held beside everything else the process
+        holds at that moment, which is what sets the night's peak (docs/benchmarks.md, "Memory
+        by step")."""
+        night = memory_size_bytes(self.memory_limit)
+        share = max(night * STREAMING_SHARE, memory_size_bytes(SMALLEST_DUCKDB_MEMORY_LIMIT))
+        return DuckDBLimits(f"{int(min(share, night)) // 1_000_000}MB", self.temp_directory)
+
 
 #: The smallest memory limit accepted: below it DuckDB failed even small nights (the
 #: measurements are in docs/benchmarks.md). A bigger night may need more: running out names
 #: the setting to raise (`allocation.service.night.naming_memory_limit`).
 SMALLEST_DUCKDB_MEMORY_LIMIT = "64MB"
+#: The share of the night's DuckDB memory a streamed sort gets (`DuckDBLimits.streaming`): a
+#: third (128MB of the default 384MB), measured in docs/benchmarks.md ("Memory by step").
+STREAMING_SHARE = 1 / 3
 _UNITS = {
     "B": 1,
     "KB": 1000,

@@ -6,8 +6,11 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import duckdb
 import pytest
 
+from allocation.io import outbox
+from allocation.io.memory_limit import streaming_memory
 from allocation.io.unit_of_work import DuckDBUnitOfWork, connect
 from allocation.settings import ParameterError, RunParameters, Settings
 
@@ -58,3 +61,88 @@ def test_a_memory_limit_duckdb_cannot_take_is_refused_naming_the_setting(
     monkeypatch.setenv("ALLOCATION_DUCKDB_MEMORY_LIMIT", value)
     with pytest.raises(ParameterError, match=r"ALLOCATION_DUCKDB_MEMORY_LIMIT: .* 1GB"):
         Settings()
+
+
+def _limit(con: duckdb.DuckDBPyConnection) -> str:
+    """The database's memory limit, asked on a connection of its own (`con` may be streaming)."""
+    value: str = con.cursor().sql("SELECT current_setting('memory_limit')").fetchall()[0][0]
+    return value.replace(" ", "")
+
+
+def _a_night_of_lines(con: duckdb.DuckDBPyConnection) -> None:
+    """RETRO-CLOCK: one batch of 3 in stock; tonight 5 lines of 1 (TEMP table `night_lines`)."""
+    con.execute(
+        "INSERT INTO batches (reference, sku, eta, purchased, allocated, first_seen) "
+        "VALUES ('b-clock', 'RETRO-CLOCK', NULL, 3, 0, DATE '2026-11-30')"
+    )
+    con.execute(
+        "CREATE TEMP TABLE night_lines AS SELECT range AS arrival_seq, 'o' || range AS orderid, "
+        "'RETRO-CLOCK' AS sku, 1::BIGINT AS qty, 'o.csv' AS source_file, range AS line, "
+        "hash('o' || range, 'RETRO-CLOCK') AS key_hash FROM range(5)"
+    )
+
+
+def test_the_decision_sorts_its_lines_under_a_third_of_the_night_memory(tmp_path: Path) -> None:
+    limits = params_for(tmp_path).duckdb_limits
+    with DuckDBUnitOfWork(tmp_path / "state.duckdb", limits) as uow:
+        _a_night_of_lines(uow.con)
+        candidates = uow.candidates(tmp_path / "spill")
+        with candidates.column_slices([5]) as slices:
+            during = _limit(uow.con)
+            lines = sum(len(frame) for frame in slices)
+        after = _limit(uow.con)
+
+    assert lines == 5
+    assert during == "122.0MiB"  # 128 MB of the night's 384 MB, in DuckDB's binary units
+    assert after == "366.2MiB"
+
+
+def test_the_night_gets_its_memory_back_when_the_decision_fails(tmp_path: Path) -> None:
+    limits = params_for(tmp_path).duckdb_limits
+    with DuckDBUnitOfWork(tmp_path / "state.duckdb", limits) as uow:
+        _a_night_of_lines(uow.con)
+        candidates = uow.candidates(tmp_path / "spill")
+        with pytest.raises(ZeroDivisionError), candidates.column_slices([5]) as slices:
+            next(iter(slices))
+            _ = 1 / 0
+        assert _limit(uow.con) == "366.2MiB"
+
+
+def test_the_reports_are_read_under_a_third_of_the_night_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    params = params_for(tmp_path)
+    seen: list[str] = []
+    real = outbox.write_report_files
+
+    def noting_the_limit(con: duckdb.DuckDBPyConnection, day: dt.date, folder: Path) -> None:
+        seen.append(_limit(con))
+        real(con, day, folder)
+
+    monkeypatch.setattr(outbox, "write_report_files", noting_the_limit)
+    limits = params.duckdb_limits
+    with DuckDBUnitOfWork(tmp_path / "state.duckdb", limits) as uow:
+        folder = outbox.write_night(
+            uow.con, params.business_date, params.outbox, dry_run=True, limits=limits
+        )
+        after = _limit(uow.con)
+
+    assert seen == ["122.0MiB"]
+    assert after == "366.2MiB"
+    assert (folder / "allocations.csv").is_file()
+
+
+def test_a_limit_duckdb_cannot_lower_to_leaves_the_night_its_own(tmp_path: Path) -> None:
+    """DuckDB refuses a lower limit when it cannot free enough (here: temporary data it has
+    nowhere to spill); the statements then run under the night's limit."""
+    limits = params_for(tmp_path).duckdb_limits
+    with DuckDBUnitOfWork(tmp_path / "state.duckdb", limits) as uow:
+        uow.con.execute("SET temp_directory = ''")
+        uow.con.execute(
+            "CREATE TEMP TABLE held AS SELECT range AS i, repeat('x', 50) AS s FROM range(3000000)"
+        )
+        with streaming_memory(uow.con, limits):
+            during = _limit(uow.con)
+        after = _limit(uow.con)
+
+    assert during == after == "366.2MiB"

@@ -1,0 +1,26 @@
+"""What a streamed sort gets of the night's DuckDB memory: a third, within the limits DuckDB
+takes, never more than the night has."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from allocation.settings.duckdb_limits import DuckDBLimits
+
+
+@pytest.mark.parametrize(
+    ("night", "streaming"),
+    [
+        ("384MB", "128MB"),  # the default
+        ("1GB", "333MB"),  # a night given more gives its sorts more
+        ("2GiB", "715MB"),
+        ("150MB", "64MB"),  # never below the smallest limit a night may have
+        ("64MB", "64MB"),  # nor above the night's own
+    ],
+)
+def test_a_streamed_sort_gets_a_third_of_the_night_memory(night: str, streaming: str) -> None:
+    limits = DuckDBLimits(night, Path("/spill"))
+
+    assert limits.streaming() == DuckDBLimits(streaming, Path("/spill"))
