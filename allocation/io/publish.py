@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -48,13 +49,56 @@ def publish_copy(
     storage_version: str,
 ) -> Path:
     """Copies the closed, checkpointed working database over `warehouse` atomically (a complete
-    new file, renamed into place) and keeps a copy of it under `history_dir/<label>.duckdb`
-    (`keep_copy`); returns the history path. Both are byte copies of the working database in
-    `storage_version`, the analysts' DuckDB storage version: a working database in another one
-    is converted to it first (once: it stays in it).
+    new file, renamed into place) and keeps a copy of it under `history_dir/<label>.duckdb`;
+    returns the history path: `copy_state`, then `put_in_place`. Both are byte copies of the
+    working database in `storage_version`, the analysts' DuckDB storage version: a working
+    database in another one is converted to it first (once: it stays in it).
 
     The caller must have closed every connection to `state_db` after a CHECKPOINT (no `.wal`).
     """
+    copies = copy_state(state_db, warehouse, history_dir, label, storage_version)
+    return put_in_place(copies, warehouse, history_dir, label, keep)
+
+
+@dataclass(frozen=True)
+class StateCopies:
+    """The closed working state copied, complete and on disk, under temporary names
+    (`copy_state`): `for_analysts` beside the warehouse, `for_rollbacks` in the history
+    folder, or None with `rollback_error` saying why it could not be written (the night is
+    published all the same, then that error is said)."""
+
+    for_analysts: Path
+    for_rollbacks: Path | None
+    rollback_error: OSError | None = None
+
+    def discard(self) -> None:
+        """Removes the copies (and any log DuckDB left beside them): they were not put in place."""
+        for path in (self.for_analysts, self.for_rollbacks):
+            if path is not None:
+                path.unlink(missing_ok=True)
+                path.with_name(path.name + ".wal").unlink(missing_ok=True)
+
+
+def ready_to_copy(state_db: Path, storage_version: str) -> bool:
+    """Whether the working state is already in the analysts' storage version, so that copying
+    it only reads it (`copy_state` converts it first otherwise, which rewrites the file)."""
+    try:
+        return in_storage_version(state_db, storage_version)
+    except (OSError, duckdb.Error, CopyError):
+        return False
+
+
+def copy_state(
+    state_db: Path, warehouse: Path, history_dir: Path, label: str, storage_version: str | None
+) -> StateCopies:
+    """Copies the closed working state for the analysts (beside `warehouse`) and for rollbacks
+    (in `history_dir`), each complete and on disk under a temporary name, for `put_in_place`;
+    converts the state to `storage_version` first when it is in another (once; None: the
+    caller found it in the analysts' version already, `ready_to_copy`, and the file is only
+    read: DuckDB is not asked, so the state may be open in this process meanwhile). Removes
+    what earlier killed publishes left. Raises PublishError when the analysts' copy cannot be
+    made (nothing of it is left); a copy for rollbacks that cannot be made is said by
+    `put_in_place`, once the night is published."""
     problem = not_ours(warehouse) if warehouse.is_file() else None  # a folder: see below
     if problem is not None:
         raise PublishError(
@@ -68,10 +112,6 @@ def publish_copy(
             "night again, which replays it, then publish if needed"
         )
     tmp = warehouse.with_name(f".{warehouse.name}.publish-{os.getpid()}")
-    # A write-ahead log beside the published path was left by someone who opened the previous
-    # copy read-write; DuckDB refuses to open the new file next to a log that is not its own
-    # ("WAL does not match database file"), so it goes (before and after the rename).
-    stale_wal = warehouse.with_name(warehouse.name + ".wal")
     try:
         warehouse.parent.mkdir(parents=True, exist_ok=True)
         remove_leftovers(warehouse.parent, f".{warehouse.name}.publish-*")
@@ -79,7 +119,7 @@ def publish_copy(
         remove_leftovers_of(state_db)
         # In the storage version older DuckDB clients open (the warehouse_storage_version
         # setting); a full disk fails here: the same message applies.
-        if not in_storage_version(state_db, storage_version):
+        if storage_version is not None and not in_storage_version(state_db, storage_version):
             log.info(
                 "The working state is in DuckDB storage %s, not %s: converting it (once)",
                 storage_tag(state_db),
@@ -88,24 +128,48 @@ def publish_copy(
             convert(state_db, storage_version)
         shutil.copyfile(state_db, tmp)
         fsync_file(tmp)
+    except (OSError, duckdb.Error, CopyError) as error:
+        StateCopies(tmp, None).discard()
+        raise _not_replaced(warehouse, error) from error
+    partial = history_dir / f".{label}.partial"
+    try:
+        copy_for_rollbacks(state_db, partial)
+    except OSError as error:
+        partial.unlink(missing_ok=True)
+        return StateCopies(tmp, None, error)
+    return StateCopies(tmp, partial)
+
+
+def copy_for_rollbacks(state_db: Path, partial: Path) -> None:
+    """Copies the closed working state to `partial` (in the history folder) and syncs it: the
+    source of `allocation rollback` once renamed to `<label>.duckdb`. A real copy of the state
+    file, never a link to the analysts' file: an analyst's read-write session there must not
+    change what a rollback restores."""
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(state_db, partial)
+    fsync_file(partial)
+
+
+def put_in_place(
+    copies: StateCopies, warehouse: Path, history_dir: Path, label: str, keep: int
+) -> Path:
+    """Renames the analysts' copy over `warehouse` (their open connections keep the file they
+    had), then the copy for rollbacks to `history_dir/<label>.duckdb`, and prunes the history
+    to `keep` nights; returns the history path. Each rename is atomic: a kill leaves the
+    previous file or the new one, and the temporary copies, which the next publish removes."""
+    # A write-ahead log beside the published path was left by someone who opened the previous
+    # copy read-write; DuckDB refuses to open the new file next to a log that is not its own
+    # ("WAL does not match database file"), so it goes (before and after the rename).
+    stale_wal = warehouse.with_name(warehouse.name + ".wal")
+    try:
         crash_point("while-publishing")
         if warehouse.is_dir():
             raise IsADirectoryError(f"{warehouse} is a folder")
         stale_wal.unlink(missing_ok=True)
-        os.replace(tmp, warehouse)
-    except (OSError, duckdb.Error, CopyError) as error:
-        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):  # DuckDB may have left a log
-            leftover.unlink(missing_ok=True)
-        what = (
-            f"the disk holding {warehouse.parent} is full: free space there"
-            if is_disk_full(error)
-            else "free the path"
-        )
-        raise PublishError(
-            f"the night is committed but the analysts' copy {warehouse} could not be replaced "
-            f"({error}). To publish it, {what}, then run: allocation publish --warehouse "
-            f"{warehouse}"
-        ) from error
+        os.replace(copies.for_analysts, warehouse)
+    except OSError as error:
+        copies.discard()
+        raise _not_replaced(warehouse, error) from error
     try:
         stale_wal.unlink(missing_ok=True)
     except OSError as error:
@@ -114,9 +178,14 @@ def publish_copy(
             f"{stale_wal} is there ({error}): delete that file"
         ) from error
     fsync_dir(warehouse.parent)
+    kept = history_dir / f"{label}.duckdb"
     try:
-        kept = keep_copy(state_db, history_dir, label)
+        if copies.for_rollbacks is None:
+            raise copies.rollback_error or OSError(f"no copy was made in {history_dir}")
+        os.replace(copies.for_rollbacks, kept)
+        fsync_dir(history_dir)
     except OSError as error:
+        copies.discard()
         raise PublishError(
             f"the night is committed and published, but its copy for rollbacks could not be "
             f"written in {history_dir} ({error}). Free the space, then run: allocation publish "
@@ -126,23 +195,17 @@ def publish_copy(
     return kept
 
 
-def keep_copy(state_db: Path, history_dir: Path, label: str) -> Path:
-    """Keeps a copy of the closed working state as `history_dir/<label>.duckdb`, the source of
-    `allocation rollback`. A real copy of the state file, never a link to the analysts' file:
-    an analyst's read-write session there must not change what a rollback restores. Made whole
-    under a temporary name, then renamed: a kill leaves the previous copy or the new one."""
-    kept = history_dir / f"{label}.duckdb"
-    partial = history_dir / f".{label}.partial"
-    try:
-        history_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(state_db, partial)
-        fsync_file(partial)
-        os.replace(partial, kept)
-    except OSError:
-        partial.unlink(missing_ok=True)
-        raise
-    fsync_dir(history_dir)
-    return kept
+def _not_replaced(warehouse: Path, error: BaseException) -> PublishError:
+    what = (
+        f"the disk holding {warehouse.parent} is full: free space there"
+        if is_disk_full(error)
+        else "free the path"
+    )
+    return PublishError(
+        f"the night is committed but the analysts' copy {warehouse} could not be replaced "
+        f"({error}). To publish it, {what}, then run: allocation publish --warehouse "
+        f"{warehouse}"
+    )
 
 
 def _prune(history_dir: Path, keep: int) -> None:

@@ -8,12 +8,21 @@ from the note the commit left: `allocation.io.pending`) writes the same files.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from allocation.io.outbox import write_night
 from allocation.io.pending import PendingNight, read_note, remove_note
-from allocation.io.publish import publish_copy
+from allocation.io.publish import (
+    PublishError,
+    StateCopies,
+    copy_state,
+    put_in_place,
+    ready_to_copy,
+)
 from allocation.io.unit_of_work import connect
 from allocation.service.night_transaction import NightOutcome
 from allocation.service.state import committed_run, state_db
@@ -35,15 +44,57 @@ def write_reports(params: RunParameters, outcome: NightOutcome) -> Path:
 
 
 def publish(params: RunParameters, label: str) -> Path:
-    """Publishes the committed state as the analysts' warehouse file."""
-    return publish_copy(
-        state_db(params),
-        params.warehouse,
-        params.state_folder.published,
-        label,
-        params.keep_published,
-        params.warehouse_storage_version,
+    """Publishes the committed state as the analysts' warehouse file, and keeps its copy for
+    rollbacks: the copies `copying_state` made while the reports were written, when it made
+    them for this night, else made now."""
+    copying = _copying.pop(label, None)
+    copies = (
+        copying.result()
+        if copying is not None
+        else copy_state(
+            state_db(params),
+            params.warehouse,
+            params.state_folder.published,
+            label,
+            params.warehouse_storage_version,
+        )
     )
+    return put_in_place(
+        copies, params.warehouse, params.state_folder.published, label, params.keep_published
+    )
+
+
+#: The copies under way for `publish`, by night label (`copying_state`).
+_copying: dict[str, Future[StateCopies]] = {}
+
+
+@contextlib.contextmanager
+def copying_state(params: RunParameters, label: str) -> Iterator[None]:
+    """While the block runs (the night's reports are written), copies the committed state for
+    the analysts and for rollbacks on a thread of its own, for `publish` to put in place: the
+    copies wait on the disk, the reports on the CPU, so the night does not wait for both in
+    turn (docs/benchmarks.md, "Publishing while the reports are written"). Nothing is copied
+    for a dry run, nor when the state must first be converted to the analysts' storage version
+    (that rewrites the file the reports read: `publish` converts and copies after them). On
+    leaving, waits for the copies; those `publish` did not take (the reports failed) are
+    removed, and the analysts keep the previous night."""
+    state = state_db(params)
+    if params.dry_run or not ready_to_copy(state, params.warehouse_storage_version):
+        yield
+        return
+    with ThreadPoolExecutor(1, "publish-copies") as copier:
+        _copying[label] = copier.submit(
+            copy_state, state, params.warehouse, params.state_folder.published, label, None
+        )
+        try:
+            yield
+        finally:
+            left = _copying.pop(label, None)
+            if left is not None:
+                try:
+                    left.result().discard()
+                except PublishError as error:  # nothing was left of it
+                    log.debug("The copies made for publishing failed, and were not used: %s", error)
 
 
 def finish_committed_night(params: RunParameters, run_id: str) -> PendingNight | None:

@@ -18,6 +18,7 @@ import signal
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -60,6 +61,10 @@ class NightSteps:
     write_reports: Callable[[RunParameters, NightOutcome], Path]
     #: The committed state published as the analysts' copy, kept under the night's label.
     publish: Callable[[RunParameters, str], Path]
+    #: Around the reports and the publish: the committed state copied meanwhile, for `publish`.
+    copying_state: Callable[[RunParameters, str], AbstractContextManager[None]] = (
+        after_commit.copying_state
+    )
 
     @classmethod
     def plain(cls) -> NightSteps:
@@ -137,6 +142,7 @@ class NightRun:
             with (
                 stop_after(f"the night {params.business_date} committed", when_stopped),
                 naming_memory_limit(params, committed=not params.dry_run),
+                steps.copying_state(params, self.label),
             ):
                 folder = steps.write_reports(params, outcome)
                 published = None if params.dry_run else steps.publish(params, self.label)

@@ -42,7 +42,7 @@ class StateFolder:
     @property
     def published(self) -> Path:
         """A copy of each night as it was published, the sources of `allocation rollback`
-        (`allocation.io.publish.keep_copy`)."""
+        (`allocation.io.publish.copy_for_rollbacks`)."""
         return self.root / "published"
 
     @property

@@ -76,10 +76,10 @@ def test_a_kept_copy_that_cannot_be_written_is_said_after_the_night_is_published
     state = a_working_state(tmp_path / "state.duckdb")
     warehouse = tmp_path / "warehouse.duckdb"
 
-    def no_room(state_db: Path, history_dir: Path, label: str) -> Path:
+    def no_room(state_db: Path, partial: Path) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(publish, "keep_copy", no_room)
+    monkeypatch.setattr(publish, "copy_for_rollbacks", no_room)
 
     with pytest.raises(PublishError, match="committed and published, but its copy for rollbacks"):
         publish_copy(
