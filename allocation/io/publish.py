@@ -99,12 +99,7 @@ def copy_state(
     what earlier killed publishes left. Raises PublishError when the analysts' copy cannot be
     made (nothing of it is left); a copy for rollbacks that cannot be made is said by
     `put_in_place`, once the night is published."""
-    problem = not_ours(warehouse) if warehouse.is_file() else None  # a folder: see below
-    if problem is not None:
-        raise PublishError(
-            f"the night is committed, but it was not published: {problem}; then run: "
-            f"allocation publish --warehouse {warehouse}"
-        )
+    _check_ours(warehouse)
     wal = state_db.with_name(state_db.name + ".wal")
     if wal.exists():
         raise PublishError(
@@ -162,6 +157,13 @@ def put_in_place(
     # ("WAL does not match database file"), so it goes (before and after the rename).
     stale_wal = warehouse.with_name(warehouse.name + ".wal")
     try:
+        # Asked again just before the rename: the copies may have been made a while ago (while
+        # the reports were written), and someone may have put their own file there since.
+        _check_ours(warehouse)
+    except PublishError:
+        copies.discard()
+        raise
+    try:
         crash_point("while-publishing")
         if warehouse.is_dir():
             raise IsADirectoryError(f"{warehouse} is a folder")
@@ -193,6 +195,17 @@ def put_in_place(
         ) from error
     _prune(history_dir, keep)
     return kept
+
+
+def _check_ours(warehouse: Path) -> None:
+    """Raises PublishError when a file at `warehouse` is not a warehouse this pipeline wrote (a
+    folder there is refused when renaming)."""
+    problem = not_ours(warehouse) if warehouse.is_file() else None
+    if problem is not None:
+        raise PublishError(
+            f"the night is committed, but it was not published: {problem}; then run: "
+            f"allocation publish --warehouse {warehouse}"
+        )
 
 
 def _not_replaced(warehouse: Path, error: BaseException) -> PublishError:

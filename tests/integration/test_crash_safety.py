@@ -205,6 +205,8 @@ def leftovers(site: Site) -> list[Path]:
             *site.outbox.rglob(".*.old-*"),
             *site.warehouse.parent.glob(f".{site.warehouse.name}.publish-*"),
             *site.warehouse.parent.glob(f"{site.warehouse.name}.wal"),
+            # a copy for rollbacks not yet renamed (made while the reports were written)
+            *site.params(NIGHT_2).state_folder.published.glob(".*.partial"),
             # a load's staging file
             *site.params(NIGHT_2).state_folder.load.glob("*"),
         ]
