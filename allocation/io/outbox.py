@@ -154,6 +154,11 @@ def write_night(
         swap_in_folder(unfinished, target)
     except OSError as error:
         raise _not_written(error, day, outbox, dry_run) from error
+    except duckdb.Error as error:
+        # DuckDB spilling a report's sort to its temporary folder, on a full disk.
+        if not is_disk_full(error):
+            raise
+        raise _spill_full(error, day, dry_run, limits) from error
     if not dry_run:
         _point_latest(outbox, target, day)
     return target
@@ -182,6 +187,26 @@ def _not_written(error: OSError, day: dt.date, outbox: Path, dry_run: bool) -> E
         f"the night {day} is committed, but its reports could not be written to {outbox}: "
         f"{cause}, then run the same night again (it writes the reports and publishes; "
         "nothing is applied twice)"
+    )
+
+
+def _spill_full(
+    error: duckdb.Error, day: dt.date, dry_run: bool, limits: DuckDBLimits | None
+) -> Exception:
+    where = f" ({limits.temp_directory})" if limits is not None else ""
+    cause = (
+        f"the disk DuckDB spills to{where} is full ({error}): free space there, or point "
+        "ALLOCATION_DUCKDB_TEMP_DIRECTORY at a disk with room"
+    )
+    if dry_run:
+        return OutboxError(
+            f"dry run of {day}: its reports could not be written, {cause}, then run it again "
+            "(nothing was committed)"
+        )
+    return ReportsNotWritten(
+        f"the night {day} is committed, but its reports could not be written: {cause}, then "
+        "run the same night again (it writes the reports and publishes; nothing is applied "
+        "twice)"
     )
 
 

@@ -19,8 +19,11 @@ from prefect.states import Failed
 
 from allocation import cli
 from allocation.flows.nightly import worth_retrying
+from allocation.io import outbox
 from allocation.io.disk import is_disk_full
+from allocation.io.publish import PublishError
 from allocation.io.unit_of_work import WarehouseError
+from allocation.service.night import run_night
 from allocation.settings import ParameterError, Settings
 from conftest import Site
 
@@ -183,3 +186,35 @@ def test_a_full_disk_is_told_apart_from_other_errors_and_never_retried() -> None
     assert not is_disk_full(other)
     assert worth_retrying(None, None, Failed(data=other))
     # That every retried step asks first: tests/e2e/test_flow.py.
+
+
+def test_a_full_disk_under_the_reports_spill_says_which_and_the_same_night_finishes(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DuckDB spills a report's sort to its temporary folder; on a full disk it raises its own
+    IOException (worded as below), which used to end the night as an unexpected error (exit 1)
+    after the commit."""
+    a_night(site)
+    params = site.params(DAY)
+    spill = params.duckdb_limits.temp_directory
+
+    def spilling_on_a_full_disk(*args: object) -> None:
+        raise duckdb.IOException(
+            f'IO Error: Could not write file "{spill}/duckdb_temp_1_storage_DEFAULT-0.tmp": '
+            "No space left on device"
+        )
+
+    monkeypatch.setattr(outbox, "write_report_files", spilling_on_a_full_disk)
+    with pytest.raises(PublishError) as raised:  # exit 4: committed
+        run_night(params)
+    message = str(raised.value)
+    assert f"the night {DAY} is committed" in message
+    assert f"the disk DuckDB spills to ({spill}) is full" in message
+    assert "ALLOCATION_DUCKDB_TEMP_DIRECTORY" in message and "run the same night again" in message
+    assert dict(cli.EXIT_CODES)[PublishError] == 4
+
+    monkeypatch.undo()
+    run_night(site.params(DAY))
+
+    assert (site.outbox / DAY / "allocations.csv").read_text().count("\n") == 2  # header, o0
+    assert site.query("SELECT count(*) FROM allocations") == [(1,)]
