@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -70,25 +68,6 @@ def publish(params: RunParameters, label: str) -> Path:
 _copying: dict[str, Future[StateCopies]] = {}
 
 
-#: How much nicer than the night the thread is that copies the state while the reports are
-#: written (at most 19, the nicest): the copies mostly wait on the disk, and the CPU they do
-#: need (the kernel's copying) comes after the reports' (docs/benchmarks.md, "Publishing while
-#: the reports are written").
-COPYING_NICENESS = 10
-
-
-def _copy_behind_the_reports(params: RunParameters, label: str) -> StateCopies:
-    """`copy_state` of the committed state (already in the analysts' storage version), on this
-    thread at `COPYING_NICENESS` (the thread is the copying's own, discarded after)."""
-    with contextlib.suppress(OSError, AttributeError):  # elsewhere than Linux: as it is
-        thread = threading.get_native_id()
-        nice = os.getpriority(os.PRIO_PROCESS, thread)
-        os.setpriority(os.PRIO_PROCESS, thread, min(19, nice + COPYING_NICENESS))
-    return copy_state(
-        state_db(params), params.warehouse, params.state_folder.published, label, None
-    )
-
-
 @contextlib.contextmanager
 def copying_state(params: RunParameters, label: str) -> Iterator[None]:
     """While the block runs (the night's reports are written), copies the committed state for
@@ -104,7 +83,9 @@ def copying_state(params: RunParameters, label: str) -> Iterator[None]:
         yield
         return
     with ThreadPoolExecutor(1, "publish-copies") as copier:
-        _copying[label] = copier.submit(_copy_behind_the_reports, params, label)
+        _copying[label] = copier.submit(
+            copy_state, state, params.warehouse, params.state_folder.published, label, None
+        )
         try:
             yield
         finally:
