@@ -72,8 +72,8 @@ _copying: dict[str, Future[StateCopies]] = {}
 def copying_state(params: RunParameters, label: str) -> Iterator[None]:
     """While the block runs (the night's reports are written), copies the committed state for
     the analysts and for rollbacks on a thread of its own, for `publish` to put in place: the
-    copies wait on the disk, the reports on the CPU, so the night does not wait for both in
-    turn (docs/benchmarks.md, "Publishing while the reports are written"). Nothing is copied
+    two need nothing of each other, so the night no longer waits for both in turn
+    (docs/benchmarks.md, "Publishing while the reports are written"). Nothing is copied
     for a dry run, nor when the state must first be converted to the analysts' storage version
     (that rewrites the file the reports read: `publish` converts and copies after them). On
     leaving, waits for the copies; those `publish` did not take (the reports failed) are
