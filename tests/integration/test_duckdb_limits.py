@@ -12,7 +12,9 @@ import pytest
 from allocation.io import outbox
 from allocation.io.memory_limit import streaming_memory
 from allocation.io.unit_of_work import DuckDBUnitOfWork, connect
+from allocation.service.rollback import rollback
 from allocation.settings import ParameterError, RunParameters, Settings
+from conftest import Site
 
 
 def params_for(tmp_path: Path) -> RunParameters:
@@ -146,3 +148,26 @@ def test_a_limit_duckdb_cannot_lower_to_leaves_the_night_its_own(tmp_path: Path)
         after = _limit(uow.con)
 
     assert during == after == "366.2MiB"
+
+
+def test_a_rollback_writes_its_reports_under_the_night_memory(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It read them with DuckDB's default memory (80% of the machine's) before."""
+    site.batches("b1.csv", "b1,RETRO-CLOCK,3,")
+    site.orders("o1.csv", "o1,RETRO-CLOCK,1")
+    site.run("2026-11-25")
+    site.orders("o2.csv", "o2,RETRO-CLOCK,1")
+    site.run("2026-11-26")
+    seen: list[str] = []
+    real = outbox.write_report_files
+
+    def noting_the_limit(con: duckdb.DuckDBPyConnection, day: dt.date, folder: Path) -> None:
+        seen.append(_limit(con))
+        real(con, day, folder)
+
+    monkeypatch.setattr(outbox, "write_report_files", noting_the_limit)
+    rollback(site.params("2026-11-25"))
+
+    assert seen == ["122.0MiB"]  # the streamed share of the night's 384 MB
+    assert site.query("SELECT count(*) FROM order_lines") == [(1,)]
