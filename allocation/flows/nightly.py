@@ -40,6 +40,7 @@ from allocation.flows.progress import NightProgress
 from allocation.flows.recovery import retry_crashed_night_once
 from allocation.flows.sharding import allocator_for
 from allocation.io.disk import is_disk_full
+from allocation.io.memory_limit import is_out_of_memory
 from allocation.io.outbox import read_summary
 from allocation.service import after_commit, loading, night_transaction, state
 from allocation.service.night import NightRun, NightSteps
@@ -55,11 +56,12 @@ error_logs.install()  # an expected error logs its one-line cause, not a traceba
 def worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
     """Retry condition of the I/O steps: only what a retry a few seconds later can fix, an I/O
     error (a file system hiccup, a DuckDB file another process holds for a moment) or one raised
-    from it. Never a full disk (it stays full for the seconds a retry waits), a contract error
+    from it. Never a full disk (it stays full for the seconds a retry waits), DuckDB out of its
+    memory (a stream read through Arrow carries it in an OSError), a contract error
     (a bad parameter, a file that is not ours) or a bug: they fail the same way again, and a retry
     only delays the alert and repeats the traceback."""
     error = state.data if isinstance(state.data, BaseException) else None
-    if error is None or is_disk_full(error):
+    if error is None or is_disk_full(error) or is_out_of_memory(error):
         return False
     seen: set[int] = set()
     while error is not None and id(error) not in seen:

@@ -53,6 +53,8 @@ PLACEMENTS_SCHEMA = arrow.schema(
 #: from and the spool is written in (a unit of reading, not of deciding).
 _ARROW_LINES = 100_000
 _COLUMNS = ("orderid", "sku", "qty", "arrival_seq")
+#: Bytes of one line in the decision's ordered stream: sku rank (4), quantity and arrival (8 each).
+_LINE_BYTES = 20
 
 
 class DuckDBCandidates:
@@ -138,14 +140,15 @@ class DuckDBCandidates:
         batch it is cut from, whatever the night's size. While the slices stream the connection
         runs nothing else: the placements go to `record` (a file), then `load_placements`.
 
-        The sort runs under the streaming share of the night's memory (`streaming_memory`):
-        it spills and streams back at about the same speed, and what DuckDB holds here is
-        held beside the slice in Python at the night's peak (docs/benchmarks.md, "Memory by
-        step")."""
+        The sort runs under a share of the night's memory sized to its data
+        (`DuckDBLimits.sorting`): it spills and streams back at about the same speed, and what
+        DuckDB holds here is held beside the slice in Python at the night's peak
+        (docs/benchmarks.md, "Memory by step")."""
         if not sizes:
             yield iter(())
             return
-        with streaming_memory(self.con, self._limits):
+        lowered = self._limits.sorting(self._lines * _LINE_BYTES) if self._limits else None
+        with streaming_memory(self.con, self._limits, lowered):
             reader = self.con.sql(
                 "SELECT c.sku_rank::INTEGER AS sku_rank, l.qty::BIGINT AS qty, l.arrival_seq "
                 "FROM candidate_lines l JOIN candidate_skus c USING (sku) "

@@ -21,17 +21,41 @@ from allocation.settings.duckdb_limits import DuckDBLimits
 log = logging.getLogger(__name__)
 
 
+#: How DuckDB words running out of its memory limit; a stream read through Arrow carries it in
+#: an OSError rather than DuckDB's OutOfMemoryException.
+_OUT_OF_MEMORY = "Out of Memory Error"
+
+
+def is_out_of_memory(error: BaseException | None) -> bool:
+    """True when `error`, or an error it was raised from, is DuckDB running out of its memory
+    limit."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, duckdb.OutOfMemoryException) or _OUT_OF_MEMORY in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
 @contextmanager
-def streaming_memory(con: duckdb.DuckDBPyConnection, limits: DuckDBLimits | None) -> Iterator[None]:
-    """Runs the block with `con`'s memory limit at `limits.streaming()`, then sets it back to
-    `limits.memory_limit` (the limit the connection was opened with). `None`: the connection
-    was opened without limits, and keeps DuckDB's own."""
+def streaming_memory(
+    con: duckdb.DuckDBPyConnection,
+    limits: DuckDBLimits | None,
+    lowered: DuckDBLimits | None = None,
+) -> Iterator[None]:
+    """Runs the block with `con`'s memory limit at `lowered` (default `limits.streaming()`),
+    then sets it back to `limits.memory_limit` (the limit the connection was opened with).
+    `limits` None: the connection was opened without limits, and keeps DuckDB's own."""
     if limits is None:
         yield
         return
-    lowered = limits.streaming().memory_limit
+    lowered_limit = (lowered or limits.streaming()).memory_limit
+    if lowered_limit == limits.memory_limit:
+        yield
+        return
     try:
-        con.execute("SET memory_limit = ?", [lowered])
+        con.execute("SET memory_limit = ?", [lowered_limit])
     except duckdb.Error as error:
         log.debug("Kept the memory limit %s: %s", limits.memory_limit, error)
         yield

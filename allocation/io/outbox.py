@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import os
 import shutil
 from collections.abc import Iterable
@@ -27,11 +28,13 @@ import pyarrow.parquet as pq
 from allocation.faults import crash_point
 from allocation.io.disk import is_disk_full
 from allocation.io.files import point_symlink, remove_leftovers, swap_in_folder
-from allocation.io.memory_limit import streaming_memory
+from allocation.io.memory_limit import is_out_of_memory, streaming_memory
 from allocation.io.night_summary import summary
 from allocation.io.publish import PublishError
 from allocation.io.reports import report_chunks
 from allocation.settings.duckdb_limits import DuckDBLimits
+
+log = logging.getLogger("allocation")
 
 FORMULA_START = r"^[=+\-@\t\r]"
 
@@ -145,8 +148,7 @@ def write_night(
     try:
         unfinished.mkdir()
         try:
-            with streaming_memory(con, limits):
-                write_report_files(con, day, unfinished)
+            _write_report_files_within(con, day, unfinished, limits, retry=not dry_run)
         except BaseException:
             shutil.rmtree(unfinished, ignore_errors=True)
             raise
@@ -162,6 +164,36 @@ def write_night(
     if not dry_run:
         _point_latest(outbox, target, day)
     return target
+
+
+def _write_report_files_within(
+    con: duckdb.DuckDBPyConnection,
+    day: dt.date,
+    folder: Path,
+    limits: DuckDBLimits | None,
+    *,
+    retry: bool,
+) -> None:
+    """`write_report_files` under the streaming share of the night's memory; if DuckDB runs out
+    of memory there (reports that sort more than the share holds: a backlog of many millions of
+    waiting lines), once more under the night's own limit when `retry` (not inside a dry run's
+    transaction, which the error has aborted)."""
+    try:
+        with streaming_memory(con, limits):
+            write_report_files(con, day, folder)
+        return
+    except Exception as error:
+        if limits is None or not retry or not is_out_of_memory(error):
+            raise
+        log.warning(
+            "The reports ran out of DuckDB's memory under %s, the streamed share of the "
+            "night's: writing them again under the night's %s",
+            limits.streaming().memory_limit,
+            limits.memory_limit,
+        )
+    for written in folder.iterdir():
+        written.unlink()
+    write_report_files(con, day, folder)
 
 
 class OutboxError(RuntimeError):

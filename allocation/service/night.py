@@ -24,8 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-import duckdb
-
+from allocation.io.memory_limit import is_out_of_memory
 from allocation.io.outbox import read_summary
 from allocation.io.pending import PendingNight, remove_note
 from allocation.io.publish import PublishError
@@ -159,17 +158,6 @@ class MemoryLimitTooSmallAfterCommit(PublishError):
     """The night committed, then DuckDB ran out of memory writing its reports or copy."""
 
 
-def _ran_out_of_memory(error: BaseException) -> bool:
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, duckdb.OutOfMemoryException):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
-
-
 @contextlib.contextmanager
 def naming_memory_limit(params: RunParameters, *, committed: bool) -> Iterator[None]:
     """Turns DuckDB's out-of-memory error, raised anywhere in the block (also inside another
@@ -177,7 +165,7 @@ def naming_memory_limit(params: RunParameters, *, committed: bool) -> Iterator[N
     try:
         yield
     except Exception as error:
-        if not _ran_out_of_memory(error):
+        if not is_out_of_memory(error):
             raise
         limit = params.duckdb_memory_limit
         advice = (

@@ -39,6 +39,18 @@ class DuckDBLimits:
         share = max(night * STREAMING_SHARE, memory_size_bytes(SMALLEST_DUCKDB_MEMORY_LIMIT))
         return DuckDBLimits(f"{int(min(share, night)) // 1_000_000}MB", self.temp_directory)
 
+    def sorting(self, data_bytes: float) -> DuckDBLimits:
+        """The limits of a streamed sort of `data_bytes` of rows (the decision's integer
+        columns): the `streaming()` share while the data is small beside it, then a
+        `SORTED_DATA_SHARE` of the data, never more than the night's limit. DuckDB merges its
+        sorted runs a block of each at a time, and the runs grow in number with the data: a
+        100M-line night's 2 GB of columns ran out of memory sorted in 128MB and sorted in
+        384MB; 30M lines (0.6 GB) sorted in 128MB (docs/benchmarks.md, "Memory by step")."""
+        night = memory_size_bytes(self.memory_limit)
+        share = memory_size_bytes(self.streaming().memory_limit)
+        budget = min(night, max(share, data_bytes * SORTED_DATA_SHARE))
+        return DuckDBLimits(f"{int(budget) // 1_000_000}MB", self.temp_directory)
+
 
 #: The smallest memory limit accepted: below it DuckDB failed even small nights (the
 #: measurements are in docs/benchmarks.md). A bigger night may need more: running out names
@@ -47,6 +59,9 @@ SMALLEST_DUCKDB_MEMORY_LIMIT = "64MB"
 #: The share of the night's DuckDB memory a streamed sort gets (`DuckDBLimits.streaming`): a
 #: third (128MB of the default 384MB), measured in docs/benchmarks.md ("Memory by step").
 STREAMING_SHARE = 1 / 3
+#: What a streamed sort gets of the data it sorts, once that is more than its `STREAMING_SHARE`
+#: (`DuckDBLimits.sorting`): a quarter.
+SORTED_DATA_SHARE = 1 / 4
 _UNITS = {
     "B": 1,
     "KB": 1000,

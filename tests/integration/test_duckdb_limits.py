@@ -8,10 +8,14 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from prefect.states import Failed
 
+from allocation.flows.nightly import worth_retrying
 from allocation.io import outbox
+from allocation.io.candidates import DuckDBCandidates
 from allocation.io.memory_limit import streaming_memory
 from allocation.io.unit_of_work import DuckDBUnitOfWork, connect
+from allocation.service.night import MemoryLimitTooSmall
 from allocation.service.rollback import rollback
 from allocation.settings import ParameterError, RunParameters, Settings
 from conftest import Site
@@ -171,3 +175,51 @@ def test_a_rollback_writes_its_reports_under_the_night_memory(
 
     assert seen == ["122.0MiB"]  # the streamed share of the night's 384 MB
     assert site.query("SELECT count(*) FROM order_lines") == [(1,)]
+
+
+def _out_of_memory() -> OSError:
+    """DuckDB running out of its limit while a stream is read through Arrow, as it says it."""
+    return OSError(
+        "Out of Memory Error: failed to pin block of size 256.0 KiB (122.1 MiB/122.0 MiB used)"
+    )
+
+
+def test_reports_that_outgrow_the_streamed_share_are_written_under_the_night_memory(
+    site: Site, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    site.batches("b1.csv", "b1,RETRO-CLOCK,3,")
+    site.orders("o1.csv", "o1,RETRO-CLOCK,1")
+    seen: list[str] = []
+    real = outbox.write_report_files
+
+    def out_of_memory_under_the_share(
+        con: duckdb.DuckDBPyConnection, day: dt.date, folder: Path
+    ) -> None:
+        seen.append(_limit(con))
+        (folder / "allocations.csv").write_text("half a report\n")
+        if seen[-1] == "122.0MiB":
+            raise _out_of_memory()
+        real(con, day, folder)
+
+    monkeypatch.setattr(outbox, "write_report_files", out_of_memory_under_the_share)
+    site.run("2026-11-25")
+
+    assert seen == ["122.0MiB", "366.2MiB"]
+    assert [r["orderid"] for r in site.report("2026-11-25", "allocations")] == ["o1"]
+    assert "writing them again under the night's 384MB" in caplog.text
+
+
+def test_a_decision_out_of_memory_names_the_setting_and_is_not_retried(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site.batches("b1.csv", "b1,RETRO-CLOCK,3,")
+    site.orders("o1.csv", "o1,RETRO-CLOCK,1")
+
+    def out_of_memory(*args: object, **kwargs: object) -> None:
+        raise _out_of_memory()
+
+    monkeypatch.setattr(DuckDBCandidates, "column_slices", out_of_memory)
+    with pytest.raises(MemoryLimitTooSmall, match="ALLOCATION_DUCKDB_MEMORY_LIMIT=384MB: raise it"):
+        site.run("2026-11-25")
+
+    assert not worth_retrying(None, None, Failed(data=_out_of_memory()))
