@@ -114,10 +114,8 @@ def test_the_night_gets_its_memory_back_when_the_decision_fails(tmp_path: Path) 
         assert _limit(uow.con) == "366.2MiB"
 
 
-def test_the_reports_are_read_under_a_third_of_the_night_memory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    params = params_for(tmp_path)
+def _limits_the_reports_see(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The memory limit each writing of a night's reports runs under, as they are written."""
     seen: list[str] = []
     real = outbox.write_report_files
 
@@ -126,6 +124,14 @@ def test_the_reports_are_read_under_a_third_of_the_night_memory(
         real(con, day, folder)
 
     monkeypatch.setattr(outbox, "write_report_files", noting_the_limit)
+    return seen
+
+
+def test_the_reports_are_read_under_a_third_of_the_night_memory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    params = params_for(tmp_path)
+    seen = _limits_the_reports_see(monkeypatch)
     limits = params.duckdb_limits
     with DuckDBUnitOfWork(tmp_path / "state.duckdb", limits) as uow:
         folder = outbox.write_night(
@@ -163,14 +169,7 @@ def test_a_rollback_writes_its_reports_under_the_night_memory(
     site.run("2026-11-25")
     site.orders("o2.csv", "o2,RETRO-CLOCK,1")
     site.run("2026-11-26")
-    seen: list[str] = []
-    real = outbox.write_report_files
-
-    def noting_the_limit(con: duckdb.DuckDBPyConnection, day: dt.date, folder: Path) -> None:
-        seen.append(_limit(con))
-        real(con, day, folder)
-
-    monkeypatch.setattr(outbox, "write_report_files", noting_the_limit)
+    seen = _limits_the_reports_see(monkeypatch)
     rollback(site.params("2026-11-25"))
 
     assert seen == ["122.0MiB"]  # the streamed share of the night's 384 MB
