@@ -155,12 +155,12 @@ def write_night(
         crash_point("while-writing-reports")
         swap_in_folder(unfinished, target)
     except OSError as error:
-        raise _not_written(error, day, outbox, dry_run) from error
+        raise _not_written(_outbox_cause(error, outbox), day, dry_run, f" to {outbox}") from error
     except duckdb.Error as error:
         # DuckDB spilling a report's sort to its temporary folder, on a full disk.
         if not is_disk_full(error):
             raise
-        raise _spill_full(error, day, dry_run, limits) from error
+        raise _not_written(_spill_cause(error, limits), day, dry_run) from error
     if not dry_run:
         _point_latest(outbox, target, day)
     return target
@@ -204,41 +204,32 @@ class ReportsNotWritten(PublishError):
     """The night is committed, but its reports (or the ``latest`` link) are not in the outbox."""
 
 
-def _not_written(error: OSError, day: dt.date, outbox: Path, dry_run: bool) -> Exception:
-    cause = (
-        f"the disk holding {outbox} is full (No space left on device): free space there"
-        if is_disk_full(error)
-        else f"{error.strerror or error} ({error.filename or outbox}): fix that"
-    )
+def _not_written(cause: str, day: dt.date, dry_run: bool, written_to: str = "") -> Exception:
+    """The error of reports that could not be written, for `cause` (what to fix): nothing was
+    committed in a dry run; otherwise the night is, and running it again writes them."""
     if dry_run:
         return OutboxError(
             f"dry run of {day}: its reports could not be written, {cause}, then run it again "
             "(nothing was committed)"
         )
     return ReportsNotWritten(
-        f"the night {day} is committed, but its reports could not be written to {outbox}: "
+        f"the night {day} is committed, but its reports could not be written{written_to}: "
         f"{cause}, then run the same night again (it writes the reports and publishes; "
         "nothing is applied twice)"
     )
 
 
-def _spill_full(
-    error: duckdb.Error, day: dt.date, dry_run: bool, limits: DuckDBLimits | None
-) -> Exception:
+def _outbox_cause(error: OSError, outbox: Path) -> str:
+    if is_disk_full(error):
+        return f"the disk holding {outbox} is full (No space left on device): free space there"
+    return f"{error.strerror or error} ({error.filename or outbox}): fix that"
+
+
+def _spill_cause(error: duckdb.Error, limits: DuckDBLimits | None) -> str:
     where = f" ({limits.temp_directory})" if limits is not None else ""
-    cause = (
+    return (
         f"the disk DuckDB spills to{where} is full ({error}): free space there, or point "
         "ALLOCATION_DUCKDB_TEMP_DIRECTORY at a disk with room"
-    )
-    if dry_run:
-        return OutboxError(
-            f"dry run of {day}: its reports could not be written, {cause}, then run it again "
-            "(nothing was committed)"
-        )
-    return ReportsNotWritten(
-        f"the night {day} is committed, but its reports could not be written: {cause}, then "
-        "run the same night again (it writes the reports and publishes; nothing is applied "
-        "twice)"
     )
 
 
@@ -266,7 +257,8 @@ def _point_latest(outbox: Path, written: Path, day: dt.date) -> None:
         try:
             point_symlink(link, days[-1])
         except OSError as error:
-            raise _not_written(error, day, outbox, False) from error
+            cause = _outbox_cause(error, outbox)
+            raise _not_written(cause, day, dry_run=False, written_to=f" to {outbox}") from error
 
 
 def _is_day(name: str) -> bool:
