@@ -60,8 +60,8 @@ _LINE_BYTES = 20
 class DuckDBCandidates:
     """`allocation.service.engine.sources.Candidates` and `Columns` over the night's connection.
     `folder`: where the placements are kept while the candidates stream (the night's spill
-    folder). `limits`: the connection's own; `column_slices` streams under their `streaming()`
-    share (None: the connection has DuckDB's defaults, left as they are)."""
+    folder). `limits`: the connection's own; `column_slices` sorts under their `sorting()` share
+    (None: the connection has DuckDB's defaults, left as they are)."""
 
     def __init__(
         self, con: duckdb.DuckDBPyConnection, folder: Path, limits: DuckDBLimits | None = None

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import errno
 
+from allocation.io.error_chain import error_chain
+
 #: errno values meaning "no room": the disk is full, or the user's quota is.
 _NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT})
 #: How DuckDB words it (its IOException carries the OS message, not an errno).
@@ -16,12 +18,8 @@ _DUCKDB_NO_ROOM = ("No space left on device", "Disk quota exceeded")
 
 def is_disk_full(error: BaseException | None) -> bool:
     """True when ``error``, or an error it was raised from, says the disk (or quota) is full."""
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, OSError) and error.errno in _NO_ROOM:
-            return True
-        if any(words in str(error) for words in _DUCKDB_NO_ROOM):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
+    return any(
+        (isinstance(one, OSError) and one.errno in _NO_ROOM)
+        or any(words in str(one) for words in _DUCKDB_NO_ROOM)
+        for one in error_chain(error)
+    )

@@ -1,5 +1,6 @@
 """A connection's DuckDB memory limit lowered for the statements that stream a sorted result
-out (`DuckDBLimits.streaming`), then set back to the night's.
+out (`DuckDBLimits.streaming`, `DuckDBLimits.sorting`), then set back to the night's; and
+telling DuckDB's out-of-memory error, however it is carried (`is_out_of_memory`).
 
 DuckDB's limit belongs to the database, not to one statement, so it is set (`SET memory_limit`)
 before such a statement and set back after it, whatever happened in between. DuckDB frees what
@@ -16,7 +17,8 @@ from contextlib import contextmanager
 
 import duckdb
 
-from allocation.settings.duckdb_limits import DuckDBLimits
+from allocation.io.error_chain import error_chain
+from allocation.settings.duckdb_limits import DuckDBLimits, memory_size_bytes
 
 log = logging.getLogger(__name__)
 
@@ -29,13 +31,10 @@ _OUT_OF_MEMORY = "Out of Memory Error"
 def is_out_of_memory(error: BaseException | None) -> bool:
     """True when `error`, or an error it was raised from, is DuckDB running out of its memory
     limit."""
-    seen: set[int] = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        if isinstance(error, duckdb.OutOfMemoryException) or _OUT_OF_MEMORY in str(error):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
+    return any(
+        isinstance(one, duckdb.OutOfMemoryException) or _OUT_OF_MEMORY in str(one)
+        for one in error_chain(error)
+    )
 
 
 @contextmanager
@@ -51,7 +50,7 @@ def streaming_memory(
         yield
         return
     lowered_limit = (lowered or limits.streaming()).memory_limit
-    if lowered_limit == limits.memory_limit:
+    if memory_size_bytes(lowered_limit) >= memory_size_bytes(limits.memory_limit):
         yield
         return
     try:
