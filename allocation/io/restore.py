@@ -18,6 +18,7 @@ import duckdb
 
 from allocation.faults import crash_point
 from allocation.io.files import fsync_dir, fsync_file, remove_leftovers
+from allocation.io.kept_nights import Identity, identity, remember, remembered
 
 log = logging.getLogger(__name__)
 
@@ -49,32 +50,26 @@ def night_of(copy: Path) -> dt.date | None:
     return night if isinstance(night, dt.date) else None
 
 
-#: The night of each kept copy already read in this process, per history folder, by the file's
-#: identity: a copy is written whole under another name and renamed into place, so the same
-#: path, inode, size and modification time mean the same file. Every publish lists the copies;
-#: without this a process that runs many nights (a test session, a long-lived worker) opened
-#: every copy every night. Each listing keeps only the copies it found.
-_Identity = tuple[str, int, int, int, int]
-_NIGHTS: dict[Path, dict[_Identity, dt.date]] = {}
-
-
 def kept_copies(history_dir: Path) -> list[KeptCopy]:
-    """Every readable kept copy, oldest first."""
+    """Every readable kept copy, oldest first. Each copy's night is read from the copy once,
+    then from the record beside the copies (`allocation.io.kept_nights`) while it is the same
+    file."""
     found: list[KeptCopy] = []
     if not history_dir.is_dir():
         return found
-    known = _NIGHTS.get(history_dir, {})
-    nights: dict[_Identity, dt.date] = {}
+    known = remembered(history_dir)
+    nights: dict[Identity, dt.date] = {}
     for path in history_dir.glob("*.duckdb"):
         if path.name.startswith(".") or not path.is_file():
             continue
         stat = path.stat()
-        identity = (str(path), stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
-        night = known.get(identity) or night_of(path)
+        key = identity(path, stat)
+        night = known.get(key) or night_of(path)
         if night is not None:
-            nights[identity] = night
+            nights[key] = night
             found.append(KeptCopy(path, night, stat.st_mtime_ns))
-    _NIGHTS[history_dir] = nights
+    if nights != known:
+        remember(history_dir, nights)
     return sorted(found, key=lambda c: (c.business_date, c.written_ns, c.path.name))
 
 

@@ -340,26 +340,3 @@ def test_when_the_analysts_copy_cannot_be_replaced_the_outbox_is_rolled_back_alr
     site.warehouse.rmdir()
     assert cli.main(["publish", "--warehouse", str(site.warehouse)]) == 0
     assert nights_in(site.warehouse) == [day(0)]
-
-
-def _copy_of_night(path: Path, night: str) -> None:
-    con = duckdb.connect(str(path))
-    try:
-        con.execute("CREATE TABLE runs AS SELECT ?::DATE AS business_date", [night])
-    finally:
-        con.close()
-
-
-def test_a_kept_copy_replaced_under_its_own_name_is_read_again(tmp_path: Path) -> None:
-    """The nights of kept copies are remembered within a process, by the file's identity: a copy
-    renamed over an older one of the same name (a rerun's copy) is the new night, not the old."""
-    from allocation.io.restore import kept_copies as listed
-
-    history = tmp_path / "published"
-    history.mkdir()
-    _copy_of_night(history / "copy.duckdb", "2026-11-25")
-    assert [c.business_date for c in listed(history)] == [dt.date(2026, 11, 25)]
-
-    _copy_of_night(tmp_path / "newer.duckdb", "2026-11-26")
-    os.replace(tmp_path / "newer.duckdb", history / "copy.duckdb")
-    assert [c.business_date for c in listed(history)] == [dt.date(2026, 11, 26)]

@@ -1,0 +1,144 @@
+"""The night each kept copy holds is read from the copy once, then from the record beside the
+copies (`allocation.io.kept_nights`): a night no longer opens every kept copy with DuckDB."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from allocation.io import restore
+from allocation.io.kept_nights import RECORD
+from allocation.io.restore import kept_copies
+
+
+def _copy_of_night(path: Path, night: str) -> None:
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("CREATE TABLE runs AS SELECT ?::DATE AS business_date", [night])
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the kept copies DuckDB is asked to open, in order."""
+    names: list[str] = []
+    read_night = restore.night_of
+
+    def night_of(copy: Path) -> dt.date | None:
+        names.append(copy.name)
+        return read_night(copy)
+
+    monkeypatch.setattr(restore, "night_of", night_of)
+    return names
+
+
+def _nights(history: Path) -> list[tuple[str, dt.date]]:
+    return [(c.path.name, c.business_date) for c in kept_copies(history)]
+
+
+#: Lists the kept copies of the folder argv[1] as a night's process does, and prints them
+#: with the copies DuckDB was asked to open.
+_LISTING = """
+import json, sys
+from pathlib import Path
+from allocation.io import restore
+opened = []
+read_night = restore.night_of
+def night_of(copy):
+    opened.append(copy.name)
+    return read_night(copy)
+restore.night_of = night_of
+copies = restore.kept_copies(Path(sys.argv[1]))
+print(json.dumps({"nights": [[c.path.name, str(c.business_date)] for c in copies], "opened": opened}))
+"""
+
+
+def _listed_by_a_new_process(history: Path) -> tuple[list[list[str]], list[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", _LISTING, str(history)], capture_output=True, text=True, check=True
+    )
+    listing = json.loads(done.stdout)
+    return listing["nights"], sorted(listing["opened"])
+
+
+def test_each_kept_copy_is_opened_once_then_later_nights_read_its_night_from_the_record(
+    tmp_path: Path,
+) -> None:
+    """Every night is a process of its own: before the record, each one opened every kept copy."""
+    history = tmp_path / "published"
+    history.mkdir()
+    _copy_of_night(history / "a.duckdb", "2026-11-25")
+    _copy_of_night(history / "b.duckdb", "2026-11-26")
+    a_and_b = [["a.duckdb", "2026-11-25"], ["b.duckdb", "2026-11-26"]]
+    assert _listed_by_a_new_process(history) == (a_and_b, ["a.duckdb", "b.duckdb"])
+
+    _copy_of_night(history / "c.duckdb", "2026-11-27")
+    c = ["c.duckdb", "2026-11-27"]
+    assert _listed_by_a_new_process(history) == ([*a_and_b, c], ["c.duckdb"])
+    assert _listed_by_a_new_process(history) == ([*a_and_b, c], [])
+
+    (history / "a.duckdb").unlink()  # pruned
+    assert _listed_by_a_new_process(history) == ([a_and_b[1], c], [])
+
+
+def test_a_copy_replaced_under_its_own_name_is_read_again(
+    tmp_path: Path, opened: list[str]
+) -> None:
+    history = tmp_path / "published"
+    history.mkdir()
+    _copy_of_night(history / "copy.duckdb", "2026-11-25")
+    assert _nights(history) == [("copy.duckdb", dt.date(2026, 11, 25))]
+
+    _copy_of_night(tmp_path / "newer.duckdb", "2026-11-26")
+    os.replace(tmp_path / "newer.duckdb", history / "copy.duckdb")
+    assert _nights(history) == [("copy.duckdb", dt.date(2026, 11, 26))]
+    assert opened == ["copy.duckdb", "copy.duckdb"]
+
+
+@pytest.mark.parametrize(
+    "record",
+    [b"", b"{not json", b'{"copies": [{"name": 1}]}', b"\xff\xfe", b'{"copies": 7}', b"[]"],
+    ids=["empty", "cut-short", "missing-fields", "not-utf8", "wrong-shape", "a-list"],
+)
+def test_a_damaged_record_is_ignored_and_written_again(
+    tmp_path: Path, opened: list[str], record: bytes
+) -> None:
+    history = tmp_path / "published"
+    history.mkdir()
+    _copy_of_night(history / "a.duckdb", "2026-11-25")
+    (history / RECORD).write_bytes(record)
+
+    assert _nights(history) == [("a.duckdb", dt.date(2026, 11, 25))]
+    assert _nights(history) == [("a.duckdb", dt.date(2026, 11, 25))]
+    assert opened == ["a.duckdb"]  # the record was written again, whole
+
+
+def test_a_record_that_cannot_be_written_costs_only_the_opens(
+    tmp_path: Path, opened: list[str]
+) -> None:
+    history = tmp_path / "published"
+    history.mkdir()
+    _copy_of_night(history / "a.duckdb", "2026-11-25")
+    (history / RECORD).mkdir()  # in the way
+
+    assert _nights(history) == [("a.duckdb", dt.date(2026, 11, 25))]
+    assert _nights(history) == [("a.duckdb", dt.date(2026, 11, 25))]
+    assert opened == ["a.duckdb", "a.duckdb"]
+    assert [p.name for p in history.glob(".*.partial")] == []
+
+
+def test_the_record_is_never_taken_for_a_copy(tmp_path: Path) -> None:
+    history = tmp_path / "published"
+    history.mkdir()
+    _copy_of_night(history / "a.duckdb", "2026-11-25")
+    kept_copies(history)
+    assert (history / RECORD).is_file()
+    assert [c.path.name for c in kept_copies(history)] == ["a.duckdb"]
