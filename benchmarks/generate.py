@@ -71,6 +71,7 @@ def generate(
     shape: Shape = "zipf",
     night: int = 0,
     restock: float = 1.0,
+    stock: float = STOCK_SHARE,
 ) -> Generated:
     """Writes ``out/batches/`` and ``out/orders/``. ``skus`` overrides the shape's default of
     one sku per 100 lines. ``night`` > 0 makes the inbox of a later night of a sequence on one
@@ -79,9 +80,13 @@ def generate(
     so the lines left waiting from earlier nights (allocated first) make the backlog grow.
     ``restock`` < 1 gives a later night's batches to that share of the skus only (drawn
     anew each night), each getting its demand's stock ÷ ``restock``: the same stock in all,
-    as a real feed restocks some skus a night, not every one."""
+    as a real feed restocks some skus a night, not every one. ``stock``: the share of each sku's
+    demand its batches hold (``STOCK_SHARE``, 0.9, by default: a sequence's backlog grows by a
+    tenth of a night's lines each night; 1.0 holds it about steady)."""
     if not 0 < restock <= 1:
         raise ValueError(f"restock is a share of the skus, above 0 and at most 1, not {restock}")
+    if stock <= 0:
+        raise ValueError(f"stock is a share of the demand, above 0, not {stock}")
     if shape not in SHAPES:
         raise ValueError(f"shape must be one of {', '.join(SHAPES)}, not {shape!r}")
     rng = random.Random(seed + 1_000_003 * night)
@@ -126,9 +131,9 @@ def generate(
         if share < 1 and rng.random() >= share:
             continue
         count = rng.randint(1, MAX_BATCHES[shape])
-        stock = max(1, int(demand[index] * STOCK_SHARE / share))
-        cuts = sorted(rng.randint(0, stock) for _ in range(count - 1))
-        shares = [b - a for a, b in zip([0, *cuts], [*cuts, stock], strict=True)]
+        stock_units = max(1, int(demand[index] * stock / share))
+        cuts = sorted(rng.randint(0, stock_units) for _ in range(count - 1))
+        shares = [b - a for a, b in zip([0, *cuts], [*cuts, stock_units], strict=True)]
         days = sorted(rng.sample(range(1, 90), count))
         in_stock = rng.random() < 0.5
         for j in range(count):

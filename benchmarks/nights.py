@@ -27,7 +27,7 @@ from pathlib import Path
 
 import duckdb
 
-from benchmarks.generate import Shape, business_date, generate
+from benchmarks.generate import STOCK_SHARE, Shape, business_date, generate
 from benchmarks.process import BIN, Timed, timed
 from benchmarks.report import label
 from benchmarks.steps import FlowRecord, Steps, read_flow_run, step_name, steps_from_records
@@ -92,10 +92,11 @@ def run_nights(
     seed: int,
     baseline: Path | None = None,
     restock: float = 1.0,
+    stock: float = STOCK_SHARE,
 ) -> list[Night]:
     """`count` nights of `lines` lines each on one warehouse per code (ours, and the baseline's
     when given), in turn night by night; `restock`: the share of skus a later night's
-    batches restock (`benchmarks.generate`)."""
+    batches restock, `stock` the share of its demand they hold (`benchmarks.generate`)."""
     codes: dict[str, dict[str, str]] = {"new": env}
     if baseline is not None:
         codes = {
@@ -107,10 +108,17 @@ def run_nights(
         shutil.rmtree(site, ignore_errors=True)
     found: list[Night] = []
     for number in range(1, count + 1):
-        inbox = work / f"nights-inbox-{label(lines)}-{shape}-{number:03d}"
+        # Named for everything that shapes it: a scratch folder reused with other settings
+        # must not hand a night another sequence's inbox.
+        inbox = work / (
+            f"nights-inbox-{label(lines)}-{shape}-seed{seed}-restock{restock:g}-stock{stock:g}-"
+            f"{number:03d}"
+        )
         if not (inbox / ".complete").exists():
             shutil.rmtree(inbox, ignore_errors=True)
-            generate(lines, inbox, seed, shape=shape, night=number - 1, restock=restock)
+            generate(
+                lines, inbox, seed, shape=shape, night=number - 1, restock=restock, stock=stock
+            )
             (inbox / ".complete").write_text("")
         for code, code_env in codes.items():
             site = sites[code]

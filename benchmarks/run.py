@@ -46,7 +46,7 @@ import psutil
 
 from benchmarks import analyst_views, book, nights
 from benchmarks import publish as publish_bench
-from benchmarks.generate import BUSINESS_DATE, SHAPES, Generated, Shape, generate
+from benchmarks.generate import BUSINESS_DATE, SHAPES, STOCK_SHARE, Generated, Shape, generate
 from benchmarks.process import BIN, REPO, Timed, prefect_server, timed
 from benchmarks.report import (
     Fixed,
@@ -284,6 +284,13 @@ def main(argv: list[str] | None = None) -> None:
         help="with --nights: the share of skus each later night restocks (default 1: every sku)",
     )
     parser.add_argument(
+        "--stock",
+        type=float,
+        default=STOCK_SHARE,
+        help="with --nights: the share of a night's demand its batches hold (default 0.9: the "
+        "backlog grows by a tenth of a night a night; 1.0 holds it about steady)",
+    )
+    parser.add_argument(
         "--views-nights",
         type=int,
         default=100,
@@ -314,6 +321,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--publish measures the local runner's working state: add it to --runners")
     if not 0 < args.restock <= 1:
         parser.error(f"--restock is a share of the skus, above 0 and at most 1, not {args.restock}")
+    if args.stock <= 0:
+        parser.error(f"--stock is a share of the demand, above 0, not {args.stock}")
     if args.baseline is not None and not (args.baseline / "allocation").is_dir():
         parser.error(f"--baseline {args.baseline}: no allocation package there")
     work = args.work or Path(tempfile.mkdtemp(prefix="allocation-bench-"))
@@ -333,6 +342,7 @@ def main(argv: list[str] | None = None) -> None:
                     args.seed,
                     args.baseline,
                     args.restock,
+                    args.stock,
                 )
             print("\n".join(nights.table(found, sizes[0], shapes[0])))
         finally:

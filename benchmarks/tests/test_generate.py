@@ -82,3 +82,18 @@ def test_a_later_night_restocks_only_the_share_of_skus_asked_with_the_same_stock
     assert 0.5 * everything < restocked["qty"].sum() < 2 * everything
     with pytest.raises(ValueError, match="share of the skus"):
         generate(100, tmp_path / "none", restock=0.0)
+
+
+def test_the_batches_hold_the_share_of_each_skus_demand_asked(tmp_path: Path) -> None:
+    """`stock=1.0` holds a sequence's backlog about steady; the default 0.9 grows it."""
+    for stock in (0.9, 1.0):
+        made = generate(20_000, tmp_path / f"stock-{stock}", seed=5, shape="uniform", stock=stock)
+        orders, batches = read(made.path)
+        demand = orders.group_by("sku").agg(pl.col("qty").sum().alias("demand"))
+        held = batches.group_by("sku").agg(pl.col("qty").sum().alias("held"))
+        both = demand.join(held, on="sku")
+        assert both.height == 200
+        assert (both["held"] <= both["demand"] * stock).all()
+        assert (both["held"] >= both["demand"] * stock - 1).all()  # rounded down, whole units
+    with pytest.raises(ValueError, match="share of the demand"):
+        generate(100, tmp_path / "none", stock=0.0)
