@@ -1,6 +1,7 @@
 """The TEMP tables of a night's connection, named in one place: tonight's new lines
 (`night_lines`, made by `allocation.io.staging`), the open lines a night may place
-(`candidate_lines` over `candidate_room`), the decision's `placements`; and recording the night
+(`candidate_lines` over `candidate_room`), the decision's `placements` and the batches they name
+(`placed_batches`, while recording); and recording the night
 from them into `order_lines`, `allocations` and `batches` (`record_placements`).
 """
 
@@ -67,13 +68,23 @@ def record_placements(con: duckdb.DuckDBPyConnection, business_date: dt.date, ru
     )
     con.execute("DROP TABLE placements")
     con.execute("ALTER TABLE placements_in_order RENAME TO placements")
+    # The batches tonight's placements name, read out of `batches` once: every statement below
+    # joins these few instead of hashing every batch the warehouse ever received (1.9M after
+    # 78 nights of 1M lines), which each range's statement did, and which ran an aged
+    # warehouse's night out of memory (docs/scaling.md, "An aged warehouse's night out of
+    # DuckDB's memory").
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE placed_batches AS "
+        "SELECT rowid AS batch, reference, eta FROM batches "
+        "WHERE rowid IN (SELECT DISTINCT batch FROM placements)"
+    )
     for low, high in _ranges(con, "placements", "arrival_seq"):
         con.execute(
             "INSERT INTO allocations (orderid, sku, qty, batchref, eta, business_date, "
             "run_id, arrival_seq) "
             "SELECT l.orderid, l.sku, l.qty, b.reference, b.eta, $day, $run, l.arrival_seq "
             "FROM candidate_lines l JOIN placements p USING (arrival_seq) "
-            "JOIN batches b ON b.rowid = p.batch "
+            "JOIN placed_batches b USING (batch) "
             "WHERE l.arrival_seq >= $low AND l.arrival_seq < $high "
             "AND p.arrival_seq >= $low AND p.arrival_seq < $high ORDER BY l.arrival_seq",
             {"day": business_date, "run": run_id, "low": low, "high": high},
@@ -87,7 +98,7 @@ def record_placements(con: duckdb.DuckDBPyConnection, business_date: dt.date, ru
         "CREATE OR REPLACE TEMP TABLE waiting_placed AS "
         "SELECT o.rowid AS line_row, b.reference FROM order_lines o "
         "JOIN placements p ON o.arrival_seq = p.arrival_seq "
-        "JOIN batches b ON b.rowid = p.batch "
+        "JOIN placed_batches b USING (batch) "
         "WHERE o.status = 'out_of_stock' "
         "AND p.arrival_seq < (SELECT coalesce(min(arrival_seq), $last) FROM night_lines) "
         "ORDER BY line_row",
@@ -111,9 +122,10 @@ def record_placements(con: duckdb.DuckDBPyConnection, business_date: dt.date, ru
             "      WHERE arrival_seq >= $low AND arrival_seq < $high) n "
             "LEFT JOIN (SELECT * FROM placements "
             "           WHERE arrival_seq >= $low AND arrival_seq < $high) p USING (arrival_seq) "
-            "LEFT JOIN batches b ON b.rowid = p.batch ORDER BY n.arrival_seq",
+            "LEFT JOIN placed_batches b USING (batch) ORDER BY n.arrival_seq",
             {"day": business_date, "run": run_id, "low": low, "high": high},
         )
+    con.execute("DROP TABLE placed_batches")
     con.execute(
         "UPDATE batches SET allocated = allocated + t.qty FROM ("
         "SELECT batch, sum(qty)::BIGINT AS qty FROM placements GROUP BY batch) t "
