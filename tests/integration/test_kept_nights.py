@@ -40,6 +40,14 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return names
 
 
+@pytest.fixture
+def history(tmp_path: Path) -> Path:
+    """The kept copies' folder."""
+    folder = tmp_path / "published"
+    folder.mkdir()
+    return folder
+
+
 def _nights(history: Path) -> list[tuple[str, dt.date]]:
     return [(c.path.name, c.business_date) for c in kept_copies(history)]
 
@@ -70,11 +78,9 @@ def _listed_by_a_new_process(history: Path) -> tuple[list[list[str]], list[str]]
 
 
 def test_each_kept_copy_is_opened_once_then_later_nights_read_its_night_from_the_record(
-    tmp_path: Path,
+    history: Path,
 ) -> None:
     """Every night is a process of its own: before the record, each one opened every kept copy."""
-    history = tmp_path / "published"
-    history.mkdir()
     _copy_of_night(history / "a.duckdb", "2026-11-25")
     _copy_of_night(history / "b.duckdb", "2026-11-26")
     a_and_b = [["a.duckdb", "2026-11-25"], ["b.duckdb", "2026-11-26"]]
@@ -90,10 +96,8 @@ def test_each_kept_copy_is_opened_once_then_later_nights_read_its_night_from_the
 
 
 def test_a_copy_replaced_under_its_own_name_is_read_again(
-    tmp_path: Path, opened: list[str]
+    tmp_path: Path, history: Path, opened: list[str]
 ) -> None:
-    history = tmp_path / "published"
-    history.mkdir()
     _copy_of_night(history / "copy.duckdb", "2026-11-25")
     assert _nights(history) == [("copy.duckdb", dt.date(2026, 11, 25))]
 
@@ -109,10 +113,8 @@ def test_a_copy_replaced_under_its_own_name_is_read_again(
     ids=["empty", "cut-short", "missing-fields", "not-utf8", "wrong-shape", "a-list"],
 )
 def test_a_damaged_record_is_ignored_and_written_again(
-    tmp_path: Path, opened: list[str], record: bytes
+    history: Path, opened: list[str], record: bytes
 ) -> None:
-    history = tmp_path / "published"
-    history.mkdir()
     _copy_of_night(history / "a.duckdb", "2026-11-25")
     (history / RECORD).write_bytes(record)
 
@@ -122,10 +124,8 @@ def test_a_damaged_record_is_ignored_and_written_again(
 
 
 def test_a_record_that_cannot_be_written_costs_only_the_opens(
-    tmp_path: Path, opened: list[str]
+    history: Path, opened: list[str]
 ) -> None:
-    history = tmp_path / "published"
-    history.mkdir()
     _copy_of_night(history / "a.duckdb", "2026-11-25")
     (history / RECORD).mkdir()  # in the way
 
@@ -135,9 +135,7 @@ def test_a_record_that_cannot_be_written_costs_only_the_opens(
     assert [p.name for p in history.glob(".*.partial")] == []
 
 
-def test_the_record_is_never_taken_for_a_copy(tmp_path: Path) -> None:
-    history = tmp_path / "published"
-    history.mkdir()
+def test_the_record_is_never_taken_for_a_copy(history: Path) -> None:
     _copy_of_night(history / "a.duckdb", "2026-11-25")
     kept_copies(history)
     assert (history / RECORD).is_file()
