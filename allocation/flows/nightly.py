@@ -139,6 +139,7 @@ def as_tasks(night: NightRun, bar: NightProgress) -> NightSteps:
         ),
         write_reports=write_reports_and_fill_the_bar,
         publish=publish,
+        copying_state=after_commit.copying_state,
     )
 
 

@@ -17,6 +17,8 @@ import httpx
 from prefect.exceptions import PrefectHTTPStatusError
 from prefect.settings import get_current_settings
 
+from allocation.io.error_chain import error_chain
+
 #: Free space PREFECT_HOME needs for Prefect's temporary server to start and record a night
 #: (its SQLite database grows by a few MB per night; SQLite fails "database or disk is full").
 PREFECT_HOME_MIN_FREE = 64 * 1024 * 1024
@@ -56,15 +58,11 @@ def check_prefect_home(
 def is_api_error(error: BaseException) -> bool:
     """Whether `error` (or what raised it) is the Prefect API failing: a connection refused,
     reset or timed out, or a 5xx answer."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, httpx.TransportError):
+    for one in error_chain(error):
+        if isinstance(one, httpx.TransportError):
             return True
-        if isinstance(current, PrefectHTTPStatusError | httpx.HTTPStatusError):
-            return current.response.status_code >= 500
-        current = current.__cause__ or current.__context__
+        if isinstance(one, PrefectHTTPStatusError | httpx.HTTPStatusError):
+            return one.response.status_code >= 500
     return False
 
 

@@ -1,6 +1,6 @@
 """An error and the errors it was raised from, each once: what the checks of a failure's kind
-(`disk.is_disk_full`, `memory_limit.is_out_of_memory`) look through, since the error that
-reaches a step is often a later one raised from the cause."""
+(`disk.is_disk_full`, `memory_limit.is_out_of_memory`, `flows.prefect_api.is_api_error`) look
+through, since the error that reaches a step is often a later one raised from the cause."""
 
 from __future__ import annotations
 

@@ -61,9 +61,7 @@ class NightSteps:
     #: The committed state published as the analysts' copy, kept under the night's label.
     publish: Callable[[RunParameters, str], Path]
     #: Around the reports and the publish: the committed state copied meanwhile, for `publish`.
-    copying_state: Callable[[RunParameters, str], AbstractContextManager[None]] = (
-        after_commit.copying_state
-    )
+    copying_state: Callable[[RunParameters, str], AbstractContextManager[None]]
 
     @classmethod
     def plain(cls) -> NightSteps:
@@ -75,6 +73,7 @@ class NightSteps:
             allocate=night_transaction.allocate_night_once,
             write_reports=after_commit.write_reports,
             publish=after_commit.publish,
+            copying_state=after_commit.copying_state,
         )
 
 

@@ -79,6 +79,7 @@ def recorded(calls: list[str]) -> NightSteps:
         allocate=noted("allocate", plain.allocate),
         write_reports=noted("write-reports", plain.write_reports),
         publish=noted("publish", plain.publish),
+        copying_state=plain.copying_state,
     )
 
 
