@@ -38,6 +38,7 @@ from allocation.flows.parameters import (
 )
 from allocation.flows.progress import NightProgress
 from allocation.flows.recovery import retry_crashed_night_once
+from allocation.flows.run_context import deployment_id
 from allocation.flows.sharding import allocator_for
 from allocation.io.disk import is_disk_full
 from allocation.io.memory_limit import is_out_of_memory
@@ -197,7 +198,7 @@ def check_parameters(
         staging=staging,
         accept_checks=accept_checks or (),
     )
-    if runtime.deployment.id is not None:
+    if deployment_id() is not None:
         confine_to_data_roots(params, params.data_root_paths, staging)
     check_run_paths(params, flow_run=True)
     return params
@@ -251,8 +252,9 @@ def nightly_allocation(
         staging,
         list(accept_checks),
     )
-    if runtime.deployment.id:  # Prefect names a queued run only when it starts
-        naming.name_the_queue(uuid.UUID(str(runtime.deployment.id)))
+    deployment = deployment_id()
+    if deployment:  # Prefect names a queued run only when it starts
+        naming.name_the_queue(uuid.UUID(deployment))
     # A deployment run waits (rescheduled, visibly) while an earlier night is pending.
     ordering.earlier_nights_first(params)
     night = NightRun.start(params, str(runtime.flow_run.id or uuid.uuid4()))
@@ -267,8 +269,8 @@ def nightly_allocation(
     )
     # Another writer holds the warehouse: the `allocation` command exits 3 with the message; a
     # deployment run is rescheduled (its slot given back) to try again.
-    waiting = partial(ordering.wait_for_warehouse, params) if runtime.deployment.id else None
-    stopped = cancelled_after_commit if runtime.deployment.id else complete_despite_stop
+    waiting = partial(ordering.wait_for_warehouse, params) if deployment else None
+    stopped = cancelled_after_commit if deployment else complete_despite_stop
     try:
         ran = night.run(as_tasks(night, bar), when_locked=waiting, when_stopped=stopped)
     except NightStopped as stopped_by_check:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,7 @@ from prefect.client.schemas.responses import OrchestrationResult, SetStateStatus
 from prefect.exceptions import Abort, Pause
 from prefect.states import Scheduled
 
+from allocation.flows.run_context import deployment_id
 from allocation.settings import RunParameters, Settings, parse_business_date
 from allocation.settings.state_folder import same_warehouse_path
 
@@ -196,15 +198,15 @@ def earlier_nights_first(params: RunParameters) -> None:
     """Returns when this night may run now. Otherwise reschedules the run (giving its slot
     back) and ends the process, or raises NightOutOfOrder when it cannot run in order.
     Runs outside a deployment (the `allocation` command) and dry runs are not ordered."""
-    deployment_id = runtime.deployment.id
+    deployment = deployment_id()
     me = runtime.flow_run.id
-    if not deployment_id or not me or params.dry_run:
+    if not deployment or not me or params.dry_run:
         return
     settings = Settings()
     now = dt.datetime.now(dt.UTC)
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
-            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])),
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[uuid.UUID(deployment)])),
             flow_run_filter=FlowRunFilter(
                 state=FlowRunFilterState(type=FlowRunFilterStateType(any_=NOT_FINISHED))
             ),

@@ -19,6 +19,7 @@ from uuid import UUID
 
 import duckdb
 import polars as pl
+import prefect.runtime.deployment
 import pytest
 from prefect import Task, get_client
 from prefect.cache_policies import NO_CACHE
@@ -137,6 +138,27 @@ def test_a_night_runs_as_named_steps_and_writes_its_outputs(sample: Site) -> Non
         )
     assert run.name == f"night-{NIGHT}"
     assert {task.name.rsplit("-", 1)[0] for task in tasks} == STEPS
+
+
+def test_a_night_called_in_process_never_asks_the_api_whether_a_deployment_made_it(
+    sample: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`prefect.runtime.deployment.id` fetches the whole flow run from the API each time it is
+    read when no deployment made the run (20-85 ms each, four reads a night). The run's own
+    context says it: the command's night asks nothing, and still runs as the command's night
+    (not confined to the data roots, not ordered among a deployment's runs)."""
+    asked: list[object] = []
+
+    async def flow_run_fetched(run_id: object) -> None:
+        asked.append(run_id)
+        raise AssertionError("the flow run was fetched from the API to learn its deployment")
+
+    monkeypatch.setattr(prefect.runtime.deployment, "_get_flow_run", flow_run_fetched)
+
+    state = run_flow(sample, NIGHT)
+
+    assert state.is_completed(), state.message
+    assert asked == []
 
 
 def test_the_artifacts_summarise_the_night_under_stable_keys(sample: Site) -> None:
