@@ -131,6 +131,13 @@ WITH nights AS (
            sum(coalesce(p.open_delta, 0)) OVER (ORDER BY n.business_date) AS lines_open,
            sum(coalesce(p.open_units_delta, 0)) OVER (ORDER BY n.business_date) AS units_open
     FROM nights n LEFT JOIN per_night p USING (business_date)
+), eligible AS (
+    SELECT *,
+           coalesce(lines_placed, 0)::HUGEINT AS placed_lines,
+           (coalesce(lines_placed, 0) + coalesce(lines_open, 0))::HUGEINT AS eligible_lines,
+           coalesce(units_placed, 0)::HUGEINT AS placed_units,
+           (coalesce(units_placed, 0) + coalesce(units_open, 0))::HUGEINT AS eligible_units
+    FROM running
 )
 SELECT r.business_date,
        r.runs,
@@ -143,11 +150,12 @@ SELECT r.business_date,
        least(coalesce(r.units_placed, 0), BIGINT_MAX)::BIGINT AS units_placed,
        coalesce(r.lines_open, 0)::BIGINT AS lines_open,
        least(coalesce(r.units_open, 0), BIGINT_MAX)::BIGINT AS units_open,
-       round(coalesce(r.lines_placed, 0)
-             / nullif(coalesce(r.lines_placed, 0) + coalesce(r.lines_open, 0), 0), 4)
+       -- placed / eligible to 4 places, halves away from zero, worked out in whole numbers:
+       -- round() of the DOUBLE quotient rounded a half either way (1/32 = 0.03125 up to 0.0313,
+       -- 3/160 = 0.01875 down to 0.0187), as the binary fraction fell. NULL when none eligible.
+       ((20000 * r.placed_lines + r.eligible_lines) // nullif(2 * r.eligible_lines, 0)) / 10000
            AS line_fill_rate,
-       round(coalesce(r.units_placed, 0)
-             / nullif(coalesce(r.units_placed, 0) + coalesce(r.units_open, 0), 0), 4)
+       ((20000 * r.placed_units + r.eligible_units) // nullif(2 * r.eligible_units, 0)) / 10000
            AS unit_fill_rate,
        coalesce(r.placed_from_stock, 0)::BIGINT AS lines_placed_from_stock,
        coalesce(r.placed_from_incoming, 0)::BIGINT AS lines_placed_from_incoming,
@@ -161,7 +169,7 @@ SELECT r.business_date,
        (r.order_rows_rejected + r.manifest_rows_rejected)::BIGINT AS rows_rejected,
        r.lines_waiting,
        r.oldest_wait_days
-FROM running r
+FROM eligible r
 ORDER BY r.business_date;
 
 CREATE OR REPLACE VIEW nightly_trend AS
