@@ -1,12 +1,14 @@
 """The same night delivered as many files, as one CSV file and as one Parquet file, side by side.
 
-    python -m benchmarks.one_file --lines 10000000 [--work DIR] [--shapes many,csv,parquet]
+    python -m benchmarks.one_file --lines 10000000 [--work DIR]
+                                  [--shapes many,csv,parquet,parquet-one-group]
                                   [--pythonpath DIR]
 
 Issue 24: memory must be bounded per slice of a file, not per file (a supplier's one daily
 export is the usual case). The inbox of ``benchmarks.generate`` (order files of 1M lines) is
-rewritten as one orders CSV file and as one orders Parquet file (polars' default row groups),
-the manifest unchanged; each is one ``allocation run`` (local runner, a first night on an empty
+rewritten as one orders CSV file, as one orders Parquet file (polars' default row groups) and as
+one Parquet file of a single row group (as pandas wrote it with an older pyarrow: 64Mi rows a
+group), the manifest unchanged; each is one ``allocation run`` (local runner, a first night on an empty
 warehouse) against one Prefect server started beforehand, as a whole process timed by the kernel
 with its whole process tree's peak RSS sampled every 0.1 s (``benchmarks.process``).
 ``--pythonpath`` runs another checkout's ``allocation`` package (e.g. the code before a change)
@@ -35,7 +37,7 @@ import polars as pl
 from benchmarks.generate import BUSINESS_DATE, generate
 from benchmarks.nights import read_every_line
 
-SHAPES = ("many", "csv", "parquet")
+SHAPES = ("many", "csv", "parquet", "parquet-one-group")
 
 
 def night_env(env: dict[str, str]) -> dict[str, str]:
@@ -56,7 +58,7 @@ def one_file_inboxes(many: Path, work: Path, shapes: list[str]) -> dict[str, Pat
         shutil.rmtree(inbox, ignore_errors=True)
         (inbox / "orders").mkdir(parents=True)
         shutil.copytree(many / "batches", inbox / "batches")
-        target = inbox / "orders" / f"{BUSINESS_DATE}.{shape}"
+        target = inbox / "orders" / f"{BUSINESS_DATE}.{shape.split('-')[0]}"
         if shape == "csv":
             with target.open("wb") as out:
                 for number, part in enumerate(orders):
@@ -66,9 +68,14 @@ def one_file_inboxes(many: Path, work: Path, shapes: list[str]) -> dict[str, Pat
                             out.write(header)
                         shutil.copyfileobj(handle, out, 1 << 24)
         else:
-            pl.scan_csv(
+            lines = pl.scan_csv(
                 orders, schema=dict.fromkeys(("orderid", "sku", "qty"), pl.String)
-            ).with_columns(pl.col("qty").cast(pl.Int64)).sink_parquet(target)
+            ).with_columns(pl.col("qty").cast(pl.Int64))
+            if shape == "parquet":
+                lines.sink_parquet(target)
+            else:  # one row group: the whole file in memory here, once, to write it
+                whole = lines.collect()
+                whole.write_parquet(target, row_group_size=max(1, whole.height))
         inboxes[shape] = inbox
     return inboxes
 

@@ -429,3 +429,50 @@ def test_a_parquet_file_read_in_slices_turns_a_column_into_text_alike_in_every_s
         "2026-12-02 00:00:00.000000",
         "2026-12-03 09:00:00.000000",
     ]
+
+
+def test_a_parquet_file_written_as_one_row_group_is_read_a_buffer_at_a_time(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daily export written as one row group (pandas with an older pyarrow: 64Mi rows a group)
+    is read a buffer at a time (or a page, when one is larger), never a whole column of the
+    row group at once: pyarrow's pre-buffering did (13.6 MB here; 53 MiB at once for 30M lines,
+    which then took 472 MiB to read against 389 MiB a buffer at a time)."""
+    from allocation.io.readers import parquet
+
+    lines = 200_000
+    path = site.inbox / "orders" / "o1.parquet"
+    pl.DataFrame(
+        {
+            "orderid": [hashlib.sha256(str(n).encode()).hexdigest() for n in range(lines)],
+            "sku": ["RETRO-CLOCK"] * lines,
+            "qty": [1] * lines,
+        }
+    ).write_parquet(path, row_group_size=lines, compression="uncompressed")
+    reads: list[int] = []
+    real = source.FileSource.file_object
+
+    class Recorded:
+        """The open file, noting the size of every read pyarrow asks of it."""
+
+        def __init__(self, handle: Any) -> None:
+            self._handle = handle
+
+        def read(self, size: int = -1) -> bytes:
+            data: bytes = self._handle.read(size)
+            reads.append(len(data))
+            return data
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._handle, name)
+
+    monkeypatch.setattr(
+        source.FileSource, "file_object", property(lambda self: Recorded(real.fget(self)))
+    )
+    file = next(f for f in readers.find_inbox_files(site.inbox)[0])
+
+    read = readers.read_inbox_file(file)
+
+    assert read.rows.height == lines
+    assert path.stat().st_size > 4 * parquet.READ_BUFFER_BYTES, "a column chunk spans buffers"
+    assert max(reads) <= 2 * parquet.READ_BUFFER_BYTES  # a buffer, or a page a little larger

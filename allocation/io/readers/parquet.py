@@ -1,6 +1,6 @@
 """The Parquet reader: every column turned into text as a supplier would have written it, a
-slice of rows at a time (pyarrow's batches over the file's row groups), so memory is bounded
-by the slice, not the file.
+slice of rows at a time (pyarrow's batches over the file's row groups), the file read a buffer
+at a time, so memory is bounded by the slice, not the file nor its row groups.
 
 A Parquet file is read by position (its footer, at the end, says where each column is), not in
 one pass: the file is hashed first, then read through the same open file, and the file's
@@ -25,6 +25,11 @@ from allocation.io.readers.source import FileProblem, FileSource
 
 #: Rows turned into text at a time.
 SLICE_ROWS: Final = 500_000
+#: Bytes read from the file at a time (a page larger than this is read whole). pyarrow's default
+#: pre-buffering reads a row group's columns in ranges of up to tens of MB (53 MiB at once for a
+#: 30M-line file written as one row group), held beside the slices: reading the orders of that
+#: file took 472 MiB that way, 389 MiB a buffer at a time, in the same time (docs/benchmarks.md).
+READ_BUFFER_BYTES: Final = 1 << 20
 _MAGIC: Final = b"PAR1"
 
 CUT_PARQUET: Final = (
@@ -44,7 +49,9 @@ def read_parquet_slices(
     if head == _MAGIC and tail != _MAGIC:
         raise FileProblem(CUT_PARQUET)
     try:
-        parquet = pq.ParquetFile(source.file_object)
+        parquet = pq.ParquetFile(
+            source.file_object, pre_buffer=False, buffer_size=READ_BUFFER_BYTES
+        )
         names = parquet.schema_arrow.names
     except (Exception, pl.exceptions.PanicException) as exc:
         raise FileProblem(f"cannot read Parquet: {one_line(exc)}") from exc
