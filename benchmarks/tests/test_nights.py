@@ -39,3 +39,32 @@ def test_the_one_file_nights_read_their_just_written_inbox_at_once() -> None:
     from benchmarks.one_file import night_env
 
     assert night_env({"PREFECT_HOME": "/x"})["ALLOCATION_INBOX_SETTLE_SECONDS"] == "0"
+
+
+def test_the_one_file_inboxes_hold_every_order_line_once(tmp_path: Path) -> None:
+    """Each one-file shape holds the many-file inbox's order lines, in order; the Parquet shapes
+    keep polars' row groups or put every line in one row group, as their names say."""
+    import polars as pl
+    import pyarrow.parquet as pq
+
+    from benchmarks.generate import generate
+    from benchmarks.one_file import SHAPES, one_file_inboxes
+
+    many = tmp_path / "inbox-many"
+    generate(30_000, many)  # enough lines for polars to write more than one row group
+    inboxes = one_file_inboxes(many, tmp_path, list(SHAPES))
+    lines = pl.read_csv(sorted((many / "orders").glob("*.csv")), infer_schema=False)
+
+    for shape in SHAPES[1:]:
+        [only] = list((inboxes[shape] / "orders").iterdir())
+        read = (
+            pl.read_csv(only, infer_schema=False)
+            if only.suffix == ".csv"
+            else pl.read_parquet(only).cast(pl.String)
+        )
+        assert read.equals(lines), shape
+        assert sorted(p.name for p in (inboxes[shape] / "batches").iterdir()) == sorted(
+            p.name for p in (many / "batches").iterdir()
+        )
+    groups = pq.ParquetFile(next((inboxes["parquet-one-group"] / "orders").iterdir()))
+    assert groups.metadata.num_row_groups == 1
