@@ -254,7 +254,7 @@ def nightly_allocation(
     )
     deployment = deployment_id()
     if deployment:  # Prefect names a queued run only when it starts
-        naming.name_the_queue(uuid.UUID(deployment))
+        naming.name_the_queue(deployment)
     # A deployment run waits (rescheduled, visibly) while an earlier night is pending.
     ordering.earlier_nights_first(params)
     night = NightRun.start(params, str(runtime.flow_run.id or uuid.uuid4()))

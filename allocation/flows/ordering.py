@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,7 +205,7 @@ def earlier_nights_first(params: RunParameters) -> None:
     now = dt.datetime.now(dt.UTC)
     with get_client(sync_client=True) as client:
         runs = client.read_flow_runs(
-            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[uuid.UUID(deployment)])),
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment])),
             flow_run_filter=FlowRunFilter(
                 state=FlowRunFilterState(type=FlowRunFilterStateType(any_=NOT_FINISHED))
             ),

@@ -9,16 +9,18 @@ run no deployment made), so nothing is asked.
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from prefect import runtime
 from prefect.context import FlowRunContext
 
 
-def deployment_id() -> str | None:
+def deployment_id() -> UUID | None:
     """The id of the deployment that made this flow run, or None for a flow called in-process
     (the `allocation` command). Outside a flow run's context (a task on another worker), as
     `prefect.runtime.deployment.id` says it."""
     context = FlowRunContext.get()
     if context is None or context.flow_run is None:
         found = runtime.deployment.id
-        return str(found) if found else None
-    return str(context.flow_run.deployment_id) if context.flow_run.deployment_id else None
+        return UUID(str(found)) if found else None
+    return context.flow_run.deployment_id
