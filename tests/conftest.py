@@ -285,3 +285,13 @@ def fill(disk: Path, leave: int = 64 * 1024) -> Path:
     with open(filler, "wb") as handle:
         handle.write(b"\0" * max(stats.f_bavail * stats.f_frsize - leave, 0))
     return filler
+
+
+@pytest.fixture(autouse=True)
+def discards_done() -> Iterator[None]:
+    """A test ends once the files its publishes set aside are deleted, as a process would
+    before exiting (`allocation.io.discards`)."""
+    yield
+    from allocation.io.discards import wait_for_discards
+
+    wait_for_discards()

@@ -68,3 +68,14 @@ def remember(history_dir: Path, nights: dict[Identity, dt.date]) -> None:
     except OSError as error:
         log.debug("Could not keep the record of kept nights in %s: %s", history_dir, error)
         partial.unlink(missing_ok=True)
+
+
+def remember_night(history_dir: Path, copy: Path, night: dt.date) -> None:
+    """Adds `copy` (in `history_dir`, just put in place) to the record as holding `night`, which
+    its writer read from it: the next listing need not open it."""
+    try:
+        copied = identity(copy, copy.stat())
+    except OSError as error:
+        log.debug("Could not note the night of %s: %s", copy, error)
+        return
+    remember(history_dir, {**remembered(history_dir), copied: night})
