@@ -15,7 +15,10 @@ import pytest
 
 from allocation.io import restore
 from allocation.io.kept_nights import RECORD
+from allocation.io.publish import copy_state, put_in_place
 from allocation.io.restore import kept_copies
+from allocation.io.unit_of_work import PIPELINE_TABLES
+from allocation.settings.storage_version import DEFAULT_STORAGE_VERSION
 
 
 def _copy_of_night(path: Path, night: str) -> None:
@@ -140,3 +143,34 @@ def test_the_record_is_never_taken_for_a_copy(history: Path) -> None:
     kept_copies(history)
     assert (history / RECORD).is_file()
     assert [c.path.name for c in kept_copies(history)] == ["a.duckdb"]
+
+
+def test_a_publish_puts_its_copy_in_place_without_opening_a_kept_copy(
+    tmp_path: Path, history: Path, opened: list[str]
+) -> None:
+    state = tmp_path / "state.duckdb"
+    _copy_of_night(state, "2026-11-24")
+    con = duckdb.connect(str(state))
+    for table in sorted(PIPELINE_TABLES - {"runs"}):  # so publishing takes it for ours
+        con.execute(f"CREATE TABLE {table} (x INTEGER)")
+    con.close()
+    warehouse = tmp_path / "warehouse.duckdb"
+    for label, night in [("night-1", "2026-11-24"), ("night-2", "2026-11-25")]:
+        if label == "night-2":
+            _next_night(state, night)
+        copies = copy_state(state, warehouse, history, label, DEFAULT_STORAGE_VERSION)
+        opened.clear()  # the copy's night is read here, beside the night's reports
+
+        put_in_place(copies, warehouse, history, label, keep=1)
+
+        assert opened == []  # the rename and the pruning open no copy
+    assert _nights(history) == [("night-2.duckdb", dt.date(2026, 11, 25))]
+    assert opened == []
+
+
+def _next_night(path: Path, night: str) -> None:
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("INSERT INTO runs VALUES (?::DATE)", [night])
+    finally:
+        con.close()
