@@ -27,7 +27,8 @@ CRASH_POINTS = (
 )
 # A rollback's own point (allocation/io/restore.py), not a step of the night: "while-restoring";
 # the one-time conversion of the working state's storage version (io/compatible_copy.py):
-# "while-converting".
+# "while-converting"; deleting the old copies once a night is published (io/discards.py):
+# "while-discarding".
 
 
 def crash_point(name: str) -> None:

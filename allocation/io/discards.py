@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterable
 from pathlib import Path
 
+from allocation.faults import crash_point
 from allocation.io.files import remove_leftovers
 
 log = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ def _aside_name(path: Path) -> Path:
 
 
 def _delete(paths: list[Path]) -> None:
+    crash_point("while-discarding")
     for path in paths:
         try:
             path.unlink(missing_ok=True)

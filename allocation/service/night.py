@@ -24,6 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
+from allocation.io.discards import wait_for_discards
 from allocation.io.memory_limit import is_out_of_memory
 from allocation.io.outbox import read_summary
 from allocation.io.pending import PendingNight, remove_note
@@ -226,7 +227,12 @@ def stop_after(what: str, when_stopped: Callable[[str], None] | None = None) -> 
 
 def run_night(params: RunParameters, run_id: str | None = None) -> dict[str, Any]:
     """The whole night without Prefect (tests, and a way to run in a bare Python process): the
-    flow's pre-checks, then the same `NightRun.run`."""
+    flow's pre-checks, then the same `NightRun.run`. Returns once the old copies the publish
+    set aside are deleted too (`allocation.io.discards`), so that a caller who looks at the disk
+    next sees the space they took freed; the flow leaves that to the end of its process."""
     check_run_paths(params)
-    ran = NightRun.start(params, run_id).run()
+    try:
+        ran = NightRun.start(params, run_id).run()
+    finally:
+        wait_for_discards()
     return {**read_summary(ran.folder), "outbox_folder": str(ran.folder)}

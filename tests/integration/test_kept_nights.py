@@ -22,9 +22,11 @@ from allocation.settings.storage_version import DEFAULT_STORAGE_VERSION
 
 
 def _copy_of_night(path: Path, night: str) -> None:
+    """A file whose latest night is `night` (a run of that night added to it)."""
     con = duckdb.connect(str(path))
     try:
-        con.execute("CREATE TABLE runs AS SELECT ?::DATE AS business_date", [night])
+        con.execute("CREATE TABLE IF NOT EXISTS runs (business_date DATE)")
+        con.execute("INSERT INTO runs VALUES (?::DATE)", [night])
     finally:
         con.close()
 
@@ -157,7 +159,7 @@ def test_a_publish_puts_its_copy_in_place_without_opening_a_kept_copy(
     warehouse = tmp_path / "warehouse.duckdb"
     for label, night in [("night-1", "2026-11-24"), ("night-2", "2026-11-25")]:
         if label == "night-2":
-            _next_night(state, night)
+            _copy_of_night(state, night)
         copies = copy_state(state, warehouse, history, label, DEFAULT_STORAGE_VERSION)
         opened.clear()  # the copy's night is read here, beside the night's reports
 
@@ -166,11 +168,3 @@ def test_a_publish_puts_its_copy_in_place_without_opening_a_kept_copy(
         assert opened == []  # the rename and the pruning open no copy
     assert _nights(history) == [("night-2.duckdb", dt.date(2026, 11, 25))]
     assert opened == []
-
-
-def _next_night(path: Path, night: str) -> None:
-    con = duckdb.connect(str(path))
-    try:
-        con.execute("INSERT INTO runs VALUES (?::DATE)", [night])
-    finally:
-        con.close()

@@ -5,10 +5,13 @@ aside outlives the process, nor a run killed meanwhile."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import duckdb
@@ -17,19 +20,24 @@ import pytest
 from allocation.io import discards
 from allocation.io.publish import publish_copy
 from allocation.io.restore import kept_copies
-from allocation.service.night import run_night
+from allocation.service.night import NightRun, run_night
 from allocation.settings import RunParameters
 from allocation.settings.storage_version import DEFAULT_STORAGE_VERSION
 from conftest import REPO, Site
 
 
-def nights(site: Site, days: list[str]) -> list[RunParameters]:
+def nights(site: Site, days: list[str], *, as_the_flow: bool = False) -> list[RunParameters]:
+    """Runs `days` in turn, keeping one published night: by `run_night`, which returns once the
+    old copies are deleted, or `as_the_flow` runs them (`NightRun.run`), which does not wait."""
     site.batches("stock.csv", "b1,RETRO-CLOCK,100,")
     ran: list[RunParameters] = []
     for number, day in enumerate(days):
         site.orders(f"o{number}.csv", f"order-{number},RETRO-CLOCK,1")
         params = site.params(day).model_copy(update={"keep_published": 1})
-        run_night(params)
+        if as_the_flow:
+            NightRun.start(params).run()
+        else:
+            run_night(params)
         ran.append(params)
     return ran
 
@@ -53,7 +61,7 @@ def test_a_publish_returns_before_the_files_it_replaces_and_drops_are_deleted(
 
     monkeypatch.setattr(discards, "_delete", held_back)
     try:
-        second = nights(site, ["2026-11-25"])[0]
+        second = nights(site, ["2026-11-25"], as_the_flow=True)[0]
 
         # The night is published and its copy kept, the old ones only set aside.
         assert [c.business_date.isoformat() for c in kept_copies(history)] == ["2026-11-25"]
@@ -91,7 +99,11 @@ def test_a_process_that_published_deletes_what_it_set_aside_before_it_exits(
             time.sleep(1.0)  # still deleting when the night is done
             slow(paths)
         discards._delete = slower
-        nights(Site(Path({str(tmp_path)!r})), ["2026-11-24", "2026-11-25", "2026-11-26"])
+        nights(
+            Site(Path({str(tmp_path)!r})),
+            ["2026-11-24", "2026-11-25", "2026-11-26"],
+            as_the_flow=True,
+        )
         print("done")
         """
     )
@@ -130,3 +142,66 @@ def test_what_a_killed_publish_set_aside_is_deleted_by_the_next(tmp_path: Path) 
 
     assert [p.exists() for p in leftovers] == [False, False]
     assert someone_elses.read_bytes() == b"theirs"  # another warehouse's, in the same folder
+
+
+def test_a_folder_without_hard_links_still_gets_the_new_night_and_keeps_nothing_aside(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(source: object, target: object) -> None:
+        raise PermissionError(1, "Operation not permitted")  # e.g. a share that has none
+
+    monkeypatch.setattr(discards.os, "link", no_links)
+    nights(site, ["2026-11-24", "2026-11-25"])
+    discards.wait_for_discards()
+
+    assert site.query("SELECT max(business_date)::VARCHAR FROM runs") == [("2026-11-25",)]
+    assert set_aside(site.warehouse.parent) == []
+    assert set_aside(site.params("2026-11-25").state_folder.published) == []
+
+
+def test_a_night_killed_while_deleting_the_old_copies_is_published_and_the_next_cleans_up(
+    site: Site,
+) -> None:
+    nights(site, ["2026-11-24"])
+    site.orders("o9.csv", "order-9,RETRO-CLOCK,1")
+    script = (
+        "import sys; from allocation.service.night import run_night\n"
+        "from allocation.settings import RunParameters\n"
+        "run_night(RunParameters.build(inbox=sys.argv[1], warehouse=sys.argv[2], "
+        "outbox=sys.argv[3], business_date='2026-11-25', keep_published=1))\n"
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", script, str(site.inbox), str(site.warehouse), str(site.outbox)],
+        env={**os.environ, "ALLOCATION_CRASH_AT": "while-discarding"},
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    history = site.params("2026-11-25").state_folder.published
+
+    # Killed after the rename: analysts have the new night, whole; the old copy is left aside.
+    assert site.query("SELECT max(business_date)::VARCHAR FROM runs") == [("2026-11-25",)]
+    assert set_aside(site.warehouse.parent) != []
+
+    nights(site, ["2026-11-26"])
+
+    assert set_aside(site.warehouse.parent) == []
+    assert set_aside(history) == []
+    assert [c.business_date.isoformat() for c in kept_copies(history)] == ["2026-11-26"]
+
+
+def test_a_night_run_without_prefect_returns_once_the_old_copies_are_gone(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    delete = discards._delete
+
+    def slow(paths: list[Path]) -> None:
+        time.sleep(0.5)
+        delete(paths)
+
+    monkeypatch.setattr(discards, "_delete", slow)
+    nights(site, ["2026-11-24", "2026-11-25"])  # then a caller fills the disk, say
+
+    assert set_aside(site.warehouse.parent) == []
+    assert set_aside(site.params("2026-11-25").state_folder.published) == []
