@@ -1,8 +1,8 @@
 """Big files deleted off the night's path: set aside at once, removed by a thread of their own.
 
 Deleting a file frees its blocks there and then, in proportion to its size: 0.14 s for a
-470 MB warehouse copy on an ext4 disk mounted with `discard` (measured in docs/scaling.md, "What
-grows with the warehouse's age"). Publishing frees two such files every night, the analysts'
+470 MB warehouse copy on an ext4 disk mounted with `discard` (docs/benchmarks.md, "The old
+copies deleted after the night"). Publishing frees two such files every night, the analysts'
 previous copy (replaced) and the kept copy that ages out, and both grow with the warehouse. So
 publishing gives each a hidden name in its own folder (a rename, at once) and a thread deletes
 them while the night winds up (the flow reports its end, the command prints its summary); the
