@@ -42,8 +42,9 @@ def nights(site: Site, days: list[str], *, as_the_flow: bool = False) -> list[Ru
     return ran
 
 
-def set_aside(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.glob(".*.discarded-*"))
+def aside_in(folder: Path) -> list[str]:
+    """The names of the files set aside in `folder` and not deleted yet."""
+    return sorted(p.name for p in folder.glob(discards.DISCARDED.format(name="*", tag="*")))
 
 
 def test_a_publish_returns_before_the_files_it_replaces_and_drops_are_deleted(
@@ -66,17 +67,17 @@ def test_a_publish_returns_before_the_files_it_replaces_and_drops_are_deleted(
         # The night is published and its copy kept, the old ones only set aside.
         assert [c.business_date.isoformat() for c in kept_copies(history)] == ["2026-11-25"]
         assert site.query("SELECT max(business_date)::VARCHAR FROM runs") == [("2026-11-25",)]
-        [old_analysts] = set_aside(site.warehouse.parent)
+        [old_analysts] = aside_in(site.warehouse.parent)
         assert old_analysts.startswith(".warehouse.duckdb.discarded-")
         assert (site.warehouse.parent / old_analysts).read_bytes() == analysts_had
-        [old_kept] = set_aside(history)
+        [old_kept] = aside_in(history)
         assert old_kept.startswith(f".{first.business_date.isoformat()}-")
     finally:
         held.set()
     discards.wait_for_discards()
 
-    assert set_aside(site.warehouse.parent) == []
-    assert set_aside(second.state_folder.published) == []
+    assert aside_in(site.warehouse.parent) == []
+    assert aside_in(second.state_folder.published) == []
     assert sorted(p.name for p in history.glob("*.duckdb")) == [
         p.name for p in history.glob("2026-11-25-*.duckdb")
     ]
@@ -155,8 +156,8 @@ def test_a_folder_without_hard_links_still_gets_the_new_night_and_keeps_nothing_
     discards.wait_for_discards()
 
     assert site.query("SELECT max(business_date)::VARCHAR FROM runs") == [("2026-11-25",)]
-    assert set_aside(site.warehouse.parent) == []
-    assert set_aside(site.params("2026-11-25").state_folder.published) == []
+    assert aside_in(site.warehouse.parent) == []
+    assert aside_in(site.params("2026-11-25").state_folder.published) == []
 
 
 def test_a_night_killed_while_deleting_the_old_copies_is_published_and_the_next_cleans_up(
@@ -182,12 +183,12 @@ def test_a_night_killed_while_deleting_the_old_copies_is_published_and_the_next_
 
     # Killed after the rename: analysts have the new night, whole; the old copy is left aside.
     assert site.query("SELECT max(business_date)::VARCHAR FROM runs") == [("2026-11-25",)]
-    assert set_aside(site.warehouse.parent) != []
+    assert aside_in(site.warehouse.parent) != []
 
     nights(site, ["2026-11-26"])
 
-    assert set_aside(site.warehouse.parent) == []
-    assert set_aside(history) == []
+    assert aside_in(site.warehouse.parent) == []
+    assert aside_in(history) == []
     assert [c.business_date.isoformat() for c in kept_copies(history)] == ["2026-11-26"]
 
 
@@ -203,5 +204,5 @@ def test_a_night_run_without_prefect_returns_once_the_old_copies_are_gone(
     monkeypatch.setattr(discards, "_delete", slow)
     nights(site, ["2026-11-24", "2026-11-25"])  # then a caller fills the disk, say
 
-    assert set_aside(site.warehouse.parent) == []
-    assert set_aside(site.params("2026-11-25").state_folder.published) == []
+    assert aside_in(site.warehouse.parent) == []
+    assert aside_in(site.params("2026-11-25").state_folder.published) == []
