@@ -18,6 +18,8 @@ import pandera.errors
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from allocation.io import reports
 from allocation.io.outbox import write_night
@@ -207,3 +209,63 @@ def test_a_dry_run_writes_its_open_transaction_and_can_still_roll_back_after_a_b
     assert "o8,LAMP,1,'@B5," in (folder / "allocations.csv").read_text()
     assert "'@B5" not in (site.outbox / NIGHT_2 / "allocations.csv").read_text()
     assert os.readlink(site.outbox / "latest") == NIGHT_2
+
+
+def test_a_usual_nights_allocations_are_read_as_stored_and_a_night_run_again_sorts_them(
+    site: Site, state: Path
+) -> None:
+    """Recording appends a run's allocations in arrival order, so a usual night's report needs
+    no sort; the night run again above stores earlier lines after later ones, and must."""
+    day = dt.date.fromisoformat(NIGHT_1)
+    site.batches("1.csv", "b1,LAMP,1,", "b2,RETRO-CLOCK,4,")
+    site.orders("1.csv", "first,LAMP,5", "second,LAMP,1", "third,RETRO-CLOCK,2", "x,RETRO-CLOCK,1")
+    site.run(NIGHT_1)
+    with duckdb.connect(str(state), read_only=True) as con:
+        assert reports.stored_in_report_order(con, day, rows=1)
+
+    site.batches("2.csv", "b3,LAMP,10,")
+    site.run(NIGHT_1)
+    with duckdb.connect(str(state), read_only=True) as con:
+        assert not reports.stored_in_report_order(con, day, rows=1)
+        orderids = pl.concat(reports.report_chunks(con, "allocations", day, rows=1))["orderid"]
+    assert orderids.to_list() == ["first", "second", "third", "x"]
+
+
+ALLOCATION_ROWS = st.lists(
+    st.tuples(
+        st.one_of(st.none(), st.integers(0, 6)),  # arrival_seq: missing, repeated, any order
+        st.sampled_from(["run-a", "run-b", "run-c"]),
+        st.booleans(),  # on the report's day, or on another one stored between its rows
+    ),
+    max_size=14,
+    unique_by=lambda row: (row[0], row[1]),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(stored=ALLOCATION_ROWS, rows=st.integers(1, 5))
+# A line placed twice on one day, the later run's row stored first: in one slice, then across two.
+@example(stored=[(5, "run-b", True), (5, "run-a", True)], rows=5)
+@example(stored=[(5, "run-b", True), (5, "run-a", True)], rows=1)
+def test_the_allocations_report_is_in_arrival_order_whatever_order_the_rows_were_stored_in(
+    stored: list[tuple[int | None, str, bool]], rows: int
+) -> None:
+    day = dt.date(2026, 11, 25)
+    with duckdb.connect() as con:
+        con.execute(
+            "CREATE TABLE allocations (orderid VARCHAR, sku VARCHAR, qty BIGINT, "
+            "batchref VARCHAR, eta DATE, business_date DATE, run_id VARCHAR, arrival_seq BIGINT)"
+        )
+        for number, (seq, run, on_day) in enumerate(stored):
+            con.execute(
+                "INSERT INTO allocations VALUES (?, 'LAMP', 1, 'b1', NULL, ?, ?, ?)",
+                [f"o{number}", day if on_day else day + dt.timedelta(days=1), run, seq],
+            )
+        frames = list(reports.report_chunks(con, "allocations", day, rows=rows))
+    got = pl.concat(frames)
+    expected = sorted(
+        ((seq, run, f"o{number}") for number, (seq, run, on_day) in enumerate(stored) if on_day),
+        key=lambda row: (row[0] is None, row[0] or 0, row[1]),  # NULLS LAST, as DuckDB sorts
+    )
+    assert got["orderid"].to_list() == [orderid for _, _, orderid in expected]
+    assert got["run_id"].to_list() == [run for _, run, _ in expected]
