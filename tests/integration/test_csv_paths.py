@@ -54,6 +54,12 @@ NOT_PLAIN: dict[str, tuple[str, bytes]] = {
     "ragged with crlf": ("orders", b"orderid,sku,qty\r\nA1,LAMP\r\nA2,LAMP,1\r\n"),
     "blank lines": ("orders", b"orderid,sku,qty\nA1,LAMP,3\n\nA2,LAMP,1\n"),
     "lone carriage return": ("orders", b"orderid,sku,qty\nA1,LAMP,3\rA2,LAMP,1\n"),
+    "blank line after a windows line end": (
+        "orders",
+        b"orderid,sku,qty\r\nA1,LAMP,3\r\n\r\nA2,LAMP,1,\r\n",
+    ),
+    # As many commas as a plain file's: only the look for carriage returns declines it.
+    "carriage return inside a field": ("orders", b"orderid,sku,qty\nA1,LA\rMP,3\nA2,LAMP,1\n"),
     "missing column": ("orders", b"orderid,qty\nA1,3\n"),
     "duplicate column": ("orders", b"orderid,sku,SKU,qty\nA1,LAMP,LAMP,3\n"),
 }

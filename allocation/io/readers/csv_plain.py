@@ -30,12 +30,12 @@ def plain_values(data: bytes, width: int) -> pl.DataFrame | None:
     reads it and explains every odd row)."""
     if not data:
         return pl.DataFrame({f"column_{i}": [] for i in range(width)}, schema=_schema(width))
-    if (
-        b'"' in data
-        or data.startswith((b"\n", b"\r\n"))
-        or b"\n\n" in data
-        or b"\n\r\n" in data
-        or data.count(b"\r") != data.count(b"\r\n")
+    if b'"' in data or data.startswith(b"\n") or b"\n\n" in data:
+        return None
+    # Most exports have no carriage return at all: then the three looks for one are skipped
+    # (each a pass over the chunk: 44 ms of 80 for a 27 MB file of 1M lines).
+    if b"\r" in data and (
+        data.startswith(b"\r\n") or b"\n\r\n" in data or data.count(b"\r") != data.count(b"\r\n")
     ):
         return None
     lines = data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
