@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Collection
 
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from allocation.io import ingest
 from allocation.io.ingest import classify_batches, classify_orders
@@ -211,3 +214,154 @@ def test_every_row_of_a_file_loaded_before_byte_for_byte_is_a_duplicate() -> Non
         redelivered=["batches/a.csv"],
     )
     assert (result.duplicates, result.updates.height) == (2, 0)
+
+
+# The manifest rule as first written, with polars windows over each reference (`over`): the
+# code now sorts each reference's rows together instead (0.7 s -> 0.03 s for 250,000 batches),
+# and must classify every manifest exactly as this did.
+def windowed_already_received(
+    tonight: pl.DataFrame, received: pl.DataFrame, redelivered: Collection[str] = ()
+) -> pl.Series:
+    """The rule as first written, with polars windows."""
+    if tonight.is_empty():
+        return pl.Series("_seen", [], dtype=pl.Boolean)
+    numbered = tonight.select(ingest.MANIFEST_ROW).with_columns(
+        _occurrence=pl.int_range(1, pl.len() + 1).over(ingest.MANIFEST_ROW),
+        _order=pl.int_range(pl.len()),
+    )
+    counted = numbered.join(
+        received.select(*ingest.MANIFEST_ROW, "times"),
+        on=ingest.MANIFEST_ROW,
+        how="left",
+        nulls_equal=True,  # an empty eta (in stock) is a value like any other here
+        maintain_order="left",
+    ).sort("_order")
+    seen = (pl.col("_occurrence") <= pl.col("times").fill_null(0)) | pl.col("source_file").is_in(
+        pl.Series(list(redelivered), dtype=pl.String).implode()
+    )
+    return counted.select(seen.alias("_seen"))["_seen"]
+
+
+def windowed_classify_batches(
+    tonight: pl.DataFrame,
+    known: pl.DataFrame,
+    received: pl.DataFrame | None = None,
+    redelivered: Collection[str] = (),
+) -> ingest.Classified:
+    """The rule as first written, with polars windows."""
+    seen = (
+        windowed_already_received(tonight, received, redelivered)
+        if received is not None
+        else pl.Series("_seen", [False] * tonight.height, dtype=pl.Boolean)
+    )
+    repeats = int(seen.sum())
+    ref = "reference"
+    frame = (
+        tonight.with_row_index("_seq")
+        .filter(~seen)
+        .join(known, on=ref, how="left")
+        .with_columns(
+            _sku=pl.coalesce("known_sku", pl.col("sku").first().over(ref, order_by="_seq")),
+            _sku_where=pl.when(pl.col("known_sku").is_not_null())
+            .then(
+                pl.format(
+                    "received on {} ({})",
+                    pl.col("known_date").cast(pl.String),
+                    ingest._where("known_file", "known_line"),
+                )
+            )
+            .otherwise(
+                pl.format(
+                    "received in {}",
+                    ingest._where("source_file", "line").first().over(ref, order_by="_seq"),
+                )
+            ),
+        )
+        .sort("_seq")
+    )
+    wrong_sku = frame.filter(pl.col("sku") != pl.col("_sku"))
+    kept = frame.filter(pl.col("sku") == pl.col("_sku")).with_columns(
+        _prev_qty=pl.col("qty").shift(1).over(ref, order_by="_seq"),
+        _prev_eta=pl.col("eta").shift(1).over(ref, order_by="_seq"),
+        _has_prev=pl.int_range(pl.len()).over(ref, order_by="_seq") > 0,
+    )
+    kept = kept.with_columns(
+        _prev_qty=pl.when(pl.col("_has_prev")).then("_prev_qty").otherwise("known_qty"),
+        _prev_eta=pl.when(pl.col("_has_prev")).then("_prev_eta").otherwise("known_eta"),
+        _known=pl.col("_has_prev") | pl.col("known_sku").is_not_null(),
+    ).sort("_seq")
+    same = (pl.col("qty") == pl.col("_prev_qty")) & pl.col("eta").eq_missing(pl.col("_prev_eta"))
+    updates = kept.filter(pl.col("_known") & ~same).select(
+        *tonight.columns,
+        pl.col("_prev_qty").alias("old_qty"),
+        pl.col("_prev_eta").alias("old_eta"),
+    )
+    return ingest.Classified(
+        new=kept.filter(~pl.col("_known")).select(tonight.columns),
+        updates=updates,
+        duplicates=repeats + kept.filter(pl.col("_known") & same).height,
+        rejected=ingest._rejections(
+            "batches",
+            wrong_sku,
+            pl.format(
+                "batch {} has sku {} ({}); a batch cannot change sku (got {})",
+                "reference",
+                "_sku",
+                "_sku_where",
+                "sku",
+            ),
+        ),
+        received=kept.select(*ingest.MANIFEST_ROW, "line"),
+    )
+
+
+MANIFEST_ROW_VALUES = st.tuples(
+    st.sampled_from(["batches/a.csv", "batches/b.csv"]),
+    st.sampled_from(["b1", "b2", "b3"]),
+    st.sampled_from(["LAMP", "RETRO-CLOCK"]),
+    st.integers(0, 2),
+    st.sampled_from([None, dt.date(2026, 12, 1), dt.date(2026, 12, 9)]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    tonight=st.lists(MANIFEST_ROW_VALUES, max_size=12),
+    known=st.lists(
+        st.tuples(
+            st.sampled_from(["b1", "b2", "b3"]),
+            st.sampled_from(["LAMP", "RETRO-CLOCK"]),
+            st.integers(0, 2),
+            st.sampled_from([None, dt.date(2026, 12, 1)]),
+        ),
+        max_size=3,
+        unique_by=lambda row: row[0],
+    ),
+    before=st.lists(
+        st.tuples(MANIFEST_ROW_VALUES, st.integers(1, 2)), max_size=4, unique_by=lambda r: r[0]
+    ),
+    redelivered=st.sets(st.sampled_from(["batches/a.csv", "batches/b.csv"]), max_size=1),
+)
+def test_any_manifest_is_classified_as_the_rule_first_written_did(
+    tonight: list[tuple[str, str, str, int, dt.date | None]],
+    known: list[tuple[str, str, int, dt.date | None]],
+    before: list[tuple[tuple[str, str, str, int, dt.date | None], int]],
+    redelivered: set[str],
+) -> None:
+    rows = pl.DataFrame(
+        [(f, i + 1, r, s, q, e, None) for i, (f, r, s, q, e) in enumerate(tonight)],
+        schema=batches().schema,
+        orient="row",
+    )
+    got_before = pl.DataFrame(
+        [(*row, times) for row, times in before], schema=received().schema, orient="row"
+    )
+    args = (rows, known_batches(*known), got_before, redelivered)
+
+    got, expected = classify_batches(*args), windowed_classify_batches(*args)
+
+    assert got.new.equals(expected.new)
+    assert got.updates.equals(expected.updates)
+    assert got.duplicates == expected.duplicates
+    assert got.rejected.equals(expected.rejected)
+    assert got.received.equals(expected.received)
