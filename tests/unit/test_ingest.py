@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection
+from dataclasses import dataclass, field
 
 import polars as pl
 import pytest
@@ -216,103 +216,65 @@ def test_every_row_of_a_file_loaded_before_byte_for_byte_is_a_duplicate() -> Non
     assert (result.duplicates, result.updates.height) == (2, 0)
 
 
-# The manifest rule as first written, with polars windows over each reference (`over`): the
-# code now sorts each reference's rows together instead (0.7 s -> 0.03 s for 250,000 batches),
-# and must classify every manifest exactly as this did.
-def windowed_already_received(
-    tonight: pl.DataFrame, received: pl.DataFrame, redelivered: Collection[str] = ()
-) -> pl.Series:
-    """The rule as first written, with polars windows."""
-    if tonight.is_empty():
-        return pl.Series("_seen", [], dtype=pl.Boolean)
-    numbered = tonight.select(ingest.MANIFEST_ROW).with_columns(
-        _occurrence=pl.int_range(1, pl.len() + 1).over(ingest.MANIFEST_ROW),
-        _order=pl.int_range(pl.len()),
-    )
-    counted = numbered.join(
-        received.select(*ingest.MANIFEST_ROW, "times"),
-        on=ingest.MANIFEST_ROW,
-        how="left",
-        nulls_equal=True,  # an empty eta (in stock) is a value like any other here
-        maintain_order="left",
-    ).sort("_order")
-    seen = (pl.col("_occurrence") <= pl.col("times").fill_null(0)) | pl.col("source_file").is_in(
-        pl.Series(list(redelivered), dtype=pl.String).implode()
-    )
-    return counted.select(seen.alias("_seen"))["_seen"]
+Row = tuple[str, int, str, str, int, dt.date | None]  # source_file, line, reference, sku, qty, eta
 
 
-def windowed_classify_batches(
-    tonight: pl.DataFrame,
-    known: pl.DataFrame,
-    received: pl.DataFrame | None = None,
-    redelivered: Collection[str] = (),
-) -> ingest.Classified:
-    """The rule as first written, with polars windows."""
-    seen = (
-        windowed_already_received(tonight, received, redelivered)
-        if received is not None
-        else pl.Series("_seen", [False] * tonight.height, dtype=pl.Boolean)
-    )
-    repeats = int(seen.sum())
-    ref = "reference"
-    frame = (
-        tonight.with_row_index("_seq")
-        .filter(~seen)
-        .join(known, on=ref, how="left")
-        .with_columns(
-            _sku=pl.coalesce("known_sku", pl.col("sku").first().over(ref, order_by="_seq")),
-            _sku_where=pl.when(pl.col("known_sku").is_not_null())
-            .then(
-                pl.format(
-                    "received on {} ({})",
-                    pl.col("known_date").cast(pl.String),
-                    ingest._where("known_file", "known_line"),
-                )
+@dataclass
+class ManifestAnswer:
+    """What `classify_batches` decides, as plain rows in arrival order."""
+
+    new: list[Row] = field(default_factory=list)
+    updates: list[tuple[Row, int, dt.date | None]] = field(default_factory=list)
+    duplicates: int = 0
+    rejected: list[tuple[str, int, str]] = field(default_factory=list)  # source_file, line, reason
+    received: list[Row] = field(default_factory=list)
+
+
+def manifest_rule(
+    tonight: list[Row],
+    known: dict[str, tuple[str, int, dt.date | None]],
+    times: dict[tuple[str, str, str, int, dt.date | None], int],
+    redelivered: set[str],
+) -> ManifestAnswer:
+    """The inbox contract's manifest rule, row by row in plain Python: the test's oracle.
+    `known`: reference -> (sku, qty, eta) of the warehouse's batch (received on 2026-11-24 in
+    batches/old.csv line 3, as `known_batches` says). `times`: how often each manifest row
+    (file, reference, sku, qty, eta) was received before."""
+    answer = ManifestAnswer()
+    occurrences: dict[tuple[str, str, str, int, dt.date | None], int] = {}
+    first: dict[str, Row] = {}  # each reference's first row tonight not received before
+    last: dict[str, tuple[int, dt.date | None]] = {}  # its latest kept qty and eta tonight
+    for row in tonight:
+        source_file, line, reference, sku, qty, eta = row
+        key = (source_file, reference, sku, qty, eta)
+        occurrences[key] = occurrences.get(key, 0) + 1
+        if occurrences[key] <= times.get(key, 0) or source_file in redelivered:
+            answer.duplicates += 1
+            continue
+        first.setdefault(reference, row)
+        if reference in known:
+            its_sku = known[reference][0]
+            where = "received on 2026-11-24 (batches/old.csv line 3)"
+        else:
+            its_sku = first[reference][3]
+            where = f"received in {first[reference][0]} line {first[reference][1]}"
+        if sku != its_sku:
+            reason = (
+                f"batch {reference} has sku {its_sku} ({where}); a batch cannot change sku "
+                f"(got {sku})"
             )
-            .otherwise(
-                pl.format(
-                    "received in {}",
-                    ingest._where("source_file", "line").first().over(ref, order_by="_seq"),
-                )
-            ),
-        )
-        .sort("_seq")
-    )
-    wrong_sku = frame.filter(pl.col("sku") != pl.col("_sku"))
-    kept = frame.filter(pl.col("sku") == pl.col("_sku")).with_columns(
-        _prev_qty=pl.col("qty").shift(1).over(ref, order_by="_seq"),
-        _prev_eta=pl.col("eta").shift(1).over(ref, order_by="_seq"),
-        _has_prev=pl.int_range(pl.len()).over(ref, order_by="_seq") > 0,
-    )
-    kept = kept.with_columns(
-        _prev_qty=pl.when(pl.col("_has_prev")).then("_prev_qty").otherwise("known_qty"),
-        _prev_eta=pl.when(pl.col("_has_prev")).then("_prev_eta").otherwise("known_eta"),
-        _known=pl.col("_has_prev") | pl.col("known_sku").is_not_null(),
-    ).sort("_seq")
-    same = (pl.col("qty") == pl.col("_prev_qty")) & pl.col("eta").eq_missing(pl.col("_prev_eta"))
-    updates = kept.filter(pl.col("_known") & ~same).select(
-        *tonight.columns,
-        pl.col("_prev_qty").alias("old_qty"),
-        pl.col("_prev_eta").alias("old_eta"),
-    )
-    return ingest.Classified(
-        new=kept.filter(~pl.col("_known")).select(tonight.columns),
-        updates=updates,
-        duplicates=repeats + kept.filter(pl.col("_known") & same).height,
-        rejected=ingest._rejections(
-            "batches",
-            wrong_sku,
-            pl.format(
-                "batch {} has sku {} ({}); a batch cannot change sku (got {})",
-                "reference",
-                "_sku",
-                "_sku_where",
-                "sku",
-            ),
-        ),
-        received=kept.select(*ingest.MANIFEST_ROW, "line"),
-    )
+            answer.rejected.append((source_file, line, reason))
+            continue
+        answer.received.append(row)
+        previous = last.get(reference) or (known[reference][1:] if reference in known else None)
+        last[reference] = (qty, eta)
+        if previous is None:
+            answer.new.append(row)
+        elif previous == (qty, eta):
+            answer.duplicates += 1
+        else:
+            answer.updates.append((row, *previous))
+    return answer
 
 
 MANIFEST_ROW_VALUES = st.tuples(
@@ -342,26 +304,30 @@ MANIFEST_ROW_VALUES = st.tuples(
     ),
     redelivered=st.sets(st.sampled_from(["batches/a.csv", "batches/b.csv"]), max_size=1),
 )
-def test_any_manifest_is_classified_as_the_rule_first_written_did(
+def test_any_manifest_is_classified_as_the_rule_says_row_by_row(
     tonight: list[tuple[str, str, str, int, dt.date | None]],
     known: list[tuple[str, str, int, dt.date | None]],
     before: list[tuple[tuple[str, str, str, int, dt.date | None], int]],
     redelivered: set[str],
 ) -> None:
-    rows = pl.DataFrame(
-        [(f, i + 1, r, s, q, e, None) for i, (f, r, s, q, e) in enumerate(tonight)],
-        schema=batches().schema,
-        orient="row",
+    rows = [(f, i + 1, r, s, q, e) for i, (f, r, s, q, e) in enumerate(tonight)]
+    got = classify_batches(
+        pl.DataFrame([(*row, None) for row in rows], schema=batches().schema, orient="row"),
+        known_batches(*known),
+        pl.DataFrame(
+            [(*row, times) for row, times in before], schema=received().schema, orient="row"
+        ),
+        redelivered,
     )
-    got_before = pl.DataFrame(
-        [(*row, times) for row, times in before], schema=received().schema, orient="row"
+
+    expected = manifest_rule(
+        rows, {r: (s, q, e) for r, s, q, e in known}, dict(before), redelivered
     )
-    args = (rows, known_batches(*known), got_before, redelivered)
-
-    got, expected = classify_batches(*args), windowed_classify_batches(*args)
-
-    assert got.new.equals(expected.new)
-    assert got.updates.equals(expected.updates)
+    columns = ["source_file", "line", "reference", "sku", "qty", "eta"]
+    assert got.new.select(columns).rows() == expected.new
+    assert got.updates.select(*columns, "old_qty", "old_eta").rows() == [
+        (*row, old_qty, old_eta) for row, old_qty, old_eta in expected.updates
+    ]
     assert got.duplicates == expected.duplicates
-    assert got.rejected.equals(expected.rejected)
-    assert got.received.equals(expected.received)
+    assert got.rejected.select("source_file", "line", "reason").rows() == expected.rejected
+    assert got.received.select(columns).rows() == expected.received
