@@ -58,10 +58,10 @@ def _first_of(column: str) -> pl.Expr:
     return (pl.col(column) != pl.col(column).shift(1)).fill_null(True)
 
 
-def _carried(value: pl.Expr) -> pl.Expr:
-    """Over rows sorted into groups, `_first` marking each group's first row: `value` of that
+def _carried(value: pl.Expr, first: pl.Expr) -> pl.Expr:
+    """Over rows sorted into groups, `first` marking each group's first row: `value` of that
     first row, on every row of its group (`value` is never null there)."""
-    return pl.when(pl.col("_first")).then(value).forward_fill()
+    return pl.when(first).then(value).forward_fill()
 
 
 def key_hash() -> pl.Expr:
@@ -222,11 +222,10 @@ def classify_batches(
         .filter(~seen)
         .join(known, on=ref, how="left")
         .sort(ref, "_seq")
-        .with_columns(_first=_first_of(ref))
         .with_columns(
-            _sku=pl.coalesce("known_sku", _carried(pl.col("sku"))),
-            _first_file=_carried(pl.col("source_file")),
-            _first_line=_carried(pl.col("line")),
+            _sku=pl.coalesce("known_sku", _carried(pl.col("sku"), _first_of(ref))),
+            _first_file=_carried(pl.col("source_file"), _first_of(ref)),
+            _first_line=_carried(pl.col("line"), _first_of(ref)),
         )
     )
     # Worded only for the rows it explains.

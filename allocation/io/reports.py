@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 
 import duckdb
 import pandera.errors
@@ -72,36 +73,43 @@ def report_params(name: str, day: dt.date) -> dict[str, object]:
     return {"day": day, "temporary": TEMPORARY_NAME} if name == "rejected" else {"day": day}
 
 
-#: Allocations, the report that grows with the night, are read in slices of `arrival_seq`, their
-#: first sort key, each slice sorted by DuckDB on its own: sorting the whole night at once held
-#: too much memory. Same rows and order as `REPORT_SQL`. (`out_of_stock` is read whole: each
-#: slice would re-run the view's joins; docs/benchmarks.md has both measurements.)
-#: Name -> (one slice, `$lo <= arrival_seq < $hi`, in report order;
-#:          `arrival_seq` bounds and row count per bucket of `arrival_seq // $width`, in order).
-SLICE_SQL: dict[str, tuple[str, str]] = {
-    "allocations": (
-        "SELECT orderid, sku, qty, batchref, eta, business_date, run_id FROM allocations "
-        "WHERE business_date = $day AND arrival_seq >= $lo AND arrival_seq < $hi "
-        "ORDER BY arrival_seq, run_id",
-        "SELECT min(arrival_seq), max(arrival_seq), count(*) FROM allocations "
-        "WHERE business_date = $day GROUP BY arrival_seq // $width ORDER BY 1 NULLS LAST",
-    ),
-}
+@dataclass(frozen=True)
+class SlicedReport:
+    """The SQL of a report read in slices of `arrival_seq`, its first sort key."""
 
+    #: One slice, `$lo <= arrival_seq < $hi`, rows as stored.
+    slice: str
+    #: What puts a slice in report order.
+    order: str
+    #: `arrival_seq` bounds and row count per bucket of `arrival_seq // $width`, in order.
+    bounds: str
+    #: The report's `arrival_seq` alone, as stored.
+    keys: str
+
+
+#: Allocations, the report that grows with the night, are read in slices of `arrival_seq`, each
+#: sorted by DuckDB on its own: sorting the whole night at once held too much memory. Same rows
+#: and order as `REPORT_SQL`. (`out_of_stock` is read whole: each slice would re-run the view's
+#: joins; docs/benchmarks.md has both measurements.)
+#:
 #: On a usual night the slices need no sort: recording appends a run's allocations in
 #: `arrival_seq` order, one row per line, and DuckDB hands a table's rows out in the order they
 #: were stored when no ORDER BY is asked (`preserve_insertion_order`, on by default and never
-#: turned off here). So a slice is read as stored once a first pass over the day's
-#: `arrival_seq` alone (`STORED_KEYS_SQL`) has found it strictly increasing
-#: (`stored_in_report_order`); a date run twice, which places earlier lines after later ones,
-#: or a line released and placed again the same day (two rows) is sorted. Sorting 9M rows cost
-#: more than reading their keys once more (docs/benchmarks.md, "The allocations report read as
-#: stored").
-STORED_SLICE_SQL: dict[str, str] = {
-    "allocations": "SELECT orderid, sku, qty, batchref, eta, business_date, run_id FROM allocations "
-    "WHERE business_date = $day AND arrival_seq >= $lo AND arrival_seq < $hi",
+#: turned off here). So the slices are read as stored once a first pass over the day's
+#: `arrival_seq` alone has found it strictly increasing (`stored_in_report_order`); a date run
+#: twice, which places earlier lines after later ones, or a line released and placed again the
+#: same day (two rows) is sorted. Sorting 9M rows cost more than reading their keys once more
+#: (docs/benchmarks.md, "The allocations report read as stored").
+SLICE_SQL: dict[str, SlicedReport] = {
+    "allocations": SlicedReport(
+        slice="SELECT orderid, sku, qty, batchref, eta, business_date, run_id FROM allocations "
+        "WHERE business_date = $day AND arrival_seq >= $lo AND arrival_seq < $hi",
+        order=" ORDER BY arrival_seq, run_id",
+        bounds="SELECT min(arrival_seq), max(arrival_seq), count(*) FROM allocations "
+        "WHERE business_date = $day GROUP BY arrival_seq // $width ORDER BY 1 NULLS LAST",
+        keys="SELECT arrival_seq FROM allocations WHERE business_date = $day",
+    ),
 }
-STORED_KEYS_SQL = "SELECT arrival_seq FROM allocations WHERE business_date = $day"
 
 
 def report_chunks(
@@ -145,8 +153,9 @@ def _frames(
     """The report's rows in order, in frames of about `rows` rows; at least one frame."""
     bounds = _slices(con, name, day, rows) if name in SLICE_SQL else None
     if bounds is not None:
-        stored = stored_in_report_order(con, day, rows)
-        sql = STORED_SLICE_SQL[name] if stored else SLICE_SQL[name][0]
+        sliced = SLICE_SQL[name]
+        stored = stored_in_report_order(con, name, day, rows)
+        sql = sliced.slice if stored else sliced.slice + sliced.order
         for low, high in bounds:
             frame: pl.DataFrame = con.sql(sql, params={"day": day, "lo": low, "hi": high}).pl()
             yield frame
@@ -161,13 +170,13 @@ def _frames(
 
 
 def stored_in_report_order(
-    con: duckdb.DuckDBPyConnection, day: dt.date, rows: int = REPORT_CHUNK_ROWS
+    con: duckdb.DuckDBPyConnection, name: str, day: dt.date, rows: int = REPORT_CHUNK_ROWS
 ) -> bool:
-    """Whether the day's allocations, as stored, are already in the report's order: every row
-    has an `arrival_seq` and each is larger than the one stored before it (so no two rows
-    share one, and `run_id`, the second sort key, never decides). Reads that one column a
-    slice of about `rows` at a time."""
-    reader = con.sql(STORED_KEYS_SQL, params={"day": day}).to_arrow_reader(rows)
+    """Whether the rows of report `name` (one of `SLICE_SQL`), as stored, are already in the
+    report's order: every row has an `arrival_seq` and each is larger than the one stored before
+    it (so no two rows share one, and the second sort key never decides). Reads that one column
+    a slice of about `rows` at a time."""
+    reader = con.sql(SLICE_SQL[name].keys, params={"day": day}).to_arrow_reader(rows)
     last: int | None = None
     try:
         for batch in reader:
@@ -197,7 +206,7 @@ def _slices(
 ) -> list[tuple[int, int]] | None:
     """`[low, high)` bounds of `arrival_seq` cutting the report into consecutive slices of about
     `rows` rows (at least one slice); None if a row has no `arrival_seq` (never written so)."""
-    sql = SLICE_SQL[name][1]
+    sql = SLICE_SQL[name].bounds
     width = max(1, rows // 8)  # a slice overshoots `rows` by less than a bucket
     buckets = con.sql(sql, params={"day": day, "width": width}).fetchall()
     if any(low is None for low, _high, _count in buckets):

@@ -221,12 +221,12 @@ def test_a_usual_nights_allocations_are_read_as_stored_and_a_night_run_again_sor
     site.orders("1.csv", "first,LAMP,5", "second,LAMP,1", "third,RETRO-CLOCK,2", "x,RETRO-CLOCK,1")
     site.run(NIGHT_1)
     with duckdb.connect(str(state), read_only=True) as con:
-        assert reports.stored_in_report_order(con, day, rows=1)
+        assert reports.stored_in_report_order(con, "allocations", day, rows=1)
 
     site.batches("2.csv", "b3,LAMP,10,")
     site.run(NIGHT_1)
     with duckdb.connect(str(state), read_only=True) as con:
-        assert not reports.stored_in_report_order(con, day, rows=1)
+        assert not reports.stored_in_report_order(con, "allocations", day, rows=1)
         orderids = pl.concat(reports.report_chunks(con, "allocations", day, rows=1))["orderid"]
     assert orderids.to_list() == ["first", "second", "third", "x"]
 
